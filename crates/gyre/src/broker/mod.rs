@@ -1,0 +1,312 @@
+//! The Broker: publications, join/leave and history streams, shared by every node.
+//!
+//! A broker delivers what is published on any node to the [`BrokerEventHandler`] of every
+//! node that subscribed to the channel, and keeps history streams with offset + epoch.
+//! [`MemoryBroker`] is the single-node default; other crates bring Redis and NATS.
+
+mod memory;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub use memory::MemoryBroker;
+
+/// A boxed future, the return type of the object-safe engine traits.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Who published or joined: user id, connection id and their info.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientInfo {
+    /// User id (`""` for anonymous).
+    pub user: String,
+    /// Connection id.
+    pub client: String,
+    /// Connection info (raw JSON or bytes), from the credentials.
+    pub conn_info: Bytes,
+    /// Channel info (raw JSON or bytes), from the subscription.
+    pub chan_info: Bytes,
+}
+
+impl ClientInfo {
+    /// Info for a user's connection.
+    pub fn new(user: impl Into<String>, client: impl Into<String>) -> Self {
+        ClientInfo {
+            user: user.into(),
+            client: client.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A message in a channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Publication {
+    /// Position in the channel's stream (0 when the channel keeps no history).
+    pub offset: u64,
+    /// Payload.
+    pub data: Bytes,
+    /// Publisher, when a client published it.
+    pub info: Option<ClientInfo>,
+    /// Application tags.
+    pub tags: HashMap<String, String>,
+    /// Unix time in milliseconds when the broker accepted it.
+    pub time: i64,
+}
+
+impl Publication {
+    /// A publication carrying `data`.
+    pub fn new(data: impl Into<Bytes>) -> Self {
+        Publication {
+            data: data.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Where a stream is: the offset of its newest publication and the stream's epoch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct StreamPosition {
+    /// Offset of the newest publication (0 for an empty stream).
+    pub offset: u64,
+    /// Identifies this incarnation of the stream; a lost and recreated stream gets a new one.
+    pub epoch: String,
+}
+
+impl StreamPosition {
+    /// A position.
+    pub fn new(offset: u64, epoch: impl Into<String>) -> Self {
+        StreamPosition {
+            offset,
+            epoch: epoch.into(),
+        }
+    }
+}
+
+/// Options of [`Broker::publish`].
+///
+/// ```
+/// use std::time::Duration;
+/// use gyre::PublishOptions;
+/// let opts = PublishOptions::new().history(100, Duration::from_secs(60));
+/// assert_eq!(opts.history_size, 100);
+/// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct PublishOptions {
+    /// Keep at most this many publications in the stream (0 = no history).
+    pub history_size: usize,
+    /// Drop publications older than this (zero = no history).
+    pub history_ttl: Duration,
+    /// How long the stream's meta (epoch, top offset) outlives its last publication.
+    pub history_meta_ttl: Option<Duration>,
+    /// The publisher, attached to the publication.
+    pub client_info: Option<ClientInfo>,
+    /// Application tags.
+    pub tags: HashMap<String, String>,
+    /// Publishing twice with the same key returns the first result and publishes once.
+    pub idempotency_key: Option<String>,
+    /// How long an idempotency key is remembered (default 5 minutes).
+    pub idempotent_result_ttl: Option<Duration>,
+    /// Ask the broker for the previous publication so deltas can be computed.
+    pub use_delta: bool,
+    /// Drop the publication if its version is not above the last one (0 = unversioned).
+    pub version: u64,
+    /// Versions are compared only within the same version epoch.
+    pub version_epoch: String,
+}
+
+impl PublishOptions {
+    /// Default options: no history.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keep history with these bounds (both must be non-zero).
+    pub fn history(mut self, size: usize, ttl: Duration) -> Self {
+        self.history_size = size;
+        self.history_ttl = ttl;
+        self
+    }
+
+    /// Attach the publisher.
+    pub fn client_info(mut self, info: ClientInfo) -> Self {
+        self.client_info = Some(info);
+        self
+    }
+
+    /// Attach tags.
+    pub fn tags(mut self, tags: HashMap<String, String>) -> Self {
+        self.tags = tags;
+        self
+    }
+
+    /// Make the publish idempotent.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Keep stream meta for this long.
+    pub fn history_meta_ttl(mut self, ttl: Duration) -> Self {
+        self.history_meta_ttl = Some(ttl);
+        self
+    }
+
+    /// Request delta compression support.
+    pub fn use_delta(mut self, on: bool) -> Self {
+        self.use_delta = on;
+        self
+    }
+
+    /// Versioned publish.
+    pub fn version(mut self, version: u64, epoch: impl Into<String>) -> Self {
+        self.version = version;
+        self.version_epoch = epoch.into();
+        self
+    }
+
+    /// Whether these options keep history.
+    pub fn keeps_history(&self) -> bool {
+        self.history_size > 0 && !self.history_ttl.is_zero()
+    }
+}
+
+/// Which publications of a stream to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HistoryFilter {
+    /// Start after this position (before it when `reverse`); `None` = from the oldest
+    /// (newest when `reverse`).
+    pub since: Option<StreamPosition>,
+    /// 0 = no publications, only the position; -1 = all; N = at most N.
+    pub limit: i32,
+    /// Newest first.
+    pub reverse: bool,
+}
+
+/// Options of [`Broker::history`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct HistoryOptions {
+    /// What to read.
+    pub filter: HistoryFilter,
+    /// Stream meta TTL to (re)apply.
+    pub meta_ttl: Option<Duration>,
+}
+
+impl HistoryOptions {
+    /// Read with `limit` (0 = position only, -1 = all).
+    pub fn new(limit: i32) -> Self {
+        HistoryOptions {
+            filter: HistoryFilter {
+                limit,
+                ..Default::default()
+            },
+            meta_ttl: None,
+        }
+    }
+
+    /// Start after `since`.
+    pub fn since(mut self, since: StreamPosition) -> Self {
+        self.filter.since = Some(since);
+        self
+    }
+
+    /// Newest first.
+    pub fn reverse(mut self, reverse: bool) -> Self {
+        self.filter.reverse = reverse;
+        self
+    }
+}
+
+/// What [`Broker::history`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryResult {
+    /// The stream's current top.
+    pub position: StreamPosition,
+    /// The publications asked for, in the requested order.
+    pub publications: Vec<Publication>,
+}
+
+/// What [`Broker::publish`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishResult {
+    /// Position of the new publication (offset 0, empty epoch without history).
+    pub position: StreamPosition,
+    /// True when an idempotency key or a version made the broker skip this publish.
+    pub suppressed: bool,
+}
+
+/// Failures of a broker.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// `since.epoch` differs from the stream's epoch, or a reverse read from offset 0.
+    #[error("unrecoverable position")]
+    UnrecoverablePosition,
+    /// A bad argument.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The engine cannot be reached or failed.
+    #[error("engine unavailable: {0}")]
+    Unavailable(String),
+    /// The broker was shut down.
+    #[error("broker closed")]
+    Closed,
+}
+
+/// Receives what a broker delivers. Implemented by the node; brokers call it for every
+/// channel the node subscribed to.
+pub trait BrokerEventHandler: Send + Sync + 'static {
+    /// A publication arrived. `prev` is the previous publication of the stream when the
+    /// publisher asked for deltas. Calls for one channel must be made in offset order.
+    fn handle_publication(
+        &self,
+        channel: &str,
+        publication: Publication,
+        position: StreamPosition,
+        use_delta: bool,
+        prev: Option<Publication>,
+    );
+    /// A client joined the channel.
+    fn handle_join(&self, channel: &str, info: ClientInfo);
+    /// A client left the channel.
+    fn handle_leave(&self, channel: &str, info: ClientInfo);
+}
+
+/// The pub/sub + history engine behind a [`Node`](crate::Node).
+pub trait Broker: Send + Sync + 'static {
+    /// Starts delivering events to `handler`. Called once by the node before serving.
+    fn run(&self, handler: Arc<dyn BrokerEventHandler>) -> BoxFuture<'_, Result<(), BrokerError>>;
+    /// This node wants events of `channel`.
+    fn subscribe(&self, channel: &str) -> BoxFuture<'_, Result<(), BrokerError>>;
+    /// This node no longer wants events of `channel`.
+    fn unsubscribe(&self, channel: &str) -> BoxFuture<'_, Result<(), BrokerError>>;
+    /// Publishes (and appends to history when the options say so).
+    fn publish(
+        &self,
+        channel: &str,
+        data: Bytes,
+        options: PublishOptions,
+    ) -> BoxFuture<'_, Result<PublishResult, BrokerError>>;
+    /// Publishes a join event (at most once, never stored).
+    fn publish_join(&self, channel: &str, info: ClientInfo) -> BoxFuture<'_, Result<(), BrokerError>>;
+    /// Publishes a leave event (at most once, never stored).
+    fn publish_leave(&self, channel: &str, info: ClientInfo)
+    -> BoxFuture<'_, Result<(), BrokerError>>;
+    /// Reads the stream. Creates its meta (new epoch, offset 0) when it does not exist.
+    fn history(
+        &self,
+        channel: &str,
+        options: HistoryOptions,
+    ) -> BoxFuture<'_, Result<HistoryResult, BrokerError>>;
+    /// Drops the stream's publications (the position stays).
+    fn remove_history(&self, channel: &str) -> BoxFuture<'_, Result<(), BrokerError>>;
+}

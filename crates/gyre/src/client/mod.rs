@@ -1,0 +1,3 @@
+//! One connection session.
+
+pub(crate) mod queue;

@@ -1,0 +1,1 @@
+//! Connections by user and client id; channel subscribers; broadcast.

@@ -1,0 +1,1 @@
+//! Stream recovery: pure logic deciding what a resubscribing client missed.

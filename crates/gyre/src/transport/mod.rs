@@ -1,0 +1,1 @@
+//! Transports: how connections reach a client session.
