@@ -13,3 +13,13 @@ pub mod proto {
 }
 
 pub use codes::{Disconnect, Error, Unsubscribe};
+
+/// The encoding of a connection, fixed for its whole life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Protocol {
+    /// Newline-joined JSON objects, payloads embedded as raw JSON.
+    #[default]
+    Json,
+    /// Varint-length-delimited Protobuf messages.
+    Protobuf,
+}
