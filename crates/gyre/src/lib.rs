@@ -6,6 +6,8 @@
 
 mod broker;
 mod client;
+mod events;
+mod handler;
 mod hub;
 mod node;
 mod presence;
@@ -18,3 +20,11 @@ pub use broker::{
 };
 pub use gyre_protocol::{Disconnect, Error, Unsubscribe};
 pub use presence::{MemoryPresenceManager, PresenceError, PresenceManager, PresenceStats};
+pub use client::Client;
+pub use events::{
+    ConnectEvent, ConnectReply, Credentials, DisconnectEvent, HandlerError, HistoryEvent,
+    MessageEvent, PresenceEvent, PublishEvent, PublishReply, RefreshEvent, RefreshReply, RpcEvent,
+    RpcReply, SubRefreshEvent, SubRefreshReply, SubscribeEvent, SubscribeOptions, SubscribeReply,
+    UnsubscribeEvent,
+};
+pub use node::{Config, Node, NodeBuilder, NodeInfo};

@@ -1,3 +1,531 @@
-//! One connection session.
+//! One connection session: state, command dispatch, subscriptions and delivery.
+//!
+//! Commands of one connection are handled one at a time, in the order they arrived.
+//! Lock order: a client's state lock is never held while calling into the hub, the
+//! broker or the presence manager (the hub calls back into clients while holding its own
+//! locks).
 
+mod commands;
 pub(crate) mod queue;
+mod subscription;
+mod timers;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use gyre_protocol::{Protocol, proto};
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+pub(crate) use subscription::SubState;
+
+use crate::broker::{ClientInfo, Publication};
+use crate::events::{
+    DisconnectEvent, HandlerError, HistoryEvent, MessageEvent, PresenceEvent, PublishEvent,
+    PublishReply, RefreshEvent, RefreshReply, RpcEvent, RpcReply, SubRefreshEvent,
+    SubRefreshReply, SubscribeEvent, SubscribeOptions, SubscribeReply, UnsubscribeEvent,
+};
+use crate::handler::{Handler, Observer, handler};
+use crate::node::Node;
+use crate::transport::{Session, TransportInfo};
+use crate::{Disconnect, Error, Unsubscribe};
+use queue::Outbound;
+
+/// Current Unix time in seconds.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Encodes a push for `protocol`; `None` when the payload cannot be carried by it.
+pub(crate) fn encode_push(protocol: Protocol, push: &proto::Push) -> Option<Bytes> {
+    let reply = proto::Reply {
+        push: Some(push.clone()),
+        ..Default::default()
+    };
+    encode_reply(protocol, &reply)
+}
+
+/// Encodes a reply for `protocol`; `None` when the payload cannot be carried by it.
+pub(crate) fn encode_reply(protocol: Protocol, reply: &proto::Reply) -> Option<Bytes> {
+    let mut buf = BytesMut::new();
+    gyre_protocol::encode_reply(protocol, reply, &mut buf).ok()?;
+    Some(buf.freeze())
+}
+
+pub(crate) fn info_to_proto(info: &ClientInfo) -> proto::ClientInfo {
+    proto::ClientInfo {
+        user: info.user.clone(),
+        client: info.client.clone(),
+        conn_info: info.conn_info.clone(),
+        chan_info: info.chan_info.clone(),
+    }
+}
+
+/// The client-facing form of a publication (no `time`, no epoch: those are internal).
+pub(crate) fn publication_to_proto(p: &Publication) -> proto::Publication {
+    proto::Publication {
+        data: p.data.clone(),
+        info: p.info.as_ref().map(info_to_proto),
+        offset: p.offset,
+        tags: p.tags.clone(),
+        ..Default::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Waiting for the `connect` command.
+    Connecting,
+    /// Authenticated.
+    Connected,
+    /// `connect` was refused with an error: further input is ignored until the peer
+    /// closes (or the stale timer does).
+    Failed,
+    /// Gone.
+    Closed,
+}
+
+/// Mutable state of a connection.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) status: Status,
+    pub(crate) user: String,
+    pub(crate) info: Bytes,
+    /// Unix seconds when the credentials expire (0 = never).
+    pub(crate) expire_at: i64,
+    pub(crate) client_side_refresh: bool,
+    pub(crate) subs: HashMap<String, SubState>,
+    pub(crate) timers: timers::Timers,
+}
+
+#[derive(Default)]
+struct ClientHandlers {
+    subscribe: Option<Handler<SubscribeEvent, SubscribeReply>>,
+    publish: Option<Handler<PublishEvent, PublishReply>>,
+    rpc: Option<Handler<RpcEvent, RpcReply>>,
+    message: Option<Handler<MessageEvent, ()>>,
+    presence: Option<Handler<PresenceEvent, ()>>,
+    presence_stats: Option<Handler<PresenceEvent, ()>>,
+    history: Option<Handler<HistoryEvent, ()>>,
+    refresh: Option<Handler<RefreshEvent, RefreshReply>>,
+    sub_refresh: Option<Handler<SubRefreshEvent, SubRefreshReply>>,
+    unsubscribe: Option<Observer<UnsubscribeEvent>>,
+    disconnect: Option<Observer<DisconnectEvent>>,
+}
+
+/// Shared core of a connection.
+pub(crate) struct ClientInner {
+    pub(crate) seq: u64,
+    pub(crate) id: String,
+    pub(crate) node: Node,
+    pub(crate) transport: TransportInfo,
+    pub(crate) outbound: Arc<Outbound>,
+    pub(crate) state: Mutex<State>,
+    /// Boxed so that a connection without handlers costs one pointer.
+    handlers: Mutex<Option<Box<ClientHandlers>>>,
+}
+
+impl std::fmt::Debug for ClientInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id)
+            .field("transport", &self.transport.name)
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! get_handler {
+    ($self:ident, $name:ident) => {{
+        // Bound to a local so the lock is released before any await on the handler.
+        let handler = $self.handlers.lock().as_ref().and_then(|h| h.$name.clone());
+        handler
+    }};
+}
+pub(crate) use get_handler;
+
+impl ClientInner {
+    pub(crate) fn new(node: Node, transport: TransportInfo) -> Arc<Self> {
+        let config = node.config();
+        let timers = timers::Timers::new(Instant::now() + config.client_stale_close_delay);
+        let outbound = Arc::new(Outbound::new(config.client_queue_max_size));
+        Arc::new(ClientInner {
+            seq: node.next_seq(),
+            id: uuid::Uuid::new_v4().to_string(),
+            node,
+            transport,
+            outbound,
+            state: Mutex::new(State {
+                status: Status::Connecting,
+                user: String::new(),
+                info: Bytes::new(),
+                expire_at: 0,
+                client_side_refresh: false,
+                subs: HashMap::new(),
+                timers,
+            }),
+            handlers: Mutex::new(None),
+        })
+    }
+
+    pub(crate) fn protocol(&self) -> Protocol {
+        self.transport.protocol
+    }
+
+    pub(crate) fn user(&self) -> String {
+        self.state.lock().user.clone()
+    }
+
+    /// This connection as a publisher / presence entry.
+    pub(crate) fn client_info(&self, chan_info: Bytes) -> ClientInfo {
+        let state = self.state.lock();
+        let mut info = ClientInfo::new(state.user.clone(), self.id.clone());
+        info.conn_info = state.info.clone();
+        info.chan_info = chan_info;
+        info
+    }
+
+    fn with_handlers(&self, f: impl FnOnce(&mut ClientHandlers)) {
+        let mut h = self.handlers.lock();
+        f(h.get_or_insert_with(Default::default));
+    }
+
+    /// Encodes and queues a reply. `Err` when the connection must close.
+    pub(crate) fn write_reply(&self, reply: &proto::Reply) -> Result<(), Disconnect> {
+        let bytes = encode_reply(self.protocol(), reply).ok_or(Disconnect::INAPPROPRIATE_PROTOCOL)?;
+        self.outbound.push(bytes);
+        Ok(())
+    }
+
+    /// Encodes and queues a push. `Err` when the connection must close.
+    pub(crate) fn write_push(&self, push: proto::Push) -> Result<(), Disconnect> {
+        self.write_reply(&proto::Reply {
+            push: Some(push),
+            ..Default::default()
+        })
+    }
+
+    fn write_error(&self, id: u32, error: &Error) -> Result<(), Disconnect> {
+        self.write_reply(&proto::Reply {
+            id,
+            error: Some(error.to_proto()),
+            ..Default::default()
+        })
+    }
+
+    /// Handles every command of one transport message, in order.
+    async fn handle_message(self: Arc<Self>, data: Bytes) -> Result<(), Disconnect> {
+        for command in gyre_protocol::decode_commands(self.protocol(), data) {
+            let command = command.map_err(|e| {
+                tracing::debug!(client = %self.id, error = %e, "malformed command");
+                Disconnect::BAD_REQUEST
+            })?;
+            self.handle_command(command).await?;
+            if self.outbound.is_closed() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_command(self: &Arc<Self>, command: proto::Command) -> Result<(), Disconnect> {
+        let status = self.state.lock().status;
+        match status {
+            Status::Failed | Status::Closed => return Ok(()),
+            Status::Connecting if command.connect.is_none() || command.id == 0 => {
+                tracing::debug!(client = %self.id, "command before connect");
+                return Err(Disconnect::BAD_REQUEST);
+            }
+            _ => {}
+        }
+        let id = command.id;
+        if id == 0 {
+            return match command.send {
+                Some(send) => self.handle_send(send.data).await,
+                None => self.handle_pong(),
+            };
+        }
+        let result = if let Some(req) = command.connect {
+            if status == Status::Connected {
+                return Err(Disconnect::BAD_REQUEST);
+            }
+            return self.handle_connect(id, req).await;
+        } else if command.ping.is_some() {
+            Err(HandlerError::Error(Error::NOT_AVAILABLE))
+        } else if let Some(req) = command.subscribe {
+            return self.handle_subscribe(id, req).await;
+        } else if let Some(req) = command.unsubscribe {
+            self.handle_unsubscribe(req).await.map(|r| proto::Reply {
+                unsubscribe: Some(r),
+                ..Default::default()
+            })
+        } else if let Some(req) = command.publish {
+            self.handle_publish(req).await.map(|r| proto::Reply {
+                publish: Some(r),
+                ..Default::default()
+            })
+        } else if let Some(req) = command.presence {
+            self.handle_presence(req).await.map(|r| proto::Reply {
+                presence: Some(r),
+                ..Default::default()
+            })
+        } else if let Some(req) = command.presence_stats {
+            self.handle_presence_stats(req).await.map(|r| proto::Reply {
+                presence_stats: Some(r),
+                ..Default::default()
+            })
+        } else if let Some(req) = command.history {
+            self.handle_history(req).await.map(|r| proto::Reply {
+                history: Some(r),
+                ..Default::default()
+            })
+        } else if let Some(req) = command.rpc {
+            self.handle_rpc(req).await.map(|r| proto::Reply {
+                rpc: Some(r),
+                ..Default::default()
+            })
+        } else if let Some(req) = command.send {
+            // `send` never gets a reply, even when it carries an id.
+            return self.handle_send(req.data).await;
+        } else if let Some(req) = command.refresh {
+            self.handle_refresh(req).await.map(|r| proto::Reply {
+                refresh: Some(r),
+                ..Default::default()
+            })
+        } else if let Some(req) = command.sub_refresh {
+            self.handle_sub_refresh(req).await.map(|r| proto::Reply {
+                sub_refresh: Some(r),
+                ..Default::default()
+            })
+        } else {
+            tracing::debug!(client = %self.id, "command without request");
+            return Err(Disconnect::BAD_REQUEST);
+        };
+        match result {
+            Ok(mut reply) => {
+                reply.id = id;
+                self.write_reply(&reply)
+            }
+            Err(HandlerError::Error(e)) => self.write_error(id, &e),
+            Err(HandlerError::Disconnect(d)) => Err(d),
+        }
+    }
+
+    fn handle_pong(&self) -> Result<(), Disconnect> {
+        let mut state = self.state.lock();
+        if state.status != Status::Connected || !state.timers.pong_received() {
+            tracing::debug!(client = %self.id, "unexpected pong");
+            return Err(Disconnect::BAD_REQUEST);
+        }
+        Ok(())
+    }
+
+    async fn handle_send(&self, data: Bytes) -> Result<(), Disconnect> {
+        let Some(h) = get_handler!(self, message) else {
+            return Err(Disconnect::NOT_AVAILABLE);
+        };
+        match h(MessageEvent { data }).await {
+            Ok(()) | Err(HandlerError::Error(_)) => Ok(()),
+            Err(HandlerError::Disconnect(d)) => Err(d),
+        }
+    }
+
+    /// Cleans up after the transport is gone. Runs once.
+    async fn finish(self: Arc<Self>, disconnect: Disconnect) {
+        let (was_connected, user, subs) = {
+            let mut state = self.state.lock();
+            let was_connected = state.status == Status::Connected;
+            state.status = Status::Closed;
+            (
+                was_connected,
+                state.user.clone(),
+                std::mem::take(&mut state.subs),
+            )
+        };
+        self.outbound.close(disconnect.clone());
+        if !was_connected {
+            return;
+        }
+        self.node.inner.hub.remove_client(self.seq, &user);
+        for (channel, sub) in subs {
+            self.cleanup_subscription(&channel, &sub, Unsubscribe::DISCONNECT.code)
+                .await;
+        }
+        let observer = get_handler!(self, disconnect);
+        if let Some(h) = observer {
+            h(DisconnectEvent {
+                disconnect: disconnect.clone(),
+            });
+        }
+        tracing::debug!(client = %self.id, user = %user, code = disconnect.code, reason = %disconnect.reason, "client disconnected");
+        // Handlers may hold `Client` clones that point back here; drop them so the
+        // connection's memory is released.
+        self.handlers.lock().take();
+    }
+}
+
+/// A connection, as the application sees it in its handlers.
+///
+/// Handlers registered here run for this connection only; register them in
+/// [`Node::on_connect`](crate::Node::on_connect). Per connection, commands are handled
+/// one at a time in arrival order, so handlers of one client never run concurrently.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub(crate) inner: Arc<ClientInner>,
+}
+
+macro_rules! register {
+    ($(#[$doc:meta])* $fn_name:ident, $field:ident, $event:ty, $reply:ty) => {
+        $(#[$doc])*
+        pub fn $fn_name<F, Fut>(&self, f: F)
+        where
+            F: Fn($event) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Result<$reply, HandlerError>> + Send + 'static,
+        {
+            let h = handler(f);
+            self.inner.with_handlers(|hs| hs.$field = Some(h));
+        }
+    };
+}
+
+impl Client {
+    /// Connection id.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// User id (`""` when anonymous).
+    pub fn user_id(&self) -> String {
+        self.inner.user()
+    }
+
+    /// Connection info from the credentials.
+    pub fn info(&self) -> Bytes {
+        self.inner.state.lock().info.clone()
+    }
+
+    /// Transport name.
+    pub fn transport(&self) -> &'static str {
+        self.inner.transport.name
+    }
+
+    /// Whether the connection speaks Protobuf.
+    pub fn is_protobuf(&self) -> bool {
+        self.inner.protocol() == Protocol::Protobuf
+    }
+
+    /// Channels this connection is subscribed to.
+    pub fn channels(&self) -> Vec<String> {
+        self.inner.state.lock().subs.keys().cloned().collect()
+    }
+
+    /// Whether this connection is subscribed to `channel`.
+    pub fn is_subscribed(&self, channel: &str) -> bool {
+        self.inner.state.lock().subs.contains_key(channel)
+    }
+
+    /// Sends an asynchronous `message` push to this connection.
+    pub fn send(&self, data: impl Into<Bytes>) -> Result<(), Disconnect> {
+        self.inner.write_push(proto::Push {
+            message: Some(proto::Message { data: data.into() }),
+            ..Default::default()
+        })
+    }
+
+    /// Closes this connection.
+    pub fn disconnect(&self, disconnect: Disconnect) {
+        self.inner.outbound.close(disconnect);
+    }
+
+    /// Removes a subscription of this connection (it gets an `unsubscribe` push).
+    pub async fn unsubscribe(&self, channel: &str) {
+        self.inner
+            .server_unsubscribe(channel, Unsubscribe::SERVER)
+            .await;
+    }
+
+    /// Subscribes this connection to `channel` server-side (it gets a `subscribe` push).
+    pub async fn subscribe(&self, channel: &str, options: SubscribeOptions) -> Result<(), Error> {
+        self.inner.server_subscribe(channel, options).await
+    }
+
+    register!(
+        /// Decides a `subscribe` command. Without it subscribing answers 108.
+        on_subscribe, subscribe, SubscribeEvent, SubscribeReply);
+    register!(
+        /// Decides a `publish` command. Without it publishing answers 108.
+        on_publish, publish, PublishEvent, PublishReply);
+    register!(
+        /// Answers an `rpc` command. Without it RPC answers 108.
+        on_rpc, rpc, RpcEvent, RpcReply);
+    register!(
+        /// Receives `send` messages. Without it a `send` closes the connection (3508).
+        on_message, message, MessageEvent, ());
+    register!(
+        /// Allows a `presence` command. Without it presence answers 108.
+        on_presence, presence, PresenceEvent, ());
+    register!(
+        /// Allows a `presence_stats` command. Without it presence stats answer 108.
+        on_presence_stats, presence_stats, PresenceEvent, ());
+    register!(
+        /// Allows a `history` command. Without it history answers 108.
+        on_history, history, HistoryEvent, ());
+    register!(
+        /// Refreshes expiring credentials (server-side on expiry, or on a `refresh`
+        /// command when the connection uses client-side refresh).
+        on_refresh, refresh, RefreshEvent, RefreshReply);
+    register!(
+        /// Refreshes an expiring subscription (`sub_refresh` command or on expiry).
+        on_sub_refresh, sub_refresh, SubRefreshEvent, SubRefreshReply);
+
+    /// Observes subscriptions ending.
+    pub fn on_unsubscribe(&self, f: impl Fn(UnsubscribeEvent) + Send + Sync + 'static) {
+        let f: Observer<UnsubscribeEvent> = Arc::new(f);
+        self.inner.with_handlers(|hs| hs.unsubscribe = Some(f));
+    }
+
+    /// Observes the connection ending.
+    pub fn on_disconnect(&self, f: impl Fn(DisconnectEvent) + Send + Sync + 'static) {
+        let f: Observer<DisconnectEvent> = Arc::new(f);
+        self.inner.with_handlers(|hs| hs.disconnect = Some(f));
+    }
+}
+
+/// A connection as a transport drives it.
+#[derive(Clone, Debug)]
+pub(crate) struct ClientSession(Arc<ClientInner>);
+
+impl ClientSession {
+    pub(crate) fn new(inner: Arc<ClientInner>) -> Self {
+        ClientSession(inner)
+    }
+}
+
+impl Session for ClientSession {
+    fn outbound(&self) -> &Arc<Outbound> {
+        &self.0.outbound
+    }
+
+    fn handle_message(
+        &self,
+        data: Bytes,
+    ) -> impl Future<Output = Result<(), Disconnect>> + Send + 'static {
+        self.0.clone().handle_message(data)
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.0.next_deadline()
+    }
+
+    fn on_timer(&self) -> impl Future<Output = Result<(), Disconnect>> + Send + 'static {
+        self.0.clone().on_timer()
+    }
+
+    fn finish(self, disconnect: Disconnect) -> impl Future<Output = ()> + Send + 'static {
+        self.0.finish(disconnect)
+    }
+}
+

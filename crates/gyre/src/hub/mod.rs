@@ -1,1 +1,323 @@
-//! Connections by user and client id; channel subscribers; broadcast.
+//! The Hub: live connections by user, and channel subscribers for broadcast.
+//!
+//! Both maps are sharded by key hash so that broadcasts in different channels, and
+//! connects of different users, never contend on one lock. A broadcast takes one shard's
+//! read lock, encodes the push once per protocol and pushes the shared bytes into every
+//! subscriber's outbound queue.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use bytes::Bytes;
+use gyre_protocol::{Disconnect, Protocol, proto};
+use parking_lot::{Mutex, RwLock};
+
+use crate::broker::{ClientInfo, Publication, StreamPosition};
+use crate::client::ClientInner;
+use crate::client::queue::PushOutcome;
+
+const SHARDS: usize = 64;
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// State of a subscription as the broadcast path sees it, shared between the hub entry
+/// and the client's own record of the subscription.
+#[derive(Debug)]
+pub(crate) struct SubShared {
+    state: AtomicU8,
+    /// Publications must pass the client's position check (and are buffered while the
+    /// subscribe is in flight).
+    pub(crate) positioned: bool,
+    /// Join/leave events are pushed to this subscriber.
+    pub(crate) push_join_leave: bool,
+}
+
+const SUBSCRIBING: u8 = 0;
+const SUBSCRIBED: u8 = 1;
+
+impl SubShared {
+    pub(crate) fn new(positioned: bool, push_join_leave: bool) -> Arc<Self> {
+        Arc::new(SubShared {
+            state: AtomicU8::new(SUBSCRIBING),
+            positioned,
+            push_join_leave,
+        })
+    }
+
+    pub(crate) fn set_subscribed(&self) {
+        self.state.store(SUBSCRIBED, Ordering::Release);
+    }
+
+    pub(crate) fn is_subscribed(&self) -> bool {
+        self.state.load(Ordering::Acquire) == SUBSCRIBED
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Subscriber {
+    client: Arc<ClientInner>,
+    shared: Arc<SubShared>,
+}
+
+/// Subscribers of one channel: a dense vector for fast iteration plus an index by
+/// connection sequence number for O(1) removal.
+#[derive(Debug, Default)]
+struct ChannelSubscribers {
+    list: Vec<Subscriber>,
+    index: FastMap<u64, usize>,
+}
+
+#[derive(Debug, Default)]
+struct UserShard {
+    users: FastMap<String, FastMap<u64, Arc<ClientInner>>>,
+}
+
+/// Lazily encoded push, shared by all subscribers of one protocol.
+struct Encoded<'a> {
+    push: &'a proto::Push,
+    json: Option<Option<Bytes>>,
+    protobuf: Option<Option<Bytes>>,
+}
+
+impl<'a> Encoded<'a> {
+    fn new(push: &'a proto::Push) -> Self {
+        Encoded {
+            push,
+            json: None,
+            protobuf: None,
+        }
+    }
+
+    /// The encoded push for `protocol`, or `None` when it cannot be encoded in it
+    /// (a binary payload on a JSON connection).
+    fn get(&mut self, protocol: Protocol) -> Option<&Bytes> {
+        let slot = match protocol {
+            Protocol::Json => &mut self.json,
+            Protocol::Protobuf => &mut self.protobuf,
+        };
+        slot.get_or_insert_with(|| crate::client::encode_push(protocol, self.push))
+            .as_ref()
+    }
+}
+
+/// Registry of connections and subscriptions of this node.
+#[derive(Debug)]
+pub(crate) struct Hub {
+    hasher: foldhash::fast::RandomState,
+    users: Box<[Mutex<UserShard>]>,
+    channels: Box<[RwLock<FastMap<String, ChannelSubscribers>>]>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            hasher: foldhash::fast::RandomState::default(),
+            users: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            channels: (0..SHARDS).map(|_| RwLock::default()).collect(),
+        }
+    }
+}
+
+impl Hub {
+    fn shard_of(&self, key: impl Hash) -> usize {
+        (self.hasher.hash_one(key) as usize) % SHARDS
+    }
+
+    /// Registers an authenticated connection.
+    pub(crate) fn add_client(&self, client: &Arc<ClientInner>, user: &str) {
+        let mut shard = self.users[self.shard_of(user)].lock();
+        shard
+            .users
+            .entry(user.to_owned())
+            .or_default()
+            .insert(client.seq, client.clone());
+    }
+
+    /// Forgets a connection.
+    pub(crate) fn remove_client(&self, seq: u64, user: &str) {
+        let mut shard = self.users[self.shard_of(user)].lock();
+        if let Some(conns) = shard.users.get_mut(user) {
+            conns.remove(&seq);
+            if conns.is_empty() {
+                shard.users.remove(user);
+            }
+        }
+    }
+
+    /// Live connections of `user`.
+    pub(crate) fn user_clients(&self, user: &str) -> Vec<Arc<ClientInner>> {
+        let shard = self.users[self.shard_of(user)].lock();
+        shard
+            .users
+            .get(user)
+            .map(|conns| conns.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Number of live connections of `user`.
+    pub(crate) fn user_connection_count(&self, user: &str) -> usize {
+        let shard = self.users[self.shard_of(user)].lock();
+        shard.users.get(user).map_or(0, |c| c.len())
+    }
+
+    /// Every live connection (for shutdown).
+    pub(crate) fn all_clients(&self) -> Vec<Arc<ClientInner>> {
+        let mut all = Vec::new();
+        for shard in self.users.iter() {
+            for conns in shard.lock().users.values() {
+                all.extend(conns.values().cloned());
+            }
+        }
+        all
+    }
+
+    /// Counts: (connections, distinct users).
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let (mut clients, mut users) = (0, 0);
+        for shard in self.users.iter() {
+            let shard = shard.lock();
+            users += shard.users.len();
+            clients += shard.users.values().map(|c| c.len()).sum::<usize>();
+        }
+        (clients, users)
+    }
+
+    /// Channels with at least one subscriber on this node, and the total number of
+    /// subscriptions.
+    pub(crate) fn channels(&self) -> (Vec<String>, usize) {
+        let mut names = Vec::new();
+        let mut subs = 0;
+        for shard in self.channels.iter() {
+            let shard = shard.read();
+            for (name, s) in shard.iter() {
+                names.push(name.clone());
+                subs += s.list.len();
+            }
+        }
+        (names, subs)
+    }
+
+    /// Number of subscribers of `channel` on this node.
+    pub(crate) fn num_subscribers(&self, channel: &str) -> usize {
+        let shard = self.channels[self.shard_of(channel)].read();
+        shard.get(channel).map_or(0, |s| s.list.len())
+    }
+
+    /// Adds a subscriber. Returns true when it is the channel's first on this node (the
+    /// node must then subscribe to the channel in the broker).
+    pub(crate) fn add_subscriber(
+        &self,
+        channel: &str,
+        client: &Arc<ClientInner>,
+        shared: Arc<SubShared>,
+    ) -> bool {
+        let mut shard = self.channels[self.shard_of(channel)].write();
+        let (subs, first) = match shard.get_mut(channel) {
+            Some(subs) => (subs, false),
+            None => (shard.entry(channel.to_owned()).or_default(), true),
+        };
+        let subscriber = Subscriber {
+            client: client.clone(),
+            shared,
+        };
+        match subs.index.get(&client.seq) {
+            Some(&i) => subs.list[i] = subscriber,
+            None => {
+                subs.index.insert(client.seq, subs.list.len());
+                subs.list.push(subscriber);
+            }
+        }
+        first
+    }
+
+    /// Removes a subscriber. Returns true when the channel has no subscriber left on this
+    /// node (the node must then unsubscribe in the broker).
+    pub(crate) fn remove_subscriber(&self, channel: &str, seq: u64) -> bool {
+        let mut shard = self.channels[self.shard_of(channel)].write();
+        let Some(subs) = shard.get_mut(channel) else {
+            return false;
+        };
+        let Some(i) = subs.index.remove(&seq) else {
+            return false;
+        };
+        subs.list.swap_remove(i);
+        if let Some(moved) = subs.list.get(i) {
+            subs.index.insert(moved.client.seq, i);
+        }
+        if subs.list.is_empty() {
+            shard.remove(channel);
+            return true;
+        }
+        false
+    }
+
+    /// Delivers a publication to every subscriber of `channel` on this node.
+    pub(crate) fn broadcast_publication(
+        &self,
+        channel: &str,
+        publication: &Publication,
+        position: &StreamPosition,
+    ) {
+        let shard = self.channels[self.shard_of(channel)].read();
+        let Some(subs) = shard.get(channel) else {
+            return;
+        };
+        let push = proto::Push {
+            channel: channel.to_owned(),
+            r#pub: Some(crate::client::publication_to_proto(publication)),
+            ..Default::default()
+        };
+        let mut encoded = Encoded::new(&push);
+        for sub in &subs.list {
+            let Some(bytes) = encoded.get(sub.client.protocol()) else {
+                sub.client.outbound.close(Disconnect::INAPPROPRIATE_PROTOCOL);
+                continue;
+            };
+            if !sub.shared.positioned && sub.shared.is_subscribed() {
+                // The common case: no per-subscriber work beyond a refcount bump.
+                if sub.client.outbound.push(bytes.clone()) == PushOutcome::Overflow {
+                    tracing::debug!(client = %sub.client.id, "client queue overflow, disconnecting (slow)");
+                }
+            } else {
+                sub.client
+                    .deliver_publication(channel, publication, position, bytes);
+            }
+        }
+    }
+
+    /// Pushes a join (or leave) event to subscribers of `channel` that asked for them.
+    pub(crate) fn broadcast_join_leave(&self, channel: &str, info: &ClientInfo, join: bool) {
+        let shard = self.channels[self.shard_of(channel)].read();
+        let Some(subs) = shard.get(channel) else {
+            return;
+        };
+        let info = Some(crate::client::info_to_proto(info));
+        let push = if join {
+            proto::Push {
+                channel: channel.to_owned(),
+                join: Some(proto::Join { info }),
+                ..Default::default()
+            }
+        } else {
+            proto::Push {
+                channel: channel.to_owned(),
+                leave: Some(proto::Leave { info }),
+                ..Default::default()
+            }
+        };
+        let mut encoded = Encoded::new(&push);
+        for sub in &subs.list {
+            if !sub.shared.push_join_leave || !sub.shared.is_subscribed() {
+                continue;
+            }
+            match encoded.get(sub.client.protocol()) {
+                Some(bytes) => {
+                    sub.client.outbound.push(bytes.clone());
+                }
+                None => sub.client.outbound.close(Disconnect::INAPPROPRIATE_PROTOCOL),
+            }
+        }
+    }
+}

@@ -1,1 +1,366 @@
-//! The Node.
+//! The Node: entry point of the library.
+//!
+//! A node owns the hub of live connections, the broker and presence manager, and the
+//! application's connection handlers. Transports hand new connections to it.
+
+mod config;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+
+pub use config::Config;
+
+use crate::broker::{
+    Broker, BrokerError, BrokerEventHandler, ClientInfo, HistoryOptions, HistoryResult,
+    MemoryBroker, Publication, PublishOptions, PublishResult, StreamPosition,
+};
+use crate::client::{Client, ClientInner, ClientSession};
+use crate::events::{ConnectEvent, ConnectReply, HandlerError, SubscribeOptions};
+use crate::handler::{Handler, handler};
+use crate::hub::Hub;
+use crate::presence::{MemoryPresenceManager, PresenceError, PresenceManager, PresenceStats};
+use crate::transport::{SessionFactory, TransportInfo};
+use crate::{Disconnect, Error, Unsubscribe};
+
+type ConnectHandler = Arc<dyn Fn(Client) + Send + Sync>;
+
+pub(crate) struct NodeInner {
+    pub(crate) id: String,
+    pub(crate) config: Config,
+    pub(crate) hub: Hub,
+    pub(crate) broker: Arc<dyn Broker>,
+    pub(crate) presence: Arc<dyn PresenceManager>,
+    on_connecting: RwLock<Option<Handler<ConnectEvent, ConnectReply>>>,
+    on_connect: RwLock<Option<ConnectHandler>>,
+    shutting_down: AtomicBool,
+    next_seq: AtomicU64,
+    started: std::time::Instant,
+}
+
+impl std::fmt::Debug for NodeInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// A Gyre node: accepts connections, routes publications, keeps history and presence.
+///
+/// Cloning is cheap and gives another handle to the same node.
+///
+/// ```no_run
+/// use gyre::{ConnectReply, Credentials, Node, SubscribeOptions, SubscribeReply};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let node = Node::builder().build();
+/// node.on_connecting(|_event| async { Ok(ConnectReply::new(Credentials::new("42"))) });
+/// node.on_connect(|client| {
+///     client.on_subscribe(|_event| async { Ok(SubscribeReply::new(SubscribeOptions::new())) });
+/// });
+/// node.run().await?;
+/// node.publish("news", r#"{"text":"hello"}"#, Default::default()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub(crate) inner: Arc<NodeInner>,
+}
+
+/// Builds a [`Node`].
+#[derive(Default)]
+pub struct NodeBuilder {
+    config: Config,
+    broker: Option<Arc<dyn Broker>>,
+    presence: Option<Arc<dyn PresenceManager>>,
+}
+
+impl std::fmt::Debug for NodeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeBuilder {
+    /// Node configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Use this broker instead of the in-memory one.
+    pub fn broker(mut self, broker: impl Broker) -> Self {
+        self.broker = Some(Arc::new(broker));
+        self
+    }
+
+    /// Use this broker (shared) instead of the in-memory one.
+    pub fn broker_arc(mut self, broker: Arc<dyn Broker>) -> Self {
+        self.broker = Some(broker);
+        self
+    }
+
+    /// Use this presence manager instead of the in-memory one.
+    pub fn presence_manager(mut self, presence: impl PresenceManager) -> Self {
+        self.presence = Some(Arc::new(presence));
+        self
+    }
+
+    /// Use this presence manager (shared) instead of the in-memory one.
+    pub fn presence_manager_arc(mut self, presence: Arc<dyn PresenceManager>) -> Self {
+        self.presence = Some(presence);
+        self
+    }
+
+    /// Builds the node. Call [`Node::run`] before serving connections.
+    pub fn build(self) -> Node {
+        Node {
+            inner: Arc::new(NodeInner {
+                id: uuid::Uuid::new_v4().to_string(),
+                config: self.config,
+                hub: Hub::default(),
+                broker: self
+                    .broker
+                    .unwrap_or_else(|| Arc::new(MemoryBroker::new())),
+                presence: self
+                    .presence
+                    .unwrap_or_else(|| Arc::new(MemoryPresenceManager::new())),
+                on_connecting: RwLock::new(None),
+                on_connect: RwLock::new(None),
+                shutting_down: AtomicBool::new(false),
+                next_seq: AtomicU64::new(1),
+                started: std::time::Instant::now(),
+            }),
+        }
+    }
+}
+
+/// Counters of this node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeInfo {
+    /// Node id.
+    pub id: String,
+    /// Node name.
+    pub name: String,
+    /// Connections.
+    pub num_clients: usize,
+    /// Distinct users.
+    pub num_users: usize,
+    /// Channels with subscribers.
+    pub num_channels: usize,
+    /// Subscriptions.
+    pub num_subscriptions: usize,
+    /// Seconds since the node was built.
+    pub uptime: u64,
+}
+
+/// Forwards broker events to the hub without keeping the node alive.
+struct NodeEvents(Weak<NodeInner>);
+
+impl BrokerEventHandler for NodeEvents {
+    fn handle_publication(
+        &self,
+        channel: &str,
+        publication: Publication,
+        position: StreamPosition,
+        _use_delta: bool,
+        _prev: Option<Publication>,
+    ) {
+        if let Some(node) = self.0.upgrade() {
+            node.hub
+                .broadcast_publication(channel, &publication, &position);
+        }
+    }
+
+    fn handle_join(&self, channel: &str, info: ClientInfo) {
+        if let Some(node) = self.0.upgrade() {
+            node.hub.broadcast_join_leave(channel, &info, true);
+        }
+    }
+
+    fn handle_leave(&self, channel: &str, info: ClientInfo) {
+        if let Some(node) = self.0.upgrade() {
+            node.hub.broadcast_join_leave(channel, &info, false);
+        }
+    }
+}
+
+impl Node {
+    /// Starts building a node.
+    pub fn builder() -> NodeBuilder {
+        NodeBuilder::default()
+    }
+
+    /// This node's unique id.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Decides whether a connection is accepted and who it is. Runs for every `connect`
+    /// command, before [`Node::on_connect`]. Without this handler every connect is
+    /// refused with 3501 (no credentials).
+    pub fn on_connecting<F, Fut>(&self, f: F)
+    where
+        F: Fn(ConnectEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<ConnectReply, HandlerError>> + Send + 'static,
+    {
+        *self.inner.on_connecting.write() = Some(handler(f));
+    }
+
+    /// Runs once per accepted connection, before its connect reply is sent: register the
+    /// client's handlers (`on_subscribe`, `on_publish`, …) here.
+    pub fn on_connect<F>(&self, f: F)
+    where
+        F: Fn(Client) + Send + Sync + 'static,
+    {
+        *self.inner.on_connect.write() = Some(Arc::new(f));
+    }
+
+    pub(crate) fn connecting_handler(&self) -> Option<Handler<ConnectEvent, ConnectReply>> {
+        self.inner.on_connecting.read().clone()
+    }
+
+    pub(crate) fn connect_handler(&self) -> Option<ConnectHandler> {
+        self.inner.on_connect.read().clone()
+    }
+
+    /// Starts the broker. Call once before serving connections.
+    pub async fn run(&self) -> Result<(), BrokerError> {
+        let events: Arc<dyn BrokerEventHandler> =
+            Arc::new(NodeEvents(Arc::downgrade(&self.inner)));
+        self.inner.broker.run(events).await
+    }
+
+    /// Closes every connection with 3001 (clients reconnect elsewhere) and refuses new
+    /// ones. Returns once every connection was told.
+    pub async fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        for client in self.inner.hub.all_clients() {
+            client.outbound.close(Disconnect::SHUTDOWN);
+        }
+    }
+
+    /// Whether [`Node::shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Publishes `data` into `channel`; every subscriber on every node receives it.
+    pub async fn publish(
+        &self,
+        channel: &str,
+        data: impl Into<Bytes>,
+        options: PublishOptions,
+    ) -> Result<PublishResult, BrokerError> {
+        self.inner.broker.publish(channel, data.into(), options).await
+    }
+
+    /// Reads `channel`'s history stream.
+    pub async fn history(
+        &self,
+        channel: &str,
+        options: HistoryOptions,
+    ) -> Result<HistoryResult, BrokerError> {
+        self.inner.broker.history(channel, options).await
+    }
+
+    /// Drops `channel`'s history (its position stays).
+    pub async fn remove_history(&self, channel: &str) -> Result<(), BrokerError> {
+        self.inner.broker.remove_history(channel).await
+    }
+
+    /// Who is in `channel`, by connection id.
+    pub async fn presence(
+        &self,
+        channel: &str,
+    ) -> Result<HashMap<String, ClientInfo>, PresenceError> {
+        self.inner.presence.presence(channel).await
+    }
+
+    /// Counts of `channel`'s presence.
+    pub async fn presence_stats(&self, channel: &str) -> Result<PresenceStats, PresenceError> {
+        self.inner.presence.presence_stats(channel).await
+    }
+
+    /// Closes every connection of `user` with `disconnect`.
+    pub fn disconnect(&self, user: &str, disconnect: Disconnect) {
+        for client in self.inner.hub.user_clients(user) {
+            client.outbound.close(disconnect.clone());
+        }
+    }
+
+    /// Removes `user`'s subscriptions to `channel` (clients get an `unsubscribe` push).
+    pub async fn unsubscribe(&self, user: &str, channel: &str) {
+        for client in self.inner.hub.user_clients(user) {
+            client.server_unsubscribe(channel, Unsubscribe::SERVER).await;
+        }
+    }
+
+    /// Subscribes every connection of `user` to `channel` server-side (clients get a
+    /// `subscribe` push).
+    pub async fn subscribe(
+        &self,
+        user: &str,
+        channel: &str,
+        options: SubscribeOptions,
+    ) -> Result<(), Error> {
+        for client in self.inner.hub.user_clients(user) {
+            client.server_subscribe(channel, options.clone()).await?;
+        }
+        Ok(())
+    }
+
+    /// Counters of this node.
+    pub fn info(&self) -> NodeInfo {
+        let (num_clients, num_users) = self.inner.hub.counts();
+        let (channels, num_subscriptions) = self.inner.hub.channels();
+        NodeInfo {
+            id: self.inner.id.clone(),
+            name: self.inner.config.name.clone(),
+            num_clients,
+            num_users,
+            num_channels: channels.len(),
+            num_subscriptions,
+            uptime: self.inner.started.elapsed().as_secs(),
+        }
+    }
+
+    /// Channels with at least one subscriber on this node.
+    pub fn channels(&self) -> Vec<String> {
+        self.inner.hub.channels().0
+    }
+
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.inner.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+impl SessionFactory for Node {
+    type Session = ClientSession;
+
+    fn new_session(
+        &self,
+        info: TransportInfo,
+        _request: &http::request::Parts,
+    ) -> Result<ClientSession, Disconnect> {
+        if self.is_shutting_down() {
+            return Err(Disconnect::SHUTDOWN);
+        }
+        Ok(ClientSession::new(ClientInner::new(self.clone(), info)))
+    }
+
+    fn queue_max_size(&self) -> usize {
+        self.inner.config.client_queue_max_size
+    }
+}

@@ -1,0 +1,141 @@
+//! `connect`: authenticate, register, subscribe server-side channels, answer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use gyre_protocol::proto;
+
+use crate::broker::StreamPosition;
+use crate::client::subscription::SubscribeRequest;
+use crate::client::{Client, ClientInner, Status, unix_now};
+use crate::events::{ConnectEvent, ConnectReply, HandlerError};
+use crate::{Disconnect, Error};
+
+impl ClientInner {
+    pub(crate) async fn handle_connect(
+        self: &Arc<Self>,
+        id: u32,
+        req: proto::ConnectRequest,
+    ) -> Result<(), Disconnect> {
+        let event = ConnectEvent {
+            client_id: self.id.clone(),
+            transport: self.transport.name,
+            token: req.token.clone(),
+            data: req.data.clone(),
+            name: req.name.clone(),
+            version: req.version.clone(),
+            headers: req.headers.clone(),
+            channels: req.subs.keys().cloned().collect(),
+        };
+        let reply = match self.node.connecting_handler() {
+            Some(h) => h(event).await,
+            None => Ok(ConnectReply::default()),
+        };
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(HandlerError::Error(e)) => return self.refuse_connect(id, &e),
+            Err(HandlerError::Disconnect(d)) => return Err(d),
+        };
+        let Some(credentials) = reply.credentials else {
+            tracing::debug!(client = %self.id, "client credentials not found");
+            return Err(Disconnect::BAD_REQUEST);
+        };
+        let config = self.node.config();
+        if config.user_connection_limit > 0
+            && !credentials.user.is_empty()
+            && self.node.inner.hub.user_connection_count(&credentials.user)
+                >= config.user_connection_limit
+        {
+            return Err(Disconnect::CONNECTION_LIMIT);
+        }
+        let now = unix_now();
+        if credentials.expire_at > 0 && credentials.expire_at <= now {
+            return self.refuse_connect(id, &Error::EXPIRED);
+        }
+        if config.client_channel_limit > 0 && reply.subscriptions.len() > config.client_channel_limit
+        {
+            return Err(Disconnect::CHANNEL_LIMIT);
+        }
+        {
+            let mut state = self.state.lock();
+            state.status = Status::Connected;
+            state.user = credentials.user.clone();
+            state.info = credentials.info.clone();
+            state.expire_at = credentials.expire_at;
+            state.client_side_refresh = reply.client_side_refresh;
+            let mut timers = std::mem::take(&mut state.timers);
+            self.start_timers(&mut timers, credentials.expire_at, reply.client_side_refresh);
+            state.timers = timers;
+        }
+        self.node.inner.hub.add_client(self, &credentials.user);
+        tracing::debug!(client = %self.id, user = %credentials.user, transport = self.transport.name, "client connected");
+        if let Some(on_connect) = self.node.connect_handler() {
+            on_connect(Client {
+                inner: self.clone(),
+            });
+        }
+
+        let mut subs = HashMap::new();
+        let mut channels = Vec::new();
+        for (channel, options) in reply.subscriptions {
+            let recover = req
+                .subs
+                .get(&channel)
+                .filter(|s| s.recover)
+                .map(|s| StreamPosition::new(s.offset, s.epoch.clone()))
+                .or_else(|| options.recover_since.clone());
+            let sub = SubscribeRequest {
+                channel: channel.clone(),
+                options,
+                server_side: true,
+                recover,
+                reject_unrecovered: false,
+            };
+            match self.prepare_subscription(sub).await {
+                Ok(result) => {
+                    subs.insert(channel.clone(), result);
+                    channels.push(channel);
+                }
+                Err(HandlerError::Disconnect(d)) => return Err(d),
+                Err(HandlerError::Error(e)) => {
+                    tracing::warn!(client = %self.id, channel = %channel, error = %e, "server-side subscription failed");
+                    return Err(Disconnect::INTERNAL_SERVER_ERROR);
+                }
+            }
+        }
+
+        let mut result = proto::ConnectResult {
+            client: self.id.clone(),
+            version: config.version.clone(),
+            data: reply.data,
+            subs,
+            ..Default::default()
+        };
+        if credentials.expire_at > 0 && reply.client_side_refresh {
+            result.expires = true;
+            result.ttl = (credentials.expire_at - now).max(0) as u32;
+        }
+        if self.pings() {
+            result.ping = config.ping_interval.as_secs() as u32;
+            result.pong = self.expects_pong();
+        }
+        if self.transport.emulation {
+            result.session = self.id.clone();
+            result.node = self.node.id().to_owned();
+        }
+        let reply = proto::Reply {
+            id,
+            connect: Some(result),
+            ..Default::default()
+        };
+        self.activate(&reply, &channels)?;
+        self.announce_joins(&channels).await;
+        Ok(())
+    }
+
+    /// Answers `connect` with an error; the connection then ignores further input.
+    fn refuse_connect(&self, id: u32, error: &Error) -> Result<(), Disconnect> {
+        self.state.lock().status = Status::Failed;
+        self.write_error(id, error)
+    }
+}

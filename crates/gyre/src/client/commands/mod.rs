@@ -1,0 +1,9 @@
+//! One file per command of the client protocol.
+
+mod connect;
+mod history;
+mod presence;
+mod publish;
+mod refresh;
+mod rpc;
+mod subscribe;

@@ -1,0 +1,91 @@
+//! `subscribe` and `unsubscribe`.
+
+use std::sync::Arc;
+
+use gyre_protocol::proto;
+
+use crate::broker::StreamPosition;
+use crate::client::subscription::SubscribeRequest;
+use crate::client::{ClientInner, get_handler};
+use crate::events::{HandlerError, SubscribeEvent};
+use crate::{Disconnect, Error, Unsubscribe};
+
+/// `SubscribeRequest.flag` bit: fail with 112 instead of `recovered: false`.
+const FLAG_REJECT_UNRECOVERED: i64 = 2;
+
+impl ClientInner {
+    pub(crate) async fn handle_subscribe(
+        self: &Arc<Self>,
+        id: u32,
+        req: proto::SubscribeRequest,
+    ) -> Result<(), Disconnect> {
+        if req.channel.is_empty() {
+            return Err(Disconnect::BAD_REQUEST);
+        }
+        if !req.delta.is_empty() && req.delta != "fossil" {
+            return Err(Disconnect::BAD_REQUEST);
+        }
+        if let Err(e) = self.validate_channel(&req.channel) {
+            return self.write_error(id, &e);
+        }
+        if req.tf.is_some() {
+            // Tags filters need an explicit opt-in that the library does not grant.
+            return self.write_error(id, &Error::BAD_REQUEST);
+        }
+        if req.r#type != 0 {
+            return self.write_error(id, &Error::NOT_AVAILABLE);
+        }
+        let Some(h) = get_handler!(self, subscribe) else {
+            return self.write_error(id, &Error::NOT_AVAILABLE);
+        };
+        let event = SubscribeEvent {
+            channel: req.channel.clone(),
+            token: req.token.clone(),
+            data: req.data.clone(),
+            positioned: req.positioned,
+            recoverable: req.recoverable,
+            join_leave: req.join_leave,
+        };
+        let reply = match h(event).await {
+            Ok(reply) => reply,
+            Err(HandlerError::Error(e)) => return self.write_error(id, &e),
+            Err(HandlerError::Disconnect(d)) => return Err(d),
+        };
+        let sub = SubscribeRequest {
+            channel: req.channel.clone(),
+            options: reply.options,
+            server_side: false,
+            recover: req
+                .recover
+                .then(|| StreamPosition::new(req.offset, req.epoch.clone())),
+            reject_unrecovered: req.flag & FLAG_REJECT_UNRECOVERED != 0,
+        };
+        let result = match self.prepare_subscription(sub).await {
+            Ok(result) => result,
+            Err(HandlerError::Error(e)) => return self.write_error(id, &e),
+            Err(HandlerError::Disconnect(d)) => return Err(d),
+        };
+        let reply = proto::Reply {
+            id,
+            subscribe: Some(result),
+            ..Default::default()
+        };
+        let channels = [req.channel];
+        self.activate(&reply, &channels)?;
+        self.announce_joins(&channels).await;
+        Ok(())
+    }
+
+    pub(crate) async fn handle_unsubscribe(
+        &self,
+        req: proto::UnsubscribeRequest,
+    ) -> Result<proto::UnsubscribeResult, HandlerError> {
+        if req.channel.is_empty() {
+            return Err(Disconnect::BAD_REQUEST.into());
+        }
+        // Unsubscribing from a channel the connection is not in still succeeds.
+        self.unsubscribe_channel(&req.channel, Unsubscribe::CLIENT.code)
+            .await;
+        Ok(proto::UnsubscribeResult {})
+    }
+}

@@ -1,0 +1,480 @@
+//! Subscriptions of one connection: registering, recovery, delivery and removal.
+//!
+//! A subscription is registered in the hub before its history is read and buffers the
+//! live publications that arrive meanwhile. Activation writes the subscribe reply (with
+//! any recovered publications) and then the buffered ones, under the client's state
+//! lock, so a client never sees a live publication before its subscribe reply nor a gap
+//! or duplicate between recovered and live publications.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use gyre_protocol::proto;
+use tokio::time::Instant;
+
+use super::timers::deadline_of;
+use super::{ClientInner, Status, get_handler, publication_to_proto, unix_now};
+use crate::broker::{BrokerError, HistoryOptions, Publication, StreamPosition};
+use crate::events::{HandlerError, SubscribeOptions, UnsubscribeEvent};
+use crate::hub::SubShared;
+use crate::recovery::{PositionCheck, check_position, is_recovered};
+use crate::{Disconnect, Error, Unsubscribe};
+
+/// One subscription of a connection.
+#[derive(Debug)]
+pub(crate) struct SubState {
+    pub(crate) shared: Arc<SubShared>,
+    pub(crate) server_side: bool,
+    pub(crate) emit_presence: bool,
+    pub(crate) emit_join_leave: bool,
+    pub(crate) chan_info: Bytes,
+    /// Last position delivered (positioned subscriptions).
+    pub(crate) position: StreamPosition,
+    /// Live publications buffered while the subscribe is in flight.
+    pub(crate) buffer: Option<Vec<(Publication, StreamPosition, Bytes)>>,
+    pub(crate) expire_at: i64,
+    pub(crate) expire_deadline: Option<Instant>,
+    pub(crate) client_side_refresh: bool,
+}
+
+/// How a subscription should start.
+pub(crate) struct SubscribeRequest {
+    pub(crate) channel: String,
+    pub(crate) options: SubscribeOptions,
+    pub(crate) server_side: bool,
+    /// Recover from this position.
+    pub(crate) recover: Option<StreamPosition>,
+    /// Fail with 112 instead of answering `recovered: false`.
+    pub(crate) reject_unrecovered: bool,
+}
+
+pub(crate) fn broker_error(e: BrokerError) -> Error {
+    match e {
+        BrokerError::UnrecoverablePosition => Error::UNRECOVERABLE_POSITION,
+        BrokerError::BadRequest(_) => Error::BAD_REQUEST,
+        other => {
+            tracing::warn!(error = %other, "broker call failed");
+            Error::INTERNAL
+        }
+    }
+}
+
+impl ClientInner {
+    /// Called by the hub for publications this connection cannot take on the fast path:
+    /// positioned subscriptions and subscriptions still being set up.
+    pub(crate) fn deliver_publication(
+        self: &Arc<Self>,
+        channel: &str,
+        publication: &Publication,
+        position: &StreamPosition,
+        encoded: &Bytes,
+    ) {
+        let mut state = self.state.lock();
+        let Some(sub) = state.subs.get_mut(channel) else {
+            return;
+        };
+        if let Some(buffer) = &mut sub.buffer {
+            buffer.push((publication.clone(), position.clone(), encoded.clone()));
+            return;
+        }
+        if !sub.shared.positioned {
+            self.outbound.push(encoded.clone());
+            return;
+        }
+        match check_position(&mut sub.position, publication.offset, &position.epoch) {
+            PositionCheck::Deliver => {
+                self.outbound.push(encoded.clone());
+            }
+            PositionCheck::Duplicate => {}
+            PositionCheck::InsufficientState => {
+                drop(state);
+                // The hub's lock is held by our caller: finish elsewhere.
+                let client = self.clone();
+                let channel = channel.to_owned();
+                tokio::spawn(async move {
+                    if let Err(d) = client.insufficient_state(&channel).await {
+                        client.outbound.close(d);
+                    }
+                });
+            }
+        }
+    }
+
+    /// Checks the limits of a new subscription.
+    pub(crate) fn validate_channel(&self, channel: &str) -> Result<(), Error> {
+        let config = self.node.config();
+        if config.channel_max_length > 0 && channel.len() > config.channel_max_length {
+            return Err(Error::BAD_REQUEST);
+        }
+        let state = self.state.lock();
+        if state.subs.contains_key(channel) {
+            return Err(Error::ALREADY_SUBSCRIBED);
+        }
+        if config.client_channel_limit > 0 && state.subs.len() >= config.client_channel_limit {
+            return Err(Error::LIMIT_EXCEEDED);
+        }
+        Ok(())
+    }
+
+    /// Registers a subscription (buffering) and computes its subscribe result. The caller
+    /// must [`ClientInner::activate`] it after queueing the reply, or
+    /// [`ClientInner::abort_subscription`] it.
+    pub(crate) async fn prepare_subscription(
+        self: &Arc<Self>,
+        req: SubscribeRequest,
+    ) -> Result<proto::SubscribeResult, HandlerError> {
+        let opts = &req.options;
+        let recoverable = opts.enable_recovery;
+        let positioned = recoverable || opts.enable_positioning;
+        let shared = SubShared::new(positioned, opts.push_join_leave);
+        let now = unix_now();
+        if opts.expire_at > 0 && opts.expire_at <= now {
+            return Err(Error::EXPIRED.into());
+        }
+        {
+            let mut state = self.state.lock();
+            if state.status != Status::Connected && !req.server_side {
+                return Err(Disconnect::BAD_REQUEST.into());
+            }
+            if state.subs.contains_key(&req.channel) {
+                return Err(Error::ALREADY_SUBSCRIBED.into());
+            }
+            state.subs.insert(
+                req.channel.clone(),
+                SubState {
+                    shared: shared.clone(),
+                    server_side: req.server_side,
+                    emit_presence: opts.emit_presence,
+                    emit_join_leave: opts.emit_join_leave,
+                    chan_info: opts.channel_info.clone(),
+                    position: StreamPosition::default(),
+                    buffer: Some(Vec::new()),
+                    expire_at: opts.expire_at,
+                    expire_deadline: (opts.expire_at > 0).then(|| {
+                        let at = deadline_of(opts.expire_at);
+                        if opts.client_side_refresh {
+                            at + self.node.config().client_expired_sub_close_delay
+                        } else {
+                            at
+                        }
+                    }),
+                    client_side_refresh: opts.client_side_refresh,
+                },
+            );
+        }
+        match self.register_subscription(&req, shared).await {
+            Ok(result) => Ok(result),
+            Err(e) => {
+                self.abort_subscription(&req.channel).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn register_subscription(
+        self: &Arc<Self>,
+        req: &SubscribeRequest,
+        shared: Arc<SubShared>,
+    ) -> Result<proto::SubscribeResult, HandlerError> {
+        let node = &self.node;
+        let opts = &req.options;
+        let channel = req.channel.as_str();
+        if node.inner.hub.add_subscriber(channel, self, shared.clone()) {
+            node.inner
+                .broker
+                .subscribe(channel)
+                .await
+                .map_err(broker_error)?;
+        }
+        let mut result = proto::SubscribeResult {
+            data: opts.data.clone(),
+            ..Default::default()
+        };
+        if opts.expire_at > 0 && opts.client_side_refresh {
+            result.expires = true;
+            result.ttl = (opts.expire_at - unix_now()).max(0) as u32;
+        }
+        if shared.positioned {
+            let recoverable = opts.enable_recovery;
+            result.positioned = true;
+            result.recoverable = recoverable;
+            let position = match req.recover.as_ref().filter(|_| recoverable) {
+                Some(since) => {
+                    result.was_recovering = true;
+                    let (recovered, top, publications) = self.recover(channel, since).await?;
+                    if !recovered && req.reject_unrecovered {
+                        return Err(Error::UNRECOVERABLE_POSITION.into());
+                    }
+                    result.recovered = recovered;
+                    if recovered {
+                        // The client reaches the top by applying the publications.
+                        result.offset = since.offset;
+                        result.publications =
+                            publications.iter().map(publication_to_proto).collect();
+                    } else {
+                        result.offset = top.offset;
+                    }
+                    result.epoch = top.epoch.clone();
+                    top
+                }
+                None => {
+                    let top = node
+                        .history(channel, HistoryOptions::new(0))
+                        .await
+                        .map_err(broker_error)?
+                        .position;
+                    result.offset = top.offset;
+                    result.epoch = top.epoch.clone();
+                    top
+                }
+            };
+            if let Some(sub) = self.state.lock().subs.get_mut(channel) {
+                sub.position = position;
+            }
+        }
+        if opts.emit_presence {
+            let info = self.client_info(opts.channel_info.clone());
+            node.inner
+                .presence
+                .add_presence(channel, &self.id, info)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "presence add failed");
+                    Error::INTERNAL
+                })?;
+        }
+        Ok(result)
+    }
+
+    /// Reads what the client missed since `since`: (recovered, stream top, publications).
+    async fn recover(
+        &self,
+        channel: &str,
+        since: &StreamPosition,
+    ) -> Result<(bool, StreamPosition, Vec<Publication>), HandlerError> {
+        let limit = self.node.config().recovery_max_publication_limit;
+        let limit = if limit == 0 { -1 } else { limit as i32 };
+        let read = self
+            .node
+            .history(channel, HistoryOptions::new(limit).since(since.clone()))
+            .await;
+        match read {
+            Ok(history) => {
+                let recovered = is_recovered(&history, since);
+                Ok((recovered, history.position, history.publications))
+            }
+            // The stream was lost or recreated: the client cannot catch up.
+            Err(BrokerError::UnrecoverablePosition) => {
+                let top = self
+                    .node
+                    .history(channel, HistoryOptions::new(0))
+                    .await
+                    .map_err(broker_error)?
+                    .position;
+                Ok((false, top, Vec::new()))
+            }
+            Err(e) => Err(broker_error(e).into()),
+        }
+    }
+
+    /// Queues `first` (the reply or push announcing the subscriptions), then the
+    /// publications buffered for `channels`, and switches them to live delivery.
+    pub(crate) fn activate(self: &Arc<Self>, first: &proto::Reply, channels: &[String]) -> Result<(), Disconnect> {
+        let bytes = super::encode_reply(self.protocol(), first).ok_or(Disconnect::INAPPROPRIATE_PROTOCOL)?;
+        let mut insufficient = Vec::new();
+        {
+            let mut state = self.state.lock();
+            self.outbound.push(bytes);
+            for channel in channels {
+                let Some(sub) = state.subs.get_mut(channel) else {
+                    continue;
+                };
+                let buffered = sub.buffer.take().unwrap_or_default();
+                for (publication, position, encoded) in buffered {
+                    if !sub.shared.positioned {
+                        self.outbound.push(encoded);
+                        continue;
+                    }
+                    match check_position(&mut sub.position, publication.offset, &position.epoch) {
+                        PositionCheck::Deliver => {
+                            self.outbound.push(encoded);
+                        }
+                        PositionCheck::Duplicate => {}
+                        PositionCheck::InsufficientState => {
+                            insufficient.push(channel.clone());
+                            break;
+                        }
+                    }
+                }
+                sub.shared.set_subscribed();
+            }
+        }
+        for channel in insufficient {
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Err(d) = me.insufficient_state(&channel).await {
+                    me.outbound.close(d);
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Publishes the join events of freshly activated subscriptions.
+    pub(crate) async fn announce_joins(&self, channels: &[String]) {
+        for channel in channels {
+            let chan_info = {
+                let state = self.state.lock();
+                match state.subs.get(channel) {
+                    Some(sub) if sub.emit_join_leave => sub.chan_info.clone(),
+                    _ => continue,
+                }
+            };
+            let info = self.client_info(chan_info);
+            if let Err(e) = self.node.inner.broker.publish_join(channel, info).await {
+                tracing::warn!(channel = %channel, error = %e, "join publish failed");
+            }
+        }
+    }
+
+    /// Rolls back a subscription that failed before activation.
+    pub(crate) async fn abort_subscription(&self, channel: &str) {
+        let removed = self.state.lock().subs.remove(channel);
+        if let Some(sub) = removed {
+            let hub = &self.node.inner.hub;
+            if hub.remove_subscriber(channel, self.seq) {
+                let _ = self.node.inner.broker.unsubscribe(channel).await;
+            }
+            if sub.emit_presence {
+                let user = self.user();
+                let _ = self
+                    .node
+                    .inner
+                    .presence
+                    .remove_presence(channel, &self.id, &user)
+                    .await;
+            }
+        }
+    }
+
+    /// Everything that follows the end of a subscription: hub, broker, presence,
+    /// leave event and the application's unsubscribe handler.
+    pub(crate) async fn cleanup_subscription(&self, channel: &str, sub: &SubState, code: u32) {
+        let node = &self.node;
+        if node.inner.hub.remove_subscriber(channel, self.seq)
+            && let Err(e) = node.inner.broker.unsubscribe(channel).await
+        {
+            tracing::warn!(channel = %channel, error = %e, "broker unsubscribe failed");
+        }
+        let active = sub.buffer.is_none();
+        if sub.emit_presence {
+            let user = self.user();
+            if let Err(e) = node
+                .inner
+                .presence
+                .remove_presence(channel, &self.id, &user)
+                .await
+            {
+                tracing::warn!(channel = %channel, error = %e, "presence remove failed");
+            }
+        }
+        if sub.emit_join_leave && active {
+            let info = self.client_info(sub.chan_info.clone());
+            if let Err(e) = node.inner.broker.publish_leave(channel, info).await {
+                tracing::warn!(channel = %channel, error = %e, "leave publish failed");
+            }
+        }
+        if let Some(h) = get_handler!(self, unsubscribe) {
+            h(UnsubscribeEvent {
+                channel: channel.to_owned(),
+                code,
+                server_side: sub.server_side,
+            });
+        }
+    }
+
+    /// Removes a subscription the client asked to end.
+    pub(crate) async fn unsubscribe_channel(&self, channel: &str, code: u32) -> Option<()> {
+        let sub = self.state.lock().subs.remove(channel)?;
+        self.cleanup_subscription(channel, &sub, code).await;
+        Some(())
+    }
+
+    /// Removes a subscription on the server's initiative and tells the client.
+    pub(crate) async fn server_unsubscribe(&self, channel: &str, unsubscribe: Unsubscribe) {
+        let sub = {
+            let mut state = self.state.lock();
+            let Some(sub) = state.subs.remove(channel) else {
+                return;
+            };
+            // Under the lock, so no publication of the channel follows the push.
+            let push = proto::Push {
+                channel: channel.to_owned(),
+                unsubscribe: Some(unsubscribe.to_proto()),
+                ..Default::default()
+            };
+            if let Some(bytes) = super::encode_push(self.protocol(), &push) {
+                self.outbound.push(bytes);
+            }
+            sub
+        };
+        self.cleanup_subscription(channel, &sub, unsubscribe.code)
+            .await;
+    }
+
+    /// Subscribes this connection server-side at runtime (a `subscribe` push).
+    pub(crate) async fn server_subscribe(
+        self: &Arc<Self>,
+        channel: &str,
+        options: SubscribeOptions,
+    ) -> Result<(), Error> {
+        {
+            let state = self.state.lock();
+            if state.status != Status::Connected || state.subs.contains_key(channel) {
+                return Ok(());
+            }
+            let limit = self.node.config().client_channel_limit;
+            if limit > 0 && state.subs.len() >= limit {
+                drop(state);
+                self.outbound.close(Disconnect::CHANNEL_LIMIT);
+                return Ok(());
+            }
+        }
+        let req = SubscribeRequest {
+            channel: channel.to_owned(),
+            options,
+            server_side: true,
+            recover: None,
+            reject_unrecovered: false,
+        };
+        let result = match self.prepare_subscription(req).await {
+            Ok(r) => r,
+            Err(HandlerError::Error(e)) => return Err(e),
+            Err(HandlerError::Disconnect(d)) => {
+                self.outbound.close(d);
+                return Ok(());
+            }
+        };
+        let push = proto::Reply {
+            push: Some(proto::Push {
+                channel: channel.to_owned(),
+                subscribe: Some(proto::Subscribe {
+                    recoverable: result.recoverable,
+                    epoch: result.epoch,
+                    offset: result.offset,
+                    positioned: result.positioned,
+                    data: result.data,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let channels = [channel.to_owned()];
+        if let Err(d) = self.activate(&push, &channels) {
+            self.outbound.close(d);
+            return Ok(());
+        }
+        self.announce_joins(&channels).await;
+        Ok(())
+    }
+}

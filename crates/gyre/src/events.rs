@@ -1,0 +1,449 @@
+//! Events passed to handlers and the replies handlers give back.
+//!
+//! The order in which handlers run for one connection is documented on
+//! [`Node::on_connecting`](crate::Node::on_connecting) and [`Client`](crate::Client).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::broker::{ClientInfo, PublishOptions, StreamPosition};
+use crate::{Disconnect, Error};
+
+/// Why a handler refused: an error reply for the command, or closing the connection.
+///
+/// `?` converts both [`Error`] and [`Disconnect`] into it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandlerError {
+    /// Answer the command with this error.
+    Error(Error),
+    /// Close the connection with this disconnect.
+    Disconnect(Disconnect),
+}
+
+impl From<Error> for HandlerError {
+    fn from(e: Error) -> Self {
+        HandlerError::Error(e)
+    }
+}
+
+impl From<Disconnect> for HandlerError {
+    fn from(d: Disconnect) -> Self {
+        HandlerError::Disconnect(d)
+    }
+}
+
+/// Who a connection is: decided by [`Node::on_connecting`](crate::Node::on_connecting).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Credentials {
+    /// User id; `""` is an anonymous user.
+    pub user: String,
+    /// Unix seconds when the credentials expire (0 = never).
+    pub expire_at: i64,
+    /// Connection info shown in presence, join/leave and client publications (raw JSON on
+    /// JSON connections).
+    pub info: Bytes,
+}
+
+impl Credentials {
+    /// Credentials of `user` that never expire.
+    pub fn new(user: impl Into<String>) -> Self {
+        Credentials {
+            user: user.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Expire at this Unix time (seconds).
+    pub fn expire_at(mut self, unix_seconds: i64) -> Self {
+        self.expire_at = unix_seconds;
+        self
+    }
+
+    /// Attach connection info.
+    pub fn info(mut self, info: impl Into<Bytes>) -> Self {
+        self.info = info.into();
+        self
+    }
+}
+
+/// A connection asks to be accepted.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConnectEvent {
+    /// The new connection's id.
+    pub client_id: String,
+    /// Transport name (`"websocket"`, …).
+    pub transport: &'static str,
+    /// The connection token (opaque to the library).
+    pub token: String,
+    /// Custom connect data.
+    pub data: Bytes,
+    /// SDK name.
+    pub name: String,
+    /// SDK version.
+    pub version: String,
+    /// Emulated headers sent by the SDK.
+    pub headers: HashMap<String, String>,
+    /// Server-side channels the client asks to resume (keys of `connect.subs`).
+    pub channels: Vec<String>,
+}
+
+/// How to accept a connection.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ConnectReply {
+    /// Who connects. Required unless set by a transport (no credentials → 3501).
+    pub credentials: Option<Credentials>,
+    /// Custom data returned to the client in the connect result.
+    pub data: Bytes,
+    /// Server-side subscriptions made on connect.
+    pub subscriptions: HashMap<String, SubscribeOptions>,
+    /// The client refreshes its own credentials with a `refresh` command (and is told
+    /// `expires`/`ttl`). Otherwise the server calls the client's `on_refresh` handler.
+    pub client_side_refresh: bool,
+}
+
+impl ConnectReply {
+    /// Accept with these credentials.
+    pub fn new(credentials: Credentials) -> Self {
+        ConnectReply {
+            credentials: Some(credentials),
+            ..Default::default()
+        }
+    }
+
+    /// Add a server-side subscription.
+    pub fn subscribe(mut self, channel: impl Into<String>, options: SubscribeOptions) -> Self {
+        self.subscriptions.insert(channel.into(), options);
+        self
+    }
+
+    /// Return data to the client.
+    pub fn data(mut self, data: impl Into<Bytes>) -> Self {
+        self.data = data.into();
+        self
+    }
+
+    /// See [`ConnectReply::client_side_refresh`].
+    pub fn client_side_refresh(mut self, on: bool) -> Self {
+        self.client_side_refresh = on;
+        self
+    }
+}
+
+/// Options of a subscription (client-side or server-side).
+///
+/// ```
+/// use std::time::Duration;
+/// use gyre::SubscribeOptions;
+/// let opts = SubscribeOptions::new()
+///     .history(100, Duration::from_secs(300))
+///     .recovery(true)
+///     .presence(true)
+///     .join_leave(true);
+/// assert!(opts.enable_recovery);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SubscribeOptions {
+    /// Unix seconds when the subscription expires (0 = never).
+    pub expire_at: i64,
+    /// Channel info attached to this subscriber (`chan_info`).
+    pub channel_info: Bytes,
+    /// Register the subscriber in the channel's presence.
+    pub emit_presence: bool,
+    /// Publish join/leave events for this subscriber.
+    pub emit_join_leave: bool,
+    /// Deliver join/leave events of the channel to this subscriber.
+    pub push_join_leave: bool,
+    /// Track the stream position and detect loss (insufficient state).
+    pub enable_positioning: bool,
+    /// Let the subscriber recover missed publications from history.
+    pub enable_recovery: bool,
+    /// Custom data returned in the subscribe result.
+    pub data: Bytes,
+    /// History bounds used to answer positioning/recovery (both non-zero = history on).
+    pub history_size: usize,
+    /// See `history_size`.
+    pub history_ttl: Duration,
+    /// Server-side subscriptions: resume from here (as if the client asked to recover).
+    pub recover_since: Option<StreamPosition>,
+    /// The subscription refreshes with `sub_refresh` (client is told `expires`/`ttl`).
+    pub client_side_refresh: bool,
+}
+
+impl SubscribeOptions {
+    /// No extras: publications only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Channel history bounds, used for recovery and positioning.
+    pub fn history(mut self, size: usize, ttl: Duration) -> Self {
+        self.history_size = size;
+        self.history_ttl = ttl;
+        self
+    }
+
+    /// Allow recovery (implies positioning).
+    pub fn recovery(mut self, on: bool) -> Self {
+        self.enable_recovery = on;
+        self
+    }
+
+    /// Allow positioning.
+    pub fn positioning(mut self, on: bool) -> Self {
+        self.enable_positioning = on;
+        self
+    }
+
+    /// Register presence.
+    pub fn presence(mut self, on: bool) -> Self {
+        self.emit_presence = on;
+        self
+    }
+
+    /// Emit join/leave events and push them to this subscriber.
+    pub fn join_leave(mut self, on: bool) -> Self {
+        self.emit_join_leave = on;
+        self.push_join_leave = on;
+        self
+    }
+
+    /// Channel info.
+    pub fn channel_info(mut self, info: impl Into<Bytes>) -> Self {
+        self.channel_info = info.into();
+        self
+    }
+
+    /// Data returned in the subscribe result.
+    pub fn data(mut self, data: impl Into<Bytes>) -> Self {
+        self.data = data.into();
+        self
+    }
+
+    /// Expire at this Unix time (seconds).
+    pub fn expire_at(mut self, unix_seconds: i64) -> Self {
+        self.expire_at = unix_seconds;
+        self
+    }
+
+    pub(crate) fn history_on(&self) -> bool {
+        self.history_size > 0 && !self.history_ttl.is_zero()
+    }
+}
+
+/// A client asks to subscribe.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SubscribeEvent {
+    /// Channel.
+    pub channel: String,
+    /// Subscription token (opaque to the library).
+    pub token: String,
+    /// Custom subscribe data.
+    pub data: Bytes,
+    /// The client asked for positioning.
+    pub positioned: bool,
+    /// The client asked for recovery.
+    pub recoverable: bool,
+    /// The client asked for join/leave pushes.
+    pub join_leave: bool,
+}
+
+/// How to accept a subscription.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct SubscribeReply {
+    /// Subscription options.
+    pub options: SubscribeOptions,
+}
+
+impl SubscribeReply {
+    /// Accept with these options.
+    pub fn new(options: SubscribeOptions) -> Self {
+        SubscribeReply { options }
+    }
+}
+
+/// A client publishes into a channel.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PublishEvent {
+    /// Channel.
+    pub channel: String,
+    /// Payload.
+    pub data: Bytes,
+    /// The publisher.
+    pub client_info: ClientInfo,
+}
+
+/// How to accept a client publication.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct PublishReply {
+    /// Broker options (history etc.). The publisher's info is attached automatically.
+    pub options: PublishOptions,
+    /// Publish this instead of the client's data.
+    pub data: Option<Bytes>,
+}
+
+impl PublishReply {
+    /// Accept with these options.
+    pub fn new(options: PublishOptions) -> Self {
+        PublishReply {
+            options,
+            data: None,
+        }
+    }
+}
+
+/// A client calls a method.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RpcEvent {
+    /// Method name.
+    pub method: String,
+    /// Payload.
+    pub data: Bytes,
+}
+
+/// The result of an RPC.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RpcReply {
+    /// Returned to the client.
+    pub data: Bytes,
+}
+
+impl RpcReply {
+    /// Reply with `data`.
+    pub fn new(data: impl Into<Bytes>) -> Self {
+        RpcReply { data: data.into() }
+    }
+}
+
+/// An asynchronous message from the client (`send`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MessageEvent {
+    /// Payload.
+    pub data: Bytes,
+}
+
+/// A client asks for presence or presence stats of a channel.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PresenceEvent {
+    /// Channel.
+    pub channel: String,
+}
+
+/// A client asks for a channel's history.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HistoryEvent {
+    /// Channel.
+    pub channel: String,
+    /// Requested limit (already capped).
+    pub limit: i32,
+    /// Requested start.
+    pub since: Option<StreamPosition>,
+    /// Newest first.
+    pub reverse: bool,
+}
+
+/// Credentials are about to expire (or the client sent a `refresh` with a new token).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RefreshEvent {
+    /// The client sent this token (client-side refresh); empty for server-side refresh.
+    pub token: String,
+    /// Client-side refresh (`refresh` command) or server-side (timer).
+    pub client_side: bool,
+}
+
+/// The outcome of a refresh.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RefreshReply {
+    /// The credentials expired: disconnect with 3005.
+    pub expired: bool,
+    /// New expiry (Unix seconds, 0 = never).
+    pub expire_at: i64,
+    /// New connection info, when set.
+    pub info: Option<Bytes>,
+}
+
+impl RefreshReply {
+    /// Extend until `expire_at` (Unix seconds; 0 = never expire).
+    pub fn new(expire_at: i64) -> Self {
+        RefreshReply {
+            expire_at,
+            ..Default::default()
+        }
+    }
+
+    /// Tell the client its credentials expired.
+    pub fn expired() -> Self {
+        RefreshReply {
+            expired: true,
+            ..Default::default()
+        }
+    }
+}
+
+/// A subscription is about to expire or the client sent `sub_refresh`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SubRefreshEvent {
+    /// Channel.
+    pub channel: String,
+    /// New subscription token (client-side refresh).
+    pub token: String,
+    /// Client-side refresh or server-side (timer).
+    pub client_side: bool,
+}
+
+/// The outcome of a subscription refresh.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct SubRefreshReply {
+    /// The subscription expired.
+    pub expired: bool,
+    /// New expiry (Unix seconds, 0 = never).
+    pub expire_at: i64,
+}
+
+impl SubRefreshReply {
+    /// Extend until `expire_at` (Unix seconds; 0 = never expire).
+    pub fn new(expire_at: i64) -> Self {
+        SubRefreshReply {
+            expired: false,
+            expire_at,
+        }
+    }
+}
+
+/// A subscription ended.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct UnsubscribeEvent {
+    /// Channel.
+    pub channel: String,
+    /// Why (0 = the client asked, 1 = the client disconnected, 2000+ = server).
+    pub code: u32,
+    /// It was a server-side subscription.
+    pub server_side: bool,
+}
+
+/// A connection ended.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DisconnectEvent {
+    /// Why.
+    pub disconnect: Disconnect,
+}
