@@ -43,6 +43,17 @@ const EPOCH_LEN: usize = 8;
 /// Publications are delivered synchronously to the handler given to [`Broker::run`];
 /// `subscribe`/`unsubscribe` have nothing to do because every channel is local.
 ///
+/// [`BrokerEventHandler::handle_publication`] is called while the channel's shard lock is
+/// held (that is what keeps delivery in offset order), so the handler must be quick and
+/// must not call back into this broker: a re-entrant call deadlocks. Every method does its
+/// work when called; the returned future is already complete.
+///
+/// History follows PROTOCOL §9.1: offsets from 1, an 8-letter random epoch per stream
+/// incarnation, at most `history_size` publications each kept for `history_ttl` (an older
+/// publication never outlives a newer one, so the kept part of a stream has no holes), and
+/// stream meta forgotten after `history_meta_ttl` (default 30 days) without publishes or
+/// reads, after which the channel starts a new epoch.
+///
 /// ```
 /// use std::time::Duration;
 /// use gyre::{Broker, HistoryOptions, MemoryBroker, PublishOptions};
@@ -150,12 +161,13 @@ fn unix_millis() -> i64 {
 }
 
 /// The publication as delivered and stored; its offset is set when a stream appends it.
-fn new_publication(data: Bytes, options: &PublishOptions) -> Publication {
+/// Info and tags are moved out of the options, which are not needed for them afterwards.
+fn new_publication(data: Bytes, options: &mut PublishOptions) -> Publication {
     Publication {
         offset: 0,
         data,
-        info: options.client_info.clone(),
-        tags: options.tags.clone(),
+        info: options.client_info.take(),
+        tags: std::mem::take(&mut options.tags),
         time: unix_millis(),
     }
 }
@@ -201,8 +213,7 @@ impl Stream {
         size: usize,
         expires_at: Option<Instant>,
     ) -> u64 {
-        // Offsets are u64 and start at 1: saturating keeps a pathological stream stuck at
-        // the top instead of wrapping back to already used offsets.
+        // 2^64 publications are out of reach; saturating only rules out an overflow panic.
         self.top = self.top.saturating_add(1);
         publication.offset = self.top;
         // A publication must never outlive a newer one, or expiry could punch a hole in
@@ -236,23 +247,28 @@ impl Stream {
             Ok(n) => n,
             Err(_) => usize::MAX,
         };
-        let pubs = self.publications.iter().map(|stored| &stored.publication);
-        let out: Vec<Publication> = match (&filter.since, filter.reverse) {
-            (None, false) => pubs.take(limit).cloned().collect(),
-            (None, true) => pubs.rev().take(limit).cloned().collect(),
-            (Some(since), false) => pubs
-                .filter(|p| p.offset > since.offset)
-                .take(limit)
-                .cloned()
-                .collect(),
-            (Some(since), true) => pubs
-                .rev()
-                .filter(|p| p.offset < since.offset)
-                .take(limit)
-                .cloned()
-                .collect(),
+        let len = self.publications.len();
+        // Kept offsets are contiguous and end at `top`, so a position maps to an index.
+        let first = self
+            .publications
+            .front()
+            .map_or(0, |s| s.publication.offset);
+        let index_of =
+            |offset: u64| usize::try_from(offset.saturating_sub(first)).map_or(len, |i| i.min(len));
+        let range = match &filter.since {
+            None => 0..len,
+            Some(since) if filter.reverse => 0..index_of(since.offset),
+            Some(since) => index_of(since.offset.saturating_add(1))..len,
         };
-        out
+        let pubs = self
+            .publications
+            .range(range)
+            .map(|stored| &stored.publication);
+        if filter.reverse {
+            pubs.rev().take(limit).cloned().collect()
+        } else {
+            pubs.take(limit).cloned().collect()
+        }
     }
 }
 
@@ -325,7 +341,7 @@ impl Inner {
         &self,
         channel: &str,
         data: Bytes,
-        options: PublishOptions,
+        mut options: PublishOptions,
     ) -> Result<PublishResult, BrokerError> {
         let handler = self
             .handler
@@ -338,7 +354,7 @@ impl Inner {
         if !keeps_history && options.idempotency_key.is_none() {
             // Nothing to remember: deliver without allocating a channel entry. The lock
             // is still held so that delivery order per channel matches publish order.
-            let publication = new_publication(data, &options);
+            let publication = new_publication(data, &mut options);
             handler.handle_publication(
                 channel,
                 publication,
@@ -402,7 +418,7 @@ fn publish_locked(
     handler: &dyn BrokerEventHandler,
     channel: &str,
     data: Bytes,
-    options: PublishOptions,
+    mut options: PublishOptions,
     now: Instant,
 ) -> Result<PublishResult, BrokerError> {
     entry.purge(now);
@@ -416,7 +432,7 @@ fn publish_locked(
         });
     }
 
-    let mut publication = new_publication(data, &options);
+    let mut publication = new_publication(data, &mut options);
     let mut prev = None;
     let position = if keeps_history {
         let stream = entry.stream(now, meta_ttl(options.history_meta_ttl));
@@ -899,6 +915,45 @@ mod tests {
             ),
             vec![5, 4, 3, 2, 1]
         );
+    }
+
+    proptest::proptest! {
+        /// The index arithmetic of `Stream::read` agrees with a plain filter over the
+        /// kept publications for any position, direction and limit.
+        #[test]
+        fn broker_read_matches_naive_filter(
+            k in 0u64..60,
+            size in 1usize..30,
+            since in proptest::option::of(0u64..70),
+            reverse: bool,
+            limit in -2i32..40,
+        ) {
+            let now = Instant::now();
+            let mut stream = Stream::new(now, DEFAULT_META_TTL);
+            for _ in 0..k {
+                stream.append(Publication::default(), size, None);
+            }
+            let kept: Vec<u64> = (k.saturating_sub(size as u64) + 1..=k).collect();
+            let mut expect: Vec<u64> = kept
+                .into_iter()
+                .filter(|&o| match since {
+                    None => true,
+                    Some(s) if reverse => o < s,
+                    Some(s) => o > s,
+                })
+                .collect();
+            if reverse {
+                expect.reverse();
+            }
+            let cap = if limit < 0 { usize::MAX } else { limit as usize };
+            expect.truncate(cap);
+            let filter = HistoryFilter {
+                since: since.map(|o| StreamPosition::new(o, "")),
+                limit,
+                reverse,
+            };
+            proptest::prop_assert_eq!(offsets(&stream.read(&filter)), expect);
+        }
     }
 
     #[tokio::test]
