@@ -37,12 +37,12 @@ fn assert_reply(reply: &proto::Reply, text: &str) {
     let back: Vec<_> = decode_replies(Protocol::Json, Bytes::copy_from_slice(text.as_bytes()))
         .collect::<Result<_, _>>()
         .expect("decodes");
-    assert_eq!(back, [reply.clone()]);
+    assert_eq!(back, std::slice::from_ref(reply));
     let pb = reply_pb(reply);
     let back: Vec<_> = decode_replies(Protocol::Protobuf, Bytes::from(pb))
         .collect::<Result<_, _>>()
         .expect("decodes");
-    assert_eq!(back, [reply.clone()]);
+    assert_eq!(back, std::slice::from_ref(reply));
 }
 
 fn assert_command(cmd: &proto::Command, text: &str) {
@@ -50,12 +50,12 @@ fn assert_command(cmd: &proto::Command, text: &str) {
     let back: Vec<_> = decode_commands(Protocol::Json, Bytes::copy_from_slice(text.as_bytes()))
         .collect::<Result<_, _>>()
         .expect("decodes");
-    assert_eq!(back, [cmd.clone()]);
+    assert_eq!(back, std::slice::from_ref(cmd));
     let pb = command_pb(cmd);
     let back: Vec<_> = decode_commands(Protocol::Protobuf, Bytes::from(pb))
         .collect::<Result<_, _>>()
         .expect("decodes");
-    assert_eq!(back, [cmd.clone()]);
+    assert_eq!(back, std::slice::from_ref(cmd));
 }
 
 fn info(user: &str, client: &str) -> proto::ClientInfo {
