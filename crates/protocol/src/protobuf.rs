@@ -53,3 +53,45 @@ fn read_varint(rest: &mut Bytes) -> Result<u64, DecodeError> {
 pub(crate) fn decode_plain<M: Message + Default>(body: Bytes) -> Result<M, DecodeError> {
     Ok(M::decode(body)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn varint(bytes: &[u8]) -> Result<(u64, usize), DecodeError> {
+        let mut rest = Bytes::copy_from_slice(bytes);
+        read_varint(&mut rest).map(|v| (v, rest.len()))
+    }
+
+    #[test]
+    fn varints_decode_within_u64() {
+        assert_eq!(varint(&[0x00]), Ok((0, 0)));
+        assert_eq!(varint(&[0x7f, 0xaa]), Ok((127, 1)));
+        assert_eq!(varint(&[0xac, 0x02]), Ok((300, 0)));
+        let max = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+        assert_eq!(varint(&max), Ok((u64::MAX, 0)));
+    }
+
+    #[test]
+    fn bad_varints_are_errors() {
+        assert_eq!(varint(&[]), Err(DecodeError::BadVarint));
+        assert_eq!(varint(&[0x80, 0x80]), Err(DecodeError::BadVarint));
+        let overflow = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
+        assert_eq!(varint(&overflow), Err(DecodeError::BadVarint));
+        assert_eq!(varint(&[0x80; 11]), Err(DecodeError::BadVarint));
+    }
+
+    #[test]
+    fn encode_matches_prost_length_delimited() {
+        let cmd = crate::proto::Command {
+            id: 300,
+            ..Default::default()
+        };
+        let mut out = BytesMut::new();
+        encode(&cmd, &mut out).expect("encodes");
+        assert_eq!(&out[..], [0x03, 0x08, 0xac, 0x02]);
+        let mut rest = out.freeze();
+        assert_eq!(decode_next::<crate::proto::Command>(&mut rest), Ok(cmd));
+        assert!(rest.is_empty());
+    }
+}

@@ -200,3 +200,48 @@ impl<V: ToJson, S> ToJson for HashMap<String, V, S> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escaped(s: &str) -> String {
+        let mut out = BytesMut::new();
+        write_str(s, &mut out);
+        String::from_utf8(out.to_vec()).expect("utf-8")
+    }
+
+    #[test]
+    fn strings_escape_like_json() {
+        assert_eq!(escaped(""), r#""""#);
+        assert_eq!(escaped("plain"), r#""plain""#);
+        assert_eq!(escaped("a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(escaped("\n\r\t\u{8}\u{c}"), r#""\n\r\t\b\f""#);
+        assert_eq!(escaped("\u{0}\u{1f}\u{7f}"), "\"\\u0000\\u001f\u{7f}\"");
+        assert_eq!(escaped("é😀\u{2028}"), "\"é😀\u{2028}\"");
+        // Every escape is accepted by a JSON parser and means the original string.
+        let all: String = (0u8..0x80).map(char::from).collect();
+        let parsed: String = serde_json::from_str(&escaped(&all)).expect("valid JSON string");
+        assert_eq!(parsed, all);
+    }
+
+    #[test]
+    fn raw_payloads_are_validated_and_flattened() {
+        let mut out = BytesMut::new();
+        write_raw(b"[1,\n2]\n", "data", &mut out).expect("valid");
+        assert_eq!(&out[..], b"[1,2]");
+        assert_eq!(
+            write_raw(b"[1,", "conn_info", &mut out),
+            Err(EncodeError::InvalidJson { field: "conn_info" })
+        );
+    }
+
+    #[test]
+    fn integers_are_plain_numbers() {
+        let mut out = BytesMut::new();
+        u64::MAX.write_json("", &mut out).expect("infallible");
+        out.put_u8(b' ');
+        i64::MIN.write_json("", &mut out).expect("infallible");
+        assert_eq!(&out[..], b"18446744073709551615 -9223372036854775808");
+    }
+}
