@@ -9,6 +9,7 @@ mod client;
 mod events;
 mod handler;
 mod hub;
+mod local;
 mod node;
 mod presence;
 mod recovery;
@@ -21,6 +22,9 @@ pub use broker::{
 pub use gyre_protocol::{Disconnect, Error, Unsubscribe};
 pub use presence::{MemoryPresenceManager, PresenceError, PresenceManager, PresenceStats};
 pub use client::Client;
+#[cfg(test)]
+pub(crate) use client::ClientSession;
+pub use local::LocalConnection;
 pub use events::{
     ConnectEvent, ConnectReply, Credentials, DisconnectEvent, HandlerError, HistoryEvent,
     MessageEvent, PresenceEvent, PublishEvent, PublishReply, RefreshEvent, RefreshReply, RpcEvent,

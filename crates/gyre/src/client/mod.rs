@@ -10,6 +10,9 @@ pub(crate) mod queue;
 mod subscription;
 mod timers;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;

@@ -77,7 +77,8 @@ impl ClientInner {
             buffer.push((publication.clone(), position.clone(), encoded.clone()));
             return;
         }
-        if !sub.shared.positioned {
+        // A publication made without history has no position to check.
+        if !sub.shared.positioned || publication.offset == 0 {
             self.outbound.push(encoded.clone());
             return;
         }
@@ -291,7 +292,7 @@ impl ClientInner {
                 };
                 let buffered = sub.buffer.take().unwrap_or_default();
                 for (publication, position, encoded) in buffered {
-                    if !sub.shared.positioned {
+                    if !sub.shared.positioned || publication.offset == 0 {
                         self.outbound.push(encoded);
                         continue;
                     }
