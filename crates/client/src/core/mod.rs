@@ -247,6 +247,7 @@ impl ClientCore {
     }
 
     /// Current connection state.
+    #[cfg(test)]
     pub(crate) fn state(&self) -> State {
         self.state
     }
