@@ -53,7 +53,10 @@ impl fmt::Debug for WsConfig {
             .field("native_ping_interval", &self.native_ping_interval)
             .field("native_pong_timeout", &self.native_pong_timeout)
             .field("close_wait", &self.close_wait)
-            .field("check_origin", &self.check_origin.as_ref().map(|_| "custom"))
+            .field(
+                "check_origin",
+                &self.check_origin.as_ref().map(|_| "custom"),
+            )
             .finish()
     }
 }

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use gyre_protocol::Disconnect;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, Sleep};
@@ -55,69 +56,83 @@ pub(crate) struct ConnParams {
 ///
 /// `pre_read` holds bytes the HTTP layer read past the upgrade request. A refused session
 /// (`Err`) gets a close frame with the disconnect and nothing else.
-pub(crate) async fn run<IO, S>(
+///
+/// A plain `fn` on purpose: the arguments of an `async fn` stay in its future for its
+/// whole life, so the setup happens here and only `Conn` goes into the future.
+pub(crate) fn run<IO, S>(
     io: IO,
     pre_read: Bytes,
     session: Result<S, Disconnect>,
     params: ConnParams,
     config: Arc<WsConfig>,
-) where
+) -> impl Future<Output = ()> + Send
+where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Session,
 {
     let session = match session {
         Ok(s) => s,
-        Err(d) => return refuse(io, d, &config).await,
+        Err(d) => return Either::Right(refuse(io, d, config)),
     };
     let mut conn = Conn::new(io, session, params, config);
     if let Err(e) = conn.parser.feed(&pre_read, &mut conn.inbound) {
         conn.read_end = Some(ReadEnd::Failed(e));
     }
     drop(pre_read);
-    let disconnect = {
-        let outbound = Arc::clone(conn.session.outbound());
-        let mut wait = pin!(outbound.wait());
-        // Re-armed with `reset` to whichever deadline is next; the far-away start is never
-        // polled (a sleep registers with the timer only when first polled).
-        let mut sleep = pin!(tokio::time::sleep_until(far_future()));
-        poll_fn(|cx| {
-            loop {
-                match conn.poll(cx, wait.as_mut(), sleep.as_mut()) {
-                    Step::Rearm => wait.set(outbound.wait()),
-                    Step::Pending => return Poll::Pending,
-                    Step::Done(d) => return Poll::Ready(d),
+    Either::Left(drive(conn))
+}
+
+/// Not an `async fn`: that would move `conn` from its argument slot into a second slot of
+/// the future (rust-lang/rust#62958) and double the size of every connection. An
+/// `async move` block uses the captured value in place.
+fn drive<IO, S>(mut conn: Conn<IO, S>) -> impl Future<Output = ()> + Send
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Session,
+{
+    async move {
+        let disconnect = {
+            let outbound = Arc::clone(conn.session.outbound());
+            let mut wait = pin!(outbound.wait());
+            // Re-armed with `reset` to whichever deadline is next; the far-away start is never
+            // polled (a sleep registers with the timer only when first polled).
+            let mut sleep = pin!(tokio::time::sleep_until(far_future()));
+            poll_fn(|cx| {
+                loop {
+                    match conn.poll(cx, wait.as_mut(), sleep.as_mut()) {
+                        Step::Rearm => wait.set(outbound.wait()),
+                        Step::Pending => return Poll::Pending,
+                        Step::Done(d) => return Poll::Ready(d),
+                    }
                 }
-            }
-        })
-        .await
-    };
-    let Conn {
-        mut io,
-        session,
-        handling,
-        timer,
-        config,
-        ..
-    } = conn;
-    // The session must see no future of its own still alive when it is finished.
-    drop(handling);
-    drop(timer);
-    // A clean shutdown matters for TLS (close_notify); on TCP it is one syscall.
-    let _ = tokio::time::timeout(config.write_timeout, io.shutdown()).await;
-    drop(io);
-    Box::pin(session.finish(disconnect)).await;
+            })
+            .await
+        };
+        // The session must see none of its futures alive in `finish`.
+        let (mut io, session, config) = conn.into_parts();
+        // A clean shutdown matters for TLS (close_notify); on TCP it is one syscall.
+        let _ = tokio::time::timeout(config.write_timeout, io.shutdown()).await;
+        drop(io);
+        Box::pin(session.finish(disconnect)).await;
+    }
 }
 
 /// Writes a close frame for a session that was refused, then ends the connection.
-async fn refuse<IO>(mut io: IO, disconnect: Disconnect, config: &WsConfig)
+fn refuse<IO>(
+    mut io: IO,
+    disconnect: Disconnect,
+    config: Arc<WsConfig>,
+) -> impl Future<Output = ()> + Send
 where
-    IO: AsyncWrite + Unpin,
+    IO: AsyncWrite + Unpin + Send,
 {
-    if disconnect.code != Disconnect::CONNECTION_CLOSED.code {
-        let frame = frame::close_frame(close_code(&disconnect), &disconnect.reason);
-        let _ = tokio::time::timeout(config.write_timeout, io.write_all(&frame)).await;
+    async move {
+        if disconnect.code != Disconnect::CONNECTION_CLOSED.code {
+            let frame = frame::close_frame(close_code(&disconnect), &disconnect.reason);
+            let _ = tokio::time::timeout(config.write_timeout, io.write_all(&frame)).await;
+        }
+        let _ = tokio::time::timeout(config.write_timeout, io.shutdown()).await;
     }
-    let _ = tokio::time::timeout(config.write_timeout, io.shutdown()).await;
 }
 
 /// WebSocket close code for a disconnect (every Centrifugo code fits; anything that would
@@ -149,13 +164,15 @@ enum ReadEnd {
 }
 
 /// What happens once a frame is fully written.
-#[derive(Debug)]
+/// The disconnect itself is in `Conn::closing_with`; keeping it out of here keeps every
+/// pending write small.
+#[derive(Debug, Clone, Copy)]
 enum Then {
     Nothing,
     /// End the connection now (we answered the peer's close, or refused bad input).
-    Finish(Disconnect),
-    /// Our close frame is out: wait for the peer's close, then end with this.
-    Linger(Disconnect),
+    Finish,
+    /// Our close frame is out: wait for the peer's close, then end.
+    Linger,
 }
 
 enum WriteKind {
@@ -206,7 +223,8 @@ struct Conn<IO, S> {
     closing_with: Option<Disconnect>,
     peer_closed: bool,
     read_end: Option<ReadEnd>,
-    linger_until: Option<(Disconnect, Instant)>,
+    /// Our close frame is out; the peer has until then to answer it.
+    linger_until: Option<Instant>,
     write_deadline: Option<Instant>,
     native: Option<NativePing>,
     done: Option<Disconnect>,
@@ -217,6 +235,11 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
     S: Session,
 {
+    /// Drops everything else (in-flight session futures included) right here.
+    fn into_parts(self) -> (IO, S, Arc<WsConfig>) {
+        (self.io, self.session, self.config)
+    }
+
     fn new(io: IO, session: S, params: ConnParams, config: Arc<WsConfig>) -> Self {
         let native = params.native_ping_pong.then(|| {
             let now = Instant::now();
@@ -426,7 +449,7 @@ where
             return;
         }
         let frame = frame::close_frame(close_code(&d), &d.reason);
-        self.close_next = Some((frame, Then::Linger(d)));
+        self.close_next = Some((frame, Then::Linger));
     }
 
     /// Closes with a frame we choose (answer to the peer's close, or a framing error) and
@@ -440,7 +463,14 @@ where
         self.pong = None;
         self.ping_due = false;
         self.closing_with = Some(Disconnect::CONNECTION_CLOSED);
-        self.close_next = Some((frame, Then::Finish(Disconnect::CONNECTION_CLOSED)));
+        self.close_next = Some((frame, Then::Finish));
+    }
+
+    /// Why the connection ends once the close in progress is done.
+    fn closing_disconnect(&mut self) -> Disconnect {
+        self.closing_with
+            .take()
+            .unwrap_or(Disconnect::CONNECTION_CLOSED)
     }
 
     fn complete_write(&mut self) {
@@ -450,12 +480,12 @@ where
         }
         match w.then {
             Then::Nothing => {}
-            Then::Finish(d) => self.done = Some(d),
-            Then::Linger(d) => {
+            Then::Finish => self.done = Some(self.closing_disconnect()),
+            Then::Linger => {
                 if self.peer_closed || self.read_end.is_some() {
-                    self.done = Some(d);
+                    self.done = Some(self.closing_disconnect());
                 } else {
-                    self.linger_until = Some((d, Instant::now() + self.config.close_wait));
+                    self.linger_until = Some(Instant::now() + self.config.close_wait);
                 }
             }
         }
@@ -602,9 +632,9 @@ where
                 }
                 Message::Close { code, .. } => {
                     self.peer_closed = true;
-                    if let Some((d, _)) = self.linger_until.take() {
+                    if self.linger_until.take().is_some() {
                         // Our close was out and this is the answer: handshake complete.
-                        self.done = Some(d);
+                        self.done = Some(self.closing_disconnect());
                         return true;
                     }
                     let reply = match code {
@@ -629,14 +659,8 @@ where
                 if self.done.is_some() {
                     return false;
                 }
-                let d = match self.linger_until.take() {
-                    Some((d, _)) => d,
-                    None => self
-                        .closing_with
-                        .clone()
-                        .unwrap_or(Disconnect::CONNECTION_CLOSED),
-                };
-                self.done = Some(d);
+                self.linger_until = None;
+                self.done = Some(self.closing_disconnect());
                 true
             }
             Some(ReadEnd::Failed(e)) => {
@@ -678,7 +702,7 @@ where
         let deadline = [
             session_deadline,
             self.write_deadline,
-            self.linger_until.as_ref().map(|(_, t)| *t),
+            self.linger_until,
             native.map(|n| n.next_ping),
             native.map(|n| n.read_deadline),
         ]
@@ -699,11 +723,9 @@ where
             self.done = Some(Disconnect::WRITE_ERROR);
             return true;
         }
-        if let Some((d, t)) = &self.linger_until {
-            if *t <= now {
-                self.done = Some(d.clone());
-                return true;
-            }
+        if self.linger_until.is_some_and(|t| t <= now) {
+            self.done = Some(self.closing_disconnect());
+            return true;
         }
         if session_deadline.is_some_and(|t| t <= now) {
             let mut fut: SessionFuture = Box::pin(self.session.on_timer());
@@ -738,7 +760,12 @@ enum WriteState {
 
 /// Segment `i` of a data frame: the header, then each message, with `\n` between JSON
 /// messages.
-fn segment<'a>(header: &'a FrameHeader, batch: &'a [Bytes], json: bool, i: usize) -> Option<&'a [u8]> {
+fn segment<'a>(
+    header: &'a FrameHeader,
+    batch: &'a [Bytes],
+    json: bool,
+    i: usize,
+) -> Option<&'a [u8]> {
     if i == 0 {
         return Some(header.as_bytes());
     }

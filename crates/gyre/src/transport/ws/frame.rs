@@ -670,7 +670,10 @@ pub(crate) mod tests {
         data.extend(client_frame(0x80, &[0xA9], M));
         assert_eq!(
             parse(&data),
-            (vec![Message::Text(Bytes::from_static("é".as_bytes()))], None)
+            (
+                vec![Message::Text(Bytes::from_static("é".as_bytes()))],
+                None
+            )
         );
         // Binary messages are not checked.
         let data = client_frame(0x82, &[0xFF], M);
@@ -736,14 +739,18 @@ pub(crate) mod tests {
         assert!(!p.is_mid_message());
         assert_eq!(p.msg.capacity(), 0);
         assert_eq!(p.ctrl.capacity(), 0);
-        p.feed(&client_frame(0x81, b"hel", M)[..5], &mut out).unwrap();
+        p.feed(&client_frame(0x81, b"hel", M)[..5], &mut out)
+            .unwrap();
         assert!(p.is_mid_message());
     }
 
     #[test]
     fn header_encoding() {
         assert_eq!(FrameHeader::new(OP_TEXT, 5).as_bytes(), &[0x81, 5]);
-        assert_eq!(FrameHeader::new(OP_BINARY, 126).as_bytes(), &[0x82, 126, 0, 126]);
+        assert_eq!(
+            FrameHeader::new(OP_BINARY, 126).as_bytes(),
+            &[0x82, 126, 0, 126]
+        );
         assert_eq!(
             FrameHeader::new(OP_BINARY, 65536).as_bytes(),
             &[0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]
@@ -800,7 +807,10 @@ pub(crate) mod tests {
                     continue;
                 }
                 let (op, payload) = if kind == 0 {
-                    (OP_TEXT, String::from_utf8_lossy(&payload).into_owned().into_bytes())
+                    (
+                        OP_TEXT,
+                        String::from_utf8_lossy(&payload).into_owned().into_bytes(),
+                    )
                 } else {
                     (OP_BINARY, payload)
                 };

@@ -32,41 +32,70 @@ pub(crate) struct Accepted {
 
 /// Validates an upgrade request. `Err` is the response to send instead (400, 403, 405,
 /// 426), never a panic: every header is untrusted input.
-pub(crate) fn accept(parts: &http::request::Parts, config: &WsConfig) -> Result<Accepted, HttpResponse> {
+pub(crate) fn accept(
+    parts: &http::request::Parts,
+    config: &WsConfig,
+) -> Result<Accepted, HttpResponse> {
     if parts.method != Method::GET {
-        let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "websocket: method is not GET");
+        let mut r = error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "websocket: method is not GET",
+        );
         r.headers_mut()
             .insert(http::header::ALLOW, HeaderValue::from_static("GET"));
         return Err(r);
     }
     if parts.version != Version::HTTP_11 {
-        return Err(error(StatusCode::BAD_REQUEST, "websocket: HTTP/1.1 required"));
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "websocket: HTTP/1.1 required",
+        ));
     }
     let headers = &parts.headers;
     if !has_token(headers, &CONNECTION, "upgrade") {
-        return Err(error(StatusCode::BAD_REQUEST, "websocket: missing 'Connection: upgrade'"));
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "websocket: missing 'Connection: upgrade'",
+        ));
     }
     if !has_token(headers, &UPGRADE, "websocket") {
-        return Err(error(StatusCode::BAD_REQUEST, "websocket: missing 'Upgrade: websocket'"));
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "websocket: missing 'Upgrade: websocket'",
+        ));
     }
     let version_ok = headers.get_all(SEC_WEBSOCKET_VERSION).iter().count() == 1
-        && headers.get(SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) == Some(b"13");
+        && headers
+            .get(SEC_WEBSOCKET_VERSION)
+            .map(HeaderValue::as_bytes)
+            == Some(b"13");
     if !version_ok {
-        let mut r = error(StatusCode::UPGRADE_REQUIRED, "websocket: unsupported version");
+        let mut r = error(
+            StatusCode::UPGRADE_REQUIRED,
+            "websocket: unsupported version",
+        );
         r.headers_mut()
             .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
         return Err(r);
     }
     let key = match single(headers, &SEC_WEBSOCKET_KEY) {
         Some(k) if key_is_valid(k.as_bytes()) => k,
-        _ => return Err(error(StatusCode::BAD_REQUEST, "websocket: bad Sec-WebSocket-Key")),
+        _ => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "websocket: bad Sec-WebSocket-Key",
+            ));
+        }
     };
     let origin_ok = match &config.check_origin {
         Some(check) => check(parts),
         None => same_host(parts),
     };
     if !origin_ok {
-        return Err(error(StatusCode::FORBIDDEN, "websocket: origin not allowed"));
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "websocket: origin not allowed",
+        ));
     }
 
     let mut protocol = Protocol::Json;
@@ -117,7 +146,11 @@ fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -252,7 +285,7 @@ mod tests {
         // RFC 6455 §1.3 example.
         assert_eq!(
             accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzLZdDw="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
         assert_eq!(base64(b"f"), "Zg==");
         assert_eq!(base64(b"fo"), "Zm8=");
@@ -276,15 +309,43 @@ mod tests {
             ("/ws?cf_protocol=protobuf", None, Protocol::Protobuf, None),
             ("/ws?cf_protocol_version=v2&x=1", None, Protocol::Json, None),
             ("/ws?format=json", None, Protocol::Json, None),
-            ("/ws", Some("centrifuge-protobuf"), Protocol::Protobuf, Some("centrifuge-protobuf")),
-            ("/ws", Some("centrifuge-json"), Protocol::Json, Some("centrifuge-json")),
-            ("/ws?format=protobuf", Some("centrifuge-json"), Protocol::Protobuf, Some("centrifuge-json")),
-            ("/ws", Some("foo, centrifuge-json, centrifuge-protobuf"), Protocol::Json, Some("centrifuge-json")),
-            ("/ws", Some("foo,centrifuge-protobuf"), Protocol::Protobuf, Some("centrifuge-protobuf")),
+            (
+                "/ws",
+                Some("centrifuge-protobuf"),
+                Protocol::Protobuf,
+                Some("centrifuge-protobuf"),
+            ),
+            (
+                "/ws",
+                Some("centrifuge-json"),
+                Protocol::Json,
+                Some("centrifuge-json"),
+            ),
+            (
+                "/ws?format=protobuf",
+                Some("centrifuge-json"),
+                Protocol::Protobuf,
+                Some("centrifuge-json"),
+            ),
+            (
+                "/ws",
+                Some("foo, centrifuge-json, centrifuge-protobuf"),
+                Protocol::Json,
+                Some("centrifuge-json"),
+            ),
+            (
+                "/ws",
+                Some("foo,centrifuge-protobuf"),
+                Protocol::Protobuf,
+                Some("centrifuge-protobuf"),
+            ),
             ("/ws", Some("foo"), Protocol::Json, None),
         ];
         for &(uri, sp, proto, echo) in cases {
-            let extra: Vec<(&str, &str)> = sp.map(|s| ("Sec-WebSocket-Protocol", s)).into_iter().collect();
+            let extra: Vec<(&str, &str)> = sp
+                .map(|s| ("Sec-WebSocket-Protocol", s))
+                .into_iter()
+                .collect();
             let a = ok(&request(uri, &extra));
             assert_eq!(a.protocol, proto, "{uri} {sp:?}");
             assert_eq!(
@@ -311,7 +372,8 @@ mod tests {
         assert_eq!(status(&p), StatusCode::BAD_REQUEST);
 
         let mut p = request("/ws", &[]);
-        p.headers.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
+        p.headers
+            .insert(CONNECTION, HeaderValue::from_static("keep-alive"));
         assert_eq!(status(&p), StatusCode::BAD_REQUEST);
 
         let mut p = request("/ws", &[]);
@@ -319,11 +381,13 @@ mod tests {
         assert_eq!(status(&p), StatusCode::BAD_REQUEST);
 
         let mut p = request("/ws", &[]);
-        p.headers.insert(SEC_WEBSOCKET_KEY, HeaderValue::from_static("short"));
+        p.headers
+            .insert(SEC_WEBSOCKET_KEY, HeaderValue::from_static("short"));
         assert_eq!(status(&p), StatusCode::BAD_REQUEST);
 
         let mut p = request("/ws", &[]);
-        p.headers.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("8"));
+        p.headers
+            .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("8"));
         let r = accept(&p, &WsConfig::default()).unwrap_err();
         assert_eq!(r.status(), StatusCode::UPGRADE_REQUIRED);
         assert_eq!(r.headers()[SEC_WEBSOCKET_VERSION], "13");
@@ -342,7 +406,9 @@ mod tests {
 
         let config = WsConfig {
             check_origin: Some(Arc::new(|p: &http::request::Parts| {
-                p.headers.get(ORIGIN).is_some_and(|o| o == "https://evil.com")
+                p.headers
+                    .get(ORIGIN)
+                    .is_some_and(|o| o == "https://evil.com")
             })),
             ..WsConfig::default()
         };
