@@ -39,6 +39,10 @@ const SCRATCH_SIZE: usize = 16 * 1024;
 /// another call).
 const MAX_IOVECS: usize = 64;
 
+/// Rounds of `Conn::poll` before it yields. A session whose deadline never moves, or a
+/// peer that keeps the socket busy, must not monopolise a runtime thread.
+const MAX_ROUNDS: usize = 64;
+
 thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; SCRATCH_SIZE].into_boxed_slice());
 }
@@ -82,9 +86,10 @@ where
     Either::Left(drive(conn))
 }
 
-/// Not an `async fn`: that would move `conn` from its argument slot into a second slot of
+/// Not an `async fn` (hence the `allow`): that would move `conn` from its argument slot into a second slot of
 /// the future (rust-lang/rust#62958) and double the size of every connection. An
 /// `async move` block uses the captured value in place.
+#[allow(clippy::manual_async_fn)]
 fn drive<IO, S>(mut conn: Conn<IO, S>) -> impl Future<Output = ()> + Send
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -118,6 +123,8 @@ where
 }
 
 /// Writes a close frame for a session that was refused, then ends the connection.
+/// A plain `fn` for the same reason as [`drive`].
+#[allow(clippy::manual_async_fn)]
 fn refuse<IO>(
     mut io: IO,
     disconnect: Disconnect,
@@ -284,7 +291,7 @@ where
         mut sleep: Pin<&mut Sleep>,
     ) -> Step {
         let mut wait = Some(wait);
-        loop {
+        for _ in 0..MAX_ROUNDS {
             if let Some(d) = self.done.take() {
                 return Step::Done(d);
             }
@@ -294,16 +301,15 @@ where
                 Ok(WriteState::Progress) => progress = true,
                 Ok(WriteState::Blocked) => {}
                 Ok(WriteState::Idle) => {
-                    if !self.writes_closed {
-                        if let Some(w) = wait.take() {
-                            if w.poll(cx).is_ready() {
-                                return Step::Rearm;
-                            }
-                        }
+                    if !self.writes_closed
+                        && let Some(w) = wait.take()
+                        && w.poll(cx).is_ready()
+                    {
+                        return Step::Rearm;
                     }
                 }
                 Err(()) => {
-                    self.done = Some(Disconnect::WRITE_ERROR);
+                    self.done = Some(self.write_failed());
                     continue;
                 }
             }
@@ -316,6 +322,9 @@ where
                 return Step::Pending;
             }
         }
+        // Still busy: let other connections run, and come back right away.
+        cx.waker().wake_by_ref();
+        Step::Pending
     }
 
     // ---- writing -------------------------------------------------------------------
@@ -466,6 +475,12 @@ where
         self.close_next = Some((frame, Then::Finish));
     }
 
+    /// The socket cannot be written. If a close was already decided (e.g. 3008 "slow",
+    /// whose close frame is what could not be written), that stays the reason.
+    fn write_failed(&mut self) -> Disconnect {
+        self.closing_with.take().unwrap_or(Disconnect::WRITE_ERROR)
+    }
+
     /// Why the connection ends once the close in progress is done.
     fn closing_disconnect(&mut self) -> Disconnect {
         self.closing_with
@@ -587,15 +602,15 @@ where
 
     fn dispatch(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progress = false;
-        if let Some(fut) = self.handling.as_mut() {
-            if let Poll::Ready(result) = fut.as_mut().poll(cx) {
-                self.handling = None;
-                progress = true;
-                if let Err(d) = result {
-                    // Through the queue, so replies queued before the error go out first.
-                    self.session.outbound().close(d);
-                    self.stopped = true;
-                }
+        if let Some(fut) = self.handling.as_mut()
+            && let Poll::Ready(result) = fut.as_mut().poll(cx)
+        {
+            self.handling = None;
+            progress = true;
+            if let Err(d) = result {
+                // Through the queue, so replies queued before the error go out first.
+                self.session.outbound().close(d);
+                self.stopped = true;
             }
         }
         while self.handling.is_none() || self.stopped {
@@ -683,14 +698,14 @@ where
 
     fn poll_timers(&mut self, cx: &mut Context<'_>, mut sleep: Pin<&mut Sleep>) -> bool {
         let mut progress = false;
-        if let Some(fut) = self.timer.as_mut() {
-            if let Poll::Ready(result) = fut.as_mut().poll(cx) {
-                self.timer = None;
-                progress = true;
-                if let Err(d) = result {
-                    self.session.outbound().close(d);
-                    self.stopped = true;
-                }
+        if let Some(fut) = self.timer.as_mut()
+            && let Poll::Ready(result) = fut.as_mut().poll(cx)
+        {
+            self.timer = None;
+            progress = true;
+            if let Err(d) = result {
+                self.session.outbound().close(d);
+                self.stopped = true;
             }
         }
         let session_deadline = if self.stopped || self.timer.is_some() {
@@ -720,7 +735,7 @@ where
         }
         let now = Instant::now();
         if self.write_deadline.is_some_and(|t| t <= now) {
-            self.done = Some(Disconnect::WRITE_ERROR);
+            self.done = Some(self.write_failed());
             return true;
         }
         if self.linger_until.is_some_and(|t| t <= now) {
@@ -773,7 +788,7 @@ fn segment<'a>(
     if !json {
         return batch.get(j).map(|b| &b[..]);
     }
-    if j % 2 == 0 {
+    if j.is_multiple_of(2) {
         batch.get(j / 2).map(|b| &b[..])
     } else if j / 2 + 1 < batch.len() {
         Some(b"\n")

@@ -177,11 +177,12 @@ impl Parser {
                     input = &input[take..];
                     // The first two bytes decide the header's length: check them as soon as
                     // they are here, before buffering anything on their word.
-                    if have >= 2 && usize::from(have) - take < 2 {
-                        if let Err(e) = self.check_first_bytes(buf[0], buf[1]) {
-                            self.state = State::Done;
-                            return Err(e);
-                        }
+                    if have >= 2
+                        && usize::from(have) - take < 2
+                        && let Err(e) = self.check_first_bytes(buf[0], buf[1])
+                    {
+                        self.state = State::Done;
+                        return Err(e);
                     }
                     let need = header_len(&buf[..usize::from(have)]);
                     if usize::from(have) < need {
@@ -642,9 +643,9 @@ pub(crate) mod tests {
         assert_eq!(err, Some(ParseError::TooBig));
         assert_eq!(ParseError::TooBig.close_code(), 1009);
 
-        let at_limit = client_frame(0x82, &vec![7u8; 100], M);
+        let at_limit = client_frame(0x82, &[7u8; 100], M);
         assert_eq!(parse_all(&at_limit, 100).1, None);
-        let over = client_frame(0x82, &vec![7u8; 101], M);
+        let over = client_frame(0x82, &[7u8; 101], M);
         assert_eq!(parse_all(&over, 100).1, Some(ParseError::TooBig));
     }
 

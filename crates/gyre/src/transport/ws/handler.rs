@@ -57,7 +57,7 @@ impl<F: SessionFactory> WsHandler<F> {
         drop(body);
         let accepted = match handshake::accept(&parts, &self.inner.config) {
             Ok(a) => a,
-            Err(response) => return response,
+            Err(response) => return *response,
         };
         let Some(on_upgrade) = on_upgrade else {
             // Served by a connection that cannot upgrade (HTTP/2, or hyper without

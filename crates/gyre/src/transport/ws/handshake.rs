@@ -35,7 +35,7 @@ pub(crate) struct Accepted {
 pub(crate) fn accept(
     parts: &http::request::Parts,
     config: &WsConfig,
-) -> Result<Accepted, HttpResponse> {
+) -> Result<Accepted, Box<HttpResponse>> {
     if parts.method != Method::GET {
         let mut r = error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -239,14 +239,15 @@ fn origin_host(origin: &str) -> Option<&str> {
     Some(authority.rsplit_once('@').map_or(authority, |(_, h)| h))
 }
 
-fn error(status: StatusCode, message: &'static str) -> HttpResponse {
+/// Boxed: refusals are rare and a response is large, so the `Ok` path stays lean.
+fn error(status: StatusCode, message: &'static str) -> Box<HttpResponse> {
     let mut r = Response::new(Full::new(Bytes::from_static(message.as_bytes())));
     *r.status_mut() = status;
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    r
+    Box::new(r)
 }
 
 #[cfg(test)]

@@ -69,11 +69,11 @@ impl Session for TestSession {
         async move {
             // Yield once so the transport really has to keep this future in flight.
             tokio::task::yield_now().await;
-            if &data[..] == b"boom" {
-                if let Some(d) = this.0.behaviour.boom.clone() {
-                    this.0.outbound.push(Bytes::from_static(b"last"));
-                    return Err(d);
-                }
+            if &data[..] == b"boom"
+                && let Some(d) = this.0.behaviour.boom.clone()
+            {
+                this.0.outbound.push(Bytes::from_static(b"last"));
+                return Err(d);
             }
             for _ in 0..this.0.behaviour.echo_times.max(1) {
                 this.0.outbound.push(data.clone());
@@ -97,8 +97,8 @@ impl Session for TestSession {
         }
     }
 
-    fn finish(self, disconnect: Disconnect) -> impl Future<Output = ()> + Send + 'static {
-        async move {
+    async fn finish(self, disconnect: Disconnect) {
+        {
             self.0.finished.fetch_add(1, Ordering::SeqCst);
             *self.0.finished_with.lock() = Some(disconnect);
         }
@@ -167,8 +167,10 @@ impl TestFactory {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let session = self.sessions.lock().get(i).cloned();
-            if let Some(s) = session {
-                if s.0.finished.load(Ordering::SeqCst) > 0 {
+            if let Some(s) = session
+                && s.0.finished.load(Ordering::SeqCst) > 0
+            {
+                {
                     // Give a second call a chance to show up.
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     assert_eq!(
@@ -750,4 +752,30 @@ async fn connection_future_is_small() {
     assert!(tcp_size < 1024, "{tcp_size}");
     assert!(generic_size < 1024, "{generic_size}");
     drop(client);
+}
+
+#[tokio::test]
+async fn client_that_stops_reading_hits_write_timeout() {
+    let factory = Arc::new(TestFactory {
+        behaviour: Behaviour {
+            echo_times: 400,
+            ..Behaviour::default()
+        },
+        queue_max: 64 << 20,
+        sessions: Mutex::default(),
+    });
+    let config = WsConfig {
+        write_timeout: Duration::from_millis(200),
+        ..WsConfig::default()
+    };
+    let addr = serve_with(Arc::clone(&factory), config, false).await;
+    let mut s = raw_connect(&addr, "/connection/websocket").await;
+    // 400 echoes of 60 KB (24 MB) cannot fit in the socket buffers of a client that
+    // never reads.
+    let payload = vec![b'x'; 60_000];
+    s.write_all(&client_frame(0x81, &payload, MASK)).await.unwrap();
+    let started = Instant::now();
+    assert_eq!(factory.finished(0).await, Disconnect::WRITE_ERROR);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    drop(s);
 }
