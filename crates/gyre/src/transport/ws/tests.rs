@@ -773,7 +773,9 @@ async fn client_that_stops_reading_hits_write_timeout() {
     // 400 echoes of 60 KB (24 MB) cannot fit in the socket buffers of a client that
     // never reads.
     let payload = vec![b'x'; 60_000];
-    s.write_all(&client_frame(0x81, &payload, MASK)).await.unwrap();
+    s.write_all(&client_frame(0x81, &payload, MASK))
+        .await
+        .unwrap();
     let started = Instant::now();
     assert_eq!(factory.finished(0).await, Disconnect::WRITE_ERROR);
     assert!(started.elapsed() >= Duration::from_millis(200));
