@@ -7,7 +7,7 @@
 
 mod config;
 mod conn;
-mod frame;
+pub(crate) mod frame;
 mod handler;
 mod handshake;
 #[cfg(test)]
