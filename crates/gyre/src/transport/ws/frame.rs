@@ -21,7 +21,6 @@ pub(crate) const OP_PING: u8 = 0x9;
 pub(crate) const OP_PONG: u8 = 0xA;
 
 /// Close codes the server itself sends for framing problems.
-pub(crate) const CLOSE_NORMAL: u16 = 1000;
 pub(crate) const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 pub(crate) const CLOSE_INVALID_DATA: u16 = 1007;
 pub(crate) const CLOSE_TOO_BIG: u16 = 1009;
@@ -151,6 +150,7 @@ impl Parser {
     }
 
     /// Whether the parser holds heap memory for a message that has not completed yet.
+    #[cfg(test)]
     pub(crate) fn is_mid_message(&self) -> bool {
         self.msg_opcode != 0 || !matches!(self.state, State::Header { have: 0, .. })
     }

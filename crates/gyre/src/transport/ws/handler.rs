@@ -109,7 +109,6 @@ pub(crate) async fn serve<F: SessionFactory>(
         unidirectional: false,
         native_ping_pong: params.native_ping_pong,
         // WebSocket carries the disconnect in its close frame.
-        disconnect_push: false,
     };
     let session = factory.new_session(info, &parts);
     // Headers and URI are not needed any more: free them before the long-lived part.

@@ -23,7 +23,7 @@ use tokio_tungstenite::{WebSocketStream, client_async};
 use super::config::WsConfig;
 use super::conn::{self, ConnParams};
 use super::frame::tests::client_frame;
-use super::handler::{self, WsHandler};
+use super::handler::WsHandler;
 use crate::client::queue::Outbound;
 use crate::transport::{Protocol, Session, SessionFactory, TransportInfo};
 
@@ -123,7 +123,7 @@ impl SessionFactory for TestFactory {
         if let Some(d) = self.behaviour.refuse.clone() {
             return Err(d);
         }
-        let outbound = Arc::new(Outbound::new(self.queue_max_size()));
+        let outbound = Arc::new(Outbound::new(self.queue_max));
         for m in &self.behaviour.prequeue {
             outbound.push(Bytes::from_static(m.as_bytes()));
         }
@@ -142,10 +142,6 @@ impl SessionFactory for TestFactory {
         }));
         self.sessions.lock().push(session.clone());
         Ok(session)
-    }
-
-    fn queue_max_size(&self) -> usize {
-        self.queue_max
     }
 }
 
@@ -365,7 +361,7 @@ async fn json_echo_and_client_close() {
     let info = factory.session(0).0.info.clone();
     assert_eq!(info.name, "websocket");
     assert_eq!(info.protocol, Protocol::Json);
-    assert!(!info.native_ping_pong && !info.disconnect_push && !info.emulation);
+    assert!(!info.native_ping_pong && !info.emulation);
 
     ws.close(Some(CloseFrame {
         code: CloseCode::Normal,
@@ -723,7 +719,6 @@ async fn connection_future_is_small() {
         emulation: false,
         unidirectional: false,
         native_ping_pong: false,
-        disconnect_push: false,
     };
     let parts = http::Request::new(()).into_parts().0;
     let params = ConnParams {
