@@ -1,7 +1,4 @@
-//! Gyre: an embeddable real-time messaging library speaking the Centrifugal client
-//! protocol v2, so that Centrifugo SDKs (centrifuge-js, centrifuge-go,
-//! centrifuge-python, …) connect to it unchanged.
-
+#![doc = include_str!("../docs/lib.md")]
 #![warn(missing_docs)]
 
 mod broker;
