@@ -42,7 +42,6 @@ impl LocalConnection {
             emulation: false,
             unidirectional: false,
             native_ping_pong: false,
-            disconnect_push: false,
         };
         let request = http::Request::new(()).into_parts().0;
         Ok(LocalConnection {

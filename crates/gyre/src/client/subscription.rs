@@ -280,8 +280,13 @@ impl ClientInner {
 
     /// Queues `first` (the reply or push announcing the subscriptions), then the
     /// publications buffered for `channels`, and switches them to live delivery.
-    pub(crate) fn activate(self: &Arc<Self>, first: &proto::Reply, channels: &[String]) -> Result<(), Disconnect> {
-        let bytes = super::encode_reply(self.protocol(), first).ok_or(Disconnect::INAPPROPRIATE_PROTOCOL)?;
+    pub(crate) fn activate(
+        self: &Arc<Self>,
+        first: &proto::Reply,
+        channels: &[String],
+    ) -> Result<(), Disconnect> {
+        let bytes = super::encode_reply(self.protocol(), first)
+            .ok_or(Disconnect::INAPPROPRIATE_PROTOCOL)?;
         let mut insufficient = Vec::new();
         {
             let mut state = self.state.lock();

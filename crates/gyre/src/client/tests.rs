@@ -22,7 +22,6 @@ fn transport(protocol: Protocol) -> TransportInfo {
         emulation: false,
         unidirectional: false,
         native_ping_pong: false,
-        disconnect_push: false,
     }
 }
 
@@ -204,9 +203,11 @@ async fn connect_and_subscribe_in_one_frame_are_processed_in_order() {
     let node = open_node(Config::default());
     node.run().await.unwrap();
     let conn = Conn::open(&node);
-    conn.send("{\"id\":1,\"connect\":{\"token\":\"7\"}}\n{\"id\":2,\"subscribe\":{\"channel\":\"a\"}}")
-        .await
-        .unwrap();
+    conn.send(
+        "{\"id\":1,\"connect\":{\"token\":\"7\"}}\n{\"id\":2,\"subscribe\":{\"channel\":\"a\"}}",
+    )
+    .await
+    .unwrap();
     let replies = conn.replies();
     // connect reply, subscribe reply, then the client's own join push.
     assert_eq!(replies.len(), 3);
@@ -230,7 +231,9 @@ async fn errors_of_commands() {
         .await
         .unwrap();
     conn.send(r#"{"id":4,"ping":{}}"#).await.unwrap();
-    conn.send(r#"{"id":5,"rpc":{"method":"nope"}}"#).await.unwrap();
+    conn.send(r#"{"id":5,"rpc":{"method":"nope"}}"#)
+        .await
+        .unwrap();
     conn.send(r#"{"id":6,"history":{"channel":"a","reverse":true,"since":{"offset":0}}}"#)
         .await
         .unwrap();
@@ -323,7 +326,11 @@ async fn ping_pong_and_no_pong() {
     tokio::time::sleep_until(first).await;
     conn.session.on_timer().await.unwrap();
     let (replies, _) = conn.drain();
-    assert_eq!(replies, vec![proto::Reply::default()], "a ping is an empty reply");
+    assert_eq!(
+        replies,
+        vec![proto::Reply::default()],
+        "a ping is an empty reply"
+    );
     // Answer the ping: the connection stays.
     conn.send("{}").await.unwrap();
     tokio::time::advance(Duration::from_secs(25)).await;
@@ -363,7 +370,10 @@ async fn recovery_after_reconnect() {
         node.publish("r", format!("{i}"), history()).await.unwrap();
     }
     assert_eq!(conn.publications("r").len(), 3);
-    conn.session.clone().finish(Disconnect::CONNECTION_CLOSED).await;
+    conn.session
+        .clone()
+        .finish(Disconnect::CONNECTION_CLOSED)
+        .await;
 
     for i in 4..=6 {
         node.publish("r", format!("{i}"), history()).await.unwrap();
@@ -398,9 +408,11 @@ async fn recovery_after_reconnect() {
     assert!(sub.publications.is_empty());
     assert_eq!(sub.offset, 30);
     // Wrong epoch with the reject flag: error 112.
-    late.send(r#"{"id":3,"subscribe":{"channel":"r2","recover":true,"offset":1,"epoch":"zzz","flag":2}}"#)
-        .await
-        .unwrap();
+    late.send(
+        r#"{"id":3,"subscribe":{"channel":"r2","recover":true,"offset":1,"epoch":"zzz","flag":2}}"#,
+    )
+    .await
+    .unwrap();
     assert_eq!(late.replies()[0].error.as_ref().unwrap().code, 112);
 }
 
@@ -424,7 +436,10 @@ async fn server_side_subscriptions_recover_through_connect_subs() {
     let epoch = sub.epoch.clone();
     node.publish("#u", "1", history()).await.unwrap();
     assert_eq!(conn.publications("#u").len(), 1);
-    conn.session.clone().finish(Disconnect::CONNECTION_CLOSED).await;
+    conn.session
+        .clone()
+        .finish(Disconnect::CONNECTION_CLOSED)
+        .await;
     node.publish("#u", "2", history()).await.unwrap();
 
     let conn = Conn::open(&node);
@@ -452,7 +467,17 @@ async fn presence_join_leave_and_client_publish() {
     assert!(replies[0].subscribe.is_some());
     // Own join arrives after the subscribe reply.
     assert_eq!(
-        replies[1].push.as_ref().unwrap().join.as_ref().unwrap().info.as_ref().unwrap().user,
+        replies[1]
+            .push
+            .as_ref()
+            .unwrap()
+            .join
+            .as_ref()
+            .unwrap()
+            .info
+            .as_ref()
+            .unwrap()
+            .user,
         "a"
     );
     let b = Conn::connect(&node, "b").await;
@@ -466,7 +491,7 @@ async fn presence_join_leave_and_client_publish() {
     b.send(r#"{"id":3,"presence_stats":{"channel":"room"}}"#)
         .await
         .unwrap();
-    let stats = b.replies()[0].presence_stats.clone().unwrap();
+    let stats = b.replies()[0].presence_stats.unwrap();
     assert_eq!((stats.num_clients, stats.num_users), (2, 2));
     b.send(r#"{"id":4,"presence":{"channel":"room"}}"#)
         .await
@@ -522,7 +547,9 @@ async fn rpc_history_and_server_api() {
     let push = conn.replies()[0].push.clone().unwrap();
     assert_eq!(push.channel, "srv");
     assert!(push.subscribe.is_some());
-    node.publish("srv", "{}", PublishOptions::new()).await.unwrap();
+    node.publish("srv", "{}", PublishOptions::new())
+        .await
+        .unwrap();
     assert_eq!(conn.publications("srv").len(), 1);
     node.unsubscribe("u", "srv").await;
     let push = conn.replies()[0].push.clone().unwrap();
@@ -533,8 +560,10 @@ async fn rpc_history_and_server_api() {
 
 #[tokio::test]
 async fn user_connection_limit() {
-    let mut config = Config::default();
-    config.user_connection_limit = 1;
+    let config = Config {
+        user_connection_limit: 1,
+        ..Config::default()
+    };
     let node = open_node(config);
     let _first = Conn::connect(&node, "u").await;
     let second = Conn::open(&node);
@@ -556,16 +585,22 @@ async fn binary_payload_to_json_connection_is_inappropriate_protocol() {
         .await
         .unwrap();
     json.replies();
-    node.publish("bin", Bytes::from_static(&[0xff, 0x00]), PublishOptions::new())
-        .await
-        .unwrap();
+    node.publish(
+        "bin",
+        Bytes::from_static(&[0xff, 0x00]),
+        PublishOptions::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(json.drain().1, Some(Disconnect::INAPPROPRIATE_PROTOCOL));
 }
 
 #[tokio::test]
 async fn slow_client_is_disconnected_while_others_keep_receiving() {
-    let mut config = Config::default();
-    config.client_queue_max_size = 4096;
+    let config = Config {
+        client_queue_max_size: 4096,
+        ..Config::default()
+    };
     let node = open_node(config);
     node.run().await.unwrap();
     let slow = Conn::connect(&node, "slow").await;
@@ -625,10 +660,12 @@ async fn broadcast_is_correct_under_concurrent_subscribe_and_unsubscribe() {
                             .unwrap();
                     }
                     // Whatever a churning client got must be in order too.
-                    let offsets: Vec<_> =
-                        c.publications("busy").iter().map(|p| p.offset).collect();
+                    let offsets: Vec<_> = c.publications("busy").iter().map(|p| p.offset).collect();
                     assert!(offsets.windows(2).all(|w| w[1] == w[0] + 1), "{offsets:?}");
-                    c.session.clone().finish(Disconnect::CONNECTION_CLOSED).await;
+                    c.session
+                        .clone()
+                        .finish(Disconnect::CONNECTION_CLOSED)
+                        .await;
                     churned.fetch_add(1, Ordering::Relaxed);
                 }
             })
@@ -638,7 +675,9 @@ async fn broadcast_is_correct_under_concurrent_subscribe_and_unsubscribe() {
         let node = node.clone();
         tokio::spawn(async move {
             for i in 0..500 {
-                node.publish("busy", format!("{i}"), history()).await.unwrap();
+                node.publish("busy", format!("{i}"), history())
+                    .await
+                    .unwrap();
                 if i % 50 == 0 {
                     tokio::task::yield_now().await;
                 }
@@ -716,5 +755,8 @@ async fn protobuf_connection_gets_varint_delimited_replies() {
     node.publish("bin", Bytes::from_static(&[0xff, 0x00]), history())
         .await
         .unwrap();
-    assert_eq!(conn.publications("bin")[0].data, Bytes::from_static(&[0xff, 0x00]));
+    assert_eq!(
+        conn.publications("bin")[0].data,
+        Bytes::from_static(&[0xff, 0x00])
+    );
 }
