@@ -374,7 +374,9 @@ impl Client {
 
     /// Sends an asynchronous message to the server (no reply); resolves once written.
     pub async fn send(&self, data: impl Into<Bytes>) -> Result<(), ClientError> {
-        self.call(Request::Send { data: data.into() }).await.map(drop)
+        self.call(Request::Send { data: data.into() })
+            .await
+            .map(drop)
     }
 
     /// Publishes into a channel.
@@ -395,7 +397,12 @@ impl Client {
         &self,
         channel: impl Into<String>,
     ) -> Result<HashMap<String, ClientInfo>, ClientError> {
-        match self.call(Request::Presence { channel: channel.into() }).await? {
+        match self
+            .call(Request::Presence {
+                channel: channel.into(),
+            })
+            .await?
+        {
             CallReply::Presence(p) => Ok(p),
             _ => Ok(HashMap::new()),
         }
@@ -407,7 +414,9 @@ impl Client {
         channel: impl Into<String>,
     ) -> Result<PresenceStats, ClientError> {
         match self
-            .call(Request::PresenceStats { channel: channel.into() })
+            .call(Request::PresenceStats {
+                channel: channel.into(),
+            })
             .await?
         {
             CallReply::PresenceStats(s) => Ok(s),
@@ -617,7 +626,9 @@ impl Driver {
                             self.core.transport_opened(now);
                         }
                         Err(e) => {
-                            let _ = self.events.send(ClientEvent::Error(ClientError::Transport(e)));
+                            let _ = self
+                                .events
+                                .send(ClientEvent::Error(ClientError::Transport(e)));
                             self.core.transport_closed(now, None);
                         }
                     }

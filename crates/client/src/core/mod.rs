@@ -80,12 +80,27 @@ impl Default for CoreConfig {
 /// A user call that expects a reply (or, for `Send`, just a write).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Request {
-    Publish { channel: String, data: Bytes },
-    Rpc { method: String, data: Bytes },
-    Send { data: Bytes },
-    Presence { channel: String },
-    PresenceStats { channel: String },
-    History { channel: String, options: HistoryOptions },
+    Publish {
+        channel: String,
+        data: Bytes,
+    },
+    Rpc {
+        method: String,
+        data: Bytes,
+    },
+    Send {
+        data: Bytes,
+    },
+    Presence {
+        channel: String,
+    },
+    PresenceStats {
+        channel: String,
+    },
+    History {
+        channel: String,
+        options: HistoryOptions,
+    },
 }
 
 /// The successful result of a [`Request`].
@@ -263,17 +278,13 @@ impl ClientCore {
             .subs
             .values()
             .flat_map(|s| [s.resubscribe_at, s.refresh_at]);
-        [
-            self.reconnect_at,
-            self.ping_deadline,
-            self.refresh_at,
-        ]
-        .into_iter()
-        .chain(subs)
-        .flatten()
-        .chain(self.inflight.values().map(|(_, d)| *d))
-        .chain(self.queued.iter().map(|(_, _, d)| *d))
-        .min()
+        [self.reconnect_at, self.ping_deadline, self.refresh_at]
+            .into_iter()
+            .chain(subs)
+            .flatten()
+            .chain(self.inflight.values().map(|(_, d)| *d))
+            .chain(self.queued.iter().map(|(_, _, d)| *d))
+            .min()
     }
 
     // ----- user calls -------------------------------------------------------------
@@ -595,8 +606,7 @@ impl ClientCore {
         {
             return;
         }
-        let need_token =
-            self.refresh_required || (self.token.is_empty() && self.cfg.has_get_token);
+        let need_token = self.refresh_required || (self.token.is_empty() && self.cfg.has_get_token);
         if !need_token {
             self.open_transport();
         } else if !self.cfg.has_get_token {
@@ -819,11 +829,7 @@ impl ClientCore {
             }
             Inflight::Unsubscribe => {
                 if error.is_some() {
-                    self.do_disconnect(
-                        codes::UNSUBSCRIBE_ERROR,
-                        "unsubscribe error".into(),
-                        true,
-                    );
+                    self.do_disconnect(codes::UNSUBSCRIBE_ERROR, "unsubscribe error".into(), true);
                 }
             }
             Inflight::Refresh => match error {
@@ -887,11 +893,7 @@ impl ClientCore {
                     s.state == SubState::Subscribing
                 });
                 if subscribing {
-                    self.do_disconnect(
-                        codes::SUBSCRIBE_TIMEOUT,
-                        "subscribe timeout".into(),
-                        true,
-                    );
+                    self.do_disconnect(codes::SUBSCRIBE_TIMEOUT, "subscribe timeout".into(), true);
                 }
             }
             Inflight::Unsubscribe => {
@@ -927,13 +929,13 @@ impl ClientCore {
             self.send_call(call, request);
         }
         self.process_server_subs(result.subs);
+        // Pong whenever asked to, even if the interval rounds down to 0 s.
+        self.send_pong = result.pong;
         if result.ping > 0 {
             self.ping_interval = Some(Duration::from_secs(u64::from(result.ping)));
-            self.send_pong = result.pong;
             self.arm_ping_check();
         } else {
             self.ping_interval = None;
-            self.send_pong = false;
             self.ping_deadline = None;
         }
     }
@@ -979,9 +981,9 @@ impl ClientCore {
                     epoch: r.epoch.clone(),
                 },
             );
-            self.emit(ClientEvent::ServerSubscribed(SubscribedContext::from_result(
-                channel, r,
-            )));
+            self.emit(ClientEvent::ServerSubscribed(
+                SubscribedContext::from_result(channel, r),
+            ));
         }
         for (channel, r) in subs.iter() {
             if r.recovered {
@@ -1041,7 +1043,12 @@ impl ClientCore {
         } else if let Some(unsubscribe) = push.unsubscribe {
             if self.subs.contains_key(&channel) {
                 if unsubscribe.code < 2500 {
-                    self.sub_set_unsubscribed(&channel, unsubscribe.code, unsubscribe.reason, false);
+                    self.sub_set_unsubscribed(
+                        &channel,
+                        unsubscribe.code,
+                        unsubscribe.reason,
+                        false,
+                    );
                 } else {
                     if unsubscribe.code == gyre_protocol::Unsubscribe::STATE_INVALIDATED.code
                         && let Some(sub) = self.subs.get_mut(&channel)

@@ -135,7 +135,10 @@ fn connect(core: &mut ClientCore, now: Instant, result: proto::ConnectResult) ->
     let out = drain(core);
     let cmds = single_frame(core.cfg.protocol, &out);
     assert!(cmds[0].connect.is_some());
-    core.frame_received(now, frame(core.cfg.protocol, &[connect_reply(cmds[0].id, result)]));
+    core.frame_received(
+        now,
+        frame(core.cfg.protocol, &[connect_reply(cmds[0].id, result)]),
+    );
     drain(core)
 }
 
@@ -162,7 +165,10 @@ fn subscribed(
     let cmds = single_frame(core.cfg.protocol, &drain(core));
     let cmd = &cmds[0];
     assert_eq!(cmd.subscribe.as_ref().unwrap().channel, channel);
-    core.frame_received(now, frame(core.cfg.protocol, &[subscribe_reply(cmd.id, result)]));
+    core.frame_received(
+        now,
+        frame(core.cfg.protocol, &[subscribe_reply(cmd.id, result)]),
+    );
     drain(core)
 }
 
@@ -183,7 +189,10 @@ fn connect_and_subscribes_are_pipelined_in_one_json_frame() {
     let out = drain(&mut core);
     assert_eq!(
         sub_events(&out, "a"),
-        [SubscriptionEvent::Subscribing(Unsubscribe::new(0, "subscribe called"))]
+        [SubscriptionEvent::Subscribing(Unsubscribe::new(
+            0,
+            "subscribe called"
+        ))]
     );
     assert!(transmits(&out).is_empty());
 
@@ -191,7 +200,10 @@ fn connect_and_subscribes_are_pipelined_in_one_json_frame() {
     assert_eq!(
         drain(&mut core),
         [
-            Output::Event(ClientEvent::Connecting(Disconnect::new(0, "connect called"))),
+            Output::Event(ClientEvent::Connecting(Disconnect::new(
+                0,
+                "connect called"
+            ))),
             Output::OpenTransport
         ]
     );
@@ -222,7 +234,10 @@ fn connect_and_subscribes_are_pipelined_in_one_json_frame() {
             data: Bytes::new()
         }]
     );
-    assert!(matches!(&sub_events(&out, "a")[..], [SubscriptionEvent::Subscribed(_)]));
+    assert!(matches!(
+        &sub_events(&out, "a")[..],
+        [SubscriptionEvent::Subscribed(_)]
+    ));
     let [SubscriptionEvent::Subscribed(ctx)] = &sub_events(&out, "b")[..] else {
         panic!("{out:?}")
     };
@@ -285,7 +300,10 @@ fn connect_and_subscribes_are_pipelined_in_one_protobuf_frame() {
     core.frame_received(now, reply);
     let out = drain(&mut core);
     assert_eq!(core.state(), State::Connected);
-    assert!(matches!(&sub_events(&out, "a")[..], [SubscriptionEvent::Subscribed(_)]));
+    assert!(matches!(
+        &sub_events(&out, "a")[..],
+        [SubscriptionEvent::Subscribed(_)]
+    ));
 }
 
 #[test]
@@ -354,9 +372,11 @@ fn reconnect_backoff_stays_within_bounds_and_grows() {
             // The dial fails.
             core.transport_closed(t, None);
             let out = drain(&mut core);
-            assert!(out.contains(&Output::Event(ClientEvent::Error(ClientError::Transport(
-                "transport closed".into()
-            )))));
+            assert!(
+                out.contains(&Output::Event(ClientEvent::Error(ClientError::Transport(
+                    "transport closed".into()
+                ))))
+            );
             let at = core.poll_timeout().unwrap();
             delays.push(at - t);
             core.handle_timeout(at);
@@ -392,7 +412,10 @@ fn terminal_close_codes_do_not_reconnect() {
     core.transport_closed(now, Some((3501, "bad request".into())));
     assert_eq!(
         events(&drain(&mut core)),
-        [ClientEvent::Disconnected(Disconnect::new(3501, "bad request"))]
+        [ClientEvent::Disconnected(Disconnect::new(
+            3501,
+            "bad request"
+        ))]
     );
     assert_eq!(core.state(), State::Disconnected);
     assert_eq!(core.poll_timeout(), None);
@@ -413,13 +436,18 @@ fn terminal_close_codes_do_not_reconnect() {
     // A disconnect push follows the same rule.
     let mut core = ClientCore::new(config(Protocol::Json), now, 1);
     connect(&mut core, now, proto::ConnectResult::default());
-    let d = push("", |p| p.disconnect = Some(Disconnect::FORCE_NO_RECONNECT.to_proto()));
+    let d = push("", |p| {
+        p.disconnect = Some(Disconnect::FORCE_NO_RECONNECT.to_proto())
+    });
     core.frame_received(now, frame(Protocol::Json, &[d]));
     let out = drain(&mut core);
     assert!(out.contains(&Output::CloseTransport));
     assert_eq!(
         events(&out),
-        [ClientEvent::Disconnected(Disconnect::new(3503, "force disconnect"))]
+        [ClientEvent::Disconnected(Disconnect::new(
+            3503,
+            "force disconnect"
+        ))]
     );
 }
 
@@ -486,7 +514,10 @@ fn get_token_before_first_connect_and_unauthorized_stops() {
     core.token_result(now, Err(TokenError::Unauthorized));
     assert_eq!(
         events(&drain(&mut core)),
-        [ClientEvent::Disconnected(Disconnect::new(1, "unauthorized"))]
+        [ClientEvent::Disconnected(Disconnect::new(
+            1,
+            "unauthorized"
+        ))]
     );
 }
 
@@ -515,7 +546,9 @@ fn connect_expiry_schedules_refresh_command() {
     core.token_result(at, Ok("t2".into()));
     assert_eq!(
         transmits(&drain(&mut core)),
-        [Bytes::from_static(b"{\"id\":2,\"refresh\":{\"token\":\"t2\"}}")]
+        [Bytes::from_static(
+            b"{\"id\":2,\"refresh\":{\"token\":\"t2\"}}"
+        )]
     );
     core.frame_received(
         at,
@@ -532,7 +565,10 @@ fn connect_expiry_schedules_refresh_command() {
     drain(&mut core);
     core.frame_received(
         at2,
-        frame(Protocol::Json, &[error_reply(3, gyre_protocol::Error::EXPIRED)]),
+        frame(
+            Protocol::Json,
+            &[error_reply(3, gyre_protocol::Error::EXPIRED)],
+        ),
     );
     assert_eq!(
         events(&drain(&mut core)),
@@ -567,11 +603,17 @@ fn resubscribe_after_disconnect_recovers_from_tracked_position() {
         let out = drain(&mut core);
         assert_eq!(
             sub_events(&out, "news"),
-            [SubscriptionEvent::Subscribing(Unsubscribe::new(1, "transport closed"))]
+            [SubscriptionEvent::Subscribing(Unsubscribe::new(
+                1,
+                "transport closed"
+            ))]
         );
         assert_eq!(
             events(&out),
-            [ClientEvent::Connecting(Disconnect::new(3011, "force reconnect"))]
+            [ClientEvent::Connecting(Disconnect::new(
+                3011,
+                "force reconnect"
+            ))]
         );
         let (at, cmds) = reconnect(&mut core, now);
         assert_eq!(cmds.len(), 2);
@@ -611,11 +653,17 @@ fn resubscribe_after_disconnect_recovers_from_tracked_position() {
             at,
             frame(
                 protocol,
-                &[connect_reply(1, ping_result()), subscribe_reply(2, recovered)],
+                &[
+                    connect_reply(1, ping_result()),
+                    subscribe_reply(2, recovered),
+                ],
             ),
         );
         let events = sub_events(&drain(&mut core), "news");
-        let [SubscriptionEvent::Subscribed(ctx), SubscriptionEvent::Publication(p)] = &events[..]
+        let [
+            SubscriptionEvent::Subscribed(ctx),
+            SubscriptionEvent::Publication(p),
+        ] = &events[..]
         else {
             panic!("{events:?}")
         };
@@ -630,18 +678,31 @@ fn unsubscribe_push_2500_resubscribes_and_2000_unsubscribes() {
     let now = Instant::now();
     let mut core = ClientCore::new(config(Protocol::Json), now, 1);
     connect(&mut core, now, ping_result());
-    subscribed(&mut core, now, "a", SubOptions::default(), Default::default());
+    subscribed(
+        &mut core,
+        now,
+        "a",
+        SubOptions::default(),
+        Default::default(),
+    );
 
-    let p = push("a", |p| p.unsubscribe = Some(Unsubscribe::INSUFFICIENT_STATE.to_proto()));
+    let p = push("a", |p| {
+        p.unsubscribe = Some(Unsubscribe::INSUFFICIENT_STATE.to_proto())
+    });
     core.frame_received(now, frame(Protocol::Json, &[p]));
     let out = drain(&mut core);
     assert_eq!(
         sub_events(&out, "a"),
-        [SubscriptionEvent::Subscribing(Unsubscribe::new(2500, "insufficient state"))]
+        [SubscriptionEvent::Subscribing(Unsubscribe::new(
+            2500,
+            "insufficient state"
+        ))]
     );
     assert_eq!(
         transmits(&out),
-        [Bytes::from_static(b"{\"id\":3,\"subscribe\":{\"channel\":\"a\"}}")]
+        [Bytes::from_static(
+            b"{\"id\":3,\"subscribe\":{\"channel\":\"a\"}}"
+        )]
     );
     core.frame_received(now, Bytes::from_static(b"{\"id\":3,\"subscribe\":{}}"));
     assert!(matches!(
@@ -649,12 +710,17 @@ fn unsubscribe_push_2500_resubscribes_and_2000_unsubscribes() {
         [SubscriptionEvent::Subscribed(_)]
     ));
 
-    let p = push("a", |p| p.unsubscribe = Some(Unsubscribe::SERVER.to_proto()));
+    let p = push("a", |p| {
+        p.unsubscribe = Some(Unsubscribe::SERVER.to_proto())
+    });
     core.frame_received(now, frame(Protocol::Json, &[p]));
     let out = drain(&mut core);
     assert_eq!(
         sub_events(&out, "a"),
-        [SubscriptionEvent::Unsubscribed(Unsubscribe::new(2000, "server unsubscribe"))]
+        [SubscriptionEvent::Unsubscribed(Unsubscribe::new(
+            2000,
+            "server unsubscribe"
+        ))]
     );
     assert!(transmits(&out).is_empty());
     // Publications for an unsubscribed channel are dropped.
@@ -683,7 +749,10 @@ fn subscribe_error_109_refreshes_the_subscription_token() {
     );
     core.frame_received(
         now,
-        frame(Protocol::Json, &[error_reply(2, gyre_protocol::Error::TOKEN_EXPIRED)]),
+        frame(
+            Protocol::Json,
+            &[error_reply(2, gyre_protocol::Error::TOKEN_EXPIRED)],
+        ),
     );
     let out = drain(&mut core);
     assert_eq!(
@@ -706,11 +775,17 @@ fn subscribe_error_109_refreshes_the_subscription_token() {
     // A non-retryable error ends the subscription.
     core.frame_received(
         at,
-        frame(Protocol::Json, &[error_reply(3, gyre_protocol::Error::PERMISSION_DENIED)]),
+        frame(
+            Protocol::Json,
+            &[error_reply(3, gyre_protocol::Error::PERMISSION_DENIED)],
+        ),
     );
     assert_eq!(
         sub_events(&drain(&mut core), "$private"),
-        [SubscriptionEvent::Unsubscribed(Unsubscribe::new(103, "permission denied"))]
+        [SubscriptionEvent::Unsubscribed(Unsubscribe::new(
+            103,
+            "permission denied"
+        ))]
     );
 }
 
@@ -775,7 +850,13 @@ fn server_side_subscriptions_are_resumed_through_connect_subs() {
         let p = push("news", |p| p.r#pub = Some(publication(4, "{\"n\":4}")));
         core.frame_received(now, frame(protocol, &[p]));
         let out = drain(&mut core);
-        let [ClientEvent::ServerPublication { channel, publication: p }] = &events(&out)[..] else {
+        let [
+            ClientEvent::ServerPublication {
+                channel,
+                publication: p,
+            },
+        ] = &events(&out)[..]
+        else {
             panic!("{out:?}")
         };
         assert_eq!((channel.as_str(), p.offset), ("news", 4));
@@ -787,7 +868,9 @@ fn server_side_subscriptions_are_resumed_through_connect_subs() {
             &events(&drain(&mut core))[..],
             [ClientEvent::ServerSubscribed(c)] if c.channel == "extra"
         ));
-        let p = push("extra", |p| p.unsubscribe = Some(Unsubscribe::SERVER.to_proto()));
+        let p = push("extra", |p| {
+            p.unsubscribe = Some(Unsubscribe::SERVER.to_proto())
+        });
         core.frame_received(now, frame(protocol, &[p]));
         assert_eq!(
             events(&drain(&mut core)),
@@ -854,7 +937,13 @@ fn replies_are_matched_by_id_across_interleaved_pushes() {
         let now = Instant::now();
         let mut core = ClientCore::new(config(protocol), now, 1);
         connect(&mut core, now, ping_result());
-        subscribed(&mut core, now, "a", SubOptions::default(), Default::default());
+        subscribed(
+            &mut core,
+            now,
+            "a",
+            SubOptions::default(),
+            Default::default(),
+        );
         core.call(
             now,
             10,
@@ -863,8 +952,20 @@ fn replies_are_matched_by_id_across_interleaved_pushes() {
                 data: Bytes::from_static(b"{\"x\":1}"),
             },
         );
-        core.call(now, 11, Request::PresenceStats { channel: "a".into() });
-        core.call(now, 12, Request::Send { data: Bytes::from_static(b"{}") });
+        core.call(
+            now,
+            11,
+            Request::PresenceStats {
+                channel: "a".into(),
+            },
+        );
+        core.call(
+            now,
+            12,
+            Request::Send {
+                data: Bytes::from_static(b"{}"),
+            },
+        );
         let out = drain(&mut core);
         // `send` has no id and no reply: done as soon as it is written.
         assert!(out.contains(&Output::CallDone {
@@ -877,7 +978,10 @@ fn replies_are_matched_by_id_across_interleaved_pushes() {
             .flat_map(|f| decode_commands(protocol, f).map(Result::unwrap))
             .collect();
         assert_eq!(cmds.len(), 3);
-        assert_eq!((cmds[0].id, cmds[0].rpc.as_ref().unwrap().method.as_str()), (3, "echo"));
+        assert_eq!(
+            (cmds[0].id, cmds[0].rpc.as_ref().unwrap().method.as_str()),
+            (3, "echo")
+        );
         assert_eq!(cmds[1].id, 4);
         assert_eq!(cmds[1].presence_stats.as_ref().unwrap().channel, "a");
         assert_eq!(cmds[2].id, 0);
@@ -928,7 +1032,9 @@ fn replies_are_matched_by_id_across_interleaved_pushes() {
                 }))
             }
         );
-        assert!(matches!(&out[1], Output::SubEvent { event: SubscriptionEvent::Publication(p), .. } if &p.data[..] == b"{\"p\":1}"));
+        assert!(
+            matches!(&out[1], Output::SubEvent { event: SubscriptionEvent::Publication(p), .. } if &p.data[..] == b"{\"p\":1}")
+        );
         assert_eq!(
             out[2],
             Output::Event(ClientEvent::Message(Bytes::from_static(b"{\"m\":1}")))
@@ -941,7 +1047,10 @@ fn replies_are_matched_by_id_across_interleaved_pushes() {
             }
         );
         // An unknown id is ignored.
-        core.frame_received(now, frame(protocol, &[error_reply(99, gyre_protocol::Error::INTERNAL)]));
+        core.frame_received(
+            now,
+            frame(protocol, &[error_reply(99, gyre_protocol::Error::INTERNAL)]),
+        );
         assert_eq!(drain(&mut core), []);
     }
 }
@@ -951,7 +1060,13 @@ fn calls_wait_for_connection_and_fail_on_timeout_or_disconnect() {
     let now = Instant::now();
     let mut core = ClientCore::new(config(Protocol::Json), now, 1);
     // Disconnected: fails at once.
-    core.call(now, 1, Request::Presence { channel: "a".into() });
+    core.call(
+        now,
+        1,
+        Request::Presence {
+            channel: "a".into(),
+        },
+    );
     assert_eq!(
         drain(&mut core),
         [Output::CallDone {
@@ -973,7 +1088,10 @@ fn calls_wait_for_connection_and_fail_on_timeout_or_disconnect() {
     assert_eq!(drain(&mut core), []);
     core.transport_opened(now);
     drain(&mut core);
-    core.frame_received(now, frame(Protocol::Json, &[connect_reply(1, ping_result())]));
+    core.frame_received(
+        now,
+        frame(Protocol::Json, &[connect_reply(1, ping_result())]),
+    );
     let out = drain(&mut core);
     assert_eq!(
         transmits(&out),
@@ -993,7 +1111,14 @@ fn calls_wait_for_connection_and_fail_on_timeout_or_disconnect() {
         }]
     );
     // In flight when the connection closes.
-    core.call(at, 3, Request::Rpc { method: "m".into(), data: Bytes::from_static(b"{}") });
+    core.call(
+        at,
+        3,
+        Request::Rpc {
+            method: "m".into(),
+            data: Bytes::from_static(b"{}"),
+        },
+    );
     drain(&mut core);
     core.disconnect(at);
     let out = drain(&mut core);
@@ -1004,7 +1129,10 @@ fn calls_wait_for_connection_and_fail_on_timeout_or_disconnect() {
                 call: 3,
                 result: Err(ClientError::ConnectionClosed)
             },
-            Output::Event(ClientEvent::Disconnected(Disconnect::new(0, "disconnect called"))),
+            Output::Event(ClientEvent::Disconnected(Disconnect::new(
+                0,
+                "disconnect called"
+            ))),
             Output::CloseTransport
         ]
     );
@@ -1013,13 +1141,26 @@ fn calls_wait_for_connection_and_fail_on_timeout_or_disconnect() {
     drain(&mut core);
     core.transport_opened(at);
     drain(&mut core);
-    core.frame_received(at, frame(Protocol::Json, &[connect_reply(1, ping_result())]));
+    core.frame_received(
+        at,
+        frame(Protocol::Json, &[connect_reply(1, ping_result())]),
+    );
     drain(&mut core);
-    core.call(at, 4, Request::Publish { channel: "a".into(), data: Bytes::from_static(b"not json") });
+    core.call(
+        at,
+        4,
+        Request::Publish {
+            channel: "a".into(),
+            data: Bytes::from_static(b"not json"),
+        },
+    );
     let out = drain(&mut core);
     assert!(matches!(
         &out[..],
-        [Output::CallDone { call: 4, result: Err(ClientError::Encode(_)) }]
+        [Output::CallDone {
+            call: 4,
+            result: Err(ClientError::Encode(_))
+        }]
     ));
 }
 
@@ -1028,16 +1169,27 @@ fn unsubscribe_sends_command_and_stops_resubscribing() {
     let now = Instant::now();
     let mut core = ClientCore::new(config(Protocol::Json), now, 1);
     connect(&mut core, now, ping_result());
-    subscribed(&mut core, now, "a", SubOptions::default(), Default::default());
+    subscribed(
+        &mut core,
+        now,
+        "a",
+        SubOptions::default(),
+        Default::default(),
+    );
     core.unsubscribe(now, "a");
     let out = drain(&mut core);
     assert_eq!(
         transmits(&out),
-        [Bytes::from_static(b"{\"id\":3,\"unsubscribe\":{\"channel\":\"a\"}}")]
+        [Bytes::from_static(
+            b"{\"id\":3,\"unsubscribe\":{\"channel\":\"a\"}}"
+        )]
     );
     assert_eq!(
         sub_events(&out, "a"),
-        [SubscriptionEvent::Unsubscribed(Unsubscribe::new(0, "unsubscribe called"))]
+        [SubscriptionEvent::Unsubscribed(Unsubscribe::new(
+            0,
+            "unsubscribe called"
+        ))]
     );
     core.frame_received(now, Bytes::from_static(b"{\"id\":3,\"unsubscribe\":{}}"));
     drain(&mut core);
