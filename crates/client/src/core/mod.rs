@@ -1073,7 +1073,7 @@ impl ClientCore {
                 channel,
                 recoverable: s.recoverable,
                 positioned: s.positioned,
-                stream_position: (s.positioned || s.recoverable).then(|| StreamPosition {
+                stream_position: (s.positioned || s.recoverable).then_some(StreamPosition {
                     offset: s.offset,
                     epoch: s.epoch,
                 }),
