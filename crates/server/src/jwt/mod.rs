@@ -40,7 +40,7 @@ use jwks::JwksManager;
 use keys::StaticKeys;
 
 /// Inputs, same names as Centrifugo v6's `client.token.*` keys.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct VerifierConfig {
     pub(crate) hmac_secret_key: String,
     pub(crate) hmac_previous_secret_key: String,
@@ -63,6 +63,40 @@ pub(crate) struct VerifierConfig {
     /// Skip the config-time check that template variables come from fixed alternatives.
     /// Insecure escape hatch, as in Centrifugo.
     pub(crate) insecure_skip_jwks_endpoint_safety_check: bool,
+}
+
+impl std::fmt::Debug for VerifierConfig {
+    // Hand-written so that logging a config never prints the HMAC secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = |s: &str| if s.is_empty() { "" } else { "[redacted]" };
+        f.debug_struct("VerifierConfig")
+            .field("hmac_secret_key", &redact(&self.hmac_secret_key))
+            .field(
+                "hmac_previous_secret_key",
+                &redact(&self.hmac_previous_secret_key),
+            )
+            .field(
+                "hmac_previous_secret_key_valid_until",
+                &self.hmac_previous_secret_key_valid_until,
+            )
+            .field("rsa_public_key", &self.rsa_public_key)
+            .field("ecdsa_public_key", &self.ecdsa_public_key)
+            .field("jwks_public_endpoint", &self.jwks_public_endpoint)
+            .field("audience", &self.audience)
+            .field("audience_regex", &self.audience_regex)
+            .field("issuer", &self.issuer)
+            .field("issuer_regex", &self.issuer_regex)
+            .field("user_id_claim", &self.user_id_claim)
+            .field(
+                "insecure_skip_token_signature_verify",
+                &self.insecure_skip_token_signature_verify,
+            )
+            .field(
+                "insecure_skip_jwks_endpoint_safety_check",
+                &self.insecure_skip_jwks_endpoint_safety_check,
+            )
+            .finish()
+    }
 }
 
 /// Configuration errors (at start-up or reload).
@@ -108,9 +142,9 @@ impl VerifyError {
 #[derive(Debug)]
 enum KeySource {
     Static {
-        current: StaticKeys,
+        current: Box<StaticKeys>,
         /// Previous HMAC secret with its `valid_until` (0 = unlimited).
-        previous: Option<(StaticKeys, i64)>,
+        previous: Option<Box<(StaticKeys, i64)>>,
     },
     Jwks(Arc<JwksManager>),
 }
@@ -187,9 +221,12 @@ impl State {
             } else {
                 let prev = StaticKeys::new(&cfg.hmac_previous_secret_key, "", "")
                     .map_err(JwtError::Key)?;
-                Some((prev, cfg.hmac_previous_secret_key_valid_until))
+                Some(Box::new((prev, cfg.hmac_previous_secret_key_valid_until)))
             };
-            KeySource::Static { current, previous }
+            KeySource::Static {
+                current: Box::new(current),
+                previous,
+            }
         } else {
             // Keep the key cache across a reload that leaves the endpoint unchanged.
             let reuse = previous.and_then(|p| match &p.keys {
@@ -256,7 +293,8 @@ impl State {
             KeySource::Static { current, previous } => {
                 let res = current.verify(&raw.alg, raw.signing_input, &raw.signature);
                 match (res, previous) {
-                    (Err(e), Some((prev, valid_until))) => {
+                    (Err(e), Some(prev)) => {
+                        let (prev, valid_until) = &**prev;
                         let now = NumericDate::from_nanos(now_nanos()).unix();
                         if *valid_until > 0 && now > *valid_until {
                             Err(e)
@@ -278,7 +316,7 @@ impl State {
 
     /// Step 4.
     fn validate_claims(&self, reg: &Registered) -> Result<(), VerifyError> {
-        if !self.audience.is_empty() && !reg.aud.0.iter().any(|a| *a == self.audience) {
+        if !self.audience.is_empty() && !reg.aud.0.contains(&self.audience) {
             return Err(VerifyError::invalid("invalid audience"));
         }
         if !self.issuer.is_empty() && reg.iss != self.issuer {
@@ -412,7 +450,7 @@ fn validate_jwks_endpoint_safety(
         let mut groups = Vec::new();
         named_groups(&ast, &mut groups);
         for (group, sub) in groups {
-            if placeholders.iter().any(|p| *p == group) && !is_literal_tree(sub) {
+            if placeholders.contains(&group) && !is_literal_tree(sub) {
                 return Err(format!(
                     "{name} named group {group:?} is used in JWKS endpoint URL template — only an explicit \
                      list of allowed values is permitted (e.g., value1|value2|value3)"

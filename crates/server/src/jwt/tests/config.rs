@@ -85,3 +85,17 @@ fn jwks_template_variables_must_come_from_fixed_alternatives() {
     };
     assert!(TokenVerifier::new(hatch).is_ok());
 }
+
+#[test]
+fn debug_output_hides_hmac_secrets() {
+    let cfg = VerifierConfig {
+        hmac_previous_secret_key: "old-one".into(),
+        ..hmac_cfg()
+    };
+    let shown = format!("{cfg:?} {:?}", verifier(cfg.clone()));
+    assert!(
+        !shown.contains(SECRET) && !shown.contains("old-one"),
+        "{shown}"
+    );
+    assert!(shown.contains("[redacted]"));
+}
