@@ -1,0 +1,1 @@
+//! Loader tests: layering, env mapping, warnings and validation.
