@@ -3,6 +3,7 @@
 use super::error::UnknownNamespace;
 use super::types::{ChannelOptions, Config, RpcOptions};
 
+#[allow(dead_code, reason = "API for the server modules (client, HTTP API) that use the configuration")]
 impl Config {
     /// Options of the channel namespace `name`, if configured.
     pub(crate) fn namespace(&self, name: &str) -> Option<&ChannelOptions> {
@@ -36,6 +37,7 @@ impl Config {
     }
 }
 
+#[allow(dead_code, reason = "API for the server modules (client, HTTP API) that use the configuration")]
 fn namespace_of<'a>(channel: &'a str, private_prefix: &str, boundary: &str) -> &'a str {
     let rest = if private_prefix.is_empty() { channel } else { channel.strip_prefix(private_prefix).unwrap_or(channel) };
     if boundary.is_empty() {

@@ -40,6 +40,7 @@ impl Duration {
     /// Zero duration.
     pub(crate) const ZERO: Self = Self(0);
 
+    #[allow(dead_code, reason = "API for the server modules (client, HTTP API) that use the configuration")]
     pub(crate) const fn from_nanos(nanos: i64) -> Self {
         Self(nanos)
     }
@@ -61,6 +62,7 @@ impl Duration {
     }
 
     /// The duration as `std::time::Duration`; `None` when negative (Go's "disabled" marker).
+    #[allow(dead_code, reason = "API for the server modules (client, HTTP API) that use the configuration")]
     pub(crate) fn to_std(self) -> Option<std::time::Duration> {
         u64::try_from(self.0).ok().map(std::time::Duration::from_nanos)
     }

@@ -222,10 +222,8 @@ pub(crate) fn parse_go_int(s: &str) -> Option<i64> {
     } else {
         (10, lower.clone(), false)
     };
-    if digits.contains('_') {
-        if !prefixed || digits.starts_with('_') || digits.ends_with('_') || digits.contains("__") {
-            return None;
-        }
+    if digits.contains('_') && (!prefixed || digits.ends_with('_') || digits.contains("__")) {
+        return None;
     }
     let digits = digits.replace('_', "");
     if digits.is_empty() || digits.starts_with(['+', '-']) {

@@ -29,6 +29,7 @@ impl ConfigError {
 }
 
 /// A channel's namespace is not configured (client error 102 "unknown channel").
+#[allow(dead_code, reason = "API for the server modules (client, HTTP API) that use the configuration")]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown channel namespace: {namespace}")]
 pub(crate) struct UnknownNamespace {

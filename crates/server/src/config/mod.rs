@@ -24,7 +24,9 @@ use serde_json::Value;
 
 pub(crate) use duration::Duration;
 pub(crate) use env::{Env, KnownVars};
-pub(crate) use error::{ConfigError, UnknownNamespace};
+pub(crate) use error::ConfigError;
+#[allow(unused_imports, reason = "API for the server modules that resolve channels")]
+pub(crate) use error::UnknownNamespace;
 pub(crate) use format::Format;
 #[allow(unused_imports, reason = "the full configuration tree is API for the server modules")]
 pub(crate) use types::*;
@@ -84,19 +86,19 @@ pub(crate) fn load_unvalidated(options: LoadOptions) -> Result<Loaded, ConfigErr
 
     let mut unknown_keys = Vec::new();
     let mut file_found = false;
-    if let Some(path) = &options.path {
-        if let Some(mut file) = format::read_file(path)? {
-            file_found = true;
-            if !file.is_null() && !file.is_object() {
-                return Err(ConfigError::Parse {
-                    path: path.clone(),
-                    format: Format::from_path(path).map_or("unknown", Format::name),
-                    message: "top level must be a map of keys".to_owned(),
-                });
-            }
-            tree::normalize(&mut file, fields, "", &mut unknown_keys);
-            tree::merge(&mut tree, file);
+    if let Some(path) = &options.path
+        && let Some(mut file) = format::read_file(path)?
+    {
+        file_found = true;
+        if !file.is_null() && !file.is_object() {
+            return Err(ConfigError::Parse {
+                path: path.clone(),
+                format: Format::from_path(path).map_or("unknown", Format::name),
+                message: "top level must be a map of keys".to_owned(),
+            });
         }
+        tree::normalize(&mut file, fields, "", &mut unknown_keys);
+        tree::merge(&mut tree, file);
     }
 
     let mut known_env = KnownVars::new();
@@ -126,6 +128,14 @@ pub(crate) fn load_unvalidated(options: LoadOptions) -> Result<Loaded, ConfigErr
     }
 
     Ok(Loaded { config, warnings, unknown_keys, unknown_env, file_found, known_env, tree })
+}
+
+/// Reads a config file into a value tree with keys normalised (no defaults, env or flags);
+/// a missing file gives `null`.
+pub(crate) fn read_normalized(path: &std::path::Path) -> Result<Value, ConfigError> {
+    let mut value = format::read_file(path)?.unwrap_or(Value::Null);
+    tree::normalize(&mut value, schema::root(), "", &mut Vec::new());
+    Ok(value)
 }
 
 /// The default configuration as a value tree.

@@ -702,27 +702,6 @@ impl Schema for NatsPrefixed {
     }
 }
 
-/// Upstream `NatsEmptyPrefixed`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(default)]
-pub(crate) struct NatsEmptyPrefixed {
-    /// `prefix`.
-    pub(crate) prefix: String,
-    /// Keys of `NatsCommon`, inlined (Go embedded struct).
-    #[serde(flatten)]
-    pub(crate) nats_common: NatsCommon,
-}
-
-impl Schema for NatsEmptyPrefixed {
-    fn fields() -> Vec<(&'static str, Shape)> {
-        let mut fields = vec![
-            ("prefix", Shape::Str),
-        ];
-        fields.extend(NatsCommon::fields());
-        fields
-    }
-}
-
 /// Upstream `NatsCommon`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -3744,27 +3723,6 @@ impl Default for RedisPrefixed {
 }
 
 impl Schema for RedisPrefixed {
-    fn fields() -> Vec<(&'static str, Shape)> {
-        let mut fields = vec![
-            ("prefix", Shape::Str),
-        ];
-        fields.extend(Redis::fields());
-        fields
-    }
-}
-
-/// Upstream `RedisEmptyPrefixed`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(default)]
-pub(crate) struct RedisEmptyPrefixed {
-    /// `prefix`.
-    pub(crate) prefix: String,
-    /// Keys of `Redis`, inlined (Go embedded struct).
-    #[serde(flatten)]
-    pub(crate) redis: Redis,
-}
-
-impl Schema for RedisEmptyPrefixed {
     fn fields() -> Vec<(&'static str, Shape)> {
         let mut fields = vec![
             ("prefix", Shape::Str),

@@ -247,7 +247,7 @@ fn validate_channel_options(key: &str, o: &ChannelOptions, proxy_names: &[&str],
     let k = |name: &str| format!("{key}.{name}");
     second_precision(&k("history_ttl"), o.history_ttl)?;
     second_precision(&k("history_meta_ttl"), o.history_meta_ttl)?;
-    if (o.history_size != 0) != (!o.history_ttl.is_zero()) {
+    if (o.history_size != 0) == o.history_ttl.is_zero() {
         return Err(err(k("history_size"), "both history_size and history_ttl required for history"));
     }
     let meta_ttl = if o.history_meta_ttl.is_zero() { c.channel.history_meta_ttl } else { o.history_meta_ttl };
