@@ -112,6 +112,7 @@ pub(crate) fn load_unvalidated(options: LoadOptions) -> Result<Loaded, ConfigErr
     }
     tree::finish_string_maps(&mut tree, fields, "", &options.env)?;
 
+    tree::check_types(&tree, fields, "")?;
     let config: Config = serde_path_to_error::deserialize(&tree).map_err(|e| {
         let key = e.path().to_string();
         ConfigError::invalid(key, e.into_inner().to_string())

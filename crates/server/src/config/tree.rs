@@ -230,3 +230,51 @@ pub(crate) fn expand_vars(s: &str, env: &Env) -> Result<String, String> {
     out.push_str(rest);
     Ok(out)
 }
+
+/// Checks every value against its key's shape, so type errors name the exact key (serde's
+/// own path stops at flattened sections).
+pub(crate) fn check_types(value: &Value, fields: &[(&'static str, Shape)], path: &str) -> Result<(), ConfigError> {
+    let Value::Object(map) = value else { return Ok(()) };
+    for (key, shape) in fields {
+        let Some(v) = map.get(*key) else { continue };
+        let key_path = join(path, key);
+        let expected = match (shape, v) {
+            (Shape::Struct(children), Value::Object(_)) => {
+                check_types(v, children, &key_path)?;
+                continue;
+            }
+            (Shape::List { item, .. }, Value::Array(items)) => {
+                for (i, elem) in items.iter().enumerate() {
+                    let elem_path = format!("{key_path}.[{i}]");
+                    if !elem.is_object() {
+                        return Err(ConfigError::invalid(elem_path, "expected an object"));
+                    }
+                    check_types(elem, item, &elem_path)?;
+                }
+                continue;
+            }
+            (Shape::Bool, Value::Bool(_))
+            | (Shape::Str, Value::String(_))
+            | (Shape::StrMap, Value::Object(_))
+            | (Shape::Duration, Value::Number(_)) => continue,
+            (Shape::Int, Value::Number(n)) if n.is_i64() => continue,
+            (Shape::Uint, Value::Number(n)) if n.is_u64() => continue,
+            (Shape::StrList, Value::Array(items)) if items.iter().all(Value::is_string) => continue,
+            (Shape::Duration, Value::String(s)) => match Duration::parse(s) {
+                Ok(_) => continue,
+                Err(e) => return Err(ConfigError::invalid(key_path, e.to_string())),
+            },
+            (Shape::Struct(_), _) => "a section (map of keys)",
+            (Shape::List { .. }, _) => "a list of objects",
+            (Shape::Bool, _) => "a boolean",
+            (Shape::Int, _) => "an integer",
+            (Shape::Uint, _) => "a non-negative integer",
+            (Shape::Str, _) => "a string",
+            (Shape::Duration, _) => "a duration like \"25s\" or integer nanoseconds",
+            (Shape::StrList, _) => "a list of strings",
+            (Shape::StrMap, _) => "a map of strings",
+        };
+        return Err(ConfigError::invalid(key_path, format!("expected {expected}, got {v}")));
+    }
+    Ok(())
+}
