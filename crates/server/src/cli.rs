@@ -244,19 +244,31 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => {
             let flags = cli.serve.flags()?;
-            let loaded = config::load(LoadOptions { flags, ..LoadOptions::new(Some(cli.serve.config)) })?;
+            let loaded = config::load(LoadOptions {
+                flags,
+                ..LoadOptions::new(Some(cli.serve.config))
+            })?;
             crate::serve(loaded)
         }
         Some(Command::Genconfig { config }) => genconfig(&config),
         Some(Command::Checkconfig { config, strict }) => checkconfig(&config, strict),
-        Some(Command::Defaultconfig { config, base, dry_run }) => defaultconfig(&config, base, dry_run),
-        Some(Command::Defaultenv { base, base_non_zero_only }) => defaultenv(base, base_non_zero_only),
+        Some(Command::Defaultconfig {
+            config,
+            base,
+            dry_run,
+        }) => defaultconfig(&config, base, dry_run),
+        Some(Command::Defaultenv {
+            base,
+            base_non_zero_only,
+        }) => defaultenv(base, base_non_zero_only),
         Some(Command::Version) => {
             println!("{}", version_text());
             Ok(())
         }
         Some(Command::Gentoken(args)) => crate::cli_jwt::gentoken(&args),
-        Some(Command::Gensubtoken { token, channel }) => crate::cli_jwt::gensubtoken(&token, &channel),
+        Some(Command::Gensubtoken { token, channel }) => {
+            crate::cli_jwt::gensubtoken(&token, &channel)
+        }
         Some(Command::Checktoken(args)) => crate::cli_jwt::checktoken(&args),
         Some(Command::Checksubtoken(args)) => crate::cli_jwt::checksubtoken(&args),
     }
@@ -282,10 +294,15 @@ impl ServeArgs {
         string("log.level", &self.log_level);
         string("log.file", &self.log_file);
         if let Some(port) = &self.port {
-            let port: i64 = port.parse().with_context(|| format!("invalid --http_server.port {port:?}"))?;
+            let port: i64 = port
+                .parse()
+                .with_context(|| format!("invalid --http_server.port {port:?}"))?;
             out.push(("http_server.port".to_owned(), json!(port)));
         }
-        for (key, v) in [("grpc_api.port", self.grpc_api_port), ("uni_grpc.port", self.uni_grpc_port)] {
+        for (key, v) in [
+            ("grpc_api.port", self.grpc_api_port),
+            ("uni_grpc.port", self.uni_grpc_port),
+        ] {
             if let Some(v) = v {
                 out.push((key.to_owned(), json!(v)));
             }
@@ -333,13 +350,18 @@ pub(crate) fn load_for_command(path: &Path) -> anyhow::Result<Loaded> {
 }
 
 fn format_of(path: &Path) -> anyhow::Result<Format> {
-    Format::from_path(path)
-        .ok_or_else(|| anyhow!("output config file must have one of supported extensions: json, toml, yaml, yml"))
+    Format::from_path(path).ok_or_else(|| {
+        anyhow!("output config file must have one of supported extensions: json, toml, yaml, yml")
+    })
 }
 
 /// A random 64-character alphanumeric secret.
 fn secret() -> String {
-    rand::rng().sample_iter(rand::distr::Alphanumeric).take(64).map(char::from).collect()
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(64)
+        .map(char::from)
+        .collect()
 }
 
 /// Creates `path` for writing; fails if it exists. Owner-only permissions where supported.
@@ -372,7 +394,8 @@ fn genconfig(path: &Path) -> anyhow::Result<()> {
     });
     let text = format.render(&doc).map_err(|e| anyhow!(e))?;
     let mut file = create_new(path)?;
-    file.write_all(text.as_bytes()).with_context(|| format!("error writing {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("error writing {}", path.display()))?;
     drop(file);
     if let Err(e) = config::load(LoadOptions::new(Some(path.to_owned()))) {
         let _ = std::fs::remove_file(path);
@@ -393,7 +416,10 @@ fn checkconfig(path: &Path, strict: bool) -> anyhow::Result<()> {
         bail!("unknown keys in config: {}", loaded.unknown_keys.join(", "));
     }
     if strict && !loaded.unknown_env.is_empty() {
-        bail!("unknown environment variables: {}", loaded.unknown_env.join(", "));
+        bail!(
+            "unknown environment variables: {}",
+            loaded.unknown_env.join(", ")
+        );
     }
     Ok(())
 }
@@ -410,7 +436,8 @@ fn defaultconfig(path: &Path, base: Option<PathBuf>, dry_run: bool) -> anyhow::R
         return Ok(());
     }
     let mut file = create_new(path)?;
-    file.write_all(text.as_bytes()).with_context(|| format!("error writing {}", path.display()))
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("error writing {}", path.display()))
 }
 
 fn defaultenv(base: Option<PathBuf>, base_non_zero_only: bool) -> anyhow::Result<()> {
@@ -425,7 +452,11 @@ fn defaultenv(base: Option<PathBuf>, base_non_zero_only: bool) -> anyhow::Result
             continue;
         }
         let value = loaded.tree.pointer(&var.pointer).unwrap_or(&Value::Null);
-        writeln!(out, "{name}={}", config::env::format_value(value, var.shape))?;
+        writeln!(
+            out,
+            "{name}={}",
+            config::env::format_value(value, var.shape)
+        )?;
     }
     Ok(())
 }

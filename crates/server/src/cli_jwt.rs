@@ -24,7 +24,11 @@ fn expiration(ttl_seconds: i64) -> String {
 }
 
 fn who(user: &str) -> String {
-    if user.is_empty() { "anonymous user".to_owned() } else { format!("user \"{user}\"") }
+    if user.is_empty() {
+        "anonymous user".to_owned()
+    } else {
+        format!("user \"{user}\"")
+    }
 }
 
 fn print_token(quiet: bool, token: &str, description: String) -> anyhow::Result<()> {
@@ -40,7 +44,15 @@ fn print_token(quiet: bool, token: &str, description: String) -> anyhow::Result<
 pub(crate) fn gentoken(args: &TokenArgs) -> anyhow::Result<()> {
     let loaded = load_for_command(&args.config)?;
     let token = crate::jwt::cli::gentoken(&loaded.config, &args.user, args.ttl)?;
-    print_token(args.quiet, &token, format!("HMAC SHA-256 JWT for {} {}", who(&args.user), expiration(args.ttl)))
+    print_token(
+        args.quiet,
+        &token,
+        format!(
+            "HMAC SHA-256 JWT for {} {}",
+            who(&args.user),
+            expiration(args.ttl)
+        ),
+    )
 }
 
 pub(crate) fn gensubtoken(args: &TokenArgs, channel: &str) -> anyhow::Result<()> {
@@ -52,7 +64,11 @@ pub(crate) fn gensubtoken(args: &TokenArgs, channel: &str) -> anyhow::Result<()>
     print_token(
         args.quiet,
         &token,
-        format!("HMAC SHA-256 JWT for {} and channel \"{channel}\" {}", who(&args.user), expiration(args.ttl)),
+        format!(
+            "HMAC SHA-256 JWT for {} and channel \"{channel}\" {}",
+            who(&args.user),
+            expiration(args.ttl)
+        ),
     )
 }
 

@@ -3,27 +3,48 @@
 use super::error::UnknownNamespace;
 use super::types::{ChannelOptions, Config, RpcOptions};
 
-#[allow(dead_code, reason = "API for the server modules (client, HTTP API) that use the configuration")]
+#[allow(
+    dead_code,
+    reason = "API for the server modules (client, HTTP API) that use the configuration"
+)]
 impl Config {
     /// Options of the channel namespace `name`, if configured.
     pub(crate) fn namespace(&self, name: &str) -> Option<&ChannelOptions> {
-        self.channel.namespaces.iter().find(|ns| ns.name == name).map(|ns| &ns.options)
+        self.channel
+            .namespaces
+            .iter()
+            .find(|ns| ns.name == name)
+            .map(|ns| &ns.options)
     }
 
     /// Namespace name and options for a channel: the namespace is the text before the first
     /// `channel.namespace_boundary` after stripping `channel.private_prefix`; a channel without
     /// the boundary uses `channel.without_namespace` (returned with an empty name).
-    pub(crate) fn channel_options<'a>(&'a self, channel: &'a str) -> Result<(&'a str, &'a ChannelOptions), UnknownNamespace> {
-        let name = namespace_of(channel, &self.channel.private_prefix, &self.channel.namespace_boundary);
+    pub(crate) fn channel_options<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> Result<(&'a str, &'a ChannelOptions), UnknownNamespace> {
+        let name = namespace_of(
+            channel,
+            &self.channel.private_prefix,
+            &self.channel.namespace_boundary,
+        );
         if name.is_empty() {
             return Ok(("", &self.channel.without_namespace));
         }
-        self.namespace(name).map(|o| (name, o)).ok_or_else(|| UnknownNamespace { namespace: name.to_owned() })
+        self.namespace(name)
+            .map(|o| (name, o))
+            .ok_or_else(|| UnknownNamespace {
+                namespace: name.to_owned(),
+            })
     }
 
     /// Namespace name and options for an RPC method (`ns:method`, boundary
     /// `rpc.namespace_boundary`); a method without the boundary uses `rpc.without_namespace`.
-    pub(crate) fn rpc_options<'a>(&'a self, method: &'a str) -> Result<(&'a str, &'a RpcOptions), UnknownNamespace> {
+    pub(crate) fn rpc_options<'a>(
+        &'a self,
+        method: &'a str,
+    ) -> Result<(&'a str, &'a RpcOptions), UnknownNamespace> {
         let name = namespace_of(method, "", &self.rpc.namespace_boundary);
         if name.is_empty() {
             return Ok(("", &self.rpc.without_namespace));
@@ -33,13 +54,22 @@ impl Config {
             .iter()
             .find(|ns| ns.name == name)
             .map(|ns| (name, &ns.options))
-            .ok_or_else(|| UnknownNamespace { namespace: name.to_owned() })
+            .ok_or_else(|| UnknownNamespace {
+                namespace: name.to_owned(),
+            })
     }
 }
 
-#[allow(dead_code, reason = "API for the server modules (client, HTTP API) that use the configuration")]
+#[allow(
+    dead_code,
+    reason = "API for the server modules (client, HTTP API) that use the configuration"
+)]
 fn namespace_of<'a>(channel: &'a str, private_prefix: &str, boundary: &str) -> &'a str {
-    let rest = if private_prefix.is_empty() { channel } else { channel.strip_prefix(private_prefix).unwrap_or(channel) };
+    let rest = if private_prefix.is_empty() {
+        channel
+    } else {
+        channel.strip_prefix(private_prefix).unwrap_or(channel)
+    };
     if boundary.is_empty() {
         return "";
     }
@@ -53,7 +83,10 @@ mod tests {
 
     fn config() -> Config {
         let mut c = Config::default();
-        let mut chat = ChannelNamespace { name: "chat".to_owned(), ..Default::default() };
+        let mut chat = ChannelNamespace {
+            name: "chat".to_owned(),
+            ..Default::default()
+        };
         chat.options.presence = true;
         c.channel.namespaces.push(chat);
         c.channel.without_namespace.history_size = 10;

@@ -40,7 +40,10 @@ impl Duration {
     /// Zero duration.
     pub(crate) const ZERO: Self = Self(0);
 
-    #[allow(dead_code, reason = "API for the server modules (client, HTTP API) that use the configuration")]
+    #[allow(
+        dead_code,
+        reason = "API for the server modules (client, HTTP API) that use the configuration"
+    )]
     pub(crate) const fn from_nanos(nanos: i64) -> Self {
         Self(nanos)
     }
@@ -62,14 +65,22 @@ impl Duration {
     }
 
     /// The duration as `std::time::Duration`; `None` when negative (Go's "disabled" marker).
-    #[allow(dead_code, reason = "API for the server modules (client, HTTP API) that use the configuration")]
+    #[allow(
+        dead_code,
+        reason = "API for the server modules (client, HTTP API) that use the configuration"
+    )]
     pub(crate) fn to_std(self) -> Option<std::time::Duration> {
-        u64::try_from(self.0).ok().map(std::time::Duration::from_nanos)
+        u64::try_from(self.0)
+            .ok()
+            .map(std::time::Duration::from_nanos)
     }
 
     /// Parses a Go duration string with the exact grammar of Go's `time.ParseDuration`.
     pub(crate) fn parse(input: &str) -> Result<Self, DurationError> {
-        let fail = |reason| DurationError { input: input.to_owned(), reason };
+        let fail = |reason| DurationError {
+            input: input.to_owned(),
+            reason,
+        };
         let mut s = input.as_bytes();
         let mut neg = false;
         if let Some(&c) = s.first()
@@ -134,7 +145,10 @@ impl Duration {
                 return Err(fail("invalid duration"));
             }
             // Unit: everything up to the next digit or '.'.
-            let unit_len = s.iter().take_while(|&&c| c != b'.' && !c.is_ascii_digit()).count();
+            let unit_len = s
+                .iter()
+                .take_while(|&&c| c != b'.' && !c.is_ascii_digit())
+                .count();
             if unit_len == 0 {
                 return Err(fail("missing unit"));
             }
@@ -155,7 +169,11 @@ impl Duration {
             v *= unit;
             if frac > 0 {
                 // Same float arithmetic as Go, so results agree to the nanosecond.
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    clippy::cast_precision_loss
+                )]
                 let extra = (frac as f64 * (unit as f64 / scale)) as u64;
                 v += extra;
                 if v > LIMIT {
@@ -171,7 +189,9 @@ impl Duration {
             // `total <= 1 << 63`, so the wrapping negation is exact (1 << 63 gives i64::MIN).
             return Ok(Self((total as i64).wrapping_neg()));
         }
-        i64::try_from(total).map(Self).map_err(|_| fail("invalid duration"))
+        i64::try_from(total)
+            .map(Self)
+            .map_err(|_| fail("invalid duration"))
     }
 }
 
@@ -287,7 +307,9 @@ impl<'de> Deserialize<'de> for Duration {
             }
 
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
-                i64::try_from(v).map(Duration).map_err(|_| E::custom("duration out of range"))
+                i64::try_from(v)
+                    .map(Duration)
+                    .map_err(|_| E::custom("duration out of range"))
             }
         }
 
@@ -301,7 +323,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn p(s: &str) -> i64 {
-        Duration::parse(s).unwrap_or_else(|e| panic!("{s}: {e}")).as_nanos()
+        Duration::parse(s)
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+            .as_nanos()
     }
 
     #[test]
@@ -333,10 +357,22 @@ mod tests {
             ("15m", 15 * MINUTE as i64),
             ("16h", 16 * HOUR as i64),
             ("3h30m", 3 * HOUR as i64 + 30 * MINUTE as i64),
-            ("10.5s4m", 4 * MINUTE as i64 + 10 * SECOND as i64 + 500 * MILLISECOND as i64),
-            ("-2m3.4s", -(2 * MINUTE as i64 + 3 * SECOND as i64 + 400 * MILLISECOND as i64)),
-            ("1h2m3s4ms5us6ns", (HOUR + 2 * MINUTE + 3 * SECOND + 4 * MILLISECOND + 5 * MICROSECOND + 6) as i64),
-            ("39h9m14.425s", (39 * HOUR + 9 * MINUTE + 14 * SECOND + 425 * MILLISECOND) as i64),
+            (
+                "10.5s4m",
+                4 * MINUTE as i64 + 10 * SECOND as i64 + 500 * MILLISECOND as i64,
+            ),
+            (
+                "-2m3.4s",
+                -(2 * MINUTE as i64 + 3 * SECOND as i64 + 400 * MILLISECOND as i64),
+            ),
+            (
+                "1h2m3s4ms5us6ns",
+                (HOUR + 2 * MINUTE + 3 * SECOND + 4 * MILLISECOND + 5 * MICROSECOND + 6) as i64,
+            ),
+            (
+                "39h9m14.425s",
+                (39 * HOUR + 9 * MINUTE + 14 * SECOND + 425 * MILLISECOND) as i64,
+            ),
             ("52763797000ns", 52_763_797_000),
             ("0.3333333333333333333h", 20 * MINUTE as i64),
             ("9007199254740993ns", (1 << 53) + 1),
@@ -348,7 +384,10 @@ mod tests {
             ("-9223372036s854ms775us808ns", i64::MIN),
             ("-2562047h47m16.854775808s", i64::MIN),
             ("0.100000000000000000000h", 6 * MINUTE as i64),
-            ("0.830103483285477580700h", 49 * MINUTE as i64 + 48 * SECOND as i64 + 372_539_827),
+            (
+                "0.830103483285477580700h",
+                49 * MINUTE as i64 + 48 * SECOND as i64 + 372_539_827,
+            ),
             ("720h", 720 * HOUR as i64),
             ("1000ms", SECOND as i64),
         ];
@@ -360,9 +399,26 @@ mod tests {
     #[test]
     fn rejects_what_go_rejects() {
         for s in [
-            "", "3", "-", "s", ".", "-.", ".s", "+.s", "1d", "\u{85}\u{85}", "\u{ffff}", "9223372036854775808ns",
-            "9223372036854775.808us", "9223372036854ms775us808ns", "-9223372036854775809ns", "1s ", " 1s", "1.2.3s",
-            "-1", "25",
+            "",
+            "3",
+            "-",
+            "s",
+            ".",
+            "-.",
+            ".s",
+            "+.s",
+            "1d",
+            "\u{85}\u{85}",
+            "\u{ffff}",
+            "9223372036854775808ns",
+            "9223372036854775.808us",
+            "9223372036854ms775us808ns",
+            "-9223372036854775809ns",
+            "1s ",
+            " 1s",
+            "1.2.3s",
+            "-1",
+            "25",
         ] {
             assert!(Duration::parse(s).is_err(), "{s:?} must be rejected");
         }
@@ -378,7 +434,10 @@ mod tests {
             (3_300_000_000, "3.3s"),
             (4 * MINUTE as i64 + 5 * SECOND as i64, "4m5s"),
             (4 * MINUTE as i64 + 5_001 * MILLISECOND as i64, "4m5.001s"),
-            (5 * HOUR as i64 + 6 * MINUTE as i64 + 7_001 * MILLISECOND as i64, "5h6m7.001s"),
+            (
+                5 * HOUR as i64 + 6 * MINUTE as i64 + 7_001 * MILLISECOND as i64,
+                "5h6m7.001s",
+            ),
             (8 * MINUTE as i64 + 1, "8m0.000000001s"),
             (i64::MAX, "2562047h47m16.854775807s"),
             (i64::MIN, "-2562047h47m16.854775808s"),
@@ -404,7 +463,10 @@ mod tests {
         assert!(d.to_std().is_none());
         assert!(serde_json::from_str::<Duration>("\"25\"").is_err());
         assert!(serde_json::from_str::<Duration>("true").is_err());
-        assert_eq!(serde_json::to_string(&Duration::from_secs(720 * 3600)).unwrap(), "\"720h0m0s\"");
+        assert_eq!(
+            serde_json::to_string(&Duration::from_secs(720 * 3600)).unwrap(),
+            "\"720h0m0s\""
+        );
     }
 
     fn unit_strategy() -> impl Strategy<Value = (&'static str, u64)> {

@@ -36,11 +36,21 @@ pub(crate) struct Env {
 impl Env {
     /// The process environment (variables that are not valid UTF-8 are skipped).
     pub(crate) fn from_process() -> Self {
-        Self::from_pairs(std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))))
+        Self::from_pairs(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
     }
 
-    pub(crate) fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        Self { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+    pub(crate) fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 
     /// Exact lookup, empty values included.
@@ -55,7 +65,9 @@ impl Env {
             return Some((canonical.to_owned(), v));
         }
         let alias = alias_of(canonical);
-        self.raw(&alias).filter(|v| !v.is_empty()).map(|v| (alias, v))
+        self.raw(&alias)
+            .filter(|v| !v.is_empty())
+            .map(|v| (alias, v))
     }
 }
 
@@ -112,27 +124,52 @@ fn walk(
             }
             continue;
         }
-        known.insert(name.clone(), KnownVar { pointer: ptr.clone(), shape });
+        known.insert(
+            name.clone(),
+            KnownVar {
+                pointer: ptr.clone(),
+                shape,
+            },
+        );
         if let Some((var, raw)) = env.lookup(&name) {
             if var == name {
                 let alias = alias_of(&name);
                 if env.raw(&alias).is_some_and(|v| !v.is_empty() && v != raw) {
-                    warnings.push(format!("env var {alias} ignored: {name} is set and takes precedence"));
+                    warnings.push(format!(
+                        "env var {alias} ignored: {name} is set and takes precedence"
+                    ));
                 }
             }
             let existing = obj.remove(*key);
-            let parsed = parse(shape, raw, existing)
-                .map_err(|reason| ConfigError::Env { var: var.clone(), value: raw.to_owned(), reason })?;
+            let parsed = parse(shape, raw, existing).map_err(|reason| ConfigError::Env {
+                var: var.clone(),
+                value: raw.to_owned(),
+                reason,
+            })?;
             obj.insert((*key).to_owned(), parsed);
         }
         if let Shape::List { item, named: true } = shape
             && let Some(Value::Array(items)) = obj.get_mut(*key)
         {
             for (i, elem) in items.iter_mut().enumerate() {
-                let Value::Object(elem_map) = elem else { continue };
-                let item_name = elem_map.get("name").and_then(Value::as_str).unwrap_or_default();
-                let item_prefix = format!("{name}_{}", name_for_env(item_name).to_ascii_uppercase());
-                walk(elem_map, item, &item_prefix, &format!("{ptr}/{i}"), env, known, warnings)?;
+                let Value::Object(elem_map) = elem else {
+                    continue;
+                };
+                let item_name = elem_map
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let item_prefix =
+                    format!("{name}_{}", name_for_env(item_name).to_ascii_uppercase());
+                walk(
+                    elem_map,
+                    item,
+                    &item_prefix,
+                    &format!("{ptr}/{i}"),
+                    env,
+                    known,
+                    warnings,
+                )?;
             }
         }
     }
@@ -163,12 +200,16 @@ fn parse(shape: &Shape, raw: &str, existing: Option<Value>) -> Result<Value, Str
             if raw.trim().is_empty() {
                 Value::Array(Vec::new())
             } else {
-                Value::Array(raw.split(' ').map(|s| Value::String(s.to_owned())).collect())
+                Value::Array(
+                    raw.split(' ')
+                        .map(|s| Value::String(s.to_owned()))
+                        .collect(),
+                )
             }
         }
         Shape::StrMap => {
-            let map: BTreeMap<String, String> =
-                serde_json::from_str(raw).map_err(|e| format!("expected a JSON object of strings: {e}"))?;
+            let map: BTreeMap<String, String> = serde_json::from_str(raw)
+                .map_err(|e| format!("expected a JSON object of strings: {e}"))?;
             serde_json::to_value(map).map_err(|e| e.to_string())?
         }
         Shape::List { named, .. } => {
@@ -231,7 +272,11 @@ pub(crate) fn parse_go_int(s: &str) -> Option<i64> {
     }
     let magnitude = u64::from_str_radix(&digits, radix).ok()?;
     if neg {
-        if magnitude == 1 << 63 { Some(i64::MIN) } else { i64::try_from(magnitude).ok().map(|v| -v) }
+        if magnitude == 1 << 63 {
+            Some(i64::MIN)
+        } else {
+            i64::try_from(magnitude).ok().map(|v| -v)
+        }
     } else {
         i64::try_from(magnitude).ok()
     }
@@ -242,7 +287,9 @@ pub(crate) fn parse_go_int(s: &str) -> Option<i64> {
 /// `CENTRIFUGO_VAR_*` (values for `${...}` expansion).
 pub(crate) fn unknown_vars(env: &Env, known: &KnownVars) -> Vec<String> {
     static K8S: OnceLock<Regex> = OnceLock::new();
-    let k8s = K8S.get_or_init(|| Regex::new(r"^CENTRIFUGO(?:_[A-Z0-9_]+)?_(PORT|SERVICE_)").expect("valid regex"));
+    let k8s = K8S.get_or_init(|| {
+        Regex::new(r"^CENTRIFUGO(?:_[A-Z0-9_]+)?_(PORT|SERVICE_)").expect("valid regex")
+    });
     let mut unknown = Vec::new();
     for name in env.vars.keys() {
         let canonical = if name.starts_with("CENTRIFUGO_") {
@@ -279,8 +326,10 @@ pub(crate) fn format_value(value: &Value, shape: &Shape) -> String {
             }
         }
         (Shape::List { named: true, .. }, Value::Array(items)) => {
-            let names: Vec<&str> =
-                items.iter().map(|i| i.get("name").and_then(Value::as_str).unwrap_or_default()).collect();
+            let names: Vec<&str> = items
+                .iter()
+                .map(|i| i.get("name").and_then(Value::as_str).unwrap_or_default())
+                .collect();
             format!("{:?}", names.join(" "))
         }
         (Shape::List { .. } | Shape::StrMap, v) => quote_json(v),
@@ -319,7 +368,16 @@ mod tests {
         assert_eq!(parse_go_int("0x_1_0"), Some(16));
         assert_eq!(parse_go_int("0"), Some(0));
         assert_eq!(parse_go_int("-9223372036854775808"), Some(i64::MIN));
-        for bad in ["", "1_000", "12a", "--1", "9223372036854775808", "0x", "1.5", " 1"] {
+        for bad in [
+            "",
+            "1_000",
+            "12a",
+            "--1",
+            "9223372036854775808",
+            "0x",
+            "1.5",
+            " 1",
+        ] {
             assert_eq!(parse_go_int(bad), None, "{bad}");
         }
     }
@@ -334,6 +392,9 @@ mod tests {
             ("GYRE_NOPE_EITHER", "x"),
             ("OTHER", "x"),
         ]);
-        assert_eq!(unknown_vars(&env, &KnownVars::new()), vec!["CENTRIFUGO_NOPE".to_owned(), "GYRE_NOPE_EITHER".to_owned()]);
+        assert_eq!(
+            unknown_vars(&env, &KnownVars::new()),
+            vec!["CENTRIFUGO_NOPE".to_owned(), "GYRE_NOPE_EITHER".to_owned()]
+        );
     }
 }

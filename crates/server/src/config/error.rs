@@ -13,23 +13,37 @@ pub(crate) enum ConfigError {
         source: std::io::Error,
     },
     #[error("error parsing config file {path} as {format}: {message}")]
-    Parse { path: PathBuf, format: &'static str, message: String },
+    Parse {
+        path: PathBuf,
+        format: &'static str,
+        message: String,
+    },
     #[error("unsupported config file extension for {path}: use .json, .yaml, .yml or .toml")]
     UnsupportedFormat { path: PathBuf },
     #[error("error processing env: {var}={value:?}: {reason}")]
-    Env { var: String, value: String, reason: String },
+    Env {
+        var: String,
+        value: String,
+        reason: String,
+    },
     #[error("invalid value for {key}: {message}")]
     Invalid { key: String, message: String },
 }
 
 impl ConfigError {
     pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Invalid { key: key.into(), message: message.into() }
+        Self::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
 /// A channel's namespace is not configured (client error 102 "unknown channel").
-#[allow(dead_code, reason = "API for the server modules (client, HTTP API) that use the configuration")]
+#[allow(
+    dead_code,
+    reason = "API for the server modules (client, HTTP API) that use the configuration"
+)]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown channel namespace: {namespace}")]
 pub(crate) struct UnknownNamespace {

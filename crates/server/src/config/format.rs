@@ -52,7 +52,9 @@ impl Format {
     /// Serializes a value in this format (pretty-printed).
     pub(crate) fn render<T: Serialize>(self, value: &T) -> Result<String, String> {
         match self {
-            Self::Json => serde_json::to_string_pretty(value).map(|s| s + "\n").map_err(|e| e.to_string()),
+            Self::Json => serde_json::to_string_pretty(value)
+                .map(|s| s + "\n")
+                .map_err(|e| e.to_string()),
             Self::Yaml => yaml_serde::to_string(value).map_err(|e| e.to_string()),
             Self::Toml => toml::to_string_pretty(value).map_err(|e| e.to_string()),
         }
@@ -65,11 +67,22 @@ pub(crate) fn read_file(path: &Path) -> Result<Option<Value>, ConfigError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(ConfigError::Read { path: path.to_owned(), source }),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            });
+        }
     };
-    let format = Format::from_path(path).ok_or_else(|| ConfigError::UnsupportedFormat { path: path.to_owned() })?;
+    let format = Format::from_path(path).ok_or_else(|| ConfigError::UnsupportedFormat {
+        path: path.to_owned(),
+    })?;
     format
         .parse(&text)
         .map(Some)
-        .map_err(|message| ConfigError::Parse { path: path.to_owned(), format: format.name(), message })
+        .map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            format: format.name(),
+            message,
+        })
 }

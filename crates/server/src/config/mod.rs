@@ -25,10 +25,16 @@ use serde_json::Value;
 pub(crate) use duration::Duration;
 pub(crate) use env::{Env, KnownVars};
 pub(crate) use error::ConfigError;
-#[allow(unused_imports, reason = "API for the server modules that resolve channels")]
+#[allow(
+    unused_imports,
+    reason = "API for the server modules that resolve channels"
+)]
 pub(crate) use error::UnknownNamespace;
 pub(crate) use format::Format;
-#[allow(unused_imports, reason = "the full configuration tree is API for the server modules")]
+#[allow(
+    unused_imports,
+    reason = "the full configuration tree is API for the server modules"
+)]
 pub(crate) use types::*;
 pub(crate) use unsupported::unsupported_features;
 
@@ -49,7 +55,11 @@ pub(crate) struct LoadOptions {
 impl LoadOptions {
     /// Reads `path` (if any) and the process environment, no flags.
     pub(crate) fn new(path: Option<PathBuf>) -> Self {
-        Self { path, flags: Vec::new(), env: Env::from_process() }
+        Self {
+            path,
+            flags: Vec::new(),
+            env: Env::from_process(),
+        }
     }
 }
 
@@ -125,10 +135,20 @@ pub(crate) fn load_unvalidated(options: LoadOptions) -> Result<Loaded, ConfigErr
         warnings.push(format!("unknown environment variable: {var}"));
     }
     for feature in unsupported_features(&config) {
-        warnings.push(format!("{feature} is configured but not supported by Gyre yet; ignoring it"));
+        warnings.push(format!(
+            "{feature} is configured but not supported by Gyre yet; ignoring it"
+        ));
     }
 
-    Ok(Loaded { config, warnings, unknown_keys, unknown_env, file_found, known_env, tree })
+    Ok(Loaded {
+        config,
+        warnings,
+        unknown_keys,
+        unknown_env,
+        file_found,
+        known_env,
+        tree,
+    })
 }
 
 /// Reads a config file into a value tree with keys normalised (no defaults, env or flags);

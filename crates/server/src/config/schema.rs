@@ -30,7 +30,10 @@ pub(crate) enum Shape {
     /// List of objects; from env: a JSON array. `named` lists (channel namespaces, RPC
     /// namespaces, proxies, consumers) also accept a space-separated list of names, and each
     /// item gets its own env vars `<LIST>_<NAME>_<KEY>`.
-    List { item: Vec<(&'static str, Shape)>, named: bool },
+    List {
+        item: Vec<(&'static str, Shape)>,
+        named: bool,
+    },
 }
 
 /// Implemented by every configuration struct: its keys in upstream order.

@@ -10,13 +10,22 @@ use super::error::ConfigError;
 use super::schema::{Shape, field};
 
 pub(crate) fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() { key.to_owned() } else { format!("{parent}.{key}") }
+    if parent.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{parent}.{key}")
+    }
 }
 
 /// Prepares a value read from a file: keys of known sections are matched case-insensitively
 /// (viper lower-cases every key) and every key the schema does not know is reported, with
 /// Centrifugo's path syntax (`channel.namespaces.[0].foo`).
-pub(crate) fn normalize(value: &mut Value, fields: &[(&'static str, Shape)], path: &str, unknown: &mut Vec<String>) {
+pub(crate) fn normalize(
+    value: &mut Value,
+    fields: &[(&'static str, Shape)],
+    path: &str,
+    unknown: &mut Vec<String>,
+) {
     let Value::Object(map) = value else { return };
     let entries = std::mem::take(map);
     for (key, mut child) in entries {
@@ -77,7 +86,9 @@ pub(crate) fn set_path(root: &mut Value, path: &str, value: Value) {
         if !cur.is_object() {
             *cur = Value::Object(Map::new());
         }
-        let Value::Object(map) = cur else { unreachable!("just made an object") };
+        let Value::Object(map) = cur else {
+            unreachable!("just made an object")
+        };
         cur = map.entry(part.to_owned()).or_insert(Value::Null);
     }
     *cur = value;
@@ -90,7 +101,9 @@ fn is_zero(value: &Value, shape: &Shape) -> bool {
         Value::Bool(b) => !b,
         Value::Number(n) => n.as_f64() == Some(0.0),
         Value::String(s) => {
-            s.is_empty() || (matches!(shape, Shape::Duration) && Duration::parse(s).is_ok_and(Duration::is_zero))
+            s.is_empty()
+                || (matches!(shape, Shape::Duration)
+                    && Duration::parse(s).is_ok_and(Duration::is_zero))
         }
         Value::Array(a) => a.is_empty() && matches!(shape, Shape::StrList),
         Value::Object(_) => false,
@@ -100,7 +113,12 @@ fn is_zero(value: &Value, shape: &Shape) -> bool {
 /// Centrifugo applies a key's `default:` whenever the loaded value is the Go zero value, so
 /// `client.channel_limit: 0` still means 128. This reproduces that, including inside
 /// items of named lists (Centrifugo processes each namespace, proxy and consumer the same way).
-pub(crate) fn fill_zero_defaults(value: &mut Value, defaults: &Value, fields: &[(&'static str, Shape)], path: &str) {
+pub(crate) fn fill_zero_defaults(
+    value: &mut Value,
+    defaults: &Value,
+    fields: &[(&'static str, Shape)],
+    path: &str,
+) {
     let Value::Object(map) = value else { return };
     for (key, shape) in fields {
         let default = defaults.get(*key).unwrap_or(&Value::Null);
@@ -115,7 +133,12 @@ pub(crate) fn fill_zero_defaults(value: &mut Value, defaults: &Value, fields: &[
                 if let Some(Value::Array(items)) = map.get_mut(*key) {
                     let item_default = item_defaults(&child_path);
                     for (i, elem) in items.iter_mut().enumerate() {
-                        fill_zero_defaults(elem, &item_default, item, &join(&child_path, &format!("[{i}]")));
+                        fill_zero_defaults(
+                            elem,
+                            &item_default,
+                            item,
+                            &join(&child_path, &format!("[{i}]")),
+                        );
                     }
                 }
             }
@@ -152,9 +175,13 @@ pub(crate) fn finish_string_maps(
     path: &str,
     env: &Env,
 ) -> Result<(), ConfigError> {
-    let Value::Object(map) = value else { return Ok(()) };
+    let Value::Object(map) = value else {
+        return Ok(());
+    };
     for (key, shape) in fields {
-        let Some(child) = map.get_mut(*key) else { continue };
+        let Some(child) = map.get_mut(*key) else {
+            continue;
+        };
         let child_path = join(path, key);
         match shape {
             Shape::Struct(children) => finish_string_maps(child, children, &child_path, env)?,
@@ -179,7 +206,10 @@ fn string_map(value: &Value, path: &str, env: &Env) -> Result<Value, ConfigError
         Value::Object(m) => {
             for (k, v) in m {
                 let Value::String(s) = v else {
-                    return Err(ConfigError::invalid(join(path, k), "expected a string value"));
+                    return Err(ConfigError::invalid(
+                        join(path, k),
+                        "expected a string value",
+                    ));
                 };
                 out.insert(k.clone(), Value::String(s.clone()));
             }
@@ -195,7 +225,10 @@ fn string_map(value: &Value, path: &str, env: &Env) -> Result<Value, ConfigError
                     ));
                 };
                 if out.contains_key(key) {
-                    return Err(ConfigError::invalid(format!("{path}.[{i}]"), format!("duplicate key {key:?}")));
+                    return Err(ConfigError::invalid(
+                        format!("{path}.[{i}]"),
+                        format!("duplicate key {key:?}"),
+                    ));
                 }
                 out.insert(key.to_owned(), Value::String(val.to_owned()));
             }
@@ -205,7 +238,10 @@ fn string_map(value: &Value, path: &str, env: &Env) -> Result<Value, ConfigError
     for (k, v) in &mut out {
         if let Value::String(s) = v {
             *s = expand_vars(s, env).map_err(|var| {
-                ConfigError::invalid(join(path, k), format!("environment variable {var:?} not found"))
+                ConfigError::invalid(
+                    join(path, k),
+                    format!("environment variable {var:?} not found"),
+                )
             })?;
         }
     }
@@ -218,7 +254,9 @@ pub(crate) fn expand_vars(s: &str, env: &Env) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(start) = rest.find("${CENTRIFUGO_VAR_") {
-        let Some(len) = rest[start..].find('}') else { break };
+        let Some(len) = rest[start..].find('}') else {
+            break;
+        };
         let name = &rest[start + 2..start + len];
         out.push_str(&rest[..start]);
         match env.raw(name) {
@@ -233,8 +271,14 @@ pub(crate) fn expand_vars(s: &str, env: &Env) -> Result<String, String> {
 
 /// Checks every value against its key's shape, so type errors name the exact key (serde's
 /// own path stops at flattened sections).
-pub(crate) fn check_types(value: &Value, fields: &[(&'static str, Shape)], path: &str) -> Result<(), ConfigError> {
-    let Value::Object(map) = value else { return Ok(()) };
+pub(crate) fn check_types(
+    value: &Value,
+    fields: &[(&'static str, Shape)],
+    path: &str,
+) -> Result<(), ConfigError> {
+    let Value::Object(map) = value else {
+        return Ok(());
+    };
     for (key, shape) in fields {
         let Some(v) = map.get(*key) else { continue };
         let key_path = join(path, key);
@@ -274,7 +318,10 @@ pub(crate) fn check_types(value: &Value, fields: &[(&'static str, Shape)], path:
             (Shape::StrList, _) => "a list of strings",
             (Shape::StrMap, _) => "a map of strings",
         };
-        return Err(ConfigError::invalid(key_path, format!("expected {expected}, got {v}")));
+        return Err(ConfigError::invalid(
+            key_path,
+            format!("expected {expected}, got {v}"),
+        ));
     }
     Ok(())
 }

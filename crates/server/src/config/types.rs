@@ -93,10 +93,7 @@ impl Default for Log {
 
 impl Schema for Log {
     fn fields() -> Vec<(&'static str, Shape)> {
-        vec![
-            ("level", Shape::Str),
-            ("file", Shape::Str),
-        ]
+        vec![("level", Shape::Str), ("file", Shape::Str)]
     }
 }
 
@@ -162,9 +159,7 @@ pub(crate) struct SubscriptionToken {
 
 impl Schema for SubscriptionToken {
     fn fields() -> Vec<(&'static str, Shape)> {
-        let mut fields = vec![
-            ("enabled", Shape::Bool),
-        ];
+        let mut fields = vec![("enabled", Shape::Bool)];
         fields.extend(Token::fields());
         fields
     }
@@ -205,9 +200,7 @@ pub(crate) struct Http3 {
 
 impl Schema for Http3 {
     fn fields() -> Vec<(&'static str, Shape)> {
-        vec![
-            ("enabled", Shape::Bool),
-        ]
+        vec![("enabled", Shape::Bool)]
     }
 }
 
@@ -478,7 +471,10 @@ impl Schema for UniHttpStream {
             ("enabled", Shape::Bool),
             ("handler_prefix", Shape::Str),
             ("max_request_body_size", Shape::Int),
-            ("connect_code_to_http_response", Shape::Struct(ConnectCodeToHttpResponse::fields())),
+            (
+                "connect_code_to_http_response",
+                Shape::Struct(ConnectCodeToHttpResponse::fields()),
+            ),
         ]
     }
 }
@@ -514,7 +510,10 @@ impl Schema for UniSse {
             ("enabled", Shape::Bool),
             ("handler_prefix", Shape::Str),
             ("max_request_body_size", Shape::Int),
-            ("connect_code_to_http_response", Shape::Struct(ConnectCodeToHttpResponse::fields())),
+            (
+                "connect_code_to_http_response",
+                Shape::Struct(ConnectCodeToHttpResponse::fields()),
+            ),
         ]
     }
 }
@@ -540,10 +539,7 @@ impl Default for ConnInit {
 
 impl Schema for ConnInit {
     fn fields() -> Vec<(&'static str, Shape)> {
-        vec![
-            ("enabled", Shape::Bool),
-            ("handler_prefix", Shape::Str),
-        ]
+        vec![("enabled", Shape::Bool), ("handler_prefix", Shape::Str)]
     }
 }
 
@@ -561,7 +557,13 @@ impl Schema for ConnectCodeToHttpResponse {
     fn fields() -> Vec<(&'static str, Shape)> {
         vec![
             ("enabled", Shape::Bool),
-            ("transforms", Shape::List { item: ConnectCodeToHttpResponseTransform::fields(), named: false }),
+            (
+                "transforms",
+                Shape::List {
+                    item: ConnectCodeToHttpResponseTransform::fields(),
+                    named: false,
+                },
+            ),
         ]
     }
 }
@@ -580,7 +582,10 @@ impl Schema for ConnectCodeToHttpResponseTransform {
     fn fields() -> Vec<(&'static str, Shape)> {
         vec![
             ("code", Shape::Uint),
-            ("to", Shape::Struct(TransformedConnectErrorHttpResponse::fields())),
+            (
+                "to",
+                Shape::Struct(TransformedConnectErrorHttpResponse::fields()),
+            ),
         ]
     }
 }
@@ -597,10 +602,7 @@ pub(crate) struct TransformedConnectErrorHttpResponse {
 
 impl Schema for TransformedConnectErrorHttpResponse {
     fn fields() -> Vec<(&'static str, Shape)> {
-        vec![
-            ("status_code", Shape::Int),
-            ("body", Shape::Str),
-        ]
+        vec![("status_code", Shape::Int), ("body", Shape::Str)]
     }
 }
 
@@ -694,9 +696,7 @@ impl Default for NatsPrefixed {
 
 impl Schema for NatsPrefixed {
     fn fields() -> Vec<(&'static str, Shape)> {
-        let mut fields = vec![
-            ("prefix", Shape::Str),
-        ];
+        let mut fields = vec![("prefix", Shape::Str)];
         fields.extend(NatsCommon::fields());
         fields
     }
@@ -987,9 +987,7 @@ pub(crate) struct UsageStats {
 
 impl Schema for UsageStats {
     fn fields() -> Vec<(&'static str, Shape)> {
-        vec![
-            ("disabled", Shape::Bool),
-        ]
+        vec![("disabled", Shape::Bool)]
     }
 }
 
@@ -1054,10 +1052,7 @@ impl Default for Health {
 
 impl Schema for Health {
     fn fields() -> Vec<(&'static str, Shape)> {
-        vec![
-            ("enabled", Shape::Bool),
-            ("handler_prefix", Shape::Str),
-        ]
+        vec![("enabled", Shape::Bool), ("handler_prefix", Shape::Str)]
     }
 }
 
@@ -1082,10 +1077,7 @@ impl Default for Swagger {
 
 impl Schema for Swagger {
     fn fields() -> Vec<(&'static str, Shape)> {
-        vec![
-            ("enabled", Shape::Bool),
-            ("handler_prefix", Shape::Str),
-        ]
+        vec![("enabled", Shape::Bool), ("handler_prefix", Shape::Str)]
     }
 }
 
@@ -1110,10 +1102,7 @@ impl Default for Debug {
 
 impl Schema for Debug {
     fn fields() -> Vec<(&'static str, Shape)> {
-        vec![
-            ("enabled", Shape::Bool),
-            ("handler_prefix", Shape::Str),
-        ]
+        vec![("enabled", Shape::Bool), ("handler_prefix", Shape::Str)]
     }
 }
 
@@ -1135,9 +1124,7 @@ impl Default for Shutdown {
 
 impl Schema for Shutdown {
     fn fields() -> Vec<(&'static str, Shape)> {
-        vec![
-            ("timeout", Shape::Duration),
-        ]
+        vec![("timeout", Shape::Duration)]
     }
 }
 
@@ -1154,9 +1141,7 @@ pub(crate) struct ConnectProxy {
 
 impl Schema for ConnectProxy {
     fn fields() -> Vec<(&'static str, Shape)> {
-        let mut fields = vec![
-            ("enabled", Shape::Bool),
-        ];
+        let mut fields = vec![("enabled", Shape::Bool)];
         fields.extend(Proxy::fields());
         fields
     }
@@ -1175,9 +1160,7 @@ pub(crate) struct RefreshProxy {
 
 impl Schema for RefreshProxy {
     fn fields() -> Vec<(&'static str, Shape)> {
-        let mut fields = vec![
-            ("enabled", Shape::Bool),
-        ];
+        let mut fields = vec![("enabled", Shape::Bool)];
         fields.extend(Proxy::fields());
         fields
     }
@@ -1303,7 +1286,10 @@ impl Schema for Client {
             ("proxy", Shape::Struct(ClientProxyContainer::fields())),
             ("allowed_origins", Shape::StrList),
             ("token", Shape::Struct(Token::fields())),
-            ("subscription_token", Shape::Struct(SubscriptionToken::fields())),
+            (
+                "subscription_token",
+                Shape::Struct(SubscriptionToken::fields()),
+            ),
             ("allow_anonymous_connect_without_token", Shape::Bool),
             ("disallow_anonymous_connection_tokens", Shape::Bool),
         ];
@@ -1327,8 +1313,14 @@ impl Schema for Client {
             ("insecure_skip_token_signature_verify", Shape::Bool),
             ("user_id_http_header", Shape::Str),
             ("insecure", Shape::Bool),
-            ("subscribe_to_user_personal_channel", Shape::Struct(SubscribeToUserPersonalChannel::fields())),
-            ("connect_code_to_unidirectional_disconnect", Shape::Struct(ConnectCodeToUnidirectionalDisconnect::fields())),
+            (
+                "subscribe_to_user_personal_channel",
+                Shape::Struct(SubscribeToUserPersonalChannel::fields()),
+            ),
+            (
+                "connect_code_to_unidirectional_disconnect",
+                Shape::Struct(ConnectCodeToUnidirectionalDisconnect::fields()),
+            ),
         ]);
         fields
     }
@@ -1348,7 +1340,13 @@ impl Schema for ConnectCodeToUnidirectionalDisconnect {
     fn fields() -> Vec<(&'static str, Shape)> {
         vec![
             ("enabled", Shape::Bool),
-            ("transforms", Shape::List { item: UniConnectCodeToDisconnectTransform::fields(), named: false }),
+            (
+                "transforms",
+                Shape::List {
+                    item: UniConnectCodeToDisconnectTransform::fields(),
+                    named: false,
+                },
+            ),
         ]
     }
 }
@@ -1454,7 +1452,13 @@ impl Schema for Channel {
         vec![
             ("proxy", Shape::Struct(ChannelProxyContainer::fields())),
             ("without_namespace", Shape::Struct(ChannelOptions::fields())),
-            ("namespaces", Shape::List { item: ChannelNamespace::fields(), named: true }),
+            (
+                "namespaces",
+                Shape::List {
+                    item: ChannelNamespace::fields(),
+                    named: true,
+                },
+            ),
             ("history_meta_ttl", Shape::Duration),
             ("publication_data_format", Shape::Str),
             ("max_length", Shape::Int),
@@ -1499,7 +1503,13 @@ impl Schema for Rpc {
         vec![
             ("proxy", Shape::Struct(Proxy::fields())),
             ("without_namespace", Shape::Struct(RpcOptions::fields())),
-            ("namespaces", Shape::List { item: RpcNamespace::fields(), named: true }),
+            (
+                "namespaces",
+                Shape::List {
+                    item: RpcNamespace::fields(),
+                    named: true,
+                },
+            ),
             ("ping", Shape::Struct(RpcPing::fields())),
             ("namespace_boundary", Shape::Str),
         ]
@@ -1527,10 +1537,7 @@ impl Default for RpcPing {
 
 impl Schema for RpcPing {
     fn fields() -> Vec<(&'static str, Shape)> {
-        vec![
-            ("enabled", Shape::Bool),
-            ("method", Shape::Str),
-        ]
+        vec![("enabled", Shape::Bool), ("method", Shape::Str)]
     }
 }
 
@@ -1547,9 +1554,7 @@ pub(crate) struct NamedProxy {
 
 impl Schema for NamedProxy {
     fn fields() -> Vec<(&'static str, Shape)> {
-        let mut fields = vec![
-            ("name", Shape::Str),
-        ];
+        let mut fields = vec![("name", Shape::Str)];
         fields.extend(Proxy::fields());
         fields
     }
@@ -1676,10 +1681,7 @@ pub(crate) struct TransformDisconnect {
 
 impl Schema for TransformDisconnect {
     fn fields() -> Vec<(&'static str, Shape)> {
-        vec![
-            ("code", Shape::Uint),
-            ("reason", Shape::Str),
-        ]
+        vec![("code", Shape::Uint), ("reason", Shape::Str)]
     }
 }
 
@@ -1700,7 +1702,10 @@ impl Schema for HttpStatusToCodeTransform {
         vec![
             ("status_code", Shape::Int),
             ("to_error", Shape::Struct(TransformError::fields())),
-            ("to_disconnect", Shape::Struct(TransformDisconnect::fields())),
+            (
+                "to_disconnect",
+                Shape::Struct(TransformDisconnect::fields()),
+            ),
         ]
     }
 }
@@ -1722,7 +1727,13 @@ impl Schema for ProxyCommonHttp {
         vec![
             ("tls", Shape::Struct(TlsConfig::fields())),
             ("static_headers", Shape::StrMap),
-            ("status_to_code_transforms", Shape::List { item: HttpStatusToCodeTransform::fields(), named: false }),
+            (
+                "status_to_code_transforms",
+                Shape::List {
+                    item: HttpStatusToCodeTransform::fields(),
+                    named: false,
+                },
+            ),
         ]
     }
 }
@@ -1814,10 +1825,7 @@ impl Default for Proxy {
 
 impl Schema for Proxy {
     fn fields() -> Vec<(&'static str, Shape)> {
-        let mut fields = vec![
-            ("endpoint", Shape::Str),
-            ("timeout", Shape::Duration),
-        ];
+        let mut fields = vec![("endpoint", Shape::Str), ("timeout", Shape::Duration)];
         fields.extend(ProxyCommon::fields());
         fields
     }
@@ -1855,13 +1863,28 @@ impl Schema for Consumer {
             ("name", Shape::Str),
             ("enabled", Shape::Bool),
             ("type", Shape::Str),
-            ("postgresql", Shape::Struct(PostgresConsumerConfig::fields())),
+            (
+                "postgresql",
+                Shape::Struct(PostgresConsumerConfig::fields()),
+            ),
             ("kafka", Shape::Struct(KafkaConsumerConfig::fields())),
-            ("nats_jetstream", Shape::Struct(NatsJetStreamConsumerConfig::fields())),
-            ("redis_stream", Shape::Struct(RedisStreamConsumerConfig::fields())),
-            ("google_pub_sub", Shape::Struct(GooglePubSubConsumerConfig::fields())),
+            (
+                "nats_jetstream",
+                Shape::Struct(NatsJetStreamConsumerConfig::fields()),
+            ),
+            (
+                "redis_stream",
+                Shape::Struct(RedisStreamConsumerConfig::fields()),
+            ),
+            (
+                "google_pub_sub",
+                Shape::Struct(GooglePubSubConsumerConfig::fields()),
+            ),
             ("aws_sqs", Shape::Struct(AwsSqsConsumerConfig::fields())),
-            ("azure_service_bus", Shape::Struct(AzureServiceBusConsumerConfig::fields())),
+            (
+                "azure_service_bus",
+                Shape::Struct(AzureServiceBusConsumerConfig::fields()),
+            ),
         ]
     }
 }
@@ -2005,7 +2028,10 @@ impl Schema for KafkaConsumerConfig {
             ("assume_role_arn", Shape::Str),
             ("instance_id", Shape::Str),
             ("method_header", Shape::Str),
-            ("publication_data_mode", Shape::Struct(KafkaPublicationDataModeConfig::fields())),
+            (
+                "publication_data_mode",
+                Shape::Struct(KafkaPublicationDataModeConfig::fields()),
+            ),
         ]
     }
 }
@@ -2154,7 +2180,10 @@ impl Schema for RedisStreamConsumerConfig {
             ("num_workers", Shape::Int),
             ("payload_value", Shape::Str),
             ("method_value", Shape::Str),
-            ("publication_data_mode", Shape::Struct(RedisStreamPublicationDataModeConfig::fields())),
+            (
+                "publication_data_mode",
+                Shape::Struct(RedisStreamPublicationDataModeConfig::fields()),
+            ),
         ]);
         fields
     }
@@ -2230,7 +2259,10 @@ impl Schema for NatsJetStreamConsumerConfig {
             ("deliver_policy", Shape::Str),
             ("max_ack_pending", Shape::Int),
             ("method_header", Shape::Str),
-            ("publication_data_mode", Shape::Struct(NatsJetStreamPublicationDataModeConfig::fields())),
+            (
+                "publication_data_mode",
+                Shape::Struct(NatsJetStreamPublicationDataModeConfig::fields()),
+            ),
             ("tls", Shape::Struct(TlsConfig::fields())),
         ]
     }
@@ -2331,7 +2363,10 @@ impl Schema for GooglePubSubConsumerConfig {
             ("auth_mechanism", Shape::Str),
             ("credentials_file", Shape::Str),
             ("method_attribute", Shape::Str),
-            ("publication_data_mode", Shape::Struct(GooglePubSubPublicationDataModeConfig::fields())),
+            (
+                "publication_data_mode",
+                Shape::Struct(GooglePubSubPublicationDataModeConfig::fields()),
+            ),
         ]
     }
 }
@@ -2495,7 +2530,10 @@ impl Schema for AzureServiceBusConsumerConfig {
             ("max_concurrent_calls", Shape::Int),
             ("max_receive_messages", Shape::Int),
             ("method_property", Shape::Str),
-            ("publication_data_mode", Shape::Struct(AzureServiceBusPublicationDataModeConfig::fields())),
+            (
+                "publication_data_mode",
+                Shape::Struct(AzureServiceBusPublicationDataModeConfig::fields()),
+            ),
         ]
     }
 }
@@ -2563,7 +2601,10 @@ impl Schema for AwsSqsConsumerConfig {
             ("assume_role_arn", Shape::Str),
             ("method_attribute", Shape::Str),
             ("localstack_endpoint", Shape::Str),
-            ("publication_data_mode", Shape::Struct(AwsPublicationDataModeConfig::fields())),
+            (
+                "publication_data_mode",
+                Shape::Struct(AwsPublicationDataModeConfig::fields()),
+            ),
         ]
     }
 }
@@ -2654,9 +2695,7 @@ pub(crate) struct RedisBrokerCommon {
 
 impl Schema for RedisBrokerCommon {
     fn fields() -> Vec<(&'static str, Shape)> {
-        vec![
-            ("history_use_lists", Shape::Bool),
-        ]
+        vec![("history_use_lists", Shape::Bool)]
     }
 }
 
@@ -3269,9 +3308,7 @@ pub(crate) struct ChannelNamespace {
 
 impl Schema for ChannelNamespace {
     fn fields() -> Vec<(&'static str, Shape)> {
-        let mut fields = vec![
-            ("name", Shape::Str),
-        ];
+        let mut fields = vec![("name", Shape::Str)];
         fields.extend(ChannelOptions::fields());
         fields
     }
@@ -3697,7 +3734,10 @@ impl Schema for Redis {
             ("sentinel_master_name", Shape::Str),
             ("sentinel_client_name", Shape::Str),
             ("sentinel_tls", Shape::Struct(TlsConfig::fields())),
-            ("replica_client", Shape::Struct(RedisReplicaClient::fields())),
+            (
+                "replica_client",
+                Shape::Struct(RedisReplicaClient::fields()),
+            ),
         ]
     }
 }
@@ -3724,9 +3764,7 @@ impl Default for RedisPrefixed {
 
 impl Schema for RedisPrefixed {
     fn fields() -> Vec<(&'static str, Shape)> {
-        let mut fields = vec![
-            ("prefix", Shape::Str),
-        ];
+        let mut fields = vec![("prefix", Shape::Str)];
         fields.extend(Redis::fields());
         fields
     }
@@ -3742,9 +3780,7 @@ pub(crate) struct RedisReplicaClient {
 
 impl Schema for RedisReplicaClient {
     fn fields() -> Vec<(&'static str, Shape)> {
-        vec![
-            ("enabled", Shape::Bool),
-        ]
+        vec![("enabled", Shape::Bool)]
     }
 }
 
@@ -3761,9 +3797,7 @@ pub(crate) struct RpcNamespace {
 
 impl Schema for RpcNamespace {
     fn fields() -> Vec<(&'static str, Shape)> {
-        let mut fields = vec![
-            ("name", Shape::Str),
-        ];
+        let mut fields = vec![("name", Shape::Str)];
         fields.extend(RpcOptions::fields());
         fields
     }
@@ -3790,10 +3824,7 @@ impl Default for RpcOptions {
 
 impl Schema for RpcOptions {
     fn fields() -> Vec<(&'static str, Shape)> {
-        vec![
-            ("proxy_enabled", Shape::Bool),
-            ("proxy_name", Shape::Str),
-        ]
+        vec![("proxy_enabled", Shape::Bool), ("proxy_name", Shape::Str)]
     }
 }
 
@@ -3973,10 +4004,22 @@ impl Schema for Config {
             ("client", Shape::Struct(Client::fields())),
             ("channel", Shape::Struct(Channel::fields())),
             ("rpc", Shape::Struct(Rpc::fields())),
-            ("proxies", Shape::List { item: NamedProxy::fields(), named: true }),
+            (
+                "proxies",
+                Shape::List {
+                    item: NamedProxy::fields(),
+                    named: true,
+                },
+            ),
             ("http_api", Shape::Struct(HttpApi::fields())),
             ("grpc_api", Shape::Struct(GrpcApi::fields())),
-            ("consumers", Shape::List { item: Consumer::fields(), named: true }),
+            (
+                "consumers",
+                Shape::List {
+                    item: Consumer::fields(),
+                    named: true,
+                },
+            ),
             ("websocket", Shape::Struct(WebSocket::fields())),
             ("sse", Shape::Struct(Sse::fields())),
             ("http_stream", Shape::Struct(HttpStream::fields())),

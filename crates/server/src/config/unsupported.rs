@@ -13,7 +13,9 @@ fn any_channel_options(c: &Config, f: fn(&ChannelOptions) -> bool) -> bool {
 
 const UNSUPPORTED: &[(&str, Check)] = &[
     ("engine.type redis", |c| c.engine.r#type != "memory"),
-    ("broker (separate broker)", |c| c.broker.enabled && c.broker.r#type != "memory"),
+    ("broker (separate broker)", |c| {
+        c.broker.enabled && c.broker.r#type != "memory"
+    }),
     ("presence_manager (separate presence manager)", |c| {
         c.presence_manager.enabled && c.presence_manager.r#type != "memory"
     }),
@@ -23,20 +25,29 @@ const UNSUPPORTED: &[(&str, Check)] = &[
     ("proxies (named proxies)", |c| !c.proxies.is_empty()),
     ("client.proxy.connect", |c| c.client.proxy.connect.enabled),
     ("client.proxy.refresh", |c| c.client.proxy.refresh.enabled),
-    ("channel subscribe/publish/sub_refresh/subscribe_stream proxies", |c| {
-        any_channel_options(c, |o| {
-            o.subscribe_proxy_enabled
-                || o.publish_proxy_enabled
-                || o.sub_refresh_proxy_enabled
-                || o.subscribe_stream_proxy_enabled
-        })
-    }),
+    (
+        "channel subscribe/publish/sub_refresh/subscribe_stream proxies",
+        |c| {
+            any_channel_options(c, |o| {
+                o.subscribe_proxy_enabled
+                    || o.publish_proxy_enabled
+                    || o.sub_refresh_proxy_enabled
+                    || o.subscribe_stream_proxy_enabled
+            })
+        },
+    ),
     ("rpc proxy", |c| {
-        c.rpc.without_namespace.proxy_enabled || c.rpc.namespaces.iter().any(|ns| ns.options.proxy_enabled)
+        c.rpc.without_namespace.proxy_enabled
+            || c.rpc.namespaces.iter().any(|ns| ns.options.proxy_enabled)
     }),
-    ("map and shared_poll subscription types (channel subscription_type)", |c| {
-        any_channel_options(c, |o| !o.subscription_type.is_empty() && o.subscription_type != "stream")
-    }),
+    (
+        "map and shared_poll subscription types (channel subscription_type)",
+        |c| {
+            any_channel_options(c, |o| {
+                !o.subscription_type.is_empty() && o.subscription_type != "stream"
+            })
+        },
+    ),
     ("grpc_api", |c| c.grpc_api.enabled),
     ("uni_grpc", |c| c.uni_grpc.enabled),
     ("uni_websocket", |c| c.uni_websocket.enabled),
@@ -46,7 +57,9 @@ const UNSUPPORTED: &[(&str, Check)] = &[
     ("http_stream", |c| c.http_stream.enabled),
     ("webtransport", |c| c.webtransport.enabled),
     ("http_server.http3", |c| c.http_server.http3.enabled),
-    ("http_server.tls_autocert", |c| c.http_server.tls_autocert.enabled),
+    ("http_server.tls_autocert", |c| {
+        c.http_server.tls_autocert.enabled
+    }),
     ("graphite", |c| c.graphite.enabled),
     ("opentelemetry", |c| c.opentelemetry.enabled),
     ("swagger", |c| c.swagger.enabled),
@@ -55,5 +68,9 @@ const UNSUPPORTED: &[(&str, Check)] = &[
 
 /// Names of configured features that Gyre ignores, one per feature.
 pub(crate) fn unsupported_features(config: &Config) -> Vec<&'static str> {
-    UNSUPPORTED.iter().filter(|(_, check)| check(config)).map(|(name, _)| *name).collect()
+    UNSUPPORTED
+        .iter()
+        .filter(|(_, check)| check(config))
+        .map(|(name, _)| *name)
+        .collect()
 }
