@@ -12,7 +12,8 @@ use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn serve() -> (Node, String) {
     let node = Node::builder().build();
@@ -93,8 +94,14 @@ async fn connected_subscriber(url: &str, user: &str, channel: &str) -> Ws {
     while lines.len() < 2 {
         lines.extend(next_text(&mut ws).await.split('\n').map(str::to_owned));
     }
-    assert!(lines[0].starts_with(r#"{"id":1,"connect":{"client":""#), "{lines:?}");
-    assert!(lines[1].starts_with(r#"{"id":2,"subscribe":{"#), "{lines:?}");
+    assert!(
+        lines[0].starts_with(r#"{"id":1,"connect":{"client":""#),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with(r#"{"id":2,"subscribe":{"#),
+        "{lines:?}"
+    );
     ws
 }
 
@@ -137,9 +144,13 @@ async fn bad_input_closes_only_the_offender() {
     assert_eq!(close_code(&mut bad).await, 3501);
 
     let mut bad = open(&url).await;
-    bad.send(Message::text(r#"{"id":1,"connect":{}}"#)).await.unwrap();
+    bad.send(Message::text(r#"{"id":1,"connect":{}}"#))
+        .await
+        .unwrap();
     next_text(&mut bad).await;
-    bad.send(Message::text(r#"{"id":2,"unknown":{}}"#)).await.unwrap();
+    bad.send(Message::text(r#"{"id":2,"unknown":{}}"#))
+        .await
+        .unwrap();
     assert_eq!(close_code(&mut bad).await, 3501);
 
     let mut bad = open(&url).await;
@@ -147,7 +158,9 @@ async fn bad_input_closes_only_the_offender() {
     assert_eq!(close_code(&mut bad).await, u16::from(CloseCode::Size));
 
     let mut bad = open(&format!("{url}?format=protobuf")).await;
-    bad.send(Message::binary(vec![0x7f, 0x01, 0x02])).await.unwrap();
+    bad.send(Message::binary(vec![0x7f, 0x01, 0x02]))
+        .await
+        .unwrap();
     assert_eq!(close_code(&mut bad).await, 3501);
 
     node.publish("room", r#"{"still":"here"}"#, PublishOptions::new())

@@ -524,3 +524,41 @@ fn is_literal_tree(ast: &regex_syntax::ast::Ast) -> bool {
         _ => false,
     }
 }
+
+impl VerifierConfig {
+    /// The verifier settings of `client.token` (connection tokens).
+    pub(crate) fn for_connections(client: &crate::config::Client) -> Self {
+        Self::from_token(&client.token, client.insecure_skip_token_signature_verify)
+    }
+
+    /// The verifier settings for subscription tokens: `client.subscription_token` when
+    /// enabled, otherwise the connection token settings, as Centrifugo does.
+    pub(crate) fn for_subscriptions(client: &crate::config::Client) -> Self {
+        if client.subscription_token.enabled {
+            Self::from_token(
+                &client.subscription_token.token,
+                client.insecure_skip_token_signature_verify,
+            )
+        } else {
+            Self::for_connections(client)
+        }
+    }
+
+    fn from_token(t: &crate::config::Token, insecure_skip_signature: bool) -> Self {
+        VerifierConfig {
+            hmac_secret_key: t.hmac_secret_key.clone(),
+            hmac_previous_secret_key: t.hmac_previous_secret_key.clone(),
+            hmac_previous_secret_key_valid_until: t.hmac_previous_secret_key_valid_until,
+            rsa_public_key: t.rsa_public_key.clone(),
+            ecdsa_public_key: t.ecdsa_public_key.clone(),
+            jwks_public_endpoint: t.jwks_public_endpoint.clone(),
+            audience: t.audience.clone(),
+            audience_regex: t.audience_regex.clone(),
+            issuer: t.issuer.clone(),
+            issuer_regex: t.issuer_regex.clone(),
+            user_id_claim: t.user_id_claim.clone(),
+            insecure_skip_token_signature_verify: insecure_skip_signature,
+            insecure_skip_jwks_endpoint_safety_check: t.insecure_skip_jwks_endpoint_safety_check,
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Channel and RPC namespace resolution.
+
+use super::error::UnknownNamespace;
+use super::types::{ChannelOptions, Config, RpcOptions};
+
+#[allow(
+    dead_code,
+    reason = "API for the server modules (client, HTTP API) that use the configuration"
+)]
+impl Config {
+    /// Options of the channel namespace `name`, if configured.
+    pub(crate) fn namespace(&self, name: &str) -> Option<&ChannelOptions> {
+        self.channel
+            .namespaces
+            .iter()
+            .find(|ns| ns.name == name)
+            .map(|ns| &ns.options)
+    }
+
+    /// Namespace name and options for a channel: the namespace is the text before the first
+    /// `channel.namespace_boundary` after stripping `channel.private_prefix`; a channel without
+    /// the boundary uses `channel.without_namespace` (returned with an empty name).
+    pub(crate) fn channel_options<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> Result<(&'a str, &'a ChannelOptions), UnknownNamespace> {
+        let name = namespace_of(
+            channel,
+            &self.channel.private_prefix,
+            &self.channel.namespace_boundary,
+        );
+        if name.is_empty() {
+            return Ok(("", &self.channel.without_namespace));
+        }
+        self.namespace(name)
+            .map(|o| (name, o))
+            .ok_or_else(|| UnknownNamespace {
+                namespace: name.to_owned(),
+            })
+    }
+
+    /// Namespace name and options for an RPC method (`ns:method`, boundary
+    /// `rpc.namespace_boundary`); a method without the boundary uses `rpc.without_namespace`.
+    pub(crate) fn rpc_options<'a>(
+        &'a self,
+        method: &'a str,
+    ) -> Result<(&'a str, &'a RpcOptions), UnknownNamespace> {
+        let name = namespace_of(method, "", &self.rpc.namespace_boundary);
+        if name.is_empty() {
+            return Ok(("", &self.rpc.without_namespace));
+        }
+        self.rpc
+            .namespaces
+            .iter()
+            .find(|ns| ns.name == name)
+            .map(|ns| (name, &ns.options))
+            .ok_or_else(|| UnknownNamespace {
+                namespace: name.to_owned(),
+            })
+    }
+}
+
+#[allow(
+    dead_code,
+    reason = "API for the server modules (client, HTTP API) that use the configuration"
+)]
+fn namespace_of<'a>(channel: &'a str, private_prefix: &str, boundary: &str) -> &'a str {
+    let rest = if private_prefix.is_empty() {
+        channel
+    } else {
+        channel.strip_prefix(private_prefix).unwrap_or(channel)
+    };
+    if boundary.is_empty() {
+        return "";
+    }
+    rest.split_once(boundary).map_or("", |(ns, _)| ns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::types::ChannelNamespace;
+    use super::*;
+
+    fn config() -> Config {
+        let mut c = Config::default();
+        let mut chat = ChannelNamespace {
+            name: "chat".to_owned(),
+            ..Default::default()
+        };
+        chat.options.presence = true;
+        c.channel.namespaces.push(chat);
+        c.channel.without_namespace.history_size = 10;
+        c
+    }
+
+    #[test]
+    fn resolves_namespaces() {
+        let c = config();
+        let (ns, o) = c.channel_options("chat:index").unwrap();
+        assert_eq!(ns, "chat");
+        assert!(o.presence);
+        let (ns, o) = c.channel_options("$chat:secret").unwrap();
+        assert_eq!(ns, "chat");
+        assert!(o.presence);
+        let (ns, o) = c.channel_options("news").unwrap();
+        assert_eq!(ns, "");
+        assert_eq!(o.history_size, 10);
+        let (ns, _) = c.channel_options("dialog#42,43").unwrap();
+        assert_eq!(ns, "");
+        assert_eq!(c.channel_options("nope:x").unwrap_err().namespace, "nope");
+        assert_eq!(c.channel_options(":x").unwrap().0, "");
+        assert!(c.namespace("chat").is_some());
+        assert!(c.namespace("nope").is_none());
+    }
+
+    #[test]
+    fn custom_boundary_and_rpc() {
+        let mut c = config();
+        c.channel.namespace_boundary = "/".to_owned();
+        assert_eq!(c.channel_options("chat/x").unwrap().0, "chat");
+        assert_eq!(c.channel_options("chat:x").unwrap().0, "");
+        assert_eq!(c.rpc_options("getUser").unwrap().0, "");
+        assert_eq!(c.rpc_options("users:get").unwrap_err().namespace, "users");
+    }
+}

@@ -1,0 +1,503 @@
+//! Semantic checks of a loaded configuration, following Centrifugo's `Config.Validate`
+//! (`internal/config/validate.go`) plus the ping/pong rule the library enforces at start.
+//! Each error names the key path at fault.
+
+use regex::Regex;
+
+use super::duration::Duration;
+use super::error::ConfigError;
+use super::types::{ChannelOptions, Config, HttpStatusToCodeTransform, Proxy};
+
+const DEFAULT_PROXY_NAME: &str = "default";
+const KNOWN_BROKERS: &[&str] = &["memory", "nats", "redis", "redisnats", "postgres"];
+const PUBLICATION_DATA_FORMATS: &[&str] = &["", "json", "json_object", "binary"];
+const LOG_LEVELS: &[&str] = &["none", "trace", "debug", "info", "warn", "error", "fatal"];
+/// Close reasons and error messages must fit a WebSocket close frame.
+const REASON_MAX_LEN: usize = 123;
+
+/// Namespace, RPC namespace and proxy names: `^[-a-zA-Z0-9_.]{2,}$`.
+pub(crate) fn is_valid_name(name: &str) -> bool {
+    name.len() >= 2
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Consumer names: `^[a-zA-Z0-9_]{2,}$`.
+fn is_valid_consumer_name(name: &str) -> bool {
+    name.len() >= 2 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::invalid(key, message)
+}
+
+fn second_precision(key: &str, d: Duration) -> Result<(), ConfigError> {
+    if d.as_nanos() > 0 && d.as_nanos() % 1_000_000_000 != 0 {
+        return Err(err(
+            key,
+            format!("malformed duration {d}, sub-second precision is not supported for this key"),
+        ));
+    }
+    Ok(())
+}
+
+fn one_of(key: &str, value: &str, allowed: &[&str]) -> Result<(), ConfigError> {
+    if allowed.contains(&value) {
+        Ok(())
+    } else {
+        Err(err(
+            key,
+            format!(
+                "unknown value {value:?}, expected one of: {}",
+                allowed.join(", ")
+            ),
+        ))
+    }
+}
+
+pub(crate) fn validate(c: &Config) -> Result<(), ConfigError> {
+    let http = &c.http_server;
+    if http.h2c_external
+        && (http.internal_port.is_empty() || http.port.to_string() == http.internal_port)
+    {
+        return Err(err(
+            "http_server.h2c_external",
+            "requires custom separate internal_port to be configured",
+        ));
+    }
+    if http.tls.enabled && http.h2c_external {
+        return Err(err(
+            "http_server.h2c_external",
+            "cannot be used together with enabled TLS for external HTTP server",
+        ));
+    }
+    one_of("log.level", &c.log.level, LOG_LEVELS)?;
+    one_of("engine.type", &c.engine.r#type, &["memory", "redis"])?;
+    one_of("broker.type", &c.broker.r#type, KNOWN_BROKERS)?;
+    one_of(
+        "presence_manager.type",
+        &c.presence_manager.r#type,
+        &["memory", "redis"],
+    )?;
+    one_of(
+        "map_broker.type",
+        &c.map_broker.r#type,
+        &["memory", "redis", "postgres"],
+    )?;
+
+    let ping = c.client.ping_pong.ping_interval;
+    let pong = c.client.ping_pong.pong_timeout;
+    if ping.as_nanos() > 0 && pong.as_nanos() > 0 && pong >= ping {
+        return Err(err(
+            "client.ping_interval",
+            format!("ping_interval ({ping}) must be greater than pong_timeout ({pong})"),
+        ));
+    }
+
+    let user_id_claim_ok =
+        |claim: &str| claim.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_');
+    if !user_id_claim_ok(&c.client.token.user_id_claim) {
+        return Err(err("client.token.user_id_claim", "must match ^[a-zA-Z_]+$"));
+    }
+    if !user_id_claim_ok(&c.client.subscription_token.token.user_id_claim) {
+        return Err(err(
+            "client.subscription_token.user_id_claim",
+            "must match ^[a-zA-Z_]+$",
+        ));
+    }
+
+    if c.client.proxy.connect.enabled {
+        validate_proxy("client.proxy.connect", &c.client.proxy.connect.proxy)?;
+    }
+    if c.client.proxy.refresh.enabled {
+        validate_proxy("client.proxy.refresh", &c.client.proxy.refresh.proxy)?;
+    }
+
+    second_precision("channel.history_meta_ttl", c.channel.history_meta_ttl)?;
+    one_of(
+        "channel.publication_data_format",
+        &c.channel.publication_data_format,
+        PUBLICATION_DATA_FORMATS,
+    )?;
+
+    for (i, t) in c
+        .client
+        .connect_code_to_unidirectional_disconnect
+        .transforms
+        .iter()
+        .enumerate()
+    {
+        let key = format!("client.connect_code_to_unidirectional_disconnect.transforms.[{i}]");
+        if t.code == 0 {
+            return Err(err(key, "no code specified"));
+        }
+        if t.to.code == 0 {
+            return Err(err(key, "no disconnect code specified in to"));
+        }
+        if !t.to.reason.is_ascii() {
+            return Err(err(key, "disconnect reason must be ASCII"));
+        }
+    }
+
+    let mut proxy_names: Vec<&str> = Vec::new();
+    for (i, p) in c.proxies.iter().enumerate() {
+        let key = format!("proxies.[{i}]");
+        if proxy_names.contains(&p.name.as_str()) {
+            return Err(err(key, format!("duplicate proxy name: {}", p.name)));
+        }
+        if !is_valid_name(&p.name) {
+            return Err(err(
+                key,
+                format!(
+                    "invalid proxy name {:?}, must match ^[-a-zA-Z0-9_.]{{2,}}$",
+                    p.name
+                ),
+            ));
+        }
+        validate_proxy(&key, &p.proxy)?;
+        proxy_names.push(&p.name);
+    }
+    if proxy_names.contains(&DEFAULT_PROXY_NAME) {
+        return Err(err(
+            "proxies",
+            format!("proxy name {DEFAULT_PROXY_NAME} is reserved"),
+        ));
+    }
+    proxy_names.push(DEFAULT_PROXY_NAME);
+
+    validate_channel_options(
+        "channel.without_namespace",
+        &c.channel.without_namespace,
+        &proxy_names,
+        c,
+    )?;
+    if !proxy_names.contains(&c.rpc.without_namespace.proxy_name.as_str())
+        && !c.rpc.without_namespace.proxy_name.is_empty()
+    {
+        return Err(err(
+            "rpc.without_namespace.proxy_name",
+            format!("proxy {} not found", c.rpc.without_namespace.proxy_name),
+        ));
+    }
+
+    let personal = &c.client.subscribe_to_user_personal_channel;
+    let mut personal_ns_found = !personal.enabled || personal.personal_channel_namespace.is_empty();
+    if personal_ns_found && personal.single_connection && !c.channel.without_namespace.presence {
+        return Err(err(
+            "client.subscribe_to_user_personal_channel.single_connection",
+            "presence must be enabled on top level (channel.without_namespace.presence) to maintain single connection",
+        ));
+    }
+
+    let mut names: Vec<&str> = Vec::new();
+    for (i, ns) in c.channel.namespaces.iter().enumerate() {
+        let key = format!("channel.namespaces.[{i}]");
+        if names.contains(&ns.name.as_str()) {
+            return Err(err(
+                key,
+                format!("namespace name must be unique: {}", ns.name),
+            ));
+        }
+        if !is_valid_name(&ns.name) {
+            return Err(err(
+                format!("{key}.name"),
+                format!(
+                    "invalid namespace name {:?} (must match ^[-a-zA-Z0-9_.]{{2,}}$)",
+                    ns.name
+                ),
+            ));
+        }
+        validate_channel_options(&key, &ns.options, &proxy_names, c)?;
+        if ns.name == personal.personal_channel_namespace {
+            personal_ns_found = true;
+            if personal.single_connection && !ns.options.presence {
+                return Err(err(
+                    format!("{key}.presence"),
+                    format!(
+                        "presence must be enabled for namespace {} to maintain single connection",
+                        ns.name
+                    ),
+                ));
+            }
+        }
+        names.push(&ns.name);
+    }
+    if !personal_ns_found {
+        return Err(err(
+            "client.subscribe_to_user_personal_channel.personal_channel_namespace",
+            format!(
+                "namespace for user personal channel not found: {}",
+                personal.personal_channel_namespace
+            ),
+        ));
+    }
+
+    let mut rpc_names: Vec<&str> = Vec::new();
+    for (i, ns) in c.rpc.namespaces.iter().enumerate() {
+        let key = format!("rpc.namespaces.[{i}]");
+        if rpc_names.contains(&ns.name.as_str()) {
+            return Err(err(
+                key,
+                format!("rpc namespace name must be unique: {}", ns.name),
+            ));
+        }
+        if !is_valid_name(&ns.name) {
+            return Err(err(
+                format!("{key}.name"),
+                format!(
+                    "invalid rpc namespace name {:?} (must match ^[-a-zA-Z0-9_.]{{2,}}$)",
+                    ns.name
+                ),
+            ));
+        }
+        if !ns.options.proxy_name.is_empty()
+            && !proxy_names.contains(&ns.options.proxy_name.as_str())
+        {
+            return Err(err(
+                format!("{key}.proxy_name"),
+                format!("proxy {} not found for rpc", ns.options.proxy_name),
+            ));
+        }
+        rpc_names.push(&ns.name);
+    }
+
+    let mut consumer_names: Vec<&str> = Vec::new();
+    for (i, consumer) in c.consumers.iter().enumerate() {
+        let key = format!("consumers.[{i}]");
+        if !is_valid_consumer_name(&consumer.name) {
+            return Err(err(
+                format!("{key}.name"),
+                format!(
+                    "invalid consumer name {:?}, must match ^[a-zA-Z0-9_]{{2,}}$",
+                    consumer.name
+                ),
+            ));
+        }
+        if consumer_names.contains(&consumer.name.as_str()) {
+            return Err(err(
+                format!("{key}.name"),
+                format!("invalid consumer name {}, must be unique", consumer.name),
+            ));
+        }
+        one_of(
+            &format!("{key}.type"),
+            &consumer.r#type,
+            &[
+                "postgresql",
+                "kafka",
+                "nats_jetstream",
+                "redis_stream",
+                "google_pub_sub",
+                "aws_sqs",
+                "azure_service_bus",
+            ],
+        )?;
+        consumer_names.push(&consumer.name);
+    }
+
+    for (section, transforms) in [
+        (
+            "uni_sse",
+            &c.uni_sse.connect_code_to_http_response.transforms,
+        ),
+        (
+            "uni_http_stream",
+            &c.uni_http_stream.connect_code_to_http_response.transforms,
+        ),
+    ] {
+        for (i, t) in transforms.iter().enumerate() {
+            let key = format!("{section}.connect_code_to_http_response.transforms.[{i}]");
+            if t.code == 0 {
+                return Err(err(key, "code should be set"));
+            }
+            if t.to.status_code == 0 {
+                return Err(err(key, "status_code should be set in to"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_proxy(key: &str, p: &Proxy) -> Result<(), ConfigError> {
+    if p.timeout.is_zero() {
+        return Err(err(format!("{key}.timeout"), "timeout not set"));
+    }
+    if p.endpoint.is_empty() {
+        return Err(err(format!("{key}.endpoint"), "endpoint not set"));
+    }
+    validate_status_transforms(
+        &format!("{key}.http.status_to_code_transforms"),
+        &p.proxy_common.http.status_to_code_transforms,
+    )
+}
+
+fn validate_status_transforms(
+    key: &str,
+    transforms: &[HttpStatusToCodeTransform],
+) -> Result<(), ConfigError> {
+    for (i, t) in transforms.iter().enumerate() {
+        let key = format!("{key}.[{i}]");
+        if t.status_code == 0 {
+            return Err(err(key, "status_code should be set"));
+        }
+        match (t.to_error.code, t.to_disconnect.code) {
+            (0, 0) => return Err(err(key, "no error or disconnect code set")),
+            (e, d) if e > 0 && d > 0 => {
+                return Err(err(
+                    key,
+                    "only error or disconnect code can be set, not both",
+                ));
+            }
+            _ => {}
+        }
+        if !t.to_disconnect.reason.is_ascii() || !t.to_error.message.is_ascii() {
+            return Err(err(
+                key,
+                "disconnect reason and error message must be ASCII",
+            ));
+        }
+        if t.to_disconnect.reason.len() > REASON_MAX_LEN
+            || t.to_error.message.len() > REASON_MAX_LEN
+        {
+            return Err(err(
+                key,
+                format!(
+                    "disconnect reason and error message can be up to {REASON_MAX_LEN} characters long"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_channel_options(
+    key: &str,
+    o: &ChannelOptions,
+    proxy_names: &[&str],
+    c: &Config,
+) -> Result<(), ConfigError> {
+    let k = |name: &str| format!("{key}.{name}");
+    second_precision(&k("history_ttl"), o.history_ttl)?;
+    second_precision(&k("history_meta_ttl"), o.history_meta_ttl)?;
+    if (o.history_size != 0) == o.history_ttl.is_zero() {
+        return Err(err(
+            k("history_size"),
+            "both history_size and history_ttl required for history",
+        ));
+    }
+    let meta_ttl = if o.history_meta_ttl.is_zero() {
+        c.channel.history_meta_ttl
+    } else {
+        o.history_meta_ttl
+    };
+    if meta_ttl < o.history_ttl {
+        return Err(err(
+            k("history_ttl"),
+            format!(
+                "history ttl ({}) can not be greater than history meta ttl ({meta_ttl})",
+                o.history_ttl
+            ),
+        ));
+    }
+    if o.force_recovery && (o.history_size == 0 || o.history_ttl.is_zero()) {
+        return Err(err(
+            k("force_recovery"),
+            "both history_size and history_ttl required for recovery",
+        ));
+    }
+    if o.auto_cache_recover && (!o.force_recovery || o.force_recovery_mode != "cache") {
+        return Err(err(
+            k("auto_cache_recover"),
+            "auto_cache_recover requires force_recovery and force_recovery_mode set to cache",
+        ));
+    }
+    if !o.channel_regex.is_empty()
+        && let Err(e) = Regex::new(&o.channel_regex)
+    {
+        return Err(err(
+            k("channel_regex"),
+            format!("invalid channel regex {}: {e}", o.channel_regex),
+        ));
+    }
+    if o.subscribe_stream_proxy_enabled
+        && (o.subscribe_proxy_enabled || o.publish_proxy_enabled || o.sub_refresh_proxy_enabled)
+    {
+        return Err(err(
+            k("subscribe_stream_proxy_enabled"),
+            "can't use subscribe stream proxy together with subscribe, publish or sub refresh proxies",
+        ));
+    }
+    for dt in &o.allowed_delta_types {
+        if dt != "fossil" {
+            return Err(err(
+                k("allowed_delta_types"),
+                format!("unknown allowed delta type: {dt:?}"),
+            ));
+        }
+    }
+    one_of(
+        &k("force_recovery_mode"),
+        &o.force_recovery_mode,
+        &["", "stream", "cache"],
+    )?;
+    one_of(
+        &k("publication_data_format"),
+        &o.publication_data_format,
+        PUBLICATION_DATA_FORMATS,
+    )?;
+    one_of(
+        &k("subscription_type"),
+        &o.subscription_type,
+        &[
+            "",
+            "stream",
+            "map",
+            "map_clients",
+            "map_users",
+            "shared_poll",
+        ],
+    )?;
+
+    let proxies = &c.channel.proxy;
+    for (what, enabled, name, default_proxy) in [
+        (
+            "subscribe_proxy",
+            o.subscribe_proxy_enabled,
+            &o.subscribe_proxy_name,
+            &proxies.subscribe,
+        ),
+        (
+            "publish_proxy",
+            o.publish_proxy_enabled,
+            &o.publish_proxy_name,
+            &proxies.publish,
+        ),
+        (
+            "sub_refresh_proxy",
+            o.sub_refresh_proxy_enabled,
+            &o.sub_refresh_proxy_name,
+            &proxies.sub_refresh,
+        ),
+        (
+            "subscribe_stream_proxy",
+            o.subscribe_stream_proxy_enabled,
+            &o.subscribe_stream_proxy_name,
+            &proxies.subscribe_stream,
+        ),
+    ] {
+        if !name.is_empty() && !proxy_names.contains(&name.as_str()) {
+            return Err(err(
+                k(&format!("{what}_name")),
+                format!("proxy with name {name:?} not found"),
+            ));
+        }
+        if enabled && name == DEFAULT_PROXY_NAME {
+            validate_proxy(
+                &format!("channel.proxy.{}", what.trim_end_matches("_proxy")),
+                default_proxy,
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,302 @@
+//! The `gyre` binary's configuration commands, run as a user would run them.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs `gyre` in `dir` with a clean environment plus `env`.
+fn gyre(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gyre"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("gyre runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn describe(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        stdout(o),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn checkconfig_strict_fails_on_unknown_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"client": {"token": {"hmac_secret": "x"}}, "unknown_section": {}}"#,
+    )
+    .unwrap();
+    let lenient = gyre(dir.path(), &["checkconfig"], &[]);
+    assert!(lenient.status.success(), "{}", describe(&lenient));
+    assert!(String::from_utf8_lossy(&lenient.stderr).contains("client.token.hmac_secret"));
+
+    let strict = gyre(dir.path(), &["checkconfig", "--strict"], &[]);
+    assert_eq!(strict.status.code(), Some(1), "{}", describe(&strict));
+    let out = stdout(&strict);
+    assert!(
+        out.contains("unknown keys in config") && out.contains("unknown_section"),
+        "{out}"
+    );
+
+    std::fs::write(
+        dir.path().join("ok.yaml"),
+        "client:\n  token:\n    hmac_secret_key: x\n",
+    )
+    .unwrap();
+    let ok = gyre(dir.path(), &["checkconfig", "-c", "ok.yaml", "-s"], &[]);
+    assert!(ok.status.success(), "{}", describe(&ok));
+    let env = gyre(
+        dir.path(),
+        &["checkconfig", "-c", "ok.yaml", "-s"],
+        &[("CENTRIFUGO_CLIENT_TOKEN_TYPO", "1")],
+    );
+    assert_eq!(env.status.code(), Some(1), "{}", describe(&env));
+    assert!(stdout(&env).contains("CENTRIFUGO_CLIENT_TOKEN_TYPO"));
+}
+
+#[test]
+fn checkconfig_reports_missing_file_and_invalid_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = gyre(dir.path(), &["checkconfig", "-c", "absent.json"], &[]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stdout(&missing).contains("config file not found"),
+        "{}",
+        describe(&missing)
+    );
+
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[[channel.namespaces]]\nname = \"x\"\n",
+    )
+    .unwrap();
+    let bad = gyre(dir.path(), &["checkconfig", "-c", "bad.toml"], &[]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stdout(&bad).contains("channel.namespaces.[0].name"),
+        "{}",
+        describe(&bad)
+    );
+}
+
+#[test]
+fn genconfig_round_trips_in_every_format_and_refuses_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["config.json", "config.yaml", "config.yml", "config.toml"] {
+        let out = gyre(dir.path(), &["genconfig", "-c", name], &[]);
+        assert!(out.status.success(), "{name}: {}", describe(&out));
+        let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+        assert!(
+            text.contains("hmac_secret_key") && text.contains("allowed_origins"),
+            "{text}"
+        );
+
+        let check = gyre(dir.path(), &["checkconfig", "-c", name, "--strict"], &[]);
+        assert!(check.status.success(), "{name}: {}", describe(&check));
+
+        // The generated secrets are the ones the loader sees.
+        let env = gyre(
+            dir.path(),
+            &["defaultenv", "-b", name, "--base-non-zero-only"],
+            &[],
+        );
+        assert!(env.status.success(), "{name}: {}", describe(&env));
+        let env = stdout(&env);
+        let key_line = env
+            .lines()
+            .find(|l| l.starts_with("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY="))
+            .unwrap();
+        let key = key_line.split_once('=').unwrap().1.trim_matches('"');
+        assert_eq!(key.len(), 64, "{key_line}");
+        assert!(key.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert!(text.contains(key));
+        assert!(
+            env.contains("CENTRIFUGO_ADMIN_PASSWORD=") && env.contains("CENTRIFUGO_HTTP_API_KEY=")
+        );
+        assert!(
+            !env.contains("CENTRIFUGO_CLIENT_PING_INTERVAL"),
+            "only non-zero base values: {env}"
+        );
+
+        let again = gyre(dir.path(), &["genconfig", "-c", name], &[]);
+        assert_eq!(again.status.code(), Some(1), "{name}: {}", describe(&again));
+        assert!(stdout(&again).contains("already exists"));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(name)).unwrap(),
+            text,
+            "file untouched"
+        );
+    }
+    let unsupported = gyre(dir.path(), &["genconfig", "-c", "config.ini"], &[]);
+    assert_eq!(unsupported.status.code(), Some(1));
+    assert!(!dir.path().join("config.ini").exists());
+}
+
+#[test]
+fn defaultconfig_writes_full_defaults_that_load_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let dry = gyre(
+        dir.path(),
+        &["defaultconfig", "-c", "full.json", "--dry-run"],
+        &[],
+    );
+    assert!(dry.status.success(), "{}", describe(&dry));
+    let dry_json: serde_json::Value = serde_json::from_str(&stdout(&dry)).unwrap();
+    assert_eq!(dry_json["client"]["ping_interval"], "25s");
+    assert_eq!(dry_json["channel"]["history_meta_ttl"], "720h0m0s");
+    assert_eq!(dry_json["http_server"]["port"], 8000);
+    assert!(
+        !dir.path().join("full.json").exists(),
+        "dry run writes nothing"
+    );
+
+    for name in ["full.json", "full.yaml", "full.toml"] {
+        let out = gyre(dir.path(), &["defaultconfig", "-c", name], &[]);
+        assert!(out.status.success(), "{name}: {}", describe(&out));
+        let check = gyre(dir.path(), &["checkconfig", "-c", name, "--strict"], &[]);
+        assert!(check.status.success(), "{name}: {}", describe(&check));
+        // Same defaults as without any file.
+        let from_file = gyre(dir.path(), &["defaultenv", "-b", name], &[]);
+        let without = gyre(dir.path(), &["defaultenv"], &[]);
+        assert_eq!(stdout(&from_file), stdout(&without), "{name}");
+        let again = gyre(dir.path(), &["defaultconfig", "-c", name], &[]);
+        assert_eq!(again.status.code(), Some(1), "refuses to overwrite {name}");
+    }
+
+    // A base file's values show up in the full config.
+    std::fs::write(dir.path().join("base.yaml"), "http_server:\n  port: 9999\n").unwrap();
+    let based = gyre(
+        dir.path(),
+        &["defaultconfig", "-c", "x.json", "-b", "base.yaml", "-d"],
+        &[],
+    );
+    let based: serde_json::Value = serde_json::from_str(&stdout(&based)).unwrap();
+    assert_eq!(based["http_server"]["port"], 9999);
+    assert_eq!(based["client"]["channel_limit"], 128);
+}
+
+#[test]
+fn defaultenv_lists_every_key_with_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gyre(dir.path(), &["defaultenv"], &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = stdout(&out);
+    for line in [
+        "CENTRIFUGO_HTTP_SERVER_PORT=8000",
+        "CENTRIFUGO_CLIENT_PING_INTERVAL=25s",
+        "CENTRIFUGO_LOG_LEVEL=\"info\"",
+        "CENTRIFUGO_CLIENT_ALLOWED_ORIGINS=\"\"",
+        "CENTRIFUGO_ENGINE_REDIS_ADDRESS=\"redis://127.0.0.1:6379\"",
+        "CENTRIFUGO_CHANNEL_NAMESPACES=\"\"",
+        "CENTRIFUGO_CHANNEL_HISTORY_META_TTL=720h0m0s",
+        "CENTRIFUGO_ADMIN_ENABLED=false",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}");
+    }
+    let names: Vec<&str> = text.lines().map(|l| l.split_once('=').unwrap().0).collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted);
+}
+
+#[test]
+fn flags_beat_env_and_env_beats_file_when_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"http_server": {"port": 7001, "address": "file"}}"#,
+    )
+    .unwrap();
+    let file_only = gyre(dir.path(), &[], &[]);
+    assert!(
+        stdout(&file_only).contains("file:7001"),
+        "{}",
+        describe(&file_only)
+    );
+    let env = [
+        ("CENTRIFUGO_HTTP_SERVER_PORT", "7002"),
+        ("CENTRIFUGO_HTTP_SERVER_ADDRESS", "env"),
+    ];
+    let with_env = gyre(dir.path(), &[], &env);
+    assert!(
+        stdout(&with_env).contains("env:7002"),
+        "{}",
+        describe(&with_env)
+    );
+    let with_flag = gyre(
+        dir.path(),
+        &["-p", "7003", "--admin.enabled", "--client.insecure=false"],
+        &env,
+    );
+    assert!(
+        stdout(&with_flag).contains("env:7003"),
+        "{}",
+        describe(&with_flag)
+    );
+    let with_both = gyre(
+        dir.path(),
+        &["--http_server.port", "7004", "-a", "flag"],
+        &env,
+    );
+    assert!(
+        stdout(&with_both).contains("flag:7004"),
+        "{}",
+        describe(&with_both)
+    );
+}
+
+#[test]
+fn serve_warns_about_unsupported_features_and_still_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"graphite": {"enabled": true}}"#,
+    )
+    .unwrap();
+    let out = gyre(dir.path(), &["--uni_grpc.enabled"], &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("graphite is configured but not supported"),
+        "{text}"
+    );
+    assert!(
+        text.contains("uni_grpc is configured but not supported"),
+        "{text}"
+    );
+    assert!(text.contains("server will start"), "{text}");
+}
+
+#[test]
+fn invalid_flag_value_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gyre(dir.path(), &["-p", "http"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(stdout(&out).contains("http_server.port"));
+}
+
+#[test]
+fn version_names_gyre_and_centrifugo() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gyre(dir.path(), &["version"], &[]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("Gyre v{}", env!("CARGO_PKG_VERSION")).as_str())
+    );
+    assert!(
+        lines.next().unwrap().starts_with("Centrifugo v6."),
+        "{text}"
+    );
+}
