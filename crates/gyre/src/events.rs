@@ -89,6 +89,9 @@ pub struct ConnectEvent {
     pub headers: HashMap<String, String>,
     /// Server-side channels the client asks to resume (keys of `connect.subs`).
     pub channels: Vec<String>,
+    /// Headers of the HTTP request that opened the connection (empty for transports
+    /// without one).
+    pub request_headers: http::HeaderMap,
 }
 
 /// How to accept a connection.

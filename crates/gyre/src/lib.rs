@@ -39,4 +39,4 @@ pub use events::{
     RpcReply, SubRefreshEvent, SubRefreshReply, SubscribeEvent, SubscribeOptions, SubscribeReply,
     UnsubscribeEvent,
 };
-pub use node::{Config, Node, NodeBuilder, NodeInfo};
+pub use node::{ClientFilter, Config, Node, NodeBuilder, NodeInfo};

@@ -130,6 +130,9 @@ pub(crate) struct ClientInner {
     pub(crate) state: Mutex<State>,
     /// Boxed so that a connection without handlers costs one pointer.
     handlers: Mutex<Option<Box<ClientHandlers>>>,
+    /// Headers of the request that opened the connection, handed to `on_connecting`
+    /// and dropped after it.
+    request_headers: Mutex<Option<Box<http::HeaderMap>>>,
 }
 
 impl std::fmt::Debug for ClientInner {
@@ -151,7 +154,11 @@ macro_rules! get_handler {
 pub(crate) use get_handler;
 
 impl ClientInner {
-    pub(crate) fn new(node: Node, transport: TransportInfo) -> Arc<Self> {
+    pub(crate) fn new(
+        node: Node,
+        transport: TransportInfo,
+        request_headers: Option<http::HeaderMap>,
+    ) -> Arc<Self> {
         let config = node.config();
         let timers = timers::Timers::new(Instant::now() + config.client_stale_close_delay);
         let outbound = Arc::new(Outbound::new(config.client_queue_max_size));
@@ -171,6 +178,7 @@ impl ClientInner {
                 timers,
             }),
             handlers: Mutex::new(None),
+            request_headers: Mutex::new(request_headers.map(Box::new)),
         })
     }
 
@@ -189,6 +197,14 @@ impl ClientInner {
         info.conn_info = state.info.clone();
         info.chan_info = chan_info;
         info
+    }
+
+    pub(crate) fn take_request_headers(&self) -> http::HeaderMap {
+        self.request_headers
+            .lock()
+            .take()
+            .map(|h| *h)
+            .unwrap_or_default()
     }
 
     fn with_handlers(&self, f: impl FnOnce(&mut ClientHandlers)) {

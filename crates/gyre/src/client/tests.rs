@@ -760,3 +760,31 @@ async fn protobuf_connection_gets_varint_delimited_replies() {
         Bytes::from_static(&[0xff, 0x00])
     );
 }
+
+#[tokio::test]
+async fn server_refresh_and_client_filters() {
+    let node = open_node(Config::default());
+    node.run().await.unwrap();
+    let a = Conn::connect(&node, "u").await;
+    let b = Conn::connect(&node, "u").await;
+    let b_id = b.session.0.id.clone();
+    let only_b = crate::ClientFilter::client(b_id.clone());
+    node.refresh("u", &only_b, RefreshReply::new(super::unix_now() + 600));
+    let push = b.replies()[0].push.clone().unwrap().refresh.unwrap();
+    assert!(push.expires && push.ttl >= 599);
+    assert!(a.replies().is_empty(), "the filter selects only b");
+
+    let whitelist_b = crate::ClientFilter {
+        whitelist: vec![b_id],
+        ..Default::default()
+    };
+    node.disconnect_clients("u", &whitelist_b, Disconnect::FORCE_RECONNECT);
+    assert_eq!(a.drain().1, Some(Disconnect::FORCE_RECONNECT));
+    assert_eq!(b.drain().1, None);
+    node.refresh(
+        "u",
+        &crate::ClientFilter::default(),
+        RefreshReply::expired(),
+    );
+    assert_eq!(b.drain().1, Some(Disconnect::EXPIRED));
+}

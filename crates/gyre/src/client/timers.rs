@@ -13,7 +13,7 @@ use tokio::time::{Duration, Instant};
 
 use super::{ClientInner, Status, get_handler, unix_now};
 use crate::broker::{HistoryOptions, StreamPosition};
-use crate::events::{HandlerError, RefreshEvent, SubRefreshEvent};
+use crate::events::{HandlerError, RefreshEvent, RefreshReply, SubRefreshEvent};
 use crate::{Disconnect, Unsubscribe};
 
 /// Deadlines of one connection.
@@ -299,6 +299,37 @@ impl ClientInner {
                 Ok(())
             }
         }
+    }
+
+    /// The server changed this connection's expiry (server API `refresh`).
+    pub(crate) fn server_refresh(&self, refresh: &RefreshReply) {
+        if refresh.expired {
+            self.outbound.close(Disconnect::EXPIRED);
+            return;
+        }
+        let now = unix_now();
+        {
+            let mut state = self.state.lock();
+            if state.status != Status::Connected {
+                return;
+            }
+            state.expire_at = refresh.expire_at;
+            if let Some(info) = &refresh.info {
+                state.info = info.clone();
+            }
+            let client_side = state.client_side_refresh;
+            let mut timers = std::mem::take(&mut state.timers);
+            self.set_expiry(&mut timers, refresh.expire_at, client_side);
+            state.timers = timers;
+        }
+        // The push also wakes the transport, which re-reads the next deadline.
+        let _ = self.write_push(gyre_protocol::proto::Push {
+            refresh: Some(gyre_protocol::proto::Refresh {
+                expires: refresh.expire_at > 0,
+                ttl: (refresh.expire_at - now).max(0) as u32,
+            }),
+            ..Default::default()
+        });
     }
 
     /// An expired subscription: client-side ones are told to resubscribe (2501),

@@ -199,6 +199,16 @@ impl Hub {
         (names, subs)
     }
 
+    /// Every channel with its number of subscribers on this node.
+    pub(crate) fn channel_counts(&self) -> Vec<(String, usize)> {
+        let mut out = Vec::new();
+        for shard in self.channels.iter() {
+            let shard = shard.read();
+            out.extend(shard.iter().map(|(name, s)| (name.clone(), s.list.len())));
+        }
+        out
+    }
+
     /// Number of subscribers of `channel` on this node.
     #[cfg(test)]
     pub(crate) fn num_subscribers(&self, channel: &str) -> usize {

@@ -44,6 +44,8 @@ pub struct Config {
     pub presence_update_interval: Duration,
     /// How often positioned subscriptions compare their position with the stream top.
     pub channel_position_check_delay: Duration,
+    /// Put the server's Unix time in milliseconds into connect results.
+    pub connect_include_server_time: bool,
 }
 
 impl Default for Config {
@@ -64,6 +66,7 @@ impl Default for Config {
             recovery_max_publication_limit: 300,
             presence_update_interval: Duration::from_secs(25),
             channel_position_check_delay: Duration::from_secs(40),
+            connect_include_server_time: false,
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::broker::{
     MemoryBroker, Publication, PublishOptions, PublishResult, StreamPosition,
 };
 use crate::client::{Client, ClientInner, ClientSession};
-use crate::events::{ConnectEvent, ConnectReply, HandlerError, SubscribeOptions};
+use crate::events::{ConnectEvent, ConnectReply, HandlerError, RefreshReply, SubscribeOptions};
 use crate::handler::{Handler, handler};
 use crate::hub::Hub;
 use crate::presence::{MemoryPresenceManager, PresenceError, PresenceManager, PresenceStats};
@@ -137,6 +137,42 @@ impl NodeBuilder {
                 started: std::time::Instant::now(),
             }),
         }
+    }
+}
+
+/// Selects some of a user's connections for a server-side operation.
+///
+/// ```
+/// use gyre::ClientFilter;
+/// let only_one = ClientFilter::client("b6f1…");
+/// assert!(ClientFilter::default().matches("any"));
+/// assert!(!only_one.matches("other"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientFilter {
+    /// Only this connection id.
+    pub client: Option<String>,
+    /// Only this session id (equal to the connection id in Gyre).
+    pub session: Option<String>,
+    /// Every connection except these ids.
+    pub whitelist: Vec<String>,
+}
+
+impl ClientFilter {
+    /// Only the connection with this id.
+    pub fn client(id: impl Into<String>) -> Self {
+        ClientFilter {
+            client: Some(id.into()),
+            ..Default::default()
+        }
+    }
+
+    /// Whether the connection with this id is selected.
+    pub fn matches(&self, id: &str) -> bool {
+        self.client.as_deref().is_none_or(|c| c == id)
+            && self.session.as_deref().is_none_or(|s| s == id)
+            && !self.whitelist.iter().any(|w| w == id)
     }
 }
 
@@ -297,14 +333,25 @@ impl Node {
 
     /// Closes every connection of `user` with `disconnect`.
     pub fn disconnect(&self, user: &str, disconnect: Disconnect) {
-        for client in self.inner.hub.user_clients(user) {
+        self.disconnect_clients(user, &ClientFilter::default(), disconnect);
+    }
+
+    /// Closes the connections of `user` selected by `filter` with `disconnect`.
+    pub fn disconnect_clients(&self, user: &str, filter: &ClientFilter, disconnect: Disconnect) {
+        for client in self.filtered(user, filter) {
             client.outbound.close(disconnect.clone());
         }
     }
 
     /// Removes `user`'s subscriptions to `channel` (clients get an `unsubscribe` push).
     pub async fn unsubscribe(&self, user: &str, channel: &str) {
-        for client in self.inner.hub.user_clients(user) {
+        self.unsubscribe_clients(user, channel, &ClientFilter::default())
+            .await;
+    }
+
+    /// Removes the subscriptions to `channel` of the connections selected by `filter`.
+    pub async fn unsubscribe_clients(&self, user: &str, channel: &str, filter: &ClientFilter) {
+        for client in self.filtered(user, filter) {
             client
                 .server_unsubscribe(channel, Unsubscribe::SERVER)
                 .await;
@@ -319,10 +366,36 @@ impl Node {
         channel: &str,
         options: SubscribeOptions,
     ) -> Result<(), Error> {
-        for client in self.inner.hub.user_clients(user) {
+        self.subscribe_clients(user, channel, options, &ClientFilter::default())
+            .await
+    }
+
+    /// Subscribes the connections selected by `filter` to `channel` server-side.
+    pub async fn subscribe_clients(
+        &self,
+        user: &str,
+        channel: &str,
+        options: SubscribeOptions,
+        filter: &ClientFilter,
+    ) -> Result<(), Error> {
+        for client in self.filtered(user, filter) {
             client.server_subscribe(channel, options.clone()).await?;
         }
         Ok(())
+    }
+
+    /// Changes the expiry of the connections of `user` selected by `filter`; they get a
+    /// `refresh` push. `expired` disconnects them with 3005.
+    pub fn refresh(&self, user: &str, filter: &ClientFilter, refresh: RefreshReply) {
+        for client in self.filtered(user, filter) {
+            client.server_refresh(&refresh);
+        }
+    }
+
+    fn filtered(&self, user: &str, filter: &ClientFilter) -> Vec<Arc<ClientInner>> {
+        let mut clients = self.inner.hub.user_clients(user);
+        clients.retain(|c| filter.matches(&c.id));
+        clients
     }
 
     /// Counters of this node.
@@ -345,6 +418,11 @@ impl Node {
         self.inner.hub.channels().0
     }
 
+    /// Channels with subscribers on this node and how many subscribers each has.
+    pub fn channel_counts(&self) -> Vec<(String, usize)> {
+        self.inner.hub.channel_counts()
+    }
+
     pub(crate) fn next_seq(&self) -> u64 {
         self.inner.next_seq.fetch_add(1, Ordering::Relaxed)
     }
@@ -356,11 +434,16 @@ impl SessionFactory for Node {
     fn new_session(
         &self,
         info: TransportInfo,
-        _request: &http::request::Parts,
+        request: &http::request::Parts,
     ) -> Result<ClientSession, Disconnect> {
         if self.is_shutting_down() {
             return Err(Disconnect::SHUTDOWN);
         }
-        Ok(ClientSession::new(ClientInner::new(self.clone(), info)))
+        let headers = (!request.headers.is_empty()).then(|| request.headers.clone());
+        Ok(ClientSession::new(ClientInner::new(
+            self.clone(),
+            info,
+            headers,
+        )))
     }
 }

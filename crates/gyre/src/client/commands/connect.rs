@@ -26,6 +26,7 @@ impl ClientInner {
             version: req.version.clone(),
             headers: req.headers.clone(),
             channels: req.subs.keys().cloned().collect(),
+            request_headers: self.take_request_headers(),
         };
         let reply = match self.node.connecting_handler() {
             Some(h) => h(event).await,
@@ -123,6 +124,11 @@ impl ClientInner {
         if self.pings() {
             result.ping = config.ping_interval.as_secs() as u32;
             result.pong = self.expects_pong();
+        }
+        if config.connect_include_server_time {
+            result.time = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
         }
         if self.transport.emulation {
             result.session = self.id.clone();
