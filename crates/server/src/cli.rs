@@ -244,11 +244,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => {
             let flags = cli.serve.flags()?;
-            let loaded = config::load(LoadOptions {
+            let options = LoadOptions {
                 flags,
                 ..LoadOptions::new(Some(cli.serve.config))
-            })?;
-            crate::serve(loaded)
+            };
+            let loaded = config::load(options.clone())?;
+            crate::app::serve(loaded, options)
         }
         Some(Command::Genconfig { config }) => genconfig(&config),
         Some(Command::Checkconfig { config, strict }) => checkconfig(&config, strict),

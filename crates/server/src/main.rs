@@ -3,10 +3,13 @@
 //! Glue and policy on top of the `gyre` library: configuration with Centrifugo's keys,
 //! JWT authentication, namespaces and permissions, the server API.
 
+mod api;
+mod app;
 mod cli;
 mod cli_jwt;
 mod config;
 mod jwt;
+mod policy;
 
 use std::process::ExitCode;
 
@@ -14,26 +17,8 @@ fn main() -> ExitCode {
     cli::run()
 }
 
-/// Runs the server with a loaded configuration: the boundary between the CLI/config layer
-/// and the server. Logs the loader's warnings (unknown keys and env vars, unsupported
-/// features), then starts serving.
-pub(crate) fn serve(loaded: config::Loaded) -> anyhow::Result<()> {
-    init_logging(&loaded.config.log);
-    for warning in &loaded.warnings {
-        tracing::warn!("{warning}");
-    }
-    let http = &loaded.config.http_server;
-    println!(
-        "gyre {}: configuration loaded, server will start on {}:{}",
-        env!("CARGO_PKG_VERSION"),
-        http.address,
-        http.port
-    );
-    Ok(())
-}
-
 /// Logging to stdout at `log.level` (`none` disables it; `fatal` logs errors only).
-fn init_logging(log: &config::Log) {
+pub(crate) fn init_logging(log: &config::Log) {
     let level = match log.level.as_str() {
         "none" => return,
         "trace" => tracing::Level::TRACE,
