@@ -7,6 +7,7 @@ mod events;
 mod handler;
 mod hub;
 mod local;
+pub mod metrics;
 mod node;
 mod presence;
 mod recovery;
