@@ -148,6 +148,8 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
+    // PORT=0 picks a free port: print the one we got.
+    let port = listener.local_addr()?.port();
     println!("chat on http://localhost:{port}");
 
     let shutdown_node = node.clone();
