@@ -1,1 +1,408 @@
 //! Stream recovery: pure logic deciding what a resubscribing client missed.
+//!
+//! The session drives the I/O (buffering live publications, reading history); these
+//! functions only decide, so they are tested without sockets or timers (PROTOCOL §7.3, §9).
+
+// The client session is the caller; until it lands these are only used by tests.
+#![cfg_attr(not(test), allow(dead_code))]
+
+use crate::broker::{HistoryResult, Publication, StreamPosition};
+
+/// Most publications a recovering subscribe reads from history
+/// (`client.recovery_max_publication_limit`). Missing more than this means "not recovered".
+pub(crate) const DEFAULT_RECOVERY_MAX_PUBLICATION_LIMIT: i32 = 300;
+
+/// Whether `history` (read with since = the client's position and limit = recovery cap) proves
+/// the client missed nothing it cannot get back. True iff since.epoch is empty or equals the
+/// stream epoch, AND either (no publications and top.offset == since.offset) or (first pub
+/// offset == since.offset + 1 and last pub offset == top.offset).
+///
+/// The count of publications must also equal `top - since`, so a stream with a hole in the
+/// middle (possible with engines other than ours) is never taken for a complete one.
+pub(crate) fn is_recovered(history: &HistoryResult, since: &StreamPosition) -> bool {
+    let top = &history.position;
+    if !since.epoch.is_empty() && since.epoch != top.epoch {
+        return false;
+    }
+    let pubs = &history.publications;
+    let (Some(first), Some(last)) = (pubs.first(), pubs.last()) else {
+        return top.offset == since.offset;
+    };
+    let Some(missed) = top.offset.checked_sub(since.offset) else {
+        return false;
+    };
+    since.offset.checked_add(1) == Some(first.offset)
+        && last.offset == top.offset
+        && u64::try_from(pubs.len()) == Ok(missed)
+}
+
+/// Merges publications recovered from history with live ones buffered while history was read:
+/// dedup by offset, ordered by offset; returns None when they cannot be joined without a gap
+/// (caller then disconnects with 3010 / unsubscribes 2500).
+///
+/// Either side may be empty. Every publication must carry a stream offset (>= 1); offsets
+/// of 0 (a channel without history) cannot be ordered and make the merge fail.
+pub(crate) fn merge_publications(
+    recovered: Vec<Publication>,
+    buffered: Vec<Publication>,
+) -> Option<Vec<Publication>> {
+    let mut all = recovered;
+    all.extend(buffered);
+    // Stable sort: of two copies of one offset the recovered one comes first and is kept;
+    // both are the same publication, so which one survives does not matter for content.
+    all.sort_by_key(|p| p.offset);
+    all.dedup_by_key(|p| p.offset);
+    if all.first().is_some_and(|p| p.offset == 0) {
+        return None;
+    }
+    let contiguous = all
+        .windows(2)
+        .all(|w| w[0].offset.checked_add(1) == Some(w[1].offset));
+    contiguous.then_some(all)
+}
+
+/// What to do with a live publication of a positioned subscription (PROTOCOL §7.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PositionCheck {
+    /// The next publication: deliver it (the position has advanced).
+    Deliver,
+    /// Already delivered (for example both recovered and buffered): skip silently.
+    Duplicate,
+    /// A gap or a new epoch: the client missed something; unsubscribe 2500 / disconnect 3010.
+    InsufficientState,
+}
+
+/// Positioning of live publications for one subscription.
+///
+/// offset == current+1 (same epoch) → Deliver and advance; offset <= current → Duplicate;
+/// gap or epoch change → InsufficientState.
+pub(crate) fn check_position(
+    current: &mut StreamPosition,
+    publication_offset: u64,
+    publication_epoch: &str,
+) -> PositionCheck {
+    // A changed epoch means the stream was lost and recreated: even a small offset is not
+    // a duplicate but a publication of a different stream.
+    if publication_epoch != current.epoch {
+        return PositionCheck::InsufficientState;
+    }
+    if current.offset.checked_add(1) == Some(publication_offset) {
+        current.offset = publication_offset;
+        PositionCheck::Deliver
+    } else if publication_offset <= current.offset {
+        PositionCheck::Duplicate
+    } else {
+        PositionCheck::InsufficientState
+    }
+}
+
+/// Outcome of cache-mode recovery (PROTOCOL §9.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CacheRecovery {
+    /// Whether the client ends up with the current state.
+    pub(crate) recovered: bool,
+    /// The latest publication to send, unless the client already has it.
+    pub(crate) publication: Option<Publication>,
+}
+
+/// Cache-mode recovery: the client only needs the newest publication (each one is a full
+/// snapshot). `latest` is a history read with limit 1, reverse, no `since`.
+///
+/// Recovered when the stream has a latest publication (sent unless the client already sits
+/// on it), or when the stream is empty and the client is already at the current top.
+pub(crate) fn cache_recovery(latest: HistoryResult, since: &StreamPosition) -> CacheRecovery {
+    let top = latest.position;
+    let at_top = since.offset > 0 && since.offset == top.offset && since.epoch == top.epoch;
+    let Some(publication) = latest.publications.into_iter().next() else {
+        return CacheRecovery {
+            recovered: at_top,
+            publication: None,
+        };
+    };
+    // The newest kept publication is normally the top; if it is not (a racing publish
+    // between the top read and the publication read in a remote engine), the client
+    // cannot be sure it holds the latest state.
+    let recovered = publication.offset == top.offset;
+    CacheRecovery {
+        recovered,
+        publication: (recovered && !at_top).then_some(publication),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::broker::{
+        Broker, BrokerError, BrokerEventHandler, ClientInfo, HistoryOptions, MemoryBroker,
+        PublishOptions,
+    };
+
+    struct Discard;
+
+    impl BrokerEventHandler for Discard {
+        fn handle_publication(
+            &self,
+            _: &str,
+            _: Publication,
+            _: StreamPosition,
+            _: bool,
+            _: Option<Publication>,
+        ) {
+        }
+        fn handle_join(&self, _: &str, _: ClientInfo) {}
+        fn handle_leave(&self, _: &str, _: ClientInfo) {}
+    }
+
+    fn pub_at(offset: u64) -> Publication {
+        let mut p = Publication::new(Bytes::from(offset.to_string()));
+        p.offset = offset;
+        p
+    }
+
+    fn range(from: u64, to: u64) -> Vec<Publication> {
+        (from..=to).map(pub_at).collect()
+    }
+
+    fn offsets(pubs: &[Publication]) -> Vec<u64> {
+        pubs.iter().map(|p| p.offset).collect()
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum ClientEpoch {
+        Same,
+        Empty,
+        Wrong,
+    }
+
+    /// Publishes `k` publications into a stream of size `size`, then recovers as a client
+    /// at offset `p` would: history since p with the recovery limit, then `is_recovered`.
+    /// Returns the recovered publications, or None when not recovered.
+    fn recover_from_broker(k: u64, size: usize, p: u64, epoch: ClientEpoch) -> Option<Vec<u64>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let broker = MemoryBroker::new();
+            broker.run(Arc::new(Discard)).await.unwrap();
+            let opts = PublishOptions::new().history(size, Duration::from_secs(3600));
+            for _ in 0..k {
+                broker
+                    .publish("ch", Bytes::new(), opts.clone())
+                    .await
+                    .unwrap();
+            }
+            let real = broker
+                .history("ch", HistoryOptions::new(0))
+                .await
+                .unwrap()
+                .position
+                .epoch;
+            let since = StreamPosition::new(
+                p,
+                match epoch {
+                    ClientEpoch::Same => real,
+                    ClientEpoch::Empty => String::new(),
+                    ClientEpoch::Wrong => format!("x{real}"),
+                },
+            );
+            let read =
+                HistoryOptions::new(DEFAULT_RECOVERY_MAX_PUBLICATION_LIMIT).since(since.clone());
+            match broker.history("ch", read).await {
+                Ok(history) => {
+                    is_recovered(&history, &since).then(|| offsets(&history.publications))
+                }
+                Err(BrokerError::UnrecoverablePosition) => None,
+                Err(e) => panic!("unexpected history error: {e}"),
+            }
+        })
+    }
+
+    fn stream_case() -> impl Strategy<Value = (u64, usize, u64, ClientEpoch)> {
+        let epoch = prop_oneof![
+            4 => Just(ClientEpoch::Same),
+            1 => Just(ClientEpoch::Empty),
+            1 => Just(ClientEpoch::Wrong),
+        ];
+        // Small streams cover trimming; large ones cover the 300-publication cap.
+        let small = (0u64..40, 1usize..30);
+        let large = (280u64..340, 250usize..360);
+        (prop_oneof![3 => small, 1 => large], epoch)
+            .prop_flat_map(|((k, size), epoch)| (Just(k), Just(size), 0..=k, Just(epoch)))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn recovery_matches_what_the_stream_kept((k, size, p, epoch) in stream_case()) {
+            let got = recover_from_broker(k, size, p, epoch);
+            let oldest_kept = k.saturating_sub(size as u64) + 1;
+            let missed = k - p;
+            let all_kept = missed == 0 || p + 1 >= oldest_kept;
+            let expect_recovered = !matches!(epoch, ClientEpoch::Wrong)
+                && all_kept
+                && missed <= DEFAULT_RECOVERY_MAX_PUBLICATION_LIMIT as u64;
+            if expect_recovered {
+                prop_assert_eq!(got, Some((p + 1..=k).collect::<Vec<_>>()));
+            } else {
+                prop_assert_eq!(got, None);
+            }
+        }
+
+        #[test]
+        fn merge_joins_overlapping_ranges(
+            a in 1u64..50, alen in 0u64..20, b in 1u64..50, blen in 0u64..20, shuffle in any::<bool>()
+        ) {
+            let recovered = range(a, a + alen).into_iter().take(alen as usize).collect::<Vec<_>>();
+            let mut buffered = range(b, b + blen).into_iter().take(blen as usize).collect::<Vec<_>>();
+            if shuffle {
+                buffered.reverse();
+            }
+            // Ranges [a, a+alen) and [b, b+blen); their union is contiguous when either is
+            // empty or they overlap or touch.
+            let joinable = alen == 0 || blen == 0 || (a <= b + blen && b <= a + alen);
+            let got = merge_publications(recovered, buffered);
+            if joinable {
+                let mut expect: Vec<u64> = (a..a + alen).chain(b..b + blen).collect();
+                expect.sort_unstable();
+                expect.dedup();
+                prop_assert_eq!(got.as_deref().map(offsets), Some(expect));
+            } else {
+                prop_assert_eq!(got, None);
+            }
+        }
+
+        #[test]
+        fn check_position_follows_the_stream(
+            start in 0u64..1000, offsets_seen in proptest::collection::vec(0u64..1100, 0..40),
+            same_epoch in proptest::collection::vec(proptest::bool::weighted(0.9), 40)
+        ) {
+            let mut pos = StreamPosition::new(start, "e");
+            for (i, &o) in offsets_seen.iter().enumerate() {
+                let epoch = if same_epoch[i] { "e" } else { "f" };
+                let before = pos.clone();
+                let verdict = check_position(&mut pos, o, epoch);
+                let expected = if epoch != "e" {
+                    PositionCheck::InsufficientState
+                } else if o == before.offset + 1 {
+                    PositionCheck::Deliver
+                } else if o <= before.offset {
+                    PositionCheck::Duplicate
+                } else {
+                    PositionCheck::InsufficientState
+                };
+                prop_assert_eq!(verdict, expected);
+                // Only a delivery moves the position, and only by one.
+                let moved = if verdict == PositionCheck::Deliver { o } else { before.offset };
+                prop_assert_eq!(pos.offset, moved);
+                prop_assert_eq!(&pos.epoch, "e");
+            }
+        }
+    }
+
+    fn history(top: u64, epoch: &str, pubs: Vec<Publication>) -> HistoryResult {
+        HistoryResult {
+            position: StreamPosition::new(top, epoch),
+            publications: pubs,
+        }
+    }
+
+    #[test]
+    fn is_recovered_cases() {
+        let at = |o: u64, e: &str| StreamPosition::new(o, e);
+        assert!(is_recovered(&history(5, "e", vec![]), &at(5, "e")));
+        assert!(is_recovered(&history(5, "e", vec![]), &at(5, "")));
+        assert!(!is_recovered(&history(5, "e", vec![]), &at(5, "f")));
+        assert!(!is_recovered(&history(5, "e", vec![]), &at(3, "e")));
+        assert!(is_recovered(&history(5, "e", range(4, 5)), &at(3, "e")));
+        // Trimmed head, truncated tail, hole in the middle.
+        assert!(!is_recovered(&history(5, "e", range(5, 5)), &at(3, "e")));
+        assert!(!is_recovered(&history(5, "e", range(4, 4)), &at(3, "e")));
+        let holed = vec![pub_at(2), pub_at(3), pub_at(5)];
+        assert!(!is_recovered(&history(5, "e", holed), &at(1, "e")));
+        // A client ahead of the stream (lost stream with a reused epoch) is not recovered.
+        assert!(!is_recovered(&history(2, "e", vec![]), &at(4, "e")));
+        assert!(!is_recovered(
+            &history(u64::MAX, "e", range(1, 1)),
+            &at(u64::MAX, "e")
+        ));
+    }
+
+    #[test]
+    fn merge_rejects_offset_zero_and_keeps_content() {
+        assert_eq!(merge_publications(vec![], vec![]), Some(vec![]));
+        assert_eq!(merge_publications(vec![pub_at(0)], vec![]), None);
+        let merged =
+            merge_publications(range(3, 5), vec![pub_at(6), pub_at(5), pub_at(7)]).unwrap();
+        assert_eq!(offsets(&merged), vec![3, 4, 5, 6, 7]);
+        assert_eq!(merged[4].data, Bytes::from("7"));
+    }
+
+    #[test]
+    fn check_position_at_u64_max_does_not_overflow() {
+        let mut pos = StreamPosition::new(u64::MAX, "e");
+        assert_eq!(
+            check_position(&mut pos, u64::MAX, "e"),
+            PositionCheck::Duplicate
+        );
+        assert_eq!(check_position(&mut pos, 0, "e"), PositionCheck::Duplicate);
+    }
+
+    #[test]
+    fn cache_recovery_cases() {
+        let at = |o: u64, e: &str| StreamPosition::new(o, e);
+        // Latest publication exists and the client is behind: send it.
+        let r = cache_recovery(history(7, "e", vec![pub_at(7)]), &at(3, "e"));
+        assert!(r.recovered);
+        assert_eq!(r.publication.map(|p| p.offset), Some(7));
+        // A first subscribe (`since: {}`) gets the latest too.
+        let r = cache_recovery(history(7, "e", vec![pub_at(7)]), &at(0, ""));
+        assert_eq!(r.publication.map(|p| p.offset), Some(7));
+        // Already at the latest: recovered, nothing to send.
+        let r = cache_recovery(history(7, "e", vec![pub_at(7)]), &at(7, "e"));
+        assert_eq!(
+            r,
+            CacheRecovery {
+                recovered: true,
+                publication: None
+            }
+        );
+        // Same offset in another epoch is not the same state.
+        let r = cache_recovery(history(7, "e", vec![pub_at(7)]), &at(7, "f"));
+        assert_eq!(r.publication.map(|p| p.offset), Some(7));
+        // Empty stream: recovered only when the client already sits at the top.
+        let r = cache_recovery(history(7, "e", vec![]), &at(7, "e"));
+        assert_eq!(
+            r,
+            CacheRecovery {
+                recovered: true,
+                publication: None
+            }
+        );
+        let r = cache_recovery(history(7, "e", vec![]), &at(6, "e"));
+        assert_eq!(
+            r,
+            CacheRecovery {
+                recovered: false,
+                publication: None
+            }
+        );
+        let r = cache_recovery(history(0, "e", vec![]), &at(0, ""));
+        assert!(!r.recovered);
+        // The latest kept publication is not the top: not recovered.
+        let r = cache_recovery(history(8, "e", vec![pub_at(7)]), &at(3, "e"));
+        assert_eq!(
+            r,
+            CacheRecovery {
+                recovered: false,
+                publication: None
+            }
+        );
+    }
+}

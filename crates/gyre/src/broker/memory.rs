@@ -1,5 +1,1379 @@
 //! In-memory broker: history streams kept in this process.
-#![allow(dead_code)]
-/// Placeholder replaced by the real implementation.
-#[derive(Debug, Default)]
-pub struct MemoryBroker;
+//!
+//! Channels are spread over [`SHARDS`] mutex-protected maps by hash, so publishers of
+//! different channels rarely contend and there is no global lock on the publish path.
+//! A channel's shard lock is held while its publication is appended *and* handed to the
+//! [`BrokerEventHandler`], which makes delivery order equal offset order even when many
+//! tasks publish to one channel at once.
+//!
+//! Expired data (publications past their TTL, stream meta past its meta TTL, idempotency
+//! results past theirs) is dropped lazily when a channel is touched, by an amortised
+//! sweep of a shard every [`SWEEP_INTERVAL`] on any access to it, and by a background
+//! sweep task started in [`Broker::run`].
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use rand::distr::{Alphabetic, SampleString};
+use tokio::time::Instant;
+
+use super::{
+    BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, HistoryFilter, HistoryOptions,
+    HistoryResult, Publication, PublishOptions, PublishResult, StreamPosition,
+};
+
+/// Number of channel shards; a power of two well above the core count keeps contention
+/// between unrelated channels negligible.
+const SHARDS: usize = 64;
+/// How often expired streams and idempotency results are swept out of a shard.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+/// Stream meta lifetime when the options give none (upstream default: 720h).
+const DEFAULT_META_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long an idempotent publish result is remembered when the options give no TTL.
+const DEFAULT_IDEMPOTENT_RESULT_TTL: Duration = Duration::from_secs(5 * 60);
+/// Length of a generated stream epoch (upstream memory broker: 8 random letters).
+const EPOCH_LEN: usize = 8;
+
+/// Single-node broker keeping history streams in process memory.
+///
+/// Publications are delivered synchronously to the handler given to [`Broker::run`];
+/// `subscribe`/`unsubscribe` have nothing to do because every channel is local.
+///
+/// [`BrokerEventHandler::handle_publication`] is called while the channel's shard lock is
+/// held (that is what keeps delivery in offset order), so the handler must be quick and
+/// must not call back into this broker: a re-entrant call deadlocks. Every method does its
+/// work when called; the returned future is already complete.
+///
+/// History follows PROTOCOL §9.1: offsets from 1, an 8-letter random epoch per stream
+/// incarnation, at most `history_size` publications each kept for `history_ttl` (an older
+/// publication never outlives a newer one, so the kept part of a stream has no holes), and
+/// stream meta forgotten after `history_meta_ttl` (default 30 days) without publishes or
+/// reads, after which the channel starts a new epoch.
+///
+/// ```
+/// use std::time::Duration;
+/// use gyre::{Broker, HistoryOptions, MemoryBroker, PublishOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), gyre::BrokerError> {
+/// let broker = MemoryBroker::new();
+/// // Reading a stream that was never published to creates its meta: offset 0, a new epoch.
+/// let top = broker.history("news", HistoryOptions::new(0)).await?.position;
+/// assert_eq!(top.offset, 0);
+/// assert_eq!(top.epoch.len(), 8);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct MemoryBroker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Set once by `run`; read lock-free on every publish.
+    handler: OnceLock<Arc<dyn BrokerEventHandler>>,
+    shards: Box<[Mutex<Shard>]>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBroker")
+            .field("running", &self.handler.get().is_some())
+            .field("shards", &self.shards.len())
+            .finish()
+    }
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        let now = Instant::now();
+        Inner {
+            handler: OnceLock::new(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::new(now))).collect(),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+}
+
+struct Shard {
+    channels: HashMap<String, Channel, foldhash::fast::RandomState>,
+    /// When this shard is next swept on access.
+    next_sweep: Instant,
+}
+
+/// Everything the broker remembers about one channel.
+#[derive(Default)]
+struct Channel {
+    stream: Option<Stream>,
+    /// Idempotency key → the result of the publish that used it first.
+    results: HashMap<String, SavedResult, foldhash::fast::RandomState>,
+}
+
+struct SavedResult {
+    position: StreamPosition,
+    expires_at: Option<Instant>,
+}
+
+struct Stream {
+    epoch: String,
+    /// Offset of the newest publication ever appended (kept after trimming).
+    top: u64,
+    /// Kept publications, oldest first, with contiguous offsets ending at `top`.
+    publications: VecDeque<Stored>,
+    /// The meta (epoch + top) disappears after this instant without activity.
+    meta_expires_at: Option<Instant>,
+    /// Version and version epoch of the last versioned publish.
+    version: u64,
+    version_epoch: String,
+}
+
+struct Stored {
+    publication: Publication,
+    /// Non-decreasing from front to back (see `Stream::append`), so expiry trims the front.
+    expires_at: Option<Instant>,
+}
+
+/// `now + ttl`, or `None` ("never") when the sum does not fit in an `Instant`, so that a
+/// huge TTL from configuration cannot panic.
+fn deadline(now: Instant, ttl: Duration) -> Option<Instant> {
+    now.checked_add(ttl)
+}
+
+fn expired(expires_at: Option<Instant>, now: Instant) -> bool {
+    expires_at.is_some_and(|at| at <= now)
+}
+
+fn meta_ttl(ttl: Option<Duration>) -> Duration {
+    // Zero means "not set" upstream too: a meta that expires at once would make every
+    // read start a new epoch.
+    ttl.filter(|ttl| !ttl.is_zero()).unwrap_or(DEFAULT_META_TTL)
+}
+
+fn unix_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The publication as delivered and stored; its offset is set when a stream appends it.
+/// Info and tags are moved out of the options, which are not needed for them afterwards.
+fn new_publication(data: Bytes, options: &mut PublishOptions) -> Publication {
+    Publication {
+        offset: 0,
+        data,
+        info: options.client_info.take(),
+        tags: std::mem::take(&mut options.tags),
+        time: unix_millis(),
+    }
+}
+
+fn new_epoch() -> String {
+    Alphabetic.sample_string(&mut rand::rng(), EPOCH_LEN)
+}
+
+impl Stream {
+    fn new(now: Instant, meta_ttl: Duration) -> Self {
+        Stream {
+            epoch: new_epoch(),
+            top: 0,
+            publications: VecDeque::new(),
+            meta_expires_at: deadline(now, meta_ttl),
+            version: 0,
+            version_epoch: String::new(),
+        }
+    }
+
+    fn position(&self) -> StreamPosition {
+        StreamPosition::new(self.top, self.epoch.clone())
+    }
+
+    fn touch(&mut self, now: Instant, meta_ttl: Duration) {
+        self.meta_expires_at = deadline(now, meta_ttl);
+    }
+
+    fn purge_expired(&mut self, now: Instant) {
+        while self
+            .publications
+            .front()
+            .is_some_and(|stored| expired(stored.expires_at, now))
+        {
+            self.publications.pop_front();
+        }
+    }
+
+    /// Appends `publication` as the next offset and trims to `size`; returns the offset.
+    fn append(
+        &mut self,
+        mut publication: Publication,
+        size: usize,
+        expires_at: Option<Instant>,
+    ) -> u64 {
+        // 2^64 publications are out of reach; saturating only rules out an overflow panic.
+        self.top = self.top.saturating_add(1);
+        publication.offset = self.top;
+        // A publication must never outlive a newer one, or expiry could punch a hole in
+        // the middle of the stream and recovery would wrongly see it as contiguous. With a
+        // constant TTL this loop stops at once.
+        for older in self.publications.iter_mut().rev() {
+            match (older.expires_at, expires_at) {
+                (_, None) => break,
+                (Some(old), Some(new)) if old <= new => break,
+                _ => older.expires_at = expires_at,
+            }
+        }
+        self.publications.push_back(Stored {
+            publication,
+            expires_at,
+        });
+        while self.publications.len() > size {
+            self.publications.pop_front();
+        }
+        self.top
+    }
+
+    fn last(&self) -> Option<&Publication> {
+        self.publications.back().map(|stored| &stored.publication)
+    }
+
+    fn read(&self, filter: &HistoryFilter) -> Vec<Publication> {
+        // Any negative limit reads everything, as -1 does: a bad value must not panic.
+        let limit = match usize::try_from(filter.limit) {
+            Ok(0) => return Vec::new(),
+            Ok(n) => n,
+            Err(_) => usize::MAX,
+        };
+        let len = self.publications.len();
+        // Kept offsets are contiguous and end at `top`, so a position maps to an index.
+        let first = self
+            .publications
+            .front()
+            .map_or(0, |s| s.publication.offset);
+        let index_of =
+            |offset: u64| usize::try_from(offset.saturating_sub(first)).map_or(len, |i| i.min(len));
+        let range = match &filter.since {
+            None => 0..len,
+            Some(since) if filter.reverse => 0..index_of(since.offset),
+            Some(since) => index_of(since.offset.saturating_add(1))..len,
+        };
+        let pubs = self
+            .publications
+            .range(range)
+            .map(|stored| &stored.publication);
+        if filter.reverse {
+            pubs.rev().take(limit).cloned().collect()
+        } else {
+            pubs.take(limit).cloned().collect()
+        }
+    }
+}
+
+impl Shard {
+    fn new(now: Instant) -> Self {
+        Shard {
+            channels: HashMap::default(),
+            next_sweep: now + SWEEP_INTERVAL,
+        }
+    }
+
+    /// Drops expired data of every channel and channels left with nothing.
+    fn sweep(&mut self, now: Instant) {
+        self.channels.retain(|_, channel| {
+            channel.purge(now);
+            !channel.is_empty()
+        });
+        self.next_sweep = now + SWEEP_INTERVAL;
+    }
+
+    fn maybe_sweep(&mut self, now: Instant) {
+        if now >= self.next_sweep {
+            self.sweep(now);
+        }
+    }
+}
+
+impl Channel {
+    fn purge(&mut self, now: Instant) {
+        if let Some(stream) = &mut self.stream {
+            if expired(stream.meta_expires_at, now) {
+                self.stream = None;
+            } else {
+                stream.purge_expired(now);
+            }
+        }
+        self.results
+            .retain(|_, saved| !expired(saved.expires_at, now));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.stream.is_none() && self.results.is_empty()
+    }
+
+    /// The live stream, created (new epoch, offset 0) when missing or expired, with its meta
+    /// lifetime renewed.
+    fn stream(&mut self, now: Instant, meta_ttl: Duration) -> &mut Stream {
+        let stream = self
+            .stream
+            .get_or_insert_with(|| Stream::new(now, meta_ttl));
+        stream.touch(now, meta_ttl);
+        stream
+    }
+}
+
+impl Inner {
+    fn shard(&self, channel: &str) -> &Mutex<Shard> {
+        // SHARDS is a power of two, so masking keeps the distribution of the hash.
+        let index = (self.hasher.hash_one(channel) as usize) & (SHARDS - 1);
+        &self.shards[index]
+    }
+
+    fn sweep_all(&self) {
+        for shard in self.shards.iter() {
+            shard.lock().sweep(Instant::now());
+        }
+    }
+
+    fn publish(
+        &self,
+        channel: &str,
+        data: Bytes,
+        mut options: PublishOptions,
+    ) -> Result<PublishResult, BrokerError> {
+        let handler = self
+            .handler
+            .get()
+            .ok_or_else(|| BrokerError::Unavailable("memory broker is not running".into()))?;
+        let now = Instant::now();
+        let mut shard = self.shard(channel).lock();
+        shard.maybe_sweep(now);
+        let keeps_history = options.keeps_history();
+        if !keeps_history && options.idempotency_key.is_none() {
+            // Nothing to remember: deliver without allocating a channel entry. The lock
+            // is still held so that delivery order per channel matches publish order.
+            let publication = new_publication(data, &mut options);
+            handler.handle_publication(
+                channel,
+                publication,
+                StreamPosition::default(),
+                options.use_delta,
+                None,
+            );
+            return Ok(PublishResult::default());
+        }
+        with_channel(&mut shard.channels, channel, |entry| {
+            publish_locked(entry, handler.as_ref(), channel, data, options, now)
+        })
+    }
+
+    fn history(
+        &self,
+        channel: &str,
+        options: HistoryOptions,
+    ) -> Result<HistoryResult, BrokerError> {
+        let filter = options.filter;
+        if filter.reverse && filter.since.as_ref().is_some_and(|since| since.offset == 0) {
+            return Err(BrokerError::BadRequest(
+                "reverse history since offset 0".into(),
+            ));
+        }
+        let now = Instant::now();
+        let mut shard = self.shard(channel).lock();
+        shard.maybe_sweep(now);
+        with_channel(&mut shard.channels, channel, |entry| {
+            entry.purge(now);
+            let stream = entry.stream(now, meta_ttl(options.meta_ttl));
+            if let Some(since) = &filter.since
+                && !since.epoch.is_empty()
+                && since.epoch != stream.epoch
+            {
+                return Err(BrokerError::UnrecoverablePosition);
+            }
+            Ok(HistoryResult {
+                position: stream.position(),
+                publications: stream.read(&filter),
+            })
+        })
+    }
+
+    fn remove_history(&self, channel: &str) {
+        let now = Instant::now();
+        let mut shard = self.shard(channel).lock();
+        shard.maybe_sweep(now);
+        if let Some(entry) = shard.channels.get_mut(channel) {
+            entry.purge(now);
+            if let Some(stream) = &mut entry.stream {
+                stream.publications.clear();
+            }
+        }
+    }
+}
+
+/// Publishes into a channel whose shard lock the caller holds.
+fn publish_locked(
+    entry: &mut Channel,
+    handler: &dyn BrokerEventHandler,
+    channel: &str,
+    data: Bytes,
+    mut options: PublishOptions,
+    now: Instant,
+) -> Result<PublishResult, BrokerError> {
+    entry.purge(now);
+    let keeps_history = options.keeps_history();
+    if let Some(key) = &options.idempotency_key
+        && let Some(saved) = entry.results.get(key)
+    {
+        return Ok(PublishResult {
+            position: saved.position.clone(),
+            suppressed: true,
+        });
+    }
+
+    let mut publication = new_publication(data, &mut options);
+    let mut prev = None;
+    let position = if keeps_history {
+        let stream = entry.stream(now, meta_ttl(options.history_meta_ttl));
+        if options.version > 0
+            && (options.version_epoch.is_empty() || options.version_epoch == stream.version_epoch)
+            && options.version <= stream.version
+        {
+            // An out-of-order versioned publish: upstream reports the current top and
+            // does not remember the result under the idempotency key.
+            return Ok(PublishResult {
+                position: stream.position(),
+                suppressed: true,
+            });
+        }
+        if options.use_delta {
+            prev = stream.last().cloned();
+        }
+        let expires_at = deadline(now, options.history_ttl);
+        let offset = stream.append(publication.clone(), options.history_size, expires_at);
+        publication.offset = offset;
+        stream.version = options.version;
+        stream.version_epoch.clone_from(&options.version_epoch);
+        StreamPosition::new(offset, stream.epoch.clone())
+    } else {
+        StreamPosition::default()
+    };
+
+    if let Some(key) = &options.idempotency_key {
+        let ttl = options
+            .idempotent_result_ttl
+            .unwrap_or(DEFAULT_IDEMPOTENT_RESULT_TTL);
+        entry.results.insert(
+            key.clone(),
+            SavedResult {
+                position: position.clone(),
+                expires_at: deadline(now, ttl),
+            },
+        );
+    }
+
+    handler.handle_publication(
+        channel,
+        publication,
+        position.clone(),
+        options.use_delta,
+        prev,
+    );
+    Ok(PublishResult {
+        position,
+        suppressed: false,
+    })
+}
+
+/// Runs `f` on the channel's entry, creating it when missing. The name is only copied
+/// into a new `String` for a channel the shard does not know yet.
+fn with_channel<R>(
+    channels: &mut HashMap<String, Channel, foldhash::fast::RandomState>,
+    name: &str,
+    f: impl FnOnce(&mut Channel) -> R,
+) -> R {
+    match channels.get_mut(name) {
+        Some(entry) => f(entry),
+        None => f(channels.entry(name.to_owned()).or_default()),
+    }
+}
+
+impl MemoryBroker {
+    /// An empty broker. Call [`Broker::run`] before publishing.
+    ///
+    /// ```
+    /// let broker = gyre::MemoryBroker::new();
+    /// # let _ = broker;
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Periodically sweeps every shard until the broker is dropped. Holding only a `Weak`
+/// lets the broker's memory go away with its last handle; the task then ends on its
+/// next tick.
+async fn sweep_loop(inner: Weak<Inner>) {
+    let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+    // The first tick fires at once; a sweep right after start has nothing to do.
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        match inner.upgrade() {
+            Some(inner) => inner.sweep_all(),
+            None => return,
+        }
+    }
+}
+
+impl Broker for MemoryBroker {
+    fn run(&self, handler: Arc<dyn BrokerEventHandler>) -> BoxFuture<'_, Result<(), BrokerError>> {
+        Box::pin(async move {
+            self.inner
+                .handler
+                .set(handler)
+                .map_err(|_| BrokerError::BadRequest("memory broker is already running".into()))?;
+            tokio::spawn(sweep_loop(Arc::downgrade(&self.inner)));
+            Ok(())
+        })
+    }
+
+    fn subscribe(&self, _channel: &str) -> BoxFuture<'_, Result<(), BrokerError>> {
+        // Single node: every publication already reaches the local handler.
+        Box::pin(async { Ok(()) })
+    }
+
+    fn unsubscribe(&self, _channel: &str) -> BoxFuture<'_, Result<(), BrokerError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn publish(
+        &self,
+        channel: &str,
+        data: Bytes,
+        options: PublishOptions,
+    ) -> BoxFuture<'_, Result<PublishResult, BrokerError>> {
+        // Done before the future is returned so the future does not borrow `channel`;
+        // nothing here waits, so doing the work eagerly changes no observable behaviour.
+        let result = self.inner.publish(channel, data, options);
+        Box::pin(async move { result })
+    }
+
+    fn publish_join(
+        &self,
+        channel: &str,
+        info: ClientInfo,
+    ) -> BoxFuture<'_, Result<(), BrokerError>> {
+        let result = self.inner.handler.get().map_or_else(
+            || {
+                Err(BrokerError::Unavailable(
+                    "memory broker is not running".into(),
+                ))
+            },
+            |handler| {
+                handler.handle_join(channel, info);
+                Ok(())
+            },
+        );
+        Box::pin(async move { result })
+    }
+
+    fn publish_leave(
+        &self,
+        channel: &str,
+        info: ClientInfo,
+    ) -> BoxFuture<'_, Result<(), BrokerError>> {
+        let result = self.inner.handler.get().map_or_else(
+            || {
+                Err(BrokerError::Unavailable(
+                    "memory broker is not running".into(),
+                ))
+            },
+            |handler| {
+                handler.handle_leave(channel, info);
+                Ok(())
+            },
+        );
+        Box::pin(async move { result })
+    }
+
+    fn history(
+        &self,
+        channel: &str,
+        options: HistoryOptions,
+    ) -> BoxFuture<'_, Result<HistoryResult, BrokerError>> {
+        let result = self.inner.history(channel, options);
+        Box::pin(async move { result })
+    }
+
+    fn remove_history(&self, channel: &str) -> BoxFuture<'_, Result<(), BrokerError>> {
+        self.inner.remove_history(channel);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    type Delivered = (
+        String,
+        Publication,
+        StreamPosition,
+        bool,
+        Option<Publication>,
+    );
+
+    /// Records everything the broker delivers.
+    #[derive(Default)]
+    struct Recorder {
+        publications: Mutex<Vec<Delivered>>,
+        joins: Mutex<Vec<(String, ClientInfo)>>,
+        leaves: Mutex<Vec<(String, ClientInfo)>>,
+    }
+
+    impl BrokerEventHandler for Recorder {
+        fn handle_publication(
+            &self,
+            channel: &str,
+            publication: Publication,
+            position: StreamPosition,
+            use_delta: bool,
+            prev: Option<Publication>,
+        ) {
+            self.publications.lock().push((
+                channel.to_owned(),
+                publication,
+                position,
+                use_delta,
+                prev,
+            ));
+        }
+        fn handle_join(&self, channel: &str, info: ClientInfo) {
+            self.joins.lock().push((channel.to_owned(), info));
+        }
+        fn handle_leave(&self, channel: &str, info: ClientInfo) {
+            self.leaves.lock().push((channel.to_owned(), info));
+        }
+    }
+
+    impl Recorder {
+        fn offsets(&self) -> Vec<u64> {
+            self.publications
+                .lock()
+                .iter()
+                .map(|d| d.1.offset)
+                .collect()
+        }
+    }
+
+    async fn running() -> (MemoryBroker, Arc<Recorder>) {
+        let broker = MemoryBroker::new();
+        let recorder = Arc::new(Recorder::default());
+        broker.run(recorder.clone()).await.unwrap();
+        (broker, recorder)
+    }
+
+    fn hist(size: usize, ttl_secs: u64) -> PublishOptions {
+        PublishOptions::new().history(size, Duration::from_secs(ttl_secs))
+    }
+
+    async fn publish_n(
+        broker: &MemoryBroker,
+        ch: &str,
+        n: usize,
+        opts: &PublishOptions,
+    ) -> Vec<PublishResult> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            out.push(
+                broker
+                    .publish(ch, Bytes::from(format!("{i}")), opts.clone())
+                    .await
+                    .unwrap(),
+            );
+        }
+        out
+    }
+
+    fn offsets(pubs: &[Publication]) -> Vec<u64> {
+        pubs.iter().map(|p| p.offset).collect()
+    }
+
+    async fn read(broker: &MemoryBroker, ch: &str, opts: HistoryOptions) -> HistoryResult {
+        broker.history(ch, opts).await.unwrap()
+    }
+
+    fn entries(broker: &MemoryBroker) -> usize {
+        broker
+            .inner
+            .shards
+            .iter()
+            .map(|s| s.lock().channels.len())
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn broker_offsets_start_at_one_with_stable_epoch() {
+        let (broker, rec) = running().await;
+        let mut tags = HashMap::new();
+        tags.insert("k".to_owned(), "v".to_owned());
+        let opts = hist(10, 60)
+            .client_info(ClientInfo::new("u", "c"))
+            .tags(tags.clone());
+        let results = publish_n(&broker, "ch", 3, &opts).await;
+        let epoch = results[0].position.epoch.clone();
+        assert_eq!(epoch.len(), EPOCH_LEN);
+        assert!(epoch.chars().all(|c| c.is_ascii_alphabetic()));
+        for (i, r) in results.iter().enumerate() {
+            assert_eq!(r.position, StreamPosition::new(i as u64 + 1, epoch.clone()));
+            assert!(!r.suppressed);
+        }
+        let delivered = rec.publications.lock().clone();
+        assert_eq!(delivered.len(), 3);
+        for (i, (ch, p, pos, _, _)) in delivered.iter().enumerate() {
+            assert_eq!(ch, "ch");
+            assert_eq!(p.offset, i as u64 + 1);
+            assert_eq!(pos.offset, p.offset);
+            assert_eq!(p.info, Some(ClientInfo::new("u", "c")));
+            assert_eq!(p.tags, tags);
+            assert!(p.time > 0);
+        }
+        let h = read(&broker, "ch", HistoryOptions::new(-1)).await;
+        assert_eq!(h.position, StreamPosition::new(3, epoch.clone()));
+        assert_eq!(offsets(&h.publications), vec![1, 2, 3]);
+        assert_eq!(
+            h.publications,
+            delivered.into_iter().map(|d| d.1).collect::<Vec<_>>()
+        );
+        // Another channel is another stream.
+        let other = broker.publish("other", Bytes::new(), opts).await.unwrap();
+        assert_eq!(other.position.offset, 1);
+        assert_ne!(other.position.epoch, epoch);
+    }
+
+    #[tokio::test]
+    async fn broker_trims_to_history_size() {
+        let (broker, _rec) = running().await;
+        publish_n(&broker, "ch", 5, &hist(3, 60)).await;
+        let h = read(&broker, "ch", HistoryOptions::new(-1)).await;
+        assert_eq!(h.position.offset, 5);
+        assert_eq!(offsets(&h.publications), vec![3, 4, 5]);
+        assert_eq!(&h.publications[0].data[..], b"2");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn broker_expires_publications_after_ttl() {
+        let (broker, _rec) = running().await;
+        publish_n(&broker, "ch", 2, &hist(10, 10)).await;
+        tokio::time::advance(Duration::from_secs(5)).await;
+        publish_n(&broker, "ch", 1, &hist(10, 10)).await;
+        tokio::time::advance(Duration::from_secs(6)).await;
+        let h = read(&broker, "ch", HistoryOptions::new(-1)).await;
+        assert_eq!(offsets(&h.publications), vec![3]);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let h2 = read(&broker, "ch", HistoryOptions::new(-1)).await;
+        assert!(h2.publications.is_empty());
+        // The position outlives the publications.
+        assert_eq!(h2.position, h.position);
+        assert_eq!(h2.position.offset, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn broker_older_publication_never_outlives_newer() {
+        let (broker, _rec) = running().await;
+        publish_n(&broker, "ch", 1, &hist(10, 100)).await;
+        publish_n(&broker, "ch", 1, &hist(10, 10)).await;
+        tokio::time::advance(Duration::from_secs(11)).await;
+        let h = read(&broker, "ch", HistoryOptions::new(-1)).await;
+        assert!(
+            h.publications.is_empty(),
+            "a hole would make recovery unsound"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn broker_meta_ttl_expiry_starts_new_epoch() {
+        let (broker, _rec) = running().await;
+        let opts = hist(10, 10).history_meta_ttl(Duration::from_secs(60));
+        let first = broker
+            .publish("ch", Bytes::new(), opts.clone())
+            .await
+            .unwrap();
+        // A history read within the meta TTL keeps the meta alive.
+        tokio::time::advance(Duration::from_secs(50)).await;
+        let h = broker
+            .history(
+                "ch",
+                HistoryOptions {
+                    meta_ttl: Some(Duration::from_secs(60)),
+                    ..HistoryOptions::new(0)
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(h.position, first.position);
+        tokio::time::advance(Duration::from_secs(50)).await;
+        let h = broker
+            .history(
+                "ch",
+                HistoryOptions {
+                    meta_ttl: Some(Duration::from_secs(60)),
+                    ..HistoryOptions::new(0)
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(h.position, first.position);
+
+        tokio::time::advance(Duration::from_secs(61)).await;
+        let h = read(&broker, "ch", HistoryOptions::new(-1)).await;
+        assert_eq!(h.position.offset, 0);
+        assert_ne!(h.position.epoch, first.position.epoch);
+        assert!(h.publications.is_empty());
+        let next = broker.publish("ch", Bytes::new(), opts).await.unwrap();
+        assert_eq!(next.position, StreamPosition::new(1, h.position.epoch));
+
+        // Publishing after the meta expired (without a read) also starts a new epoch.
+        let opts = hist(10, 10).history_meta_ttl(Duration::from_secs(5));
+        let a = broker
+            .publish("x", Bytes::new(), opts.clone())
+            .await
+            .unwrap();
+        tokio::time::advance(Duration::from_secs(6)).await;
+        let b = broker.publish("x", Bytes::new(), opts).await.unwrap();
+        assert_eq!(b.position.offset, 1);
+        assert_ne!(a.position.epoch, b.position.epoch);
+    }
+
+    #[tokio::test]
+    async fn broker_history_creates_meta_for_unknown_channel() {
+        let broker = MemoryBroker::new();
+        let a = read(&broker, "ch", HistoryOptions::new(-1)).await;
+        assert_eq!(a.position.offset, 0);
+        assert_eq!(a.position.epoch.len(), EPOCH_LEN);
+        assert!(a.publications.is_empty());
+        let b = read(&broker, "ch", HistoryOptions::new(0)).await;
+        assert_eq!(a.position, b.position);
+    }
+
+    #[tokio::test]
+    async fn broker_history_limits() {
+        let (broker, _rec) = running().await;
+        publish_n(&broker, "ch", 5, &hist(10, 60)).await;
+        let h = read(&broker, "ch", HistoryOptions::new(0)).await;
+        assert!(h.publications.is_empty());
+        assert_eq!(h.position.offset, 5);
+        assert_eq!(
+            offsets(
+                &read(&broker, "ch", HistoryOptions::new(-1))
+                    .await
+                    .publications
+            ),
+            vec![1, 2, 3, 4, 5]
+        );
+        assert_eq!(
+            offsets(
+                &read(&broker, "ch", HistoryOptions::new(-7))
+                    .await
+                    .publications
+            ),
+            vec![1, 2, 3, 4, 5]
+        );
+        assert_eq!(
+            offsets(
+                &read(&broker, "ch", HistoryOptions::new(2))
+                    .await
+                    .publications
+            ),
+            vec![1, 2]
+        );
+        assert_eq!(
+            offsets(
+                &read(&broker, "ch", HistoryOptions::new(9))
+                    .await
+                    .publications
+            ),
+            vec![1, 2, 3, 4, 5]
+        );
+        assert_eq!(
+            offsets(
+                &read(&broker, "ch", HistoryOptions::new(2).reverse(true))
+                    .await
+                    .publications
+            ),
+            vec![5, 4]
+        );
+        assert_eq!(
+            offsets(
+                &read(&broker, "ch", HistoryOptions::new(-1).reverse(true))
+                    .await
+                    .publications
+            ),
+            vec![5, 4, 3, 2, 1]
+        );
+    }
+
+    proptest::proptest! {
+        /// The index arithmetic of `Stream::read` agrees with a plain filter over the
+        /// kept publications for any position, direction and limit.
+        #[test]
+        fn broker_read_matches_naive_filter(
+            k in 0u64..60,
+            size in 1usize..30,
+            since in proptest::option::of(0u64..70),
+            reverse: bool,
+            limit in -2i32..40,
+        ) {
+            let now = Instant::now();
+            let mut stream = Stream::new(now, DEFAULT_META_TTL);
+            for _ in 0..k {
+                stream.append(Publication::default(), size, None);
+            }
+            let kept: Vec<u64> = (k.saturating_sub(size as u64) + 1..=k).collect();
+            let mut expect: Vec<u64> = kept
+                .into_iter()
+                .filter(|&o| match since {
+                    None => true,
+                    Some(s) if reverse => o < s,
+                    Some(s) => o > s,
+                })
+                .collect();
+            if reverse {
+                expect.reverse();
+            }
+            let cap = if limit < 0 { usize::MAX } else { limit as usize };
+            expect.truncate(cap);
+            let filter = HistoryFilter {
+                since: since.map(|o| StreamPosition::new(o, "")),
+                limit,
+                reverse,
+            };
+            proptest::prop_assert_eq!(offsets(&stream.read(&filter)), expect);
+        }
+    }
+
+    #[tokio::test]
+    async fn broker_history_since_forward_and_reverse() {
+        let (broker, _rec) = running().await;
+        let top = publish_n(&broker, "ch", 6, &hist(4, 60)).await[5]
+            .position
+            .clone();
+        let at = |o: u64| StreamPosition::new(o, top.epoch.clone());
+        let fwd = |o: u64, limit: i32| HistoryOptions::new(limit).since(at(o));
+        assert_eq!(
+            offsets(&read(&broker, "ch", fwd(3, -1)).await.publications),
+            vec![4, 5, 6]
+        );
+        assert_eq!(
+            offsets(&read(&broker, "ch", fwd(3, 2)).await.publications),
+            vec![4, 5]
+        );
+        // Trimmed start: only what is kept (3..=6) comes back.
+        assert_eq!(
+            offsets(&read(&broker, "ch", fwd(0, -1)).await.publications),
+            vec![3, 4, 5, 6]
+        );
+        let h = read(&broker, "ch", fwd(6, -1)).await;
+        assert!(h.publications.is_empty());
+        assert_eq!(h.position, top);
+        assert!(
+            read(&broker, "ch", fwd(9, -1))
+                .await
+                .publications
+                .is_empty()
+        );
+        // Empty epoch means "any epoch".
+        let any = HistoryOptions::new(-1).since(StreamPosition::new(4, ""));
+        assert_eq!(
+            offsets(&read(&broker, "ch", any).await.publications),
+            vec![5, 6]
+        );
+
+        let rev = |o: u64, limit: i32| HistoryOptions::new(limit).since(at(o)).reverse(true);
+        assert_eq!(
+            offsets(&read(&broker, "ch", rev(5, -1)).await.publications),
+            vec![4, 3]
+        );
+        assert_eq!(
+            offsets(&read(&broker, "ch", rev(6, 2)).await.publications),
+            vec![5, 4]
+        );
+        assert!(
+            read(&broker, "ch", rev(3, -1))
+                .await
+                .publications
+                .is_empty()
+        );
+        assert_eq!(
+            offsets(&read(&broker, "ch", rev(7, 1)).await.publications),
+            vec![6]
+        );
+    }
+
+    #[tokio::test]
+    async fn broker_history_errors() {
+        let (broker, _rec) = running().await;
+        let top = publish_n(&broker, "ch", 2, &hist(4, 60)).await[1]
+            .position
+            .clone();
+        let wrong = HistoryOptions::new(-1).since(StreamPosition::new(1, "otherepo"));
+        assert!(matches!(
+            broker.history("ch", wrong).await,
+            Err(BrokerError::UnrecoverablePosition)
+        ));
+        let rev0 = HistoryOptions::new(-1)
+            .since(StreamPosition::new(0, top.epoch))
+            .reverse(true);
+        assert!(matches!(
+            broker.history("ch", rev0).await,
+            Err(BrokerError::BadRequest(_))
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn broker_idempotent_publish() {
+        let (broker, rec) = running().await;
+        let opts = hist(10, 600).idempotency_key("k1");
+        let first = broker
+            .publish("ch", Bytes::from("a"), opts.clone())
+            .await
+            .unwrap();
+        assert!(!first.suppressed);
+        let again = broker
+            .publish("ch", Bytes::from("b"), opts.clone())
+            .await
+            .unwrap();
+        assert!(again.suppressed);
+        assert_eq!(again.position, first.position);
+        assert_eq!(rec.offsets(), vec![1]);
+        // Keys are per channel.
+        let other = broker
+            .publish("other", Bytes::from("a"), opts.clone())
+            .await
+            .unwrap();
+        assert!(!other.suppressed);
+        // After the result TTL (default 5 minutes) the key publishes again.
+        tokio::time::advance(Duration::from_secs(301)).await;
+        let later = broker.publish("ch", Bytes::from("c"), opts).await.unwrap();
+        assert!(!later.suppressed);
+        assert_eq!(later.position.offset, 2);
+
+        // Without history too, and with a custom TTL.
+        let mut opts = PublishOptions::new().idempotency_key("k2");
+        opts.idempotent_result_ttl = Some(Duration::from_secs(1));
+        let a = broker
+            .publish("nohist", Bytes::new(), opts.clone())
+            .await
+            .unwrap();
+        let b = broker
+            .publish("nohist", Bytes::new(), opts.clone())
+            .await
+            .unwrap();
+        assert_eq!((a.suppressed, b.suppressed), (false, true));
+        assert_eq!(b.position, StreamPosition::default());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(
+            !broker
+                .publish("nohist", Bytes::new(), opts)
+                .await
+                .unwrap()
+                .suppressed
+        );
+    }
+
+    #[tokio::test]
+    async fn broker_versioned_publish() {
+        let (broker, rec) = running().await;
+        let v = |version: u64, epoch: &str| hist(10, 60).version(version, epoch);
+        assert!(
+            !broker
+                .publish("ch", Bytes::new(), v(1, "e"))
+                .await
+                .unwrap()
+                .suppressed
+        );
+        assert!(
+            !broker
+                .publish("ch", Bytes::new(), v(2, "e"))
+                .await
+                .unwrap()
+                .suppressed
+        );
+        let same = broker.publish("ch", Bytes::new(), v(2, "e")).await.unwrap();
+        assert!(same.suppressed);
+        assert_eq!(same.position.offset, 2);
+        assert!(
+            broker
+                .publish("ch", Bytes::new(), v(1, "e"))
+                .await
+                .unwrap()
+                .suppressed
+        );
+        // An empty version epoch compares with whatever epoch came last (as upstream).
+        assert!(
+            broker
+                .publish("ch", Bytes::new(), v(2, ""))
+                .await
+                .unwrap()
+                .suppressed
+        );
+        // A new version epoch restarts the comparison.
+        assert!(
+            !broker
+                .publish("ch", Bytes::new(), v(1, "f"))
+                .await
+                .unwrap()
+                .suppressed
+        );
+        // Unversioned publishes always go through.
+        assert!(
+            !broker
+                .publish("ch", Bytes::new(), hist(10, 60))
+                .await
+                .unwrap()
+                .suppressed
+        );
+        assert_eq!(rec.offsets(), vec![1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn broker_publish_without_history_keeps_nothing() {
+        let (broker, rec) = running().await;
+        let r = broker
+            .publish("ch", Bytes::from("x"), PublishOptions::new())
+            .await
+            .unwrap();
+        assert_eq!(r, PublishResult::default());
+        // Size without TTL is still "no history".
+        let r = broker
+            .publish(
+                "ch",
+                Bytes::from("y"),
+                PublishOptions::new().history(10, Duration::ZERO),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.position, StreamPosition::default());
+        let delivered = rec.publications.lock().clone();
+        assert_eq!(delivered.len(), 2);
+        assert!(
+            delivered
+                .iter()
+                .all(|d| d.1.offset == 0 && d.2 == StreamPosition::default())
+        );
+        assert_eq!(entries(&broker), 0);
+        let h = read(&broker, "ch", HistoryOptions::new(-1)).await;
+        assert_eq!(h.position.offset, 0);
+        assert!(h.publications.is_empty());
+    }
+
+    #[tokio::test]
+    async fn broker_remove_history_keeps_position() {
+        let (broker, _rec) = running().await;
+        let top = publish_n(&broker, "ch", 3, &hist(10, 60)).await[2]
+            .position
+            .clone();
+        broker.remove_history("ch").await.unwrap();
+        broker.remove_history("never-seen").await.unwrap();
+        let h = read(&broker, "ch", HistoryOptions::new(-1)).await;
+        assert!(h.publications.is_empty());
+        assert_eq!(h.position, top);
+        let next = broker
+            .publish("ch", Bytes::new(), hist(10, 60))
+            .await
+            .unwrap();
+        assert_eq!(next.position, StreamPosition::new(4, top.epoch));
+    }
+
+    #[tokio::test]
+    async fn broker_delta_gets_previous_publication() {
+        let (broker, rec) = running().await;
+        let opts = hist(10, 60).use_delta(true);
+        publish_n(&broker, "ch", 2, &opts).await;
+        let delivered = rec.publications.lock().clone();
+        assert!(delivered[0].3);
+        assert_eq!(delivered[0].4, None);
+        assert_eq!(delivered[1].4.as_ref().map(|p| p.offset), Some(1));
+        assert_eq!(
+            delivered[1].4.as_ref().map(|p| p.data.clone()),
+            Some(Bytes::from("0"))
+        );
+    }
+
+    #[tokio::test]
+    async fn broker_join_leave_and_lifecycle() {
+        let broker = MemoryBroker::new();
+        assert!(matches!(
+            broker.publish("ch", Bytes::new(), hist(1, 1)).await,
+            Err(BrokerError::Unavailable(_))
+        ));
+        assert!(
+            broker
+                .publish_join("ch", ClientInfo::default())
+                .await
+                .is_err()
+        );
+        let rec = Arc::new(Recorder::default());
+        broker.run(rec.clone()).await.unwrap();
+        assert!(matches!(
+            broker.run(rec.clone()).await,
+            Err(BrokerError::BadRequest(_))
+        ));
+        broker.subscribe("ch").await.unwrap();
+        broker
+            .publish_join("ch", ClientInfo::new("u", "c1"))
+            .await
+            .unwrap();
+        broker
+            .publish_leave("ch", ClientInfo::new("u", "c2"))
+            .await
+            .unwrap();
+        broker.unsubscribe("ch").await.unwrap();
+        assert_eq!(
+            rec.joins.lock().clone(),
+            vec![("ch".to_owned(), ClientInfo::new("u", "c1"))]
+        );
+        assert_eq!(
+            rec.leaves.lock().clone(),
+            vec![("ch".to_owned(), ClientInfo::new("u", "c2"))]
+        );
+    }
+
+    /// Counts calls and checks that no two run at once for the channel.
+    #[derive(Default)]
+    struct OrderChecker {
+        offsets: Mutex<Vec<u64>>,
+        inside: AtomicUsize,
+        overlaps: AtomicUsize,
+    }
+
+    impl BrokerEventHandler for OrderChecker {
+        fn handle_publication(
+            &self,
+            _: &str,
+            p: Publication,
+            _: StreamPosition,
+            _: bool,
+            _: Option<Publication>,
+        ) {
+            if self.inside.fetch_add(1, Ordering::SeqCst) != 0 {
+                self.overlaps.fetch_add(1, Ordering::SeqCst);
+            }
+            // Widen the window in which a broken broker would interleave deliveries.
+            std::thread::yield_now();
+            self.offsets.lock().push(p.offset);
+            self.inside.fetch_sub(1, Ordering::SeqCst);
+        }
+        fn handle_join(&self, _: &str, _: ClientInfo) {}
+        fn handle_leave(&self, _: &str, _: ClientInfo) {}
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn broker_delivers_in_offset_order_under_concurrent_publishers() {
+        const TASKS: u64 = 16;
+        const EACH: u64 = 200;
+        let broker = MemoryBroker::new();
+        let checker = Arc::new(OrderChecker::default());
+        broker.run(checker.clone()).await.unwrap();
+        let mut handles = Vec::new();
+        for _ in 0..TASKS {
+            let broker = broker.clone();
+            handles.push(tokio::spawn(async move {
+                for _ in 0..EACH {
+                    broker
+                        .publish("ch", Bytes::new(), hist(10, 60))
+                        .await
+                        .unwrap();
+                    tokio::task::yield_now().await;
+                }
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+        let seen = checker.offsets.lock().clone();
+        assert_eq!(seen, (1..=TASKS * EACH).collect::<Vec<_>>());
+        assert_eq!(checker.overlaps.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn broker_sweeps_expired_channels() {
+        let broker = MemoryBroker::new();
+        let rec = Arc::new(Recorder::default());
+        broker.run(rec).await.unwrap();
+        let meta = Duration::from_secs(30);
+        for i in 0..50 {
+            let opts = hist(10, 10).history_meta_ttl(meta).idempotency_key("k");
+            broker
+                .publish(&format!("ch{i}"), Bytes::new(), opts)
+                .await
+                .unwrap();
+        }
+        let mut idem = PublishOptions::new().idempotency_key("k");
+        idem.idempotent_result_ttl = Some(Duration::from_secs(20));
+        broker.publish("nohist", Bytes::new(), idem).await.unwrap();
+        assert_eq!(entries(&broker), 51);
+        // Idempotency results live 5 minutes by default; past that and the meta TTL the
+        // background task alone must have freed everything, without any access.
+        tokio::time::sleep(DEFAULT_IDEMPOTENT_RESULT_TTL + SWEEP_INTERVAL * 2).await;
+        assert_eq!(entries(&broker), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn broker_sweep_task_does_not_keep_broker_alive() {
+        let broker = MemoryBroker::new();
+        broker.run(Arc::new(Recorder::default())).await.unwrap();
+        let weak = Arc::downgrade(&broker.inner);
+        drop(broker);
+        assert!(weak.upgrade().is_none());
+        // The task notices on its next tick and ends instead of ticking forever.
+        tokio::time::sleep(SWEEP_INTERVAL * 3).await;
+        let metrics = tokio::runtime::Handle::current().metrics();
+        assert_eq!(metrics.num_alive_tasks(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn broker_lazy_sweep_without_background_task() {
+        // A broker that never ran (history only) still frees expired streams on access.
+        let broker = MemoryBroker::new();
+        let opts = HistoryOptions {
+            meta_ttl: Some(Duration::from_secs(1)),
+            ..HistoryOptions::new(0)
+        };
+        for i in 0..50 {
+            broker
+                .history(&format!("ch{i}"), opts.clone())
+                .await
+                .unwrap();
+        }
+        assert_eq!(entries(&broker), 50);
+        tokio::time::advance(SWEEP_INTERVAL + Duration::from_secs(1)).await;
+        // Touching one channel per shard sweeps every shard.
+        let mut i = 0;
+        while broker
+            .inner
+            .shards
+            .iter()
+            .any(|s| s.lock().next_sweep <= Instant::now())
+        {
+            broker
+                .history(&format!("probe{i}"), opts.clone())
+                .await
+                .unwrap();
+            i += 1;
+        }
+        // Only the (live) probes are left; every expired `ch*` stream is gone.
+        assert_eq!(entries(&broker), i);
+        assert!(
+            broker.inner.shards.iter().all(|s| !s
+                .lock()
+                .channels
+                .keys()
+                .any(|k| k.starts_with("ch")))
+        );
+    }
+}
