@@ -66,7 +66,13 @@ async fn bad_control_requests_are_refused() {
 
     let (status, _) = call(app.clone(), "POST", "/publish", "{not json").await;
     assert!(status.is_client_error(), "{status}");
-    let (status, body) = call(app.clone(), "POST", "/publish", r#"{"channel":"","data":1}"#).await;
+    let (status, body) = call(
+        app.clone(),
+        "POST",
+        "/publish",
+        r#"{"channel":"","data":1}"#,
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], json!("channel required"));
     let (status, _) = call(app, "POST", "/disconnect", r#"{"code":3011}"#).await;
@@ -81,7 +87,10 @@ async fn info_and_disconnect_answer_without_clients() {
 
     let (status, info) = call(app.clone(), "GET", "/info", "").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(info, json!({"num_clients": 0, "num_users": 0, "num_channels": 0}));
+    assert_eq!(
+        info,
+        json!({"num_clients": 0, "num_users": 0, "num_channels": 0})
+    );
     let (status, body) = call(app, "POST", "/disconnect", r#"{"user":"nobody"}"#).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!({}));

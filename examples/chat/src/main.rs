@@ -98,7 +98,11 @@ fn is_chat_line(data: &[u8]) -> bool {
 fn load_sdk(dir: &Path) -> anyhow::Result<Vec<u8>> {
     let bundle: PathBuf = dir.join("node_modules/centrifuge/dist/centrifuge.js");
     if !bundle.exists() {
-        println!("{} is missing; running `npm ci` in {}", bundle.display(), dir.display());
+        println!(
+            "{} is missing; running `npm ci` in {}",
+            bundle.display(),
+            dir.display()
+        );
         let status = std::process::Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(dir)
@@ -118,13 +122,14 @@ fn load_sdk(dir: &Path) -> anyhow::Result<Vec<u8>> {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
 
     let port: u16 = match std::env::var("PORT") {
-        Ok(p) => p.parse().with_context(|| format!("PORT={p} is not a port"))?,
+        Ok(p) => p
+            .parse()
+            .with_context(|| format!("PORT={p} is not a port"))?,
         Err(_) => 8000,
     };
     let sdk = load_sdk(Path::new(env!("CARGO_MANIFEST_DIR")))?;
