@@ -34,7 +34,9 @@ fn codegen() -> Result<()> {
     // `bytes` fields become `Bytes` so a decoded publication shares the input buffer.
     config.bytes(["."]);
     config.out_dir(&out_dir);
-    config.compile_fds(descriptors).context("generating Rust types")?;
+    config
+        .compile_fds(descriptors)
+        .context("generating Rust types")?;
 
     // rustfmt keeps the committed file stable between runs.
     let generated = out_dir.join("centrifugal.centrifuge.protocol.rs");

@@ -230,10 +230,6 @@ impl SubscribeOptions {
         self.expire_at = unix_seconds;
         self
     }
-
-    pub(crate) fn history_on(&self) -> bool {
-        self.history_size > 0 && !self.history_ttl.is_zero()
-    }
 }
 
 /// A client asks to subscribe.

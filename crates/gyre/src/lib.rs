@@ -9,6 +9,7 @@ mod client;
 mod events;
 mod handler;
 mod hub;
+mod local;
 mod node;
 mod presence;
 mod recovery;
@@ -18,9 +19,23 @@ pub use broker::{
     BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, HistoryFilter, HistoryOptions,
     HistoryResult, MemoryBroker, Publication, PublishOptions, PublishResult, StreamPosition,
 };
-pub use gyre_protocol::{Disconnect, Error, Unsubscribe};
-pub use presence::{MemoryPresenceManager, PresenceError, PresenceManager, PresenceStats};
 pub use client::Client;
+#[cfg(test)]
+pub(crate) use client::ClientSession;
+pub use gyre_protocol::{Disconnect, Error, Unsubscribe};
+pub use local::LocalConnection;
+pub use presence::{MemoryPresenceManager, PresenceError, PresenceManager, PresenceStats};
+pub use transport::{WebSocketConfig, WebSocketHandler};
+
+/// Entry points for the fuzz targets; not part of the API.
+#[doc(hidden)]
+pub mod __fuzz {
+    /// Parses client WebSocket frames with a 64 KiB message limit.
+    pub fn ws_parse(data: &[u8]) -> usize {
+        let (messages, _error) = crate::transport::ws::frame::parse_all(data, 65536);
+        messages.len()
+    }
+}
 pub use events::{
     ConnectEvent, ConnectReply, Credentials, DisconnectEvent, HandlerError, HistoryEvent,
     MessageEvent, PresenceEvent, PublishEvent, PublishReply, RefreshEvent, RefreshReply, RpcEvent,

@@ -297,10 +297,17 @@ pub trait Broker: Send + Sync + 'static {
         options: PublishOptions,
     ) -> BoxFuture<'_, Result<PublishResult, BrokerError>>;
     /// Publishes a join event (at most once, never stored).
-    fn publish_join(&self, channel: &str, info: ClientInfo) -> BoxFuture<'_, Result<(), BrokerError>>;
+    fn publish_join(
+        &self,
+        channel: &str,
+        info: ClientInfo,
+    ) -> BoxFuture<'_, Result<(), BrokerError>>;
     /// Publishes a leave event (at most once, never stored).
-    fn publish_leave(&self, channel: &str, info: ClientInfo)
-    -> BoxFuture<'_, Result<(), BrokerError>>;
+    fn publish_leave(
+        &self,
+        channel: &str,
+        info: ClientInfo,
+    ) -> BoxFuture<'_, Result<(), BrokerError>>;
     /// Reads the stream. Creates its meta (new epoch, offset 0) when it does not exist.
     fn history(
         &self,

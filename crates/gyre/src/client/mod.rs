@@ -10,6 +10,9 @@ pub(crate) mod queue;
 mod subscription;
 mod timers;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -24,8 +27,8 @@ pub(crate) use subscription::SubState;
 use crate::broker::{ClientInfo, Publication};
 use crate::events::{
     DisconnectEvent, HandlerError, HistoryEvent, MessageEvent, PresenceEvent, PublishEvent,
-    PublishReply, RefreshEvent, RefreshReply, RpcEvent, RpcReply, SubRefreshEvent,
-    SubRefreshReply, SubscribeEvent, SubscribeOptions, SubscribeReply, UnsubscribeEvent,
+    PublishReply, RefreshEvent, RefreshReply, RpcEvent, RpcReply, SubRefreshEvent, SubRefreshReply,
+    SubscribeEvent, SubscribeOptions, SubscribeReply, UnsubscribeEvent,
 };
 use crate::handler::{Handler, Observer, handler};
 use crate::node::Node;
@@ -195,7 +198,8 @@ impl ClientInner {
 
     /// Encodes and queues a reply. `Err` when the connection must close.
     pub(crate) fn write_reply(&self, reply: &proto::Reply) -> Result<(), Disconnect> {
-        let bytes = encode_reply(self.protocol(), reply).ok_or(Disconnect::INAPPROPRIATE_PROTOCOL)?;
+        let bytes =
+            encode_reply(self.protocol(), reply).ok_or(Disconnect::INAPPROPRIATE_PROTOCOL)?;
         self.outbound.push(bytes);
         Ok(())
     }
@@ -528,4 +532,3 @@ impl Session for ClientSession {
         self.0.finish(disconnect)
     }
 }
-

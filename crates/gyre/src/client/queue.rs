@@ -95,33 +95,6 @@ impl Outbound {
         PushOutcome::Queued
     }
 
-    /// Queues several messages under one lock (used for recovered publications and
-    /// batch replies, where the order must not interleave with other producers).
-    pub(crate) fn push_many(&self, messages: impl IntoIterator<Item = Bytes>) -> PushOutcome {
-        let mut state = self.state.lock();
-        if state.close.is_some() {
-            return PushOutcome::Closed;
-        }
-        let was_empty = state.items.is_empty();
-        for message in messages {
-            state.bytes += message.len();
-            state.items.push_back(message);
-        }
-        if self.max_bytes > 0 && state.bytes > self.max_bytes {
-            state.items = VecDeque::new();
-            state.bytes = 0;
-            state.close = Some(Disconnect::SLOW);
-            drop(state);
-            self.notify.notify_one();
-            return PushOutcome::Overflow;
-        }
-        drop(state);
-        if was_empty {
-            self.notify.notify_one();
-        }
-        PushOutcome::Queued
-    }
-
     /// Asks the writer to flush what is queued and then close with `disconnect`.
     /// The first close wins; later ones are ignored.
     pub(crate) fn close(&self, disconnect: Disconnect) {
@@ -136,11 +109,6 @@ impl Outbound {
     /// Whether a close was requested.
     pub(crate) fn is_closed(&self) -> bool {
         self.state.lock().close.is_some()
-    }
-
-    /// Wakes the writer without queueing anything (e.g. a timer deadline changed).
-    pub(crate) fn wake(&self) {
-        self.notify.notify_one();
     }
 
     /// Resolves when something may be ready to drain.
@@ -194,7 +162,10 @@ mod tests {
         assert_eq!(q.len_bytes(), 5);
         let mut out = Vec::new();
         assert_eq!(q.drain(0, &mut out), Drained::Messages);
-        assert_eq!(out, vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cde")]);
+        assert_eq!(
+            out,
+            vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cde")]
+        );
         assert_eq!(q.len_bytes(), 0);
         assert_eq!(q.drain(0, &mut out), Drained::Empty);
     }

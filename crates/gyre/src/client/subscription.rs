@@ -77,7 +77,8 @@ impl ClientInner {
             buffer.push((publication.clone(), position.clone(), encoded.clone()));
             return;
         }
-        if !sub.shared.positioned {
+        // A publication made without history has no position to check.
+        if !sub.shared.positioned || publication.offset == 0 {
             self.outbound.push(encoded.clone());
             return;
         }
@@ -279,8 +280,13 @@ impl ClientInner {
 
     /// Queues `first` (the reply or push announcing the subscriptions), then the
     /// publications buffered for `channels`, and switches them to live delivery.
-    pub(crate) fn activate(self: &Arc<Self>, first: &proto::Reply, channels: &[String]) -> Result<(), Disconnect> {
-        let bytes = super::encode_reply(self.protocol(), first).ok_or(Disconnect::INAPPROPRIATE_PROTOCOL)?;
+    pub(crate) fn activate(
+        self: &Arc<Self>,
+        first: &proto::Reply,
+        channels: &[String],
+    ) -> Result<(), Disconnect> {
+        let bytes = super::encode_reply(self.protocol(), first)
+            .ok_or(Disconnect::INAPPROPRIATE_PROTOCOL)?;
         let mut insufficient = Vec::new();
         {
             let mut state = self.state.lock();
@@ -291,7 +297,7 @@ impl ClientInner {
                 };
                 let buffered = sub.buffer.take().unwrap_or_default();
                 for (publication, position, encoded) in buffered {
-                    if !sub.shared.positioned {
+                    if !sub.shared.positioned || publication.offset == 0 {
                         self.outbound.push(encoded);
                         continue;
                     }

@@ -256,7 +256,8 @@ impl ClientInner {
                         let mut state = self.state.lock();
                         if let Some(sub) = state.subs.get_mut(&channel) {
                             sub.expire_at = r.expire_at;
-                            sub.expire_deadline = (r.expire_at > 0).then(|| deadline_of(r.expire_at));
+                            sub.expire_deadline =
+                                (r.expire_at > 0).then(|| deadline_of(r.expire_at));
                         }
                         Ok(())
                     }
@@ -281,11 +282,7 @@ impl ClientInner {
             }
             Action::PositionCheck(positions) => {
                 for (channel, position) in positions {
-                    let Ok(top) = self
-                        .node
-                        .history(&channel, HistoryOptions::new(0))
-                        .await
-                    else {
+                    let Ok(top) = self.node.history(&channel, HistoryOptions::new(0)).await else {
                         continue;
                     };
                     let current = {
@@ -321,7 +318,10 @@ impl ClientInner {
     }
 
     /// The subscription lost its stream position.
-    pub(crate) async fn insufficient_state(self: &Arc<Self>, channel: &str) -> Result<(), Disconnect> {
+    pub(crate) async fn insufficient_state(
+        self: &Arc<Self>,
+        channel: &str,
+    ) -> Result<(), Disconnect> {
         let server_side = self
             .state
             .lock()

@@ -200,6 +200,7 @@ impl Hub {
     }
 
     /// Number of subscribers of `channel` on this node.
+    #[cfg(test)]
     pub(crate) fn num_subscribers(&self, channel: &str) -> usize {
         let shard = self.channels[self.shard_of(channel)].read();
         shard.get(channel).map_or(0, |s| s.list.len())
@@ -272,7 +273,9 @@ impl Hub {
         let mut encoded = Encoded::new(&push);
         for sub in &subs.list {
             let Some(bytes) = encoded.get(sub.client.protocol()) else {
-                sub.client.outbound.close(Disconnect::INAPPROPRIATE_PROTOCOL);
+                sub.client
+                    .outbound
+                    .close(Disconnect::INAPPROPRIATE_PROTOCOL);
                 continue;
             };
             if !sub.shared.positioned && sub.shared.is_subscribed() {
@@ -316,7 +319,10 @@ impl Hub {
                 Some(bytes) => {
                     sub.client.outbound.push(bytes.clone());
                 }
-                None => sub.client.outbound.close(Disconnect::INAPPROPRIATE_PROTOCOL),
+                None => sub
+                    .client
+                    .outbound
+                    .close(Disconnect::INAPPROPRIATE_PROTOCOL),
             }
         }
     }

@@ -44,7 +44,9 @@ pub(crate) struct NodeInner {
 
 impl std::fmt::Debug for NodeInner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Node")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -124,9 +126,7 @@ impl NodeBuilder {
                 id: uuid::Uuid::new_v4().to_string(),
                 config: self.config,
                 hub: Hub::default(),
-                broker: self
-                    .broker
-                    .unwrap_or_else(|| Arc::new(MemoryBroker::new())),
+                broker: self.broker.unwrap_or_else(|| Arc::new(MemoryBroker::new())),
                 presence: self
                     .presence
                     .unwrap_or_else(|| Arc::new(MemoryPresenceManager::new())),
@@ -237,8 +237,7 @@ impl Node {
 
     /// Starts the broker. Call once before serving connections.
     pub async fn run(&self) -> Result<(), BrokerError> {
-        let events: Arc<dyn BrokerEventHandler> =
-            Arc::new(NodeEvents(Arc::downgrade(&self.inner)));
+        let events: Arc<dyn BrokerEventHandler> = Arc::new(NodeEvents(Arc::downgrade(&self.inner)));
         self.inner.broker.run(events).await
     }
 
@@ -263,7 +262,10 @@ impl Node {
         data: impl Into<Bytes>,
         options: PublishOptions,
     ) -> Result<PublishResult, BrokerError> {
-        self.inner.broker.publish(channel, data.into(), options).await
+        self.inner
+            .broker
+            .publish(channel, data.into(), options)
+            .await
     }
 
     /// Reads `channel`'s history stream.
@@ -303,7 +305,9 @@ impl Node {
     /// Removes `user`'s subscriptions to `channel` (clients get an `unsubscribe` push).
     pub async fn unsubscribe(&self, user: &str, channel: &str) {
         for client in self.inner.hub.user_clients(user) {
-            client.server_unsubscribe(channel, Unsubscribe::SERVER).await;
+            client
+                .server_unsubscribe(channel, Unsubscribe::SERVER)
+                .await;
         }
     }
 
@@ -358,9 +362,5 @@ impl SessionFactory for Node {
             return Err(Disconnect::SHUTDOWN);
         }
         Ok(ClientSession::new(ClientInner::new(self.clone(), info)))
-    }
-
-    fn queue_max_size(&self) -> usize {
-        self.inner.config.client_queue_max_size
     }
 }

@@ -5,7 +5,10 @@
 //! (coalescing everything queued into one frame), fires the session's timers, and closes
 //! with the [`Disconnect`] the session or the queue asks for.
 
+mod websocket;
 pub(crate) mod ws;
+
+pub use websocket::{WebSocketConfig, WebSocketHandler};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,8 +33,6 @@ pub(crate) struct TransportInfo {
     /// The transport itself pings (WebSocket `cf_ws_frame_ping_pong=true`): the session
     /// must not send protocol-level pings nor expect pongs.
     pub(crate) native_ping_pong: bool,
-    /// WebSocket carries disconnects in its close frame: no `disconnect` push.
-    pub(crate) disconnect_push: bool,
 }
 
 /// The session side of a connection, as a transport drives it.
@@ -73,7 +74,4 @@ pub(crate) trait SessionFactory: Send + Sync + 'static {
         info: TransportInfo,
         request: &http::request::Parts,
     ) -> Result<Self::Session, Disconnect>;
-
-    /// Byte limit of a session's outbound queue.
-    fn queue_max_size(&self) -> usize;
 }

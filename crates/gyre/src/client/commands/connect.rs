@@ -52,7 +52,8 @@ impl ClientInner {
         if credentials.expire_at > 0 && credentials.expire_at <= now {
             return self.refuse_connect(id, &Error::EXPIRED);
         }
-        if config.client_channel_limit > 0 && reply.subscriptions.len() > config.client_channel_limit
+        if config.client_channel_limit > 0
+            && reply.subscriptions.len() > config.client_channel_limit
         {
             return Err(Disconnect::CHANNEL_LIMIT);
         }
@@ -64,7 +65,11 @@ impl ClientInner {
             state.expire_at = credentials.expire_at;
             state.client_side_refresh = reply.client_side_refresh;
             let mut timers = std::mem::take(&mut state.timers);
-            self.start_timers(&mut timers, credentials.expire_at, reply.client_side_refresh);
+            self.start_timers(
+                &mut timers,
+                credentials.expire_at,
+                reply.client_side_refresh,
+            );
             state.timers = timers;
         }
         self.node.inner.hub.add_client(self, &credentials.user);

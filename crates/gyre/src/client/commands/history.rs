@@ -24,9 +24,7 @@ impl ClientInner {
         if max > 0 && (limit < 0 || limit > max) {
             limit = max;
         }
-        let since = req
-            .since
-            .map(|s| StreamPosition::new(s.offset, s.epoch));
+        let since = req.since.map(|s| StreamPosition::new(s.offset, s.epoch));
         if req.reverse && since.as_ref().is_some_and(|s| s.offset == 0) {
             return Err(Error::BAD_REQUEST.into());
         }

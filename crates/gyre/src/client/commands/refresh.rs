@@ -82,7 +82,8 @@ impl ClientInner {
         let mut state = self.state.lock();
         if let Some(sub) = state.subs.get_mut(&req.channel) {
             sub.expire_at = reply.expire_at;
-            sub.expire_deadline = (reply.expire_at > 0).then(|| deadline_of(reply.expire_at) + delay);
+            sub.expire_deadline =
+                (reply.expire_at > 0).then(|| deadline_of(reply.expire_at) + delay);
         }
         Ok(proto::SubRefreshResult {
             expires: reply.expire_at > 0,

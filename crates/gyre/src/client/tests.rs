@@ -1,0 +1,762 @@
+//! Session tests without sockets: commands go in through `handle_message`, replies are
+//! read back from the outbound queue and decoded with the real codec.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gyre_protocol::{Protocol, proto};
+
+use super::queue::Drained;
+use crate::transport::{Session, SessionFactory, TransportInfo};
+use crate::{
+    ClientSession, Config, ConnectReply, Credentials, Disconnect, Error, Node, PublishOptions,
+    PublishReply, RefreshReply, RpcReply, SubscribeOptions, SubscribeReply,
+};
+
+fn transport(protocol: Protocol) -> TransportInfo {
+    TransportInfo {
+        name: "test",
+        protocol,
+        emulation: false,
+        unidirectional: false,
+        native_ping_pong: false,
+    }
+}
+
+fn parts() -> http::request::Parts {
+    http::Request::new(()).into_parts().0
+}
+
+/// A node whose connections are the token's user and may do everything.
+fn open_node(config: Config) -> Node {
+    let node = Node::builder().config(config).build();
+    node.on_connecting(|event| async move {
+        Ok(ConnectReply::new(Credentials::new(event.token)).data(Bytes::new()))
+    });
+    node.on_connect(|client| {
+        client.on_subscribe(|_| async {
+            Ok(SubscribeReply::new(
+                SubscribeOptions::new()
+                    .history(10, Duration::from_secs(300))
+                    .recovery(true)
+                    .presence(true)
+                    .join_leave(true),
+            ))
+        });
+        client.on_publish(|_| async {
+            Ok(PublishReply::new(
+                PublishOptions::new().history(10, Duration::from_secs(300)),
+            ))
+        });
+        client.on_rpc(|e| async move {
+            if e.method == "echo" {
+                Ok(RpcReply::new(e.data))
+            } else {
+                Err(Error::METHOD_NOT_FOUND.into())
+            }
+        });
+        client.on_presence(|_| async { Ok(()) });
+        client.on_presence_stats(|_| async { Ok(()) });
+        client.on_history(|_| async { Ok(()) });
+        client.on_refresh(|_| async { Ok(RefreshReply::new(0)) });
+    });
+    node
+}
+
+struct Conn {
+    session: ClientSession,
+    protocol: Protocol,
+}
+
+impl Conn {
+    fn open(node: &Node) -> Self {
+        Self::open_with(node, Protocol::Json)
+    }
+
+    fn open_with(node: &Node, protocol: Protocol) -> Self {
+        let session = node.new_session(transport(protocol), &parts()).unwrap();
+        Conn { session, protocol }
+    }
+
+    async fn send(&self, frame: &str) -> Result<(), Disconnect> {
+        self.session
+            .handle_message(Bytes::copy_from_slice(frame.as_bytes()))
+            .await
+    }
+
+    async fn connect(node: &Node, user: &str) -> Self {
+        let conn = Self::open(node);
+        conn.send(&format!(r#"{{"id":1,"connect":{{"token":"{user}"}}}}"#))
+            .await
+            .unwrap();
+        let replies = conn.replies();
+        assert!(replies[0].connect.is_some(), "{replies:?}");
+        conn
+    }
+
+    /// Everything queued so far, decoded, plus the close if one was requested.
+    fn drain(&self) -> (Vec<proto::Reply>, Option<Disconnect>) {
+        let mut messages = Vec::new();
+        let mut close = None;
+        loop {
+            match self.session.outbound().drain(0, &mut messages) {
+                Drained::Messages => continue,
+                Drained::Empty => break,
+                Drained::Close(d) => {
+                    close = Some(d);
+                    break;
+                }
+            }
+        }
+        let replies = messages
+            .into_iter()
+            .flat_map(|m| gyre_protocol::decode_replies(self.protocol, m))
+            .map(|r| r.expect("server output decodes"))
+            .collect();
+        (replies, close)
+    }
+
+    fn replies(&self) -> Vec<proto::Reply> {
+        self.drain().0
+    }
+
+    fn publications(&self, channel: &str) -> Vec<proto::Publication> {
+        self.replies()
+            .into_iter()
+            .filter_map(|r| r.push)
+            .filter(|p| p.channel == channel)
+            .filter_map(|p| p.r#pub)
+            .collect()
+    }
+}
+
+fn history() -> PublishOptions {
+    PublishOptions::new().history(10, Duration::from_secs(300))
+}
+
+#[tokio::test]
+async fn connect_subscribe_and_receive_library_publications() {
+    let node = open_node(Config::default());
+    node.run().await.unwrap();
+    let conn = Conn::connect(&node, "42").await;
+    conn.send(r#"{"id":2,"subscribe":{"channel":"news"}}"#)
+        .await
+        .unwrap();
+    let replies = conn.replies();
+    let sub = replies[0].subscribe.as_ref().expect("subscribe result");
+    assert_eq!(replies[0].id, 2);
+    assert!(sub.recoverable && sub.positioned);
+    assert_eq!(sub.offset, 0);
+    assert!(!sub.epoch.is_empty());
+
+    node.publish("news", r#"{"n":1}"#, history()).await.unwrap();
+    node.publish("news", r#"{"n":2}"#, history()).await.unwrap();
+    let pubs = conn.publications("news");
+    assert_eq!(pubs.len(), 2);
+    assert_eq!(pubs[0].data, Bytes::from_static(br#"{"n":1}"#));
+    assert_eq!((pubs[0].offset, pubs[1].offset), (1, 2));
+}
+
+#[tokio::test]
+async fn commands_before_connect_and_unknown_commands_are_bad_requests() {
+    let node = open_node(Config::default());
+    let conn = Conn::open(&node);
+    let err = conn
+        .send(r#"{"id":1,"subscribe":{"channel":"x"}}"#)
+        .await
+        .unwrap_err();
+    assert_eq!(err, Disconnect::BAD_REQUEST);
+
+    let conn = Conn::connect(&node, "u").await;
+    assert_eq!(
+        conn.send(r#"{"id":2,"foo":{}}"#).await.unwrap_err(),
+        Disconnect::BAD_REQUEST
+    );
+    let conn = Conn::connect(&node, "u").await;
+    assert_eq!(
+        conn.send("{not json").await.unwrap_err(),
+        Disconnect::BAD_REQUEST
+    );
+    let conn = Conn::connect(&node, "u").await;
+    // A pong while no ping is outstanding.
+    assert_eq!(conn.send("{}").await.unwrap_err(), Disconnect::BAD_REQUEST);
+    let conn = Conn::connect(&node, "u").await;
+    // A second connect.
+    assert_eq!(
+        conn.send(r#"{"id":3,"connect":{}}"#).await.unwrap_err(),
+        Disconnect::BAD_REQUEST
+    );
+    let conn = Conn::open_with(&node, Protocol::Protobuf);
+    assert_eq!(
+        conn.session
+            .handle_message(Bytes::from_static(&[0x05, 0xff, 0xff]))
+            .await
+            .unwrap_err(),
+        Disconnect::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn connect_and_subscribe_in_one_frame_are_processed_in_order() {
+    let node = open_node(Config::default());
+    node.run().await.unwrap();
+    let conn = Conn::open(&node);
+    conn.send(
+        "{\"id\":1,\"connect\":{\"token\":\"7\"}}\n{\"id\":2,\"subscribe\":{\"channel\":\"a\"}}",
+    )
+    .await
+    .unwrap();
+    let replies = conn.replies();
+    // connect reply, subscribe reply, then the client's own join push.
+    assert_eq!(replies.len(), 3);
+    assert!(replies[2].push.as_ref().unwrap().join.is_some());
+    assert_eq!(replies[0].id, 1);
+    assert!(replies[0].connect.as_ref().unwrap().pong);
+    assert_eq!(replies[0].connect.as_ref().unwrap().ping, 25);
+    assert_eq!(replies[1].id, 2);
+    assert!(replies[1].subscribe.is_some());
+}
+
+#[tokio::test]
+async fn errors_of_commands() {
+    let node = open_node(Config::default());
+    node.run().await.unwrap();
+    let conn = Conn::connect(&node, "u").await;
+    conn.send(r#"{"id":2,"subscribe":{"channel":"a"}}"#)
+        .await
+        .unwrap();
+    conn.send(r#"{"id":3,"subscribe":{"channel":"a"}}"#)
+        .await
+        .unwrap();
+    conn.send(r#"{"id":4,"ping":{}}"#).await.unwrap();
+    conn.send(r#"{"id":5,"rpc":{"method":"nope"}}"#)
+        .await
+        .unwrap();
+    conn.send(r#"{"id":6,"history":{"channel":"a","reverse":true,"since":{"offset":0}}}"#)
+        .await
+        .unwrap();
+    conn.send(r#"{"id":7,"history":{"channel":"a","since":{"offset":1,"epoch":"other"}}}"#)
+        .await
+        .unwrap();
+    let long = "x".repeat(300);
+    conn.send(&format!(r#"{{"id":8,"subscribe":{{"channel":"{long}"}}}}"#))
+        .await
+        .unwrap();
+    let codes: Vec<_> = conn
+        .replies()
+        .into_iter()
+        .filter_map(|r| r.error.map(|e| (r.id, e.code)))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![(3, 105), (4, 108), (5, 104), (6, 107), (7, 112), (8, 107)]
+    );
+    assert_eq!(
+        conn.send(r#"{"id":9,"subscribe":{"channel":""}}"#)
+            .await
+            .unwrap_err(),
+        Disconnect::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn missing_handlers_answer_not_available_and_send_closes() {
+    let node = Node::builder().build();
+    node.on_connecting(|_| async { Ok(ConnectReply::new(Credentials::new("u"))) });
+    node.run().await.unwrap();
+    let conn = Conn::connect(&node, "u").await;
+    for (i, cmd) in [
+        r#""subscribe":{"channel":"a"}"#,
+        r#""publish":{"channel":"a","data":{}}"#,
+        r#""presence":{"channel":"a"}"#,
+        r#""presence_stats":{"channel":"a"}"#,
+        r#""history":{"channel":"a"}"#,
+        r#""rpc":{"method":"m"}"#,
+    ]
+    .iter()
+    .enumerate()
+    {
+        conn.send(&format!(r#"{{"id":{},{cmd}}}"#, i + 10))
+            .await
+            .unwrap();
+    }
+    let codes: Vec<_> = conn
+        .replies()
+        .into_iter()
+        .map(|r| r.error.map(|e| e.code))
+        .collect();
+    assert_eq!(codes, vec![Some(108); 6]);
+    assert_eq!(
+        conn.send(r#"{"send":{"data":{}}}"#).await.unwrap_err(),
+        Disconnect::NOT_AVAILABLE
+    );
+}
+
+#[tokio::test]
+async fn connect_without_credentials_is_refused() {
+    let node = Node::builder().build();
+    let conn = Conn::open(&node);
+    assert_eq!(
+        conn.send(r#"{"id":1,"connect":{}}"#).await.unwrap_err(),
+        Disconnect::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn connect_error_is_replied_and_further_input_ignored() {
+    let node = Node::builder().build();
+    node.on_connecting(|_| async { Err(Error::new(4001, "go away").into()) });
+    let conn = Conn::open(&node);
+    conn.send(r#"{"id":1,"connect":{}}"#).await.unwrap();
+    conn.send(r#"{"id":2,"subscribe":{"channel":"a"}}"#)
+        .await
+        .unwrap();
+    let replies = conn.replies();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].error.as_ref().unwrap().code, 4001);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ping_pong_and_no_pong() {
+    let node = open_node(Config::default());
+    let conn = Conn::connect(&node, "u").await;
+    let first = conn.session.next_deadline().expect("ping scheduled");
+    tokio::time::sleep_until(first).await;
+    conn.session.on_timer().await.unwrap();
+    let (replies, _) = conn.drain();
+    assert_eq!(
+        replies,
+        vec![proto::Reply::default()],
+        "a ping is an empty reply"
+    );
+    // Answer the ping: the connection stays.
+    conn.send("{}").await.unwrap();
+    tokio::time::advance(Duration::from_secs(25)).await;
+    conn.session.on_timer().await.unwrap();
+    assert_eq!(conn.replies().len(), 1);
+    // Do not answer this one.
+    tokio::time::advance(Duration::from_secs(11)).await;
+    assert_eq!(
+        conn.session.on_timer().await.unwrap_err(),
+        Disconnect::NO_PONG
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stale_connection_without_connect_is_closed() {
+    let node = open_node(Config::default());
+    let conn = Conn::open(&node);
+    tokio::time::advance(Duration::from_secs(14)).await;
+    conn.session.on_timer().await.unwrap();
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!(
+        conn.session.on_timer().await.unwrap_err(),
+        Disconnect::STALE
+    );
+}
+
+#[tokio::test]
+async fn recovery_after_reconnect() {
+    let node = open_node(Config::default());
+    node.run().await.unwrap();
+    let conn = Conn::connect(&node, "u").await;
+    conn.send(r#"{"id":2,"subscribe":{"channel":"r","recover":false}}"#)
+        .await
+        .unwrap();
+    let epoch = conn.replies()[0].subscribe.clone().unwrap().epoch;
+    for i in 1..=3 {
+        node.publish("r", format!("{i}"), history()).await.unwrap();
+    }
+    assert_eq!(conn.publications("r").len(), 3);
+    conn.session
+        .clone()
+        .finish(Disconnect::CONNECTION_CLOSED)
+        .await;
+
+    for i in 4..=6 {
+        node.publish("r", format!("{i}"), history()).await.unwrap();
+    }
+    let conn = Conn::connect(&node, "u").await;
+    conn.send(&format!(
+        r#"{{"id":2,"subscribe":{{"channel":"r","recover":true,"offset":3,"epoch":"{epoch}"}}}}"#
+    ))
+    .await
+    .unwrap();
+    let sub = conn.replies()[0].subscribe.clone().unwrap();
+    assert!(sub.recovered && sub.was_recovering);
+    assert_eq!(sub.offset, 3, "recovery answers the client's own offset");
+    let offsets: Vec<_> = sub.publications.iter().map(|p| p.offset).collect();
+    assert_eq!(offsets, vec![4, 5, 6]);
+    // Live publications continue after the recovered ones.
+    node.publish("r", "7", history()).await.unwrap();
+    assert_eq!(conn.publications("r")[0].offset, 7);
+
+    // Too far behind (history keeps 10): not recovered, told the current top.
+    for i in 8..=30 {
+        node.publish("r", format!("{i}"), history()).await.unwrap();
+    }
+    let late = Conn::connect(&node, "v").await;
+    late.send(&format!(
+        r#"{{"id":2,"subscribe":{{"channel":"r","recover":true,"offset":3,"epoch":"{epoch}"}}}}"#
+    ))
+    .await
+    .unwrap();
+    let sub = late.replies()[0].subscribe.clone().unwrap();
+    assert!(!sub.recovered && sub.was_recovering);
+    assert!(sub.publications.is_empty());
+    assert_eq!(sub.offset, 30);
+    // Wrong epoch with the reject flag: error 112.
+    late.send(
+        r#"{"id":3,"subscribe":{"channel":"r2","recover":true,"offset":1,"epoch":"zzz","flag":2}}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(late.replies()[0].error.as_ref().unwrap().code, 112);
+}
+
+#[tokio::test]
+async fn server_side_subscriptions_recover_through_connect_subs() {
+    let node = Node::builder().build();
+    node.on_connecting(|_| async {
+        Ok(ConnectReply::new(Credentials::new("u")).subscribe(
+            "#u",
+            SubscribeOptions::new()
+                .history(10, Duration::from_secs(60))
+                .recovery(true),
+        ))
+    });
+    node.run().await.unwrap();
+    let conn = Conn::open(&node);
+    conn.send(r#"{"id":1,"connect":{}}"#).await.unwrap();
+    let connect = conn.replies()[0].connect.clone().unwrap();
+    let sub = &connect.subs["#u"];
+    assert!(sub.recoverable);
+    let epoch = sub.epoch.clone();
+    node.publish("#u", "1", history()).await.unwrap();
+    assert_eq!(conn.publications("#u").len(), 1);
+    conn.session
+        .clone()
+        .finish(Disconnect::CONNECTION_CLOSED)
+        .await;
+    node.publish("#u", "2", history()).await.unwrap();
+
+    let conn = Conn::open(&node);
+    conn.send(&format!(
+        r##"{{"id":1,"connect":{{"subs":{{"#u":{{"recover":true,"offset":1,"epoch":"{epoch}"}}}}}}}}"##
+    ))
+    .await
+    .unwrap();
+    let connect = conn.replies()[0].connect.clone().unwrap();
+    let sub = &connect.subs["#u"];
+    assert!(sub.recovered);
+    assert_eq!(sub.publications.len(), 1);
+    assert_eq!(sub.publications[0].offset, 2);
+}
+
+#[tokio::test]
+async fn presence_join_leave_and_client_publish() {
+    let node = open_node(Config::default());
+    node.run().await.unwrap();
+    let a = Conn::connect(&node, "a").await;
+    a.send(r#"{"id":2,"subscribe":{"channel":"room","join_leave":true}}"#)
+        .await
+        .unwrap();
+    let replies = a.replies();
+    assert!(replies[0].subscribe.is_some());
+    // Own join arrives after the subscribe reply.
+    assert_eq!(
+        replies[1]
+            .push
+            .as_ref()
+            .unwrap()
+            .join
+            .as_ref()
+            .unwrap()
+            .info
+            .as_ref()
+            .unwrap()
+            .user,
+        "a"
+    );
+    let b = Conn::connect(&node, "b").await;
+    b.send(r#"{"id":2,"subscribe":{"channel":"room"}}"#)
+        .await
+        .unwrap();
+    b.replies();
+    let join = a.replies()[0].push.clone().unwrap().join.unwrap();
+    assert_eq!(join.info.unwrap().user, "b");
+
+    b.send(r#"{"id":3,"presence_stats":{"channel":"room"}}"#)
+        .await
+        .unwrap();
+    let stats = b.replies()[0].presence_stats.unwrap();
+    assert_eq!((stats.num_clients, stats.num_users), (2, 2));
+    b.send(r#"{"id":4,"presence":{"channel":"room"}}"#)
+        .await
+        .unwrap();
+    let presence = b.replies()[0].presence.clone().unwrap().presence;
+    assert_eq!(presence.len(), 2);
+
+    b.send(r#"{"id":5,"publish":{"channel":"room","data":{"text":"hi"}}}"#)
+        .await
+        .unwrap();
+    let b_replies = b.replies();
+    assert!(b_replies.iter().any(|r| r.id == 5 && r.publish.is_some()));
+    let got = a.publications("room");
+    assert_eq!(got[0].data, Bytes::from_static(br#"{"text":"hi"}"#));
+    assert_eq!(got[0].info.as_ref().unwrap().user, "b");
+
+    b.send(r#"{"id":6,"unsubscribe":{"channel":"room"}}"#)
+        .await
+        .unwrap();
+    let leave = a.replies()[0].push.clone().unwrap().leave.unwrap();
+    assert_eq!(leave.info.unwrap().user, "b");
+    assert_eq!(node.presence_stats("room").await.unwrap().num_clients, 1);
+}
+
+#[tokio::test]
+async fn rpc_history_and_server_api() {
+    let node = open_node(Config::default());
+    node.run().await.unwrap();
+    let conn = Conn::connect(&node, "u").await;
+    conn.send(r#"{"id":2,"rpc":{"method":"echo","data":{"x":1}}}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        conn.replies()[0].rpc.clone().unwrap().data,
+        Bytes::from_static(br#"{"x":1}"#)
+    );
+    for i in 0..5 {
+        node.publish("h", format!("{i}"), history()).await.unwrap();
+    }
+    conn.send(r#"{"id":3,"history":{"channel":"h","limit":2,"reverse":true}}"#)
+        .await
+        .unwrap();
+    let h = conn.replies()[0].history.clone().unwrap();
+    assert_eq!(
+        h.publications.iter().map(|p| p.offset).collect::<Vec<_>>(),
+        vec![5, 4]
+    );
+    assert_eq!(h.offset, 5);
+
+    node.subscribe("u", "srv", SubscribeOptions::new())
+        .await
+        .unwrap();
+    let push = conn.replies()[0].push.clone().unwrap();
+    assert_eq!(push.channel, "srv");
+    assert!(push.subscribe.is_some());
+    node.publish("srv", "{}", PublishOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(conn.publications("srv").len(), 1);
+    node.unsubscribe("u", "srv").await;
+    let push = conn.replies()[0].push.clone().unwrap();
+    assert_eq!(push.unsubscribe.unwrap().code, 2000);
+    node.disconnect("u", Disconnect::FORCE_NO_RECONNECT);
+    assert_eq!(conn.drain().1, Some(Disconnect::FORCE_NO_RECONNECT));
+}
+
+#[tokio::test]
+async fn user_connection_limit() {
+    let config = Config {
+        user_connection_limit: 1,
+        ..Config::default()
+    };
+    let node = open_node(config);
+    let _first = Conn::connect(&node, "u").await;
+    let second = Conn::open(&node);
+    assert_eq!(
+        second
+            .send(r#"{"id":1,"connect":{"token":"u"}}"#)
+            .await
+            .unwrap_err(),
+        Disconnect::CONNECTION_LIMIT
+    );
+}
+
+#[tokio::test]
+async fn binary_payload_to_json_connection_is_inappropriate_protocol() {
+    let node = open_node(Config::default());
+    node.run().await.unwrap();
+    let json = Conn::connect(&node, "j").await;
+    json.send(r#"{"id":2,"subscribe":{"channel":"bin"}}"#)
+        .await
+        .unwrap();
+    json.replies();
+    node.publish(
+        "bin",
+        Bytes::from_static(&[0xff, 0x00]),
+        PublishOptions::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(json.drain().1, Some(Disconnect::INAPPROPRIATE_PROTOCOL));
+}
+
+#[tokio::test]
+async fn slow_client_is_disconnected_while_others_keep_receiving() {
+    let config = Config {
+        client_queue_max_size: 4096,
+        ..Config::default()
+    };
+    let node = open_node(config);
+    node.run().await.unwrap();
+    let slow = Conn::connect(&node, "slow").await;
+    let fast = Conn::connect(&node, "fast").await;
+    for c in [&slow, &fast] {
+        c.send(r#"{"id":2,"subscribe":{"channel":"firehose"}}"#)
+            .await
+            .unwrap();
+        c.replies();
+    }
+    let payload = format!(r#"{{"pad":"{}"}}"#, "x".repeat(200));
+    let mut received = 0;
+    for _ in 0..100 {
+        node.publish("firehose", payload.clone(), PublishOptions::new())
+            .await
+            .unwrap();
+        // The fast client drains as it goes; the slow one never reads.
+        received += fast.publications("firehose").len();
+    }
+    assert_eq!(received, 100);
+    let (_, close) = slow.drain();
+    assert_eq!(close, Some(Disconnect::SLOW));
+    assert!(!fast.session.outbound().is_closed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_is_correct_under_concurrent_subscribe_and_unsubscribe() {
+    let node = open_node(Config::default());
+    node.run().await.unwrap();
+    // Stable subscribers must see every publication exactly once, in order.
+    let stable: Vec<_> = futures_util::future::join_all((0..4).map(|i| {
+        let node = node.clone();
+        async move {
+            let c = Conn::connect(&node, &format!("stable{i}")).await;
+            c.send(r#"{"id":2,"subscribe":{"channel":"busy"}}"#)
+                .await
+                .unwrap();
+            c.replies();
+            c
+        }
+    }))
+    .await;
+    let churned = Arc::new(AtomicUsize::new(0));
+    let churn: Vec<_> = (0..8)
+        .map(|i| {
+            let node = node.clone();
+            let churned = churned.clone();
+            tokio::spawn(async move {
+                for round in 0..30 {
+                    let c = Conn::connect(&node, &format!("churn{i}")).await;
+                    c.send(r#"{"id":2,"subscribe":{"channel":"busy"}}"#)
+                        .await
+                        .unwrap();
+                    if round % 2 == 0 {
+                        c.send(r#"{"id":3,"unsubscribe":{"channel":"busy"}}"#)
+                            .await
+                            .unwrap();
+                    }
+                    // Whatever a churning client got must be in order too.
+                    let offsets: Vec<_> = c.publications("busy").iter().map(|p| p.offset).collect();
+                    assert!(offsets.windows(2).all(|w| w[1] == w[0] + 1), "{offsets:?}");
+                    c.session
+                        .clone()
+                        .finish(Disconnect::CONNECTION_CLOSED)
+                        .await;
+                    churned.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let publisher = {
+        let node = node.clone();
+        tokio::spawn(async move {
+            for i in 0..500 {
+                node.publish("busy", format!("{i}"), history())
+                    .await
+                    .unwrap();
+                if i % 50 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        })
+    };
+    for t in churn {
+        t.await.unwrap();
+    }
+    publisher.await.unwrap();
+    assert_eq!(churned.load(Ordering::Relaxed), 240);
+    for c in &stable {
+        let offsets: Vec<_> = c.publications("busy").iter().map(|p| p.offset).collect();
+        assert_eq!(offsets, (1..=500).collect::<Vec<u64>>());
+    }
+    // Only the stable subscribers remain in the hub.
+    assert_eq!(node.inner.hub.num_subscribers("busy"), 4);
+    assert_eq!(node.info().num_clients, 4);
+}
+
+#[tokio::test]
+async fn client_side_refresh_extends_expiry() {
+    let node = Node::builder().build();
+    let exp = super::unix_now() + 100;
+    node.on_connecting(move |_| async move {
+        Ok(ConnectReply::new(Credentials::new("u").expire_at(exp)).client_side_refresh(true))
+    });
+    let later = exp + 1000;
+    node.on_connect(move |client| {
+        client.on_refresh(move |e| async move {
+            assert_eq!(e.token, "new-token");
+            Ok(RefreshReply::new(later))
+        });
+    });
+    let conn = Conn::open(&node);
+    conn.send(r#"{"id":1,"connect":{}}"#).await.unwrap();
+    let connect = conn.replies()[0].connect.clone().unwrap();
+    assert!(connect.expires);
+    assert!((98..=100).contains(&connect.ttl));
+    conn.send(r#"{"id":2,"refresh":{"token":"new-token"}}"#)
+        .await
+        .unwrap();
+    let refresh = conn.replies()[0].refresh.clone().unwrap();
+    assert!(refresh.expires);
+    assert!(refresh.ttl > 1000);
+}
+
+#[tokio::test]
+async fn protobuf_connection_gets_varint_delimited_replies() {
+    let node = open_node(Config::default());
+    node.run().await.unwrap();
+    let conn = Conn::open_with(&node, Protocol::Protobuf);
+    let mut frame = bytes::BytesMut::new();
+    let connect = proto::Command {
+        id: 1,
+        connect: Some(proto::ConnectRequest {
+            token: "p".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let subscribe = proto::Command {
+        id: 2,
+        subscribe: Some(proto::SubscribeRequest {
+            channel: "bin".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    gyre_protocol::encode_command(Protocol::Protobuf, &connect, &mut frame).unwrap();
+    gyre_protocol::encode_command(Protocol::Protobuf, &subscribe, &mut frame).unwrap();
+    conn.session.handle_message(frame.freeze()).await.unwrap();
+    let replies = conn.replies();
+    assert_eq!((replies[0].id, replies[1].id), (1, 2));
+    node.publish("bin", Bytes::from_static(&[0xff, 0x00]), history())
+        .await
+        .unwrap();
+    assert_eq!(
+        conn.publications("bin")[0].data,
+        Bytes::from_static(&[0xff, 0x00])
+    );
+}

@@ -1,0 +1,62 @@
+//! WebSocket transport settings.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Decides whether a handshake's `Origin` is acceptable.
+pub(crate) type OriginCheck = Arc<dyn Fn(&http::request::Parts) -> bool + Send + Sync>;
+
+/// Settings of the WebSocket transport. Defaults follow Centrifugo (`websocket.*`).
+#[derive(Clone)]
+pub(crate) struct WsConfig {
+    /// Largest inbound message in bytes, after reassembly of fragments (0 = no limit).
+    /// Exceeding it closes with 1009.
+    pub(crate) message_size_limit: usize,
+    /// How long one frame may take to reach the socket before the client is dropped with
+    /// 3009 "write error".
+    pub(crate) write_timeout: Duration,
+    /// How many queued messages go into one frame (0 = everything queued).
+    pub(crate) max_messages_in_frame: usize,
+    /// Interval of transport-level pings for clients that ask for them with
+    /// `cf_ws_frame_ping_pong=true`.
+    pub(crate) native_ping_interval: Duration,
+    /// How long after a missed pong such a client is dropped: the read deadline is
+    /// `native_ping_interval + native_pong_timeout` after the last pong.
+    pub(crate) native_pong_timeout: Duration,
+    /// How long to wait for the client's close frame after the server sent its own.
+    pub(crate) close_wait: Duration,
+    /// Custom origin check; `None` = no `Origin` header, or its host equals `Host`.
+    pub(crate) check_origin: Option<OriginCheck>,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            message_size_limit: 65536,
+            write_timeout: Duration::from_secs(1),
+            max_messages_in_frame: 0,
+            native_ping_interval: Duration::from_secs(25),
+            native_pong_timeout: Duration::from_secs(10),
+            close_wait: Duration::from_secs(5),
+            check_origin: None,
+        }
+    }
+}
+
+impl fmt::Debug for WsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WsConfig")
+            .field("message_size_limit", &self.message_size_limit)
+            .field("write_timeout", &self.write_timeout)
+            .field("max_messages_in_frame", &self.max_messages_in_frame)
+            .field("native_ping_interval", &self.native_ping_interval)
+            .field("native_pong_timeout", &self.native_pong_timeout)
+            .field("close_wait", &self.close_wait)
+            .field(
+                "check_origin",
+                &self.check_origin.as_ref().map(|_| "custom"),
+            )
+            .finish()
+    }
+}

@@ -1,0 +1,1 @@
+//! Connection and subscription JWT verification as Centrifugo does it.
