@@ -75,9 +75,10 @@ function closeWithin(closed, timeoutMs = 5000) {
 }
 
 describe('raw JSON frames', () => {
-  it('connect + subscribe in one frame, then 200 library publications arrive in offset order without gaps', { timeout: 30000 }, async () => {
+  it('connect + subscribe in one frame, then 200 library publications arrive in offset order without gaps', { timeout: 30000 }, async (t) => {
     const channel = unique('order');
     const conn = rawJson(server.wsUrl);
+    t.after(() => conn.ws.terminate());
     await conn.opened;
     conn.ws.send(
       `{"id":1,"connect":{"token":"raw-reader","name":"e2e"}}\n{"id":2,"subscribe":{"channel":"${channel}","recoverable":true,"flag":1}}`,
@@ -105,26 +106,28 @@ describe('raw JSON frames', () => {
     );
     const pushes = conn.messages.filter((m) => m.push);
     assert.ok(pushes.every((m) => m.push.channel === channel));
-    const offsets = pushes.filter((m) => m.push.pub).map((m) => m.push.pub.offset);
-    assert.equal(offsets.length, 200);
-    assert.deepEqual(offsets, Array.from({ length: 200 }, (_, i) => startOffset + i + 1));
-    const values = new Set(pushes.filter((m) => m.push.pub).map((m) => m.push.pub.data.n));
-    assert.equal(values.size, 200);
-    // Pushes are pushes: no id, no time/epoch leaked into publications.
-    for (const m of pushes) {
-      assert.equal(m.id, undefined);
-      assert.equal(m.push.pub.epoch, undefined);
-      assert.equal(m.push.pub.time, undefined);
+    // join/leave is on for every channel of this server: the only other push is our own join.
+    const others = pushes.filter((m) => !m.push.pub);
+    assert.deepEqual(others.map((m) => Object.keys(m.push).sort()), [['channel', 'join']]);
+    assert.equal(others[0].push.join.info.client, connect.connect.client);
+    const pubs = pushes.filter((m) => m.push.pub).map((m) => m.push.pub);
+    assert.equal(pubs.length, 200);
+    assert.deepEqual(pubs.map((p) => p.offset), Array.from({ length: 200 }, (_, i) => startOffset + i + 1));
+    assert.equal(new Set(pubs.map((p) => p.data.n)).size, 200);
+    // Pushes are pushes: no id; no time/epoch leaked into publications.
+    for (const m of pushes) assert.equal(m.id, undefined);
+    for (const p of pubs) {
+      assert.equal(p.epoch, undefined);
+      assert.equal(p.time, undefined);
     }
-    conn.ws.close(1000);
-    await closeWithin(conn.closed);
   });
 });
 
 describe('bad input', () => {
-  it('bad clients are closed with the right codes; a healthy client keeps receiving', { timeout: 30000 }, async () => {
+  it('bad clients are closed with the right codes; a healthy client keeps receiving', { timeout: 30000 }, async (t) => {
     // The healthy client: the real SDK, subscribed before the bad clients show up.
     const healthy = makeClient(FLAVOURS[0], server, null, { token: unique('healthy') });
+    t.after(() => healthy.disconnect());
     const channel = unique('steady');
     const sub = healthy.newSubscription(channel);
     const pubs = collect(sub, 'publication');
@@ -173,6 +176,5 @@ describe('bad input', () => {
     assert.deepEqual(pubs.map((p) => p.offset), [1, 2, 3, 4]);
     // And the server forgot the bad connections.
     await eventually(async () => (await server.info()).num_clients === 1, 5000, 'only the healthy client left');
-    healthy.disconnect();
   });
 });
