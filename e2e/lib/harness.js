@@ -27,6 +27,12 @@ function startProcess(bin, args, readyPattern, { env = {}, timeoutMs = 30000 } =
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, ...env },
     });
+    // Never outlive the test process, whatever way it ends.
+    const killOnExit = () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    };
+    process.once('exit', killOnExit);
+    child.once('exit', () => process.off('exit', killOnExit));
     let output = '';
     let settled = false;
     const exited = new Promise((res) => child.once('exit', (code, signal) => res({ code, signal })));
