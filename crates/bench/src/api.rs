@@ -63,13 +63,18 @@ impl ApiConn {
     /// `POST {prefix}/publish` with `{"channel":…,"data":…}`; `data` must be JSON.
     /// Fails on a non-2xx status or an `"error"` in the body.
     pub async fn publish(&mut self, channel: &str, data: &[u8]) -> anyhow::Result<()> {
-        let body_len = br#"{"channel":"#.len() + json_string_len(channel) + br#","data":"#.len() + data.len() + 1;
+        let body_len = br#"{"channel":"#.len()
+            + json_string_len(channel)
+            + br#","data":"#.len()
+            + data.len()
+            + 1;
         self.req.clear();
         self.req.extend_from_slice(b"POST ");
         self.req.extend_from_slice(self.target.prefix.as_bytes());
         self.req.extend_from_slice(b"/publish HTTP/1.1\r\nHost: ");
         self.req.extend_from_slice(self.target.hostport.as_bytes());
-        self.req.extend_from_slice(b"\r\nContent-Type: application/json\r\n");
+        self.req
+            .extend_from_slice(b"\r\nContent-Type: application/json\r\n");
         if !self.target.key.is_empty() {
             self.req.extend_from_slice(b"X-API-Key: ");
             self.req.extend_from_slice(self.target.key.as_bytes());
@@ -191,9 +196,15 @@ mod tests {
     #[test]
     fn parses_api_urls() {
         let t = ApiTarget::parse("http://127.0.0.1:8000/api", "k").unwrap();
-        assert_eq!((t.hostport.as_str(), t.prefix.as_str()), ("127.0.0.1:8000", "/api"));
+        assert_eq!(
+            (t.hostport.as_str(), t.prefix.as_str()),
+            ("127.0.0.1:8000", "/api")
+        );
         let t = ApiTarget::parse("http://localhost:9/", "").unwrap();
-        assert_eq!((t.hostport.as_str(), t.prefix.as_str()), ("localhost:9", ""));
+        assert_eq!(
+            (t.hostport.as_str(), t.prefix.as_str()),
+            ("localhost:9", "")
+        );
         assert!(ApiTarget::parse("https://x/api", "").is_err());
     }
 

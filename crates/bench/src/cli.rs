@@ -50,7 +50,11 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct PubSubArgs {
     /// WebSocket endpoint.
-    #[arg(short = 's', long = "server", default_value = "ws://127.0.0.1:8000/connection/websocket")]
+    #[arg(
+        short = 's',
+        long = "server",
+        default_value = "ws://127.0.0.1:8000/connection/websocket"
+    )]
     pub server: String,
     /// Use the Protobuf protocol (subprotocol `centrifuge-protobuf`).
     #[arg(long)]
@@ -167,7 +171,11 @@ pub struct ManyChannelsArgs {
 #[derive(Debug, Clone, Args)]
 pub struct IdleArgs {
     /// WebSocket endpoint.
-    #[arg(short = 's', long = "server", default_value = "ws://127.0.0.1:8000/connection/websocket")]
+    #[arg(
+        short = 's',
+        long = "server",
+        default_value = "ws://127.0.0.1:8000/connection/websocket"
+    )]
     pub server: String,
     /// Connections.
     #[arg(short = 'n', long = "conns", default_value_t = 1000)]
@@ -205,7 +213,11 @@ pub struct IdleArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ConnectArgs {
     /// WebSocket endpoint.
-    #[arg(short = 's', long = "server", default_value = "ws://127.0.0.1:8000/connection/websocket")]
+    #[arg(
+        short = 's',
+        long = "server",
+        default_value = "ws://127.0.0.1:8000/connection/websocket"
+    )]
     pub server: String,
     /// Connections in total.
     #[arg(short = 'n', long = "conns", default_value_t = 1000)]
@@ -357,21 +369,24 @@ pub async fn run_scenario(command: &Command, force_quiet: bool) -> anyhow::Resul
         Command::Fanout(a) => {
             let mut cfg = a.common.load_config("fanout")?;
             cfg.channel = a.channel.clone();
-            (cfg.subs, cfg.pubs, cfg.msgs, cfg.size, cfg.rate) = (a.subs, a.pubs, a.msgs, a.size, a.rate);
+            (cfg.subs, cfg.pubs, cfg.msgs, cfg.size, cfg.rate) =
+                (a.subs, a.pubs, a.msgs, a.size, a.rate);
             (cfg, a.common.plot.clone())
         }
         Command::Latency(a) => {
             let mut cfg = a.common.load_config("latency")?;
             cfg.channel = a.channel.clone();
             let msgs = (a.rate * a.duration).round().max(1.0) as u64;
-            (cfg.subs, cfg.pubs, cfg.msgs, cfg.size, cfg.rate) = (a.subs, a.pubs, msgs, a.size, Some(a.rate));
+            (cfg.subs, cfg.pubs, cfg.msgs, cfg.size, cfg.rate) =
+                (a.subs, a.pubs, msgs, a.size, Some(a.rate));
             (cfg, a.common.plot.clone())
         }
         Command::ManyChannels(a) => {
             let mut cfg = a.common.load_config("many-channels")?;
             cfg.channel = a.channel.clone();
             cfg.channels = a.channels.unwrap_or(a.subs).max(1);
-            (cfg.subs, cfg.pubs, cfg.msgs, cfg.size, cfg.rate) = (a.subs, a.pubs, a.msgs, a.size, a.rate);
+            (cfg.subs, cfg.pubs, cfg.msgs, cfg.size, cfg.rate) =
+                (a.subs, a.pubs, a.msgs, a.size, a.rate);
             (cfg, a.common.plot.clone())
         }
         Command::Idle(a) => {
@@ -384,7 +399,12 @@ pub async fn run_scenario(command: &Command, force_quiet: bool) -> anyhow::Resul
                 shared_channel: a.shared_channel,
                 pid: a.pid,
                 hold: Duration::from_secs_f64(a.hold.max(0.0)),
-                source_ips: a.source_ips.as_deref().map(parse_source_ips).transpose()?.unwrap_or_default(),
+                source_ips: a
+                    .source_ips
+                    .as_deref()
+                    .map(parse_source_ips)
+                    .transpose()?
+                    .unwrap_or_default(),
                 concurrency: a.concurrency,
                 quiet: a.quiet || force_quiet,
             })
@@ -399,7 +419,12 @@ pub async fn run_scenario(command: &Command, force_quiet: bool) -> anyhow::Resul
                 conns: a.conns,
                 concurrency: a.concurrency,
                 channel: a.subscribe.clone(),
-                source_ips: a.source_ips.as_deref().map(parse_source_ips).transpose()?.unwrap_or_default(),
+                source_ips: a
+                    .source_ips
+                    .as_deref()
+                    .map(parse_source_ips)
+                    .transpose()?
+                    .unwrap_or_default(),
                 quiet: a.quiet || force_quiet,
             })
             .await?;
@@ -422,8 +447,11 @@ pub async fn run_scenario(command: &Command, force_quiet: bool) -> anyhow::Resul
     );
     let report = load::run(cfg).await?;
     if let Some(path) = plot {
-        std::fs::write(&path, crate::plot::svg(&title, &report.latency, &report.timeline))
-            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(
+            &path,
+            crate::plot::svg(&title, &report.latency, &report.timeline),
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(Outcome {
         json: report.json,
@@ -449,7 +477,9 @@ mod tests {
     #[test]
     fn nats_style_flags_parse() {
         let cli = parse(&args("fanout -s ws://127.0.0.1:9/connection/websocket -n 50 -ns 20 -np 2 -ms 64 --protobuf --api http://127.0.0.1:9/api --api-key k chan")).unwrap();
-        let Command::Fanout(a) = cli.command else { panic!() };
+        let Command::Fanout(a) = cli.command else {
+            panic!()
+        };
         assert_eq!((a.msgs, a.subs, a.pubs, a.size), (50, 20, 2, 64));
         assert!(a.common.protobuf);
         assert_eq!(a.channel, "chan");
@@ -460,7 +490,9 @@ mod tests {
     #[test]
     fn api_defaults_to_the_server_port_and_clients_conflict_with_api() {
         let cli = parse(&args("fanout -s ws://10.0.0.1:8000/connection/websocket x")).unwrap();
-        let Command::Fanout(a) = cli.command else { panic!() };
+        let Command::Fanout(a) = cli.command else {
+            panic!()
+        };
         let cfg = a.common.load_config("fanout").unwrap();
         assert!(matches!(cfg.via, PublishVia::Api(ref t) if t.hostport == "10.0.0.1:8000"));
         assert!(parse(&args("fanout --api http://x/api --publish-via-clients x")).is_err());
@@ -469,7 +501,9 @@ mod tests {
     #[test]
     fn compare_takes_the_scenario_after_double_dash() {
         let cli = parse(&args("compare --a-url http://127.0.0.1:1 --b-addr 127.0.0.1:2 --runs 3 -- fanout -ns 10 -s ws://{addr}/connection/websocket ch")).unwrap();
-        let Command::Compare(c) = cli.command else { panic!() };
+        let Command::Compare(c) = cli.command else {
+            panic!()
+        };
         assert_eq!(c.runs, 3);
         assert_eq!(c.a_addr.as_deref(), Some("http://127.0.0.1:1"));
         assert_eq!(c.scenario[0], "fanout");

@@ -106,7 +106,11 @@ fn stop_server(mut child: Child) {
 fn summary(v: &Value) -> String {
     METRICS
         .iter()
-        .filter_map(|(ptr, label)| v.pointer(ptr).and_then(Value::as_f64).map(|x| format!("{label} {}", fmt(x))))
+        .filter_map(|(ptr, label)| {
+            v.pointer(ptr)
+                .and_then(Value::as_f64)
+                .map(|x| format!("{label} {}", fmt(x)))
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -126,16 +130,26 @@ pub async fn compare(args: &CompareArgs) -> anyhow::Result<Value> {
         Side {
             name: args.a_name.clone(),
             cmd: args.a.clone(),
-            addr: args.a_addr.as_deref().map_or_else(|| "127.0.0.1:18001".to_owned(), addr_of),
+            addr: args
+                .a_addr
+                .as_deref()
+                .map_or_else(|| "127.0.0.1:18001".to_owned(), addr_of),
         },
         Side {
             name: args.b_name.clone(),
             cmd: args.b.clone(),
-            addr: args.b_addr.as_deref().map_or_else(|| "127.0.0.1:18002".to_owned(), addr_of),
+            addr: args
+                .b_addr
+                .as_deref()
+                .map_or_else(|| "127.0.0.1:18002".to_owned(), addr_of),
         },
     ];
     // Validate the scenario once before starting anything.
-    let probe: Vec<String> = args.scenario.iter().map(|s| substitute(s, &sides[0].addr, Some(0))).collect();
+    let probe: Vec<String> = args
+        .scenario
+        .iter()
+        .map(|s| substitute(s, &sides[0].addr, Some(0)))
+        .collect();
     parse(&probe).context("scenario arguments")?;
 
     let mut results: [Vec<Value>; 2] = [Vec::new(), Vec::new()];
@@ -143,7 +157,10 @@ pub async fn compare(args: &CompareArgs) -> anyhow::Result<Value> {
         for (i, side) in sides.iter().enumerate() {
             let child = match &side.cmd {
                 Some(cmd) => {
-                    let mut child = start_server(&substitute(cmd, &side.addr, None), args.server_cpu.as_deref())?;
+                    let mut child = start_server(
+                        &substitute(cmd, &side.addr, None),
+                        args.server_cpu.as_deref(),
+                    )?;
                     if let Err(e) = wait_listening(&side.addr, &mut child).await {
                         stop_server(child);
                         return Err(e);
@@ -153,7 +170,11 @@ pub async fn compare(args: &CompareArgs) -> anyhow::Result<Value> {
                 None => None,
             };
             let pid = child.as_ref().map(Child::id);
-            let scenario: Vec<String> = args.scenario.iter().map(|s| substitute(s, &side.addr, pid)).collect();
+            let scenario: Vec<String> = args
+                .scenario
+                .iter()
+                .map(|s| substitute(s, &side.addr, pid))
+                .collect();
             let outcome = async { run_scenario(&parse(&scenario)?.command, true).await }.await;
             if let Some(c) = child {
                 stop_server(c);
@@ -169,11 +190,18 @@ pub async fn compare(args: &CompareArgs) -> anyhow::Result<Value> {
     let mut medians = [serde_json::Map::new(), serde_json::Map::new()];
     let mut ratios = serde_json::Map::new();
     println!();
-    println!("{:<20} {:>16} {:>16} {:>9}", "median", sides[0].name, sides[1].name, "B/A");
+    println!(
+        "{:<20} {:>16} {:>16} {:>9}",
+        "median", sides[0].name, sides[1].name, "B/A"
+    );
     for (ptr, label) in METRICS {
         let vals: Vec<Vec<f64>> = results
             .iter()
-            .map(|rs| rs.iter().filter_map(|r| r.pointer(ptr).and_then(Value::as_f64)).collect())
+            .map(|rs| {
+                rs.iter()
+                    .filter_map(|r| r.pointer(ptr).and_then(Value::as_f64))
+                    .collect()
+            })
             .collect();
         let (Some(a), Some(b)) = (median(&vals[0]), median(&vals[1])) else {
             continue;
@@ -217,7 +245,11 @@ mod tests {
         assert_eq!(addr_of("http://127.0.0.1:8000/api"), "127.0.0.1:8000");
         assert_eq!(addr_of("127.0.0.1:9"), "127.0.0.1:9");
         assert_eq!(
-            substitute("ws://{addr}/x --port {port} --pid {pid} {host}", "127.0.0.1:7", Some(42)),
+            substitute(
+                "ws://{addr}/x --port {port} --pid {pid} {host}",
+                "127.0.0.1:7",
+                Some(42)
+            ),
             "ws://127.0.0.1:7/x --port 7 --pid 42 127.0.0.1"
         );
         assert_eq!(substitute("{pid}", "h:1", None), "{pid}");

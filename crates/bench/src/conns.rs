@@ -110,8 +110,12 @@ pub async fn idle(cfg: IdleConfig) -> anyhow::Result<(Value, String)> {
     let start = Instant::now();
     for i in 0..cfg.conns {
         let (dialer, stop, gate) = (dialer.clone(), stop.clone(), gate.clone());
-        let (ok, failed, first_error, dropped) =
-            (ok.clone(), failed.clone(), first_error.clone(), dropped.clone());
+        let (ok, failed, first_error, dropped) = (
+            ok.clone(),
+            failed.clone(),
+            first_error.clone(),
+            dropped.clone(),
+        );
         let channel = if cfg.shared_channel {
             cfg.channel.clone()
         } else {
@@ -239,7 +243,8 @@ pub async fn connect(cfg: ConnectConfig) -> anyhow::Result<(Value, String)> {
     let start = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..cfg.concurrency.max(1).min(cfg.conns.max(1)) {
-        let (dialer, next, pb, channels) = (dialer.clone(), next.clone(), pb.clone(), channels.clone());
+        let (dialer, next, pb, channels) =
+            (dialer.clone(), next.clone(), pb.clone(), channels.clone());
         let conns = cfg.conns;
         workers.push(tokio::spawn(async move {
             let mut hist = new_histogram();

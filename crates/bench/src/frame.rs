@@ -195,7 +195,10 @@ pub enum Inbound {
 /// Classifies one record. JSON publications take a fast path (no full decode): the
 /// server's push encoding is checked by its prefix and the payload by [`find_payload`];
 /// everything else goes through `gyre_protocol::decode_replies`.
-pub fn classify(protocol: Protocol, record: &Record) -> Result<Inbound, gyre_protocol::DecodeError> {
+pub fn classify(
+    protocol: Protocol,
+    record: &Record,
+) -> Result<Inbound, gyre_protocol::DecodeError> {
     if protocol == Protocol::Json {
         if record.body.starts_with(b"{\"push\":{\"channel\":")
             && memmem::find(&record.body, b"\"pub\":{").is_some()
@@ -265,7 +268,12 @@ mod tests {
         };
         for seq in 0..n {
             sep(&mut out);
-            encode_push(protocol, &push("ch", payload(seq, 1_000 + seq, 64)), &mut out).unwrap();
+            encode_push(
+                protocol,
+                &push("ch", payload(seq, 1_000 + seq, 64)),
+                &mut out,
+            )
+            .unwrap();
             if seq == 2 {
                 sep(&mut out);
                 let reply = proto::Reply {
@@ -325,7 +333,10 @@ mod tests {
         let recs: Vec<_> = split(Protocol::Protobuf, Bytes::from_static(&[0, 0])).collect();
         assert_eq!(recs.len(), 2);
         for rec in recs {
-            assert_eq!(classify(Protocol::Protobuf, &rec.unwrap()), Ok(Inbound::Ping));
+            assert_eq!(
+                classify(Protocol::Protobuf, &rec.unwrap()),
+                Ok(Inbound::Ping)
+            );
         }
     }
 
@@ -333,7 +344,12 @@ mod tests {
     fn large_protobuf_records_use_multi_byte_prefixes() {
         let mut out = BytesMut::new();
         for seq in 0..3 {
-            encode_push(Protocol::Protobuf, &push("c", payload(seq, 5, 4000)), &mut out).unwrap();
+            encode_push(
+                Protocol::Protobuf,
+                &push("c", payload(seq, 5, 4000)),
+                &mut out,
+            )
+            .unwrap();
         }
         let recs: Vec<_> = split(Protocol::Protobuf, out.freeze())
             .map(Result::unwrap)
@@ -391,7 +407,13 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(fast, full);
-        assert_eq!(fast, Inbound::Pub { seq: 42, send_ns: 99 });
+        assert_eq!(
+            fast,
+            Inbound::Pub {
+                seq: 42,
+                send_ns: 99
+            }
+        );
     }
 
     #[test]

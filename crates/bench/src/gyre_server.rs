@@ -51,21 +51,33 @@ fn json_response(status: StatusCode, body: &'static str) -> Response<Full<Bytes>
 
 async fn api_publish(node: &Node, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let Ok(body) = req.into_body().collect().await.map(|b| b.to_bytes()) else {
-        return json_response(StatusCode::BAD_REQUEST, r#"{"error":{"code":107,"message":"bad request"}}"#);
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            r#"{"error":{"code":107,"message":"bad request"}}"#,
+        );
     };
     let Ok(p) = serde_json::from_slice::<PublishBody<'_>>(&body) else {
-        return json_response(StatusCode::BAD_REQUEST, r#"{"error":{"code":107,"message":"bad request"}}"#);
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            r#"{"error":{"code":107,"message":"bad request"}}"#,
+        );
     };
     let data = Bytes::copy_from_slice(p.data.get().as_bytes());
     match node.publish(&p.channel, data, PublishOptions::new()).await {
         Ok(_) => json_response(StatusCode::OK, r#"{"result":{}}"#),
-        Err(_) => json_response(StatusCode::OK, r#"{"error":{"code":100,"message":"internal server error"}}"#),
+        Err(_) => json_response(
+            StatusCode::OK,
+            r#"{"error":{"code":100,"message":"internal server error"}}"#,
+        ),
     }
 }
 
 /// Serves `node` on `listener` until the process ends.
 pub async fn serve(node: Node, listener: TcpListener) -> anyhow::Result<()> {
-    let ws = WebSocketHandler::new(node.clone(), WebSocketConfig::default().check_origin(|_| true));
+    let ws = WebSocketHandler::new(
+        node.clone(),
+        WebSocketConfig::default().check_origin(|_| true),
+    );
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
@@ -80,10 +92,13 @@ pub async fn serve(node: Node, listener: TcpListener) -> anyhow::Result<()> {
                             Ok(r) => r,
                             Err(never) => match never {},
                         }
-                    } else if req.method() == Method::POST && path.ends_with("/publish") {
+                    } else if req.method() == Method::POST && path == "/api/publish" {
                         api_publish(&node, req).await
                     } else {
-                        json_response(StatusCode::NOT_FOUND, r#"{"error":{"code":104,"message":"not found"}}"#)
+                        json_response(
+                            StatusCode::NOT_FOUND,
+                            r#"{"error":{"code":104,"message":"not found"}}"#,
+                        )
                     };
                     Ok::<_, Infallible>(resp)
                 }

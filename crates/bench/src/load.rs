@@ -238,7 +238,8 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
     let gate = Arc::new(Semaphore::new(cfg.connect_concurrency.max(1)));
     let mut sub_tasks = Vec::with_capacity(cfg.subs);
     for index in 0..cfg.subs {
-        let (dialer, cfg, shared, stop) = (dialer.clone(), cfg.clone(), shared.clone(), stop.clone());
+        let (dialer, cfg, shared, stop) =
+            (dialer.clone(), cfg.clone(), shared.clone(), stop.clone());
         let (connected, failed, gate) = (connected.clone(), failed.clone(), gate.clone());
         sub_tasks.push(tokio::spawn(async move {
             let channel = index % cfg.channels;
@@ -310,7 +311,10 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
     let connect_bar = bar(&mp, cfg.subs as u64, "subscribe");
     let connect_start = Instant::now();
     loop {
-        let (ok, bad) = (connected.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+        let (ok, bad) = (
+            connected.load(Ordering::Relaxed),
+            failed.load(Ordering::Relaxed),
+        );
         connect_bar.set_position((ok + bad) as u64);
         if bad > 0 {
             connect_bar.set_message(format!("{bad} failed"));
@@ -337,7 +341,8 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
     let fanout = subs_ok as f64 / cfg.channels as f64;
     let mut pub_tasks = Vec::with_capacity(cfg.pubs);
     for p in 0..cfg.pubs {
-        let (dialer, cfg, shared, barrier) = (dialer.clone(), cfg.clone(), shared.clone(), barrier.clone());
+        let (dialer, cfg, shared, barrier) =
+            (dialer.clone(), cfg.clone(), shared.clone(), barrier.clone());
         let stop = stop.clone();
         pub_tasks.push(tokio::spawn(async move {
             publisher(p, &dialer, &cfg, &shared, &barrier, fanout, &stop).await
@@ -394,7 +399,15 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
     for t in sub_tasks {
         subs.push(t.await?);
     }
-    Ok(summarize(&cfg, pub_start, connect_secs, &pubs, &subs, &shared, timeline))
+    Ok(summarize(
+        &cfg,
+        pub_start,
+        connect_secs,
+        &pubs,
+        &subs,
+        &shared,
+        timeline,
+    ))
 }
 
 async fn publisher(
@@ -487,13 +500,20 @@ fn summarize(
     shared: &Shared,
     timeline: Vec<(f64, u64)>,
 ) -> LoadReport {
-    let secs = |t: Instant| t.saturating_duration_since(pub_start).as_secs_f64().max(1e-9);
+    let secs = |t: Instant| {
+        t.saturating_duration_since(pub_start)
+            .as_secs_f64()
+            .max(1e-9)
+    };
     let mb = |msgs: f64| msgs * cfg.size as f64 / 1e6;
 
     let sent: u64 = pubs.iter().map(|p| p.sent).sum();
     let pub_end = pubs.iter().map(|p| p.finished).max().unwrap_or(pub_start);
     let pub_rate = sent as f64 / secs(pub_end);
-    let per_pub: Vec<f64> = pubs.iter().map(|p| p.sent as f64 / secs(p.finished)).collect();
+    let per_pub: Vec<f64> = pubs
+        .iter()
+        .map(|p| p.sent as f64 / secs(p.finished))
+        .collect();
 
     let connected: Vec<&SubResult> = subs.iter().filter(|s| s.connected).collect();
     let received: u64 = connected.iter().map(|s| s.received).sum();
@@ -584,13 +604,7 @@ fn summarize(
     let _ = writeln!(
         text,
         "{} {}: {} subs × {} pubs over {} channel(s), {} msgs × {} B, {protocol}, publish via {via}",
-        cfg.scenario,
-        cfg.url,
-        cfg.subs,
-        cfg.pubs,
-        cfg.channels,
-        cfg.msgs,
-        cfg.size
+        cfg.scenario, cfg.url, cfg.subs, cfg.pubs, cfg.channels, cfg.msgs, cfg.size
     );
     let _ = writeln!(
         text,

@@ -27,14 +27,18 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Reference(a) => {
             conns::raise_nofile();
             let addr = reference::spawn(cli::bind_addr(a)?).await?;
-            eprintln!("reference server listening on {addr} (WebSocket /connection/websocket, POST /api/publish)");
+            eprintln!(
+                "reference server listening on {addr} (WebSocket /connection/websocket, POST /api/publish)"
+            );
             std::future::pending::<()>().await;
             Ok(())
         }
         Command::GyreServer(a) => {
             conns::raise_nofile();
             let (_node, addr) = gyre_server::spawn(cli::bind_addr(a)?).await?;
-            eprintln!("gyre server listening on {addr} (WebSocket /connection/websocket, POST /api/publish)");
+            eprintln!(
+                "gyre server listening on {addr} (WebSocket /connection/websocket, POST /api/publish)"
+            );
             std::future::pending::<()>().await;
             Ok(())
         }

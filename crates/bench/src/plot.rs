@@ -12,7 +12,9 @@ const LEFT: f64 = 80.0;
 const RIGHT: f64 = 20.0;
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Renders the SVG document.
@@ -155,7 +157,10 @@ fn latency_panel(out: &mut String, h: &Histogram<u64>, top: f64) {
         let v = max_us * i as f64 / 4.0;
         f.ytick(out, i as f64 / 4.0, &format!("{v:.0}"));
     }
-    for (n, label) in ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"].iter().enumerate() {
+    for (n, label) in ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]
+        .iter()
+        .enumerate()
+    {
         f.xtick(out, n as f64 / MAX_NINES, label);
     }
     let mut points = Vec::new();
@@ -171,7 +176,12 @@ fn latency_panel(out: &mut String, h: &Histogram<u64>, top: f64) {
 
 fn throughput_panel(out: &mut String, timeline: &[(f64, u64)], top: f64) {
     let f = Frame::at(top);
-    f.draw(out, "Deliveries per second (100 ms buckets)", "seconds since publishing started", "msgs/s");
+    f.draw(
+        out,
+        "Deliveries per second (100 ms buckets)",
+        "seconds since publishing started",
+        "msgs/s",
+    );
     if timeline.is_empty() {
         return;
     }

@@ -142,11 +142,16 @@ pub async fn spawn(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
     Ok(local)
 }
 
+// The handshake callback's error type is tungstenite's `ErrorResponse`, not ours.
+#[allow(clippy::result_large_err)]
 async fn serve_ws(stream: TcpStream, state: &State) -> anyhow::Result<()> {
     let mut protocol = Protocol::Json;
     let callback = |req: &Request, mut resp: Response| {
         let query = req.uri().query().unwrap_or("");
-        if query.split('&').any(|kv| kv == "format=protobuf" || kv == "cf_protocol=protobuf") {
+        if query
+            .split('&')
+            .any(|kv| kv == "format=protobuf" || kv == "cf_protocol=protobuf")
+        {
             protocol = Protocol::Protobuf;
         }
         let offered = req
@@ -305,17 +310,23 @@ async fn serve_api(mut stream: TcpStream, state: &State) -> anyhow::Result<()> {
             }
         }
         let body = buf.split_to(len);
-        let (status, reply): (&str, &[u8]) = if path.ends_with("/publish") {
+        let (status, reply): (&str, &[u8]) = if path == "/api/publish" {
             match serde_json::from_slice::<PublishBody<'_>>(&body) {
                 Ok(p) => {
                     let data = Bytes::copy_from_slice(p.data.get().as_bytes());
                     state.broadcast(&p.channel, data);
                     ("200 OK", b"{\"result\":{}}")
                 }
-                Err(_) => ("400 Bad Request", b"{\"error\":{\"code\":107,\"message\":\"bad request\"}}"),
+                Err(_) => (
+                    "400 Bad Request",
+                    b"{\"error\":{\"code\":107,\"message\":\"bad request\"}}",
+                ),
             }
         } else {
-            ("404 Not Found", b"{\"error\":{\"code\":104,\"message\":\"not found\"}}")
+            (
+                "404 Not Found",
+                b"{\"error\":{\"code\":104,\"message\":\"not found\"}}",
+            )
         };
         let mut out = Vec::with_capacity(128);
         out.extend_from_slice(b"HTTP/1.1 ");

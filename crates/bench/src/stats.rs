@@ -155,7 +155,7 @@ pub fn median(values: &[f64]) -> Option<f64> {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     let mid = v.len() / 2;
-    Some(if v.len() % 2 == 0 {
+    Some(if v.len().is_multiple_of(2) {
         (v[mid - 1] + v[mid]) / 2.0
     } else {
         v[mid]
@@ -208,7 +208,11 @@ pub fn json_line(v: &Value) -> String {
     let first = map.get("scenario").map(|s| ("scenario", s));
     for (i, (k, val)) in first
         .into_iter()
-        .chain(map.iter().filter(|(k, _)| *k != "scenario").map(|(k, v)| (k.as_str(), v)))
+        .chain(
+            map.iter()
+                .filter(|(k, _)| *k != "scenario")
+                .map(|(k, v)| (k.as_str(), v)),
+        )
         .enumerate()
     {
         if i > 0 {
