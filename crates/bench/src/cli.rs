@@ -87,6 +87,9 @@ pub struct PubSubArgs {
     /// Write an SVG with the latency distribution and throughput over time.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Server process id: report its CPU time per delivery (`{pid}` in `compare`).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
 }
 
 /// `fanout` flags.
@@ -350,6 +353,7 @@ impl PubSubArgs {
             connect_concurrency: self.connect_concurrency,
             drain_timeout: Duration::from_secs_f64(self.drain_timeout.max(0.1)),
             quiet: self.quiet,
+            server_pid: self.server_pid,
         })
     }
 }

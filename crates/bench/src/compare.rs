@@ -19,6 +19,9 @@ const METRICS: &[(&str, &str)] = &[
     ("/latency_us/p99", "latency p99 µs"),
     ("/latency_us/p99_9", "latency p99.9 µs"),
     ("/lost", "lost"),
+    ("/server_cpu_ns_per_delivery", "server CPU ns/deliv"),
+    ("/server_cpu_util", "server CPU util"),
+    ("/client_cpu_ns_per_delivery", "tool CPU ns/deliv"),
     ("/connects_per_sec", "connects/s"),
     ("/bytes_per_conn", "bytes/conn"),
 ];

@@ -34,6 +34,25 @@ pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
     parse_vmrss(&status).with_context(|| format!("no VmRSS in /proc/{pid}/status"))
 }
 
+/// CPU time (user + system, all threads) consumed so far by `pid`, in seconds, from
+/// `/proc/PID/stat` (Linux reports it in USER_HZ = 100 ticks per second).
+pub fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    parse_cpu_ticks(&stat)
+        .map(|t| t as f64 / 100.0)
+        .with_context(|| format!("bad /proc/{pid}/stat"))
+}
+
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    // Fields after the command name (which may contain spaces) start at field 3.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
 fn parse_vmrss(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line
@@ -333,6 +352,16 @@ mod tests {
         assert_eq!(parse_vmrss(status), Some(1234 * 1024));
         assert_eq!(parse_vmrss("Name: x\n"), None);
         assert!(rss_bytes(std::process::id()).unwrap() > 0);
+    }
+
+    #[test]
+    fn reads_cpu_time() {
+        let stat = "123 (my (odd) name) S 1 2 3 4 5 6 7 8 9 10 250 70 0 0 20 0 1 0";
+        assert_eq!(parse_cpu_ticks(stat), Some(320));
+        assert_eq!(parse_cpu_ticks("1 (x) S 1"), None);
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < std::time::Duration::from_millis(30) {}
+        assert!(cpu_secs(std::process::id()).unwrap() > 0.0);
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub struct LoadConfig {
     pub drain_timeout: Duration,
     /// No progress bars.
     pub quiet: bool,
+    /// Server process whose CPU time is measured over the publishing phase.
+    pub server_pid: Option<u32>,
 }
 
 impl LoadConfig {
@@ -350,6 +352,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
     }
     barrier.wait().await;
     let pub_start = Instant::now();
+    let cpu_at_start = cpu_sample(cfg.server_pid);
 
     let total_expected: u64 = (0..cfg.subs)
         .map(|j| cfg.msgs_for_channel(j % cfg.channels))
@@ -387,6 +390,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
             break;
         }
     }
+    let cpu_at_end = cpu_sample(cfg.server_pid);
     pub_bar.finish();
     recv_bar.finish();
     stop.cancel();
@@ -399,6 +403,10 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
     for t in sub_tasks {
         subs.push(t.await?);
     }
+    let cpu = CpuUse {
+        server: cpu_at_start.0.zip(cpu_at_end.0).map(|(a, b)| b - a),
+        client: cpu_at_start.1.zip(cpu_at_end.1).map(|(a, b)| b - a),
+    };
     Ok(summarize(
         &cfg,
         pub_start,
@@ -407,6 +415,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
         &subs,
         &shared,
         timeline,
+        cpu,
     ))
 }
 
@@ -491,6 +500,21 @@ async fn publisher(
     }
 }
 
+/// CPU seconds of the server (if its pid is known) and of this process.
+fn cpu_sample(server: Option<u32>) -> (Option<f64>, Option<f64>) {
+    (
+        server.and_then(|pid| crate::conns::cpu_secs(pid).ok()),
+        crate::conns::cpu_secs(std::process::id()).ok(),
+    )
+}
+
+/// CPU seconds used during the publishing phase.
+struct CpuUse {
+    server: Option<f64>,
+    client: Option<f64>,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn summarize(
     cfg: &LoadConfig,
     pub_start: Instant,
@@ -499,6 +523,7 @@ fn summarize(
     subs: &[SubResult],
     shared: &Shared,
     timeline: Vec<(f64, u64)>,
+    cpu: CpuUse,
 ) -> LoadReport {
     let secs = |t: Instant| {
         t.saturating_duration_since(pub_start)
@@ -564,6 +589,11 @@ fn summarize(
         PublishVia::Clients => "clients",
     };
 
+    let per_delivery = |c: Option<f64>| {
+        c.filter(|_| received > 0)
+            .map(|c| (c * 1e9 / received as f64).round())
+    };
+    let run_secs = secs(sub_end.max(pub_end));
     let json = json!({
         "scenario": cfg.scenario,
         "url": cfg.url,
@@ -596,7 +626,12 @@ fn summarize(
         "connect_failures": connect_failures,
         "errors": error_count,
         "first_errors": errors,
-        "duration_secs": (secs(sub_end.max(pub_end)) * 1000.0).round() / 1000.0,
+        "duration_secs": (run_secs * 1000.0).round() / 1000.0,
+        "server_cpu_secs": cpu.server.map(|c| (c * 100.0).round() / 100.0),
+        "server_cpu_util": cpu.server.map(|c| (c / run_secs * 100.0).round() / 100.0),
+        "server_cpu_ns_per_delivery": per_delivery(cpu.server),
+        "client_cpu_secs": cpu.client.map(|c| (c * 100.0).round() / 100.0),
+        "client_cpu_ns_per_delivery": per_delivery(cpu.client),
     });
 
     let mut text = String::new();
@@ -656,6 +691,22 @@ fn summarize(
         commas(frames as f64),
         json["msgs_per_frame"].as_f64().unwrap_or(0.0),
     );
+    if let Some(c) = cpu.server {
+        let _ = writeln!(
+            text,
+            "Server CPU: {c:.2} s ({:.0}% of one core), {} ns per delivery",
+            c / run_secs * 100.0,
+            commas(per_delivery(Some(c)).unwrap_or(0.0))
+        );
+    }
+    if let Some(c) = cpu.client {
+        let _ = writeln!(
+            text,
+            "Tool CPU: {c:.2} s ({:.0}% of one core), {} ns per delivery",
+            c / run_secs * 100.0,
+            commas(per_delivery(Some(c)).unwrap_or(0.0))
+        );
+    }
     for e in json["first_errors"].as_array().into_iter().flatten() {
         let _ = writeln!(text, "Error: {}", e.as_str().unwrap_or_default());
     }

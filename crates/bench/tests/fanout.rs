@@ -31,6 +31,7 @@ fn config(addr: std::net::SocketAddr, protocol: Protocol, via_api: bool) -> Load
         connect_concurrency: 20,
         drain_timeout: Duration::from_secs(3),
         quiet: true,
+        server_pid: Some(std::process::id()),
     }
 }
 
@@ -47,6 +48,7 @@ fn assert_complete(report: &load::LoadReport, subs: u64, msgs: u64) {
     assert_eq!(v["published"], msgs, "{line}");
     assert_eq!(v["latency_us"]["count"], subs * msgs, "{line}");
     assert!(v["sub_msgs_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(v["server_cpu_secs"].is_number(), "{line}");
     assert_eq!(report.latency.len(), subs * msgs);
     let timeline: u64 = report.timeline.iter().map(|t| t.1).sum();
     assert_eq!(timeline, subs * msgs);
