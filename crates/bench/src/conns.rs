@@ -22,8 +22,13 @@ impl Sink for NullSink {
     fn frame(&mut self, _bytes: usize) {}
 }
 
-/// Raises this process's open-file limit as far as the hard limit allows; returns it.
+/// Raises this process's open-file limit: to 1,048,576 (soft and hard) when allowed
+/// (root), else as far as the hard limit goes. Returns the soft limit now in force.
 pub fn raise_nofile() -> u64 {
+    const WANT: u64 = 1 << 20;
+    if rlimit::setrlimit(rlimit::Resource::NOFILE, WANT, WANT).is_ok() {
+        return WANT;
+    }
     rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0)
 }
 
