@@ -209,7 +209,7 @@ async fn full_session(protocol: Protocol) {
     assert_eq!(client.rpc("echo", "1").await.unwrap(), "1".as_bytes());
 
     // Forced reconnect: publications made while away are recovered.
-    node.disconnect("u1", Disconnect::FORCE_RECONNECT);
+    node.disconnect("u1", Disconnect::FORCE_RECONNECT).await;
     let d = wait_for(&mut events, "connecting", |e| match e {
         ClientEvent::Connecting(d) => Some(d.clone()),
         _ => None,
@@ -295,7 +295,7 @@ async fn terminal_disconnect_stops_reconnecting() {
         matches!(e, ClientEvent::Connected { .. }).then_some(())
     })
     .await;
-    node.disconnect("u2", Disconnect::FORCE_NO_RECONNECT);
+    node.disconnect("u2", Disconnect::FORCE_NO_RECONNECT).await;
     let d = wait_for(&mut events, "disconnected", |e| match e {
         ClientEvent::Disconnected(d) => Some(d.clone()),
         ClientEvent::Connecting(d) => panic!("reconnecting after {d:?}"),

@@ -129,7 +129,7 @@ async fn disconnect(State(node): State<Node>, Json(req): Json<DisconnectRequest>
         None => Disconnect::FORCE_RECONNECT,
         Some(code) => Disconnect::new(code, req.reason.unwrap_or_default()),
     };
-    node.disconnect(&req.user, disconnect);
+    node.disconnect(&req.user, disconnect).await;
     Json(json!({})).into_response()
 }
 

@@ -126,6 +126,11 @@ impl Outbound {
         self.state.lock().close.is_some()
     }
 
+    /// Wakes the writer without queueing anything (a timer deadline moved earlier).
+    pub(crate) fn wake(&self) {
+        self.notify.notify_one();
+    }
+
     /// Resolves when something may be ready to drain.
     pub(crate) async fn wait(&self) {
         self.notify.notified().await;

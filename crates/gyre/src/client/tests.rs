@@ -554,7 +554,7 @@ async fn rpc_history_and_server_api() {
     node.unsubscribe("u", "srv").await;
     let push = conn.replies()[0].push.clone().unwrap();
     assert_eq!(push.unsubscribe.unwrap().code, 2000);
-    node.disconnect("u", Disconnect::FORCE_NO_RECONNECT);
+    node.disconnect("u", Disconnect::FORCE_NO_RECONNECT).await;
     assert_eq!(conn.drain().1, Some(Disconnect::FORCE_NO_RECONNECT));
 }
 
@@ -769,7 +769,8 @@ async fn server_refresh_and_client_filters() {
     let b = Conn::connect(&node, "u").await;
     let b_id = b.session.0.id.clone();
     let only_b = crate::ClientFilter::client(b_id.clone());
-    node.refresh("u", &only_b, RefreshReply::new(super::unix_now() + 600));
+    node.refresh("u", &only_b, RefreshReply::new(super::unix_now() + 600))
+        .await;
     let push = b.replies()[0].push.clone().unwrap().refresh.unwrap();
     assert!(push.expires && push.ttl >= 599);
     assert!(a.replies().is_empty(), "the filter selects only b");
@@ -778,13 +779,15 @@ async fn server_refresh_and_client_filters() {
         whitelist: vec![b_id],
         ..Default::default()
     };
-    node.disconnect_clients("u", &whitelist_b, Disconnect::FORCE_RECONNECT);
+    node.disconnect_clients("u", &whitelist_b, Disconnect::FORCE_RECONNECT)
+        .await;
     assert_eq!(a.drain().1, Some(Disconnect::FORCE_RECONNECT));
     assert_eq!(b.drain().1, None);
     node.refresh(
         "u",
         &crate::ClientFilter::default(),
         RefreshReply::expired(),
-    );
+    )
+    .await;
     assert_eq!(b.drain().1, Some(Disconnect::EXPIRED));
 }

@@ -301,6 +301,13 @@ impl ClientInner {
         }
     }
 
+    /// Runs the position check of every positioned subscription at the next timer tick
+    /// (the broker may have missed publications).
+    pub(crate) fn check_positions_now(&self) {
+        self.state.lock().timers.next_position_check = Some(Instant::now());
+        self.outbound.wake();
+    }
+
     /// The server changed this connection's expiry (server API `refresh`).
     pub(crate) fn server_refresh(&self, refresh: &RefreshReply) {
         if refresh.expired {

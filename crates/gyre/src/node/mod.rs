@@ -4,6 +4,7 @@
 //! application's connection handlers. Transports hand new connections to it.
 
 mod config;
+mod control;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -20,6 +21,7 @@ use crate::broker::{
     MemoryBroker, Publication, PublishOptions, PublishResult, StreamPosition,
 };
 use crate::client::{Client, ClientInner, ClientSession};
+use crate::controller::Controller;
 use crate::events::{ConnectEvent, ConnectReply, HandlerError, RefreshReply, SubscribeOptions};
 use crate::handler::{Handler, handler};
 use crate::hub::Hub;
@@ -36,6 +38,8 @@ pub(crate) struct NodeInner {
     pub(crate) hub: Hub,
     pub(crate) broker: Arc<dyn Broker>,
     pub(crate) presence: Arc<dyn PresenceManager>,
+    pub(crate) controller: Option<Arc<dyn Controller>>,
+    pub(crate) cluster: control::Cluster,
     on_connecting: RwLock<Option<Handler<ConnectEvent, ConnectReply>>>,
     on_connect: RwLock<Option<ConnectHandler>>,
     shutting_down: AtomicBool,
@@ -80,6 +84,7 @@ pub struct NodeBuilder {
     config: Config,
     broker: Option<Arc<dyn Broker>>,
     presence: Option<Arc<dyn PresenceManager>>,
+    controller: Option<Arc<dyn Controller>>,
 }
 
 impl std::fmt::Debug for NodeBuilder {
@@ -121,6 +126,13 @@ impl NodeBuilder {
         self
     }
 
+    /// Connect this node to others through `controller` (usually the same engine as
+    /// the broker). Without one the node works alone.
+    pub fn controller_arc(mut self, controller: Arc<dyn Controller>) -> Self {
+        self.controller = Some(controller);
+        self
+    }
+
     /// Builds the node. Call [`Node::run`] before serving connections.
     pub fn build(self) -> Node {
         Node {
@@ -132,6 +144,8 @@ impl NodeBuilder {
                 presence: self
                     .presence
                     .unwrap_or_else(|| Arc::new(MemoryPresenceManager::new())),
+                controller: self.controller,
+                cluster: control::Cluster::default(),
                 on_connecting: RwLock::new(None),
                 on_connect: RwLock::new(None),
                 shutting_down: AtomicBool::new(false),
@@ -187,6 +201,8 @@ pub struct NodeInfo {
     pub id: String,
     /// Node name.
     pub name: String,
+    /// Version the node reports.
+    pub version: String,
     /// Connections.
     pub num_clients: usize,
     /// Distinct users.
@@ -225,6 +241,14 @@ impl BrokerEventHandler for NodeEvents {
             node.metrics.received_join.inc();
             let sent = node.hub.broadcast_join_leave(channel, &info, true);
             node.metrics.sent_join.add(sent);
+        }
+    }
+
+    fn handle_resubscribed(&self) {
+        if let Some(node) = self.0.upgrade() {
+            for client in node.hub.all_clients() {
+                client.check_positions_now();
+            }
         }
     }
 
@@ -284,7 +308,8 @@ impl Node {
     /// Starts the broker. Call once before serving connections.
     pub async fn run(&self) -> Result<(), BrokerError> {
         let events: Arc<dyn BrokerEventHandler> = Arc::new(NodeEvents(Arc::downgrade(&self.inner)));
-        self.inner.broker.run(events).await
+        self.inner.broker.run(events).await?;
+        self.run_control().await
     }
 
     /// Closes every connection with 3001 (clients reconnect elsewhere) and refuses new
@@ -341,35 +366,88 @@ impl Node {
         self.inner.presence.presence_stats(channel).await
     }
 
-    /// Closes every connection of `user` with `disconnect`.
-    pub fn disconnect(&self, user: &str, disconnect: Disconnect) {
-        self.disconnect_clients(user, &ClientFilter::default(), disconnect);
+    /// Closes every connection of `user`, on every node, with `disconnect`.
+    pub async fn disconnect(&self, user: &str, disconnect: Disconnect) {
+        self.disconnect_clients(user, &ClientFilter::default(), disconnect)
+            .await;
     }
 
-    /// Closes the connections of `user` selected by `filter` with `disconnect`.
-    pub fn disconnect_clients(&self, user: &str, filter: &ClientFilter, disconnect: Disconnect) {
+    /// Closes the connections of `user` selected by `filter`, on every node.
+    pub async fn disconnect_clients(
+        &self,
+        user: &str,
+        filter: &ClientFilter,
+        disconnect: Disconnect,
+    ) {
+        self.local_disconnect(user, filter, disconnect.clone());
+        self.broadcast_action(gyre_protocol::control::Command {
+            disconnect: Some(gyre_protocol::control::Disconnect {
+                user: user.to_owned(),
+                whitelist: filter.whitelist.clone(),
+                code: disconnect.code,
+                reason: disconnect.reason.to_string(),
+                reconnect: false,
+                client: filter.client.clone().unwrap_or_default(),
+                session: filter.session.clone().unwrap_or_default(),
+            }),
+            ..Default::default()
+        })
+        .await;
+    }
+
+    pub(crate) fn local_disconnect(
+        &self,
+        user: &str,
+        filter: &ClientFilter,
+        disconnect: Disconnect,
+    ) {
         for client in self.filtered(user, filter) {
             client.outbound.close(disconnect.clone());
         }
     }
 
-    /// Removes `user`'s subscriptions to `channel` (clients get an `unsubscribe` push).
+    /// Removes `user`'s subscriptions to `channel` on every node (clients get an
+    /// `unsubscribe` push).
     pub async fn unsubscribe(&self, user: &str, channel: &str) {
         self.unsubscribe_clients(user, channel, &ClientFilter::default())
             .await;
     }
 
-    /// Removes the subscriptions to `channel` of the connections selected by `filter`.
+    /// Removes the subscriptions to `channel` of the connections selected by `filter`, on
+    /// every node.
     pub async fn unsubscribe_clients(&self, user: &str, channel: &str, filter: &ClientFilter) {
+        self.local_unsubscribe(user, channel, filter, Unsubscribe::SERVER)
+            .await;
+        self.broadcast_action(gyre_protocol::control::Command {
+            unsubscribe: Some(gyre_protocol::control::Unsubscribe {
+                channel: channel.to_owned(),
+                user: user.to_owned(),
+                client: filter.client.clone().unwrap_or_default(),
+                session: filter.session.clone().unwrap_or_default(),
+                code: Unsubscribe::SERVER.code,
+                reason: Unsubscribe::SERVER.reason.to_string(),
+            }),
+            ..Default::default()
+        })
+        .await;
+    }
+
+    pub(crate) async fn local_unsubscribe(
+        &self,
+        user: &str,
+        channel: &str,
+        filter: &ClientFilter,
+        unsubscribe: Unsubscribe,
+    ) {
         for client in self.filtered(user, filter) {
             client
-                .server_unsubscribe(channel, Unsubscribe::SERVER)
+                .server_unsubscribe(channel, unsubscribe.clone())
                 .await;
         }
     }
 
-    /// Subscribes every connection of `user` to `channel` server-side (clients get a
-    /// `subscribe` push).
+    /// Subscribes every connection of `user`, on every node, to `channel` server-side
+    /// (clients get a `subscribe` push).
     pub async fn subscribe(
         &self,
         user: &str,
@@ -380,8 +458,44 @@ impl Node {
             .await
     }
 
-    /// Subscribes the connections selected by `filter` to `channel` server-side.
+    /// Subscribes the connections selected by `filter`, on every node, to `channel`
+    /// server-side.
     pub async fn subscribe_clients(
+        &self,
+        user: &str,
+        channel: &str,
+        options: SubscribeOptions,
+        filter: &ClientFilter,
+    ) -> Result<(), Error> {
+        let forwarded = gyre_protocol::control::Subscribe {
+            user: user.to_owned(),
+            channel: channel.to_owned(),
+            presence: options.emit_presence,
+            join_leave: options.emit_join_leave,
+            expire_at: options.expire_at,
+            position: options.enable_positioning,
+            recover: options.enable_recovery,
+            channel_info: options.channel_info.clone(),
+            client: filter.client.clone().unwrap_or_default(),
+            data: options.data.clone(),
+            recover_since: options.recover_since.as_ref().map(|p| {
+                gyre_protocol::control::StreamPosition {
+                    offset: p.offset,
+                    epoch: p.epoch.clone(),
+                }
+            }),
+            session: filter.session.clone().unwrap_or_default(),
+        };
+        let local = self.local_subscribe(user, channel, options, filter).await;
+        self.broadcast_action(gyre_protocol::control::Command {
+            subscribe: Some(forwarded),
+            ..Default::default()
+        })
+        .await;
+        local
+    }
+
+    pub(crate) async fn local_subscribe(
         &self,
         user: &str,
         channel: &str,
@@ -394,11 +508,27 @@ impl Node {
         Ok(())
     }
 
-    /// Changes the expiry of the connections of `user` selected by `filter`; they get a
-    /// `refresh` push. `expired` disconnects them with 3005.
-    pub fn refresh(&self, user: &str, filter: &ClientFilter, refresh: RefreshReply) {
+    /// Changes the expiry of the connections of `user` selected by `filter`, on every
+    /// node; they get a `refresh` push. `expired` disconnects them with 3005.
+    pub async fn refresh(&self, user: &str, filter: &ClientFilter, refresh: RefreshReply) {
+        self.local_refresh(user, filter, &refresh);
+        self.broadcast_action(gyre_protocol::control::Command {
+            refresh: Some(gyre_protocol::control::Refresh {
+                user: user.to_owned(),
+                client: filter.client.clone().unwrap_or_default(),
+                expired: refresh.expired,
+                expire_at: refresh.expire_at,
+                info: refresh.info.clone().unwrap_or_default(),
+                session: filter.session.clone().unwrap_or_default(),
+            }),
+            ..Default::default()
+        })
+        .await;
+    }
+
+    pub(crate) fn local_refresh(&self, user: &str, filter: &ClientFilter, refresh: &RefreshReply) {
         for client in self.filtered(user, filter) {
-            client.server_refresh(&refresh);
+            client.server_refresh(refresh);
         }
     }
 
@@ -415,6 +545,7 @@ impl Node {
         NodeInfo {
             id: self.inner.id.clone(),
             name: self.inner.config.name.clone(),
+            version: self.inner.config.version.clone(),
             num_clients,
             num_users,
             num_channels: channels.len(),

@@ -1,0 +1,468 @@
+//! Node-to-node control: heartbeats, forwarded server-API actions and surveys.
+//!
+//! Every node broadcasts its counts every [`HEARTBEAT`]; a node not heard from for three
+//! heartbeats is forgotten. Actions on a user's connections (disconnect, unsubscribe,
+//! subscribe, refresh) run locally and are broadcast so that other nodes apply them to
+//! their own connections. Surveys ask every known node and wait for all answers or a
+//! timeout.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gyre_protocol::control;
+use parking_lot::Mutex;
+use prost::Message as _;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{ClientFilter, NodeInfo, NodeInner};
+use crate::broker::{BrokerError, StreamPosition};
+use crate::controller::ControlEventHandler;
+use crate::events::{RefreshReply, SubscribeOptions};
+use crate::{Disconnect, Node, Unsubscribe};
+
+/// How often a node announces itself.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(3);
+
+/// Survey operation answering the channels of a node with their subscriber counts.
+const SURVEY_CHANNELS: &str = "channels";
+
+/// What this node knows about the cluster.
+#[derive(Debug, Default)]
+pub(crate) struct Cluster {
+    nodes: Mutex<HashMap<String, (NodeInfo, Instant)>>,
+    next_survey: AtomicU64,
+    surveys: Mutex<HashMap<u64, mpsc::UnboundedSender<(String, Bytes)>>>,
+}
+
+fn info_from(n: &control::Node) -> NodeInfo {
+    NodeInfo {
+        id: n.uid.clone(),
+        name: n.name.clone(),
+        version: n.version.clone(),
+        num_clients: n.num_clients as usize,
+        num_users: n.num_users as usize,
+        num_channels: n.num_channels as usize,
+        num_subscriptions: n.num_subs as usize,
+        uptime: u64::from(n.uptime),
+    }
+}
+
+fn filter_of(client: &str, session: &str, whitelist: Vec<String>) -> ClientFilter {
+    ClientFilter {
+        client: (!client.is_empty()).then(|| client.to_owned()),
+        session: (!session.is_empty()).then(|| session.to_owned()),
+        whitelist,
+    }
+}
+
+/// Feeds control messages to the node without keeping it alive.
+pub(crate) struct NodeControl(pub(crate) Weak<NodeInner>);
+
+impl ControlEventHandler for NodeControl {
+    fn handle_control(&self, data: Bytes) {
+        let Some(inner) = self.0.upgrade() else {
+            return;
+        };
+        let command = match control::Command::decode(data) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "undecodable control message");
+                return;
+            }
+        };
+        // A node applies its own actions before broadcasting them.
+        if command.uid == inner.id {
+            return;
+        }
+        let node = Node { inner };
+        // Connection actions may await (unsubscribe cleans up presence): run them off the
+        // engine's reader.
+        tokio::spawn(async move { node.apply_control(command).await });
+    }
+}
+
+impl Node {
+    /// Starts the controller and the heartbeat task.
+    pub(crate) async fn run_control(&self) -> Result<(), BrokerError> {
+        let Some(controller) = self.inner.controller.clone() else {
+            return Ok(());
+        };
+        controller
+            .run(
+                &self.inner.id,
+                Arc::new(NodeControl(Arc::downgrade(&self.inner))),
+            )
+            .await?;
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else {
+                    return;
+                };
+                let node = Node { inner };
+                if node.is_shutting_down() {
+                    return;
+                }
+                node.heartbeat().await;
+            }
+        });
+        Ok(())
+    }
+
+    async fn heartbeat(&self) {
+        let info = self.info();
+        let command = control::Command {
+            uid: self.inner.id.clone(),
+            node: Some(control::Node {
+                uid: info.id.clone(),
+                name: info.name.clone(),
+                version: self.inner.config.version.clone(),
+                num_clients: info.num_clients as u32,
+                num_users: info.num_users as u32,
+                num_channels: info.num_channels as u32,
+                uptime: info.uptime as u32,
+                num_subs: info.num_subscriptions as u32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        if let Err(e) = self.send_control(command, None).await {
+            tracing::warn!(error = %e, "node heartbeat failed");
+        }
+        let stale = Instant::now() - HEARTBEAT * 3;
+        self.inner
+            .cluster
+            .nodes
+            .lock()
+            .retain(|_, (_, seen)| *seen >= stale);
+    }
+
+    async fn send_control(
+        &self,
+        command: control::Command,
+        to: Option<&str>,
+    ) -> Result<(), BrokerError> {
+        match &self.inner.controller {
+            Some(c) => c.publish_control(command.encode_to_vec().into(), to).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Broadcasts an action on connections to the other nodes.
+    pub(crate) async fn broadcast_action(&self, mut command: control::Command) {
+        if self.inner.controller.is_none() {
+            return;
+        }
+        command.uid = self.inner.id.clone();
+        if let Err(e) = self.send_control(command, None).await {
+            tracing::warn!(error = %e, "control broadcast failed");
+        }
+    }
+
+    async fn apply_control(&self, command: control::Command) {
+        if let Some(n) = command.node {
+            let info = info_from(&n);
+            self.inner
+                .cluster
+                .nodes
+                .lock()
+                .insert(n.uid.clone(), (info, Instant::now()));
+        } else if let Some(d) = command.disconnect {
+            let filter = filter_of(&d.client, &d.session, d.whitelist);
+            let disconnect = Disconnect::new(d.code, d.reason);
+            self.local_disconnect(&d.user, &filter, disconnect);
+        } else if let Some(u) = command.unsubscribe {
+            let filter = filter_of(&u.client, &u.session, Vec::new());
+            let unsubscribe = if u.code == 0 {
+                Unsubscribe::SERVER
+            } else {
+                Unsubscribe::new(u.code, u.reason)
+            };
+            self.local_unsubscribe(&u.user, &u.channel, &filter, unsubscribe)
+                .await;
+        } else if let Some(s) = command.subscribe {
+            let filter = filter_of(&s.client, &s.session, Vec::new());
+            let mut options = SubscribeOptions::new()
+                .presence(s.presence)
+                .join_leave(s.join_leave)
+                .positioning(s.position)
+                .recovery(s.recover)
+                .channel_info(s.channel_info)
+                .data(s.data)
+                .expire_at(s.expire_at);
+            options.recover_since = s
+                .recover_since
+                .map(|p| StreamPosition::new(p.offset, p.epoch));
+            if let Err(e) = self
+                .local_subscribe(&s.user, &s.channel, options, &filter)
+                .await
+            {
+                tracing::warn!(channel = %s.channel, error = %e, "forwarded subscribe failed");
+            }
+        } else if let Some(r) = command.refresh {
+            let filter = filter_of(&r.client, &r.session, Vec::new());
+            let mut refresh = if r.expired {
+                RefreshReply::expired()
+            } else {
+                RefreshReply::new(r.expire_at)
+            };
+            if !r.info.is_empty() {
+                refresh.info = Some(r.info);
+            }
+            self.local_refresh(&r.user, &filter, &refresh);
+        } else if let Some(req) = command.survey_request {
+            let data = self.answer_survey(&req.op);
+            let response = control::Command {
+                uid: self.inner.id.clone(),
+                survey_response: Some(control::SurveyResponse {
+                    id: req.id,
+                    code: 0,
+                    data,
+                }),
+                ..Default::default()
+            };
+            if let Err(e) = self.send_control(response, Some(&command.uid)).await {
+                tracing::warn!(error = %e, "survey answer failed");
+            }
+        } else if let Some(resp) = command.survey_response {
+            let sender = self.inner.cluster.surveys.lock().get(&resp.id).cloned();
+            if let Some(sender) = sender {
+                let _ = sender.send((command.uid, resp.data));
+            }
+        }
+    }
+
+    /// This node's answer to a survey operation.
+    fn answer_survey(&self, op: &str) -> Bytes {
+        match op {
+            SURVEY_CHANNELS => {
+                // A compact encoding: one `name\tcount\n` line per channel.
+                let mut out = String::new();
+                for (name, count) in self.channel_counts() {
+                    out.push_str(&name.replace(['\t', '\n'], " "));
+                    out.push('\t');
+                    out.push_str(&count.to_string());
+                    out.push('\n');
+                }
+                Bytes::from(out)
+            }
+            _ => Bytes::new(),
+        }
+    }
+
+    /// Asks every known node (this one included) and collects the answers that arrive
+    /// within `timeout`.
+    async fn survey(&self, op: &str, timeout: Duration) -> Vec<(String, Bytes)> {
+        let mut answers = vec![(self.inner.id.clone(), self.answer_survey(op))];
+        if self.inner.controller.is_none() {
+            return answers;
+        }
+        let expected = self.nodes().len().saturating_sub(1);
+        if expected == 0 {
+            return answers;
+        }
+        let id = self
+            .inner
+            .cluster
+            .next_survey
+            .fetch_add(1, Ordering::Relaxed);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        self.inner.cluster.surveys.lock().insert(id, tx);
+        let request = control::Command {
+            uid: self.inner.id.clone(),
+            survey_request: Some(control::SurveyRequest {
+                id,
+                op: op.to_owned(),
+                data: Bytes::new(),
+            }),
+            ..Default::default()
+        };
+        if let Err(e) = self.send_control(request, None).await {
+            tracing::warn!(error = %e, "survey request failed");
+        } else {
+            let deadline = Instant::now() + timeout;
+            while answers.len() < expected + 1 {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(answer)) => answers.push(answer),
+                    _ => break,
+                }
+            }
+        }
+        self.inner.cluster.surveys.lock().remove(&id);
+        answers
+    }
+
+    /// Every node of the cluster, this one included, as last announced.
+    pub fn nodes(&self) -> Vec<NodeInfo> {
+        let mut nodes = vec![self.info()];
+        let known = self.inner.cluster.nodes.lock();
+        nodes.extend(
+            known
+                .iter()
+                .filter(|(id, _)| **id != self.inner.id)
+                .map(|(_, (info, _))| info.clone()),
+        );
+        nodes
+    }
+
+    /// Channels with subscribers on any node and their subscriber counts, summed over
+    /// the nodes that answered within `timeout`.
+    pub async fn cluster_channels(&self, timeout: Duration) -> Vec<(String, usize)> {
+        let mut merged: HashMap<String, usize> = HashMap::new();
+        for (_, data) in self.survey(SURVEY_CHANNELS, timeout).await {
+            for line in String::from_utf8_lossy(&data).lines() {
+                if let Some((name, count)) = line.rsplit_once('\t') {
+                    *merged.entry(name.to_owned()).or_default() += count.parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut out: Vec<_> = merged.into_iter().collect();
+        out.sort();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use parking_lot::Mutex;
+
+    use super::*;
+    use crate::broker::BoxFuture;
+    use crate::controller::Controller;
+    use crate::{ConnectReply, Credentials, LocalConnection, SubscribeOptions, SubscribeReply};
+
+    /// An in-process bus standing in for a shared engine.
+    #[derive(Default)]
+    struct Bus {
+        nodes: Mutex<Vec<(String, Arc<dyn ControlEventHandler>)>>,
+    }
+
+    struct BusController(Arc<Bus>);
+
+    impl Controller for BusController {
+        fn run(
+            &self,
+            node_id: &str,
+            handler: Arc<dyn ControlEventHandler>,
+        ) -> BoxFuture<'_, Result<(), BrokerError>> {
+            self.0.nodes.lock().push((node_id.to_owned(), handler));
+            Box::pin(async { Ok(()) })
+        }
+
+        fn publish_control(
+            &self,
+            data: Bytes,
+            to: Option<&str>,
+        ) -> BoxFuture<'_, Result<(), BrokerError>> {
+            let targets: Vec<_> = self
+                .0
+                .nodes
+                .lock()
+                .iter()
+                .filter(|(id, _)| to.is_none_or(|t| t == id))
+                .map(|(_, h)| h.clone())
+                .collect();
+            for h in targets {
+                h.handle_control(data.clone());
+            }
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    async fn node_on(bus: &Arc<Bus>) -> Node {
+        let node = Node::builder()
+            .controller_arc(Arc::new(BusController(bus.clone())))
+            .build();
+        node.on_connecting(|e| async move { Ok(ConnectReply::new(Credentials::new(e.token))) });
+        node.on_connect(|client| {
+            client.on_subscribe(|_| async { Ok(SubscribeReply::new(SubscribeOptions::new())) });
+        });
+        node.run().await.unwrap();
+        node
+    }
+
+    async fn connected(node: &Node, user: &str, channel: &str) -> LocalConnection {
+        let conn = LocalConnection::open(node, false).unwrap();
+        conn.handle(Bytes::from(format!(
+            "{{\"id\":1,\"connect\":{{\"token\":\"{user}\"}}}}\n{{\"id\":2,\"subscribe\":{{\"channel\":\"{channel}\"}}}}"
+        )))
+        .await
+        .unwrap();
+        let mut out = Vec::new();
+        assert!(conn.drain(&mut out).is_none());
+        conn
+    }
+
+    async fn settle() {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn nodes_discover_each_other_and_forward_actions() {
+        let bus = Arc::new(Bus::default());
+        let a = node_on(&bus).await;
+        let b = node_on(&bus).await;
+        let on_b = connected(&b, "alice", "news").await;
+        let _on_a = connected(&a, "bob", "news").await;
+        // The first heartbeat goes out when the nodes start.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        settle().await;
+        let mut ids: Vec<_> = a.nodes().into_iter().map(|n| n.id).collect();
+        ids.sort();
+        let mut expected = vec![a.id().to_owned(), b.id().to_owned()];
+        expected.sort();
+        assert_eq!(ids, expected);
+        assert_eq!(b.nodes().len(), 2);
+
+        let channels = a.cluster_channels(Duration::from_secs(1)).await;
+        assert_eq!(channels, vec![("news".to_owned(), 2)]);
+
+        // A disconnect asked on A reaches the user's connection on B.
+        a.disconnect("alice", Disconnect::FORCE_NO_RECONNECT).await;
+        settle().await;
+        let mut out = Vec::new();
+        assert_eq!(on_b.drain(&mut out), Some(Disconnect::FORCE_NO_RECONNECT));
+    }
+
+    #[tokio::test]
+    async fn forwarded_unsubscribe_subscribe_and_refresh() {
+        let bus = Arc::new(Bus::default());
+        let a = node_on(&bus).await;
+        let b = node_on(&bus).await;
+        let on_b = connected(&b, "carol", "room").await;
+        a.unsubscribe("carol", "room").await;
+        settle().await;
+        let mut out = Vec::new();
+        on_b.drain(&mut out);
+        let text = String::from_utf8_lossy(&out.concat()).to_string();
+        assert!(text.contains(r#""unsubscribe":{"code":2000"#), "{text}");
+
+        a.subscribe("carol", "extra", SubscribeOptions::new())
+            .await
+            .unwrap();
+        settle().await;
+        out.clear();
+        on_b.drain(&mut out);
+        let text = String::from_utf8_lossy(&out.concat()).to_string();
+        assert!(
+            text.contains(r#""channel":"extra","subscribe":{"#),
+            "{text}"
+        );
+
+        a.refresh("carol", &ClientFilter::default(), RefreshReply::expired())
+            .await;
+        settle().await;
+        assert_eq!(on_b.drain(&mut out), Some(Disconnect::EXPIRED));
+    }
+}
