@@ -287,3 +287,23 @@ async fn legacy_endpoint_runs_a_stream_of_commands() {
         assert_eq!(body(&response)["code"], 107);
     }
 }
+
+#[tokio::test]
+async fn api_at_the_root_prefix() {
+    let server = Server::start(json!({
+        "http_api": {"handler_prefix": "/"},
+        "health": {"enabled": true}
+    }));
+    let key = [("X-API-Key", KEY)];
+    let (status, text) = server
+        .post_raw("/publish", &key, r#"{"channel": "x", "data": 1}"#)
+        .await;
+    assert_eq!((status, body(&text)), (200, json!({"result": {}})));
+    let (status, text) = server
+        .post_raw("/", &key, r#"{"id": 1, "method": "info"}"#)
+        .await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(body(&text)["id"], 1);
+    let health = reqwest::get(server.url("/health")).await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+}

@@ -36,8 +36,6 @@ use proto::{ApiError, BatchRequest, Method};
 /// only guards memory).
 const MAX_BODY: usize = 64 << 20;
 
-const UNAUTHORIZED: ApiError = ApiError::UNAUTHORIZED;
-
 /// Routes of the server API, relative to `http_api.handler_prefix`.
 pub(crate) fn router(app: App) -> Router {
     Router::new()
@@ -60,64 +58,61 @@ fn serialize(status: StatusCode, value: &impl Serialize) -> Response {
         Ok(body) => json_response(status, body),
         Err(err) => {
             tracing::error!(error = %err, "server API: encoding a response");
-            error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ApiError::INTERNAL,
-                "internal server error",
-            )
+            let e = ApiError::INTERNAL;
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, e.code, e.message)
         }
     }
 }
 
 /// A non-200 answer: the bare error object.
-fn error_response(status: StatusCode, code: ApiError, message: &'static str) -> Response {
-    serialize(
-        status,
-        &ApiError {
-            code: code.code,
-            message,
-        },
-    )
+fn error_response(status: StatusCode, code: u32, message: &'static str) -> Response {
+    serialize(status, &ApiError { code, message })
 }
 
-/// Checks the method, the API key and reads the body: what every endpoint does first.
+/// What every endpoint does first: checks the HTTP method and the API key, reads the
+/// body. Returns the body and whether errors use the transport error mode.
 async fn accept(
     app: &App,
     method: &http::Method,
     headers: &HeaderMap,
     uri: &Uri,
     body: Body,
-) -> Result<bytes::Bytes, Response> {
+) -> Result<(bytes::Bytes, bool), Response> {
     if method != http::Method::POST {
+        let code = ApiError::BAD_REQUEST.code;
         return Err(error_response(
             StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::BAD_REQUEST,
+            code,
             "method not allowed",
         ));
     }
-    let config = app.config();
-    if !config.http_api.insecure && !authorized(&config.http_api.key, headers, uri) {
-        return Err(error_response(
-            StatusCode::UNAUTHORIZED,
-            UNAUTHORIZED,
-            UNAUTHORIZED.message,
-        ));
+    let transport_errors = {
+        let api = &app.config().http_api;
+        if !api.insecure && !authorized(&api.key, headers, uri) {
+            let e = ApiError::UNAUTHORIZED;
+            return Err(error_response(StatusCode::UNAUTHORIZED, e.code, e.message));
+        }
+        api.error_mode == "transport"
+            || headers
+                .get("x-centrifugo-error-mode")
+                .is_some_and(|v| v.as_bytes() == b"transport")
+    };
+    match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => Ok((body, transport_errors)),
+        Err(_) => {
+            let code = ApiError::BAD_REQUEST.code;
+            Err(error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                code,
+                "request body too large",
+            ))
+        }
     }
-    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
-        error_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::BAD_REQUEST,
-            "request body too large",
-        )
-    })
 }
 
 fn bad_request() -> Response {
-    error_response(
-        StatusCode::BAD_REQUEST,
-        ApiError::BAD_REQUEST,
-        ApiError::BAD_REQUEST.message,
-    )
+    let e = ApiError::BAD_REQUEST;
+    error_response(StatusCode::BAD_REQUEST, e.code, e.message)
 }
 
 /// Upstream `APIKeyAuth`: `X-API-Key` decides when present; else `Authorization: apikey
@@ -159,13 +154,6 @@ fn secure_eq(expected: &str, given: &str) -> bool {
             == 0
 }
 
-fn transport_error_mode(app: &App, headers: &HeaderMap) -> bool {
-    app.config().http_api.error_mode == "transport"
-        || headers
-            .get("x-centrifugo-error-mode")
-            .is_some_and(|v| v.as_bytes() == b"transport")
-}
-
 async fn method_handler(
     State(app): State<App>,
     Path(name): Path<String>,
@@ -178,15 +166,12 @@ async fn method_handler(
         ("batch", _) => None,
         (_, Some(m)) => Some(m),
         (_, None) => {
-            return error_response(
-                StatusCode::NOT_FOUND,
-                ApiError::NOT_FOUND,
-                ApiError::NOT_FOUND.message,
-            );
+            let e = ApiError::NOT_FOUND;
+            return error_response(StatusCode::NOT_FOUND, e.code, e.message);
         }
     };
-    let body = match accept(&app, &method, &headers, &uri, body).await {
-        Ok(body) => body,
+    let (body, transport_errors) = match accept(&app, &method, &headers, &uri, body).await {
+        Ok(accepted) => accepted,
         Err(response) => return response,
     };
     let Some(api_method) = api_method else {
@@ -200,9 +185,7 @@ async fn method_handler(
         Err(_) => return bad_request(),
     };
     match executor::execute(&app, request).await {
-        Err(error) if transport_error_mode(&app, &headers) => {
-            serialize(error.http_status(), &error)
-        }
+        Err(error) if transport_errors => serialize(error.http_status(), &error),
         outcome => serialize(StatusCode::OK, &proto::Response::from(outcome)),
     }
 }
@@ -215,15 +198,12 @@ async fn legacy_handler(
     body: Body,
 ) -> Response {
     let body = match accept(&app, &method, &headers, &uri, body).await {
-        Ok(body) => body,
+        Ok((body, _)) => body,
         Err(response) => return response,
     };
     if app.node.is_shutting_down() {
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::INTERNAL,
-            "shutting down",
-        );
+        let code = ApiError::INTERNAL.code;
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, code, "shutting down");
     }
     if body.is_empty() {
         return bad_request();
