@@ -204,7 +204,6 @@ async fn publish_to(app: &App, channel: &str, p: &Publish) -> ApiResult<PublishR
 }
 
 async fn publish(app: &App, r: PublishRequest) -> ApiResult<PublishResult> {
-    nonempty(&r.channel)?;
     let p = Publish {
         data: payload(&r.data, &r.b64data)?,
         skip_history: r.skip_history,
