@@ -19,7 +19,7 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Compiles `proto/client.proto` without `protoc` and writes the Rust types into the
+/// Compiles `proto/*.proto` without `protoc` and writes the Rust types into the
 /// protocol crate, where they are committed like any other source file.
 fn codegen() -> Result<()> {
     let root = workspace_root();
@@ -27,8 +27,14 @@ fn codegen() -> Result<()> {
     let out_dir = root.join("crates/protocol/src/generated");
     std::fs::create_dir_all(&out_dir)?;
 
-    let descriptors = protox::compile([proto_dir.join("client.proto")], [&proto_dir])
-        .context("compiling proto/client.proto")?;
+    let descriptors = protox::compile(
+        [
+            proto_dir.join("client.proto"),
+            proto_dir.join("control.proto"),
+        ],
+        [&proto_dir],
+    )
+    .context("compiling proto/*.proto")?;
 
     let mut config = prost_build::Config::new();
     // `bytes` fields become `Bytes` so a decoded publication shares the input buffer.
@@ -38,16 +44,18 @@ fn codegen() -> Result<()> {
         .compile_fds(descriptors)
         .context("generating Rust types")?;
 
-    // rustfmt keeps the committed file stable between runs.
-    let generated = out_dir.join("centrifugal.centrifuge.protocol.rs");
-    let status = std::process::Command::new("rustfmt")
-        .args(["--edition", "2024"])
-        .arg(&generated)
-        .status()
-        .context("running rustfmt")?;
-    if !status.success() {
-        bail!("rustfmt failed on {}", generated.display());
+    // rustfmt keeps the committed files stable between runs.
+    for name in ["centrifugal.centrifuge.protocol.rs", "controlpb.rs"] {
+        let generated = out_dir.join(name);
+        let status = std::process::Command::new("rustfmt")
+            .args(["--edition", "2024"])
+            .arg(&generated)
+            .status()
+            .context("running rustfmt")?;
+        if !status.success() {
+            bail!("rustfmt failed on {}", generated.display());
+        }
+        println!("wrote {}", generated.display());
     }
-    println!("wrote {}", generated.display());
     Ok(())
 }

@@ -3,10 +3,12 @@
 
 mod broker;
 mod client;
+mod controller;
 mod events;
 mod handler;
 mod hub;
 mod local;
+pub mod metrics;
 mod node;
 mod presence;
 mod recovery;
@@ -19,6 +21,7 @@ pub use broker::{
 pub use client::Client;
 #[cfg(test)]
 pub(crate) use client::ClientSession;
+pub use controller::{ControlEventHandler, Controller};
 pub use gyre_protocol::{Disconnect, Error, Unsubscribe};
 pub use local::LocalConnection;
 pub use presence::{MemoryPresenceManager, PresenceError, PresenceManager, PresenceStats};

@@ -44,6 +44,12 @@ pub mod proto {
     include!("generated/centrifugal.centrifuge.protocol.rs");
 }
 
+/// Node-to-node control messages generated from `proto/control.proto`.
+#[allow(missing_docs, clippy::all)]
+pub mod control {
+    include!("generated/controlpb.rs");
+}
+
 pub use codes::{Disconnect, Error, Unsubscribe};
 pub use error::{DecodeError, EncodeError};
 

@@ -279,6 +279,10 @@ pub trait BrokerEventHandler: Send + Sync + 'static {
     fn handle_join(&self, channel: &str, info: ClientInfo);
     /// A client left the channel.
     fn handle_leave(&self, channel: &str, info: ClientInfo);
+    /// The broker lost its subscription stream and re-established it (e.g. Redis
+    /// restarted): publications may have been missed meanwhile. The node then checks
+    /// every positioned subscription against its stream at once.
+    fn handle_resubscribed(&self) {}
 }
 
 /// The pub/sub + history engine behind a [`Node`](crate::Node).

@@ -31,10 +31,42 @@ use crate::events::{
     SubscribeEvent, SubscribeOptions, SubscribeReply, UnsubscribeEvent,
 };
 use crate::handler::{Handler, Observer, handler};
+use crate::metrics::TransportCounters;
 use crate::node::Node;
 use crate::transport::{Session, TransportInfo};
 use crate::{Disconnect, Error, Unsubscribe};
 use queue::Outbound;
+
+/// The metric label of a command (`None` for pongs).
+fn command_method(c: &proto::Command) -> Option<&'static str> {
+    Some(if c.connect.is_some() {
+        "connect"
+    } else if c.subscribe.is_some() {
+        "subscribe"
+    } else if c.unsubscribe.is_some() {
+        "unsubscribe"
+    } else if c.publish.is_some() {
+        "publish"
+    } else if c.presence.is_some() {
+        "presence"
+    } else if c.presence_stats.is_some() {
+        "presence_stats"
+    } else if c.history.is_some() {
+        "history"
+    } else if c.rpc.is_some() {
+        "rpc"
+    } else if c.send.is_some() {
+        "send"
+    } else if c.refresh.is_some() {
+        "refresh"
+    } else if c.sub_refresh.is_some() {
+        "sub_refresh"
+    } else if c.ping.is_some() {
+        "ping"
+    } else {
+        return None;
+    })
+}
 
 /// Current Unix time in seconds.
 pub(crate) fn unix_now() -> i64 {
@@ -127,6 +159,7 @@ pub(crate) struct ClientInner {
     pub(crate) node: Node,
     pub(crate) transport: TransportInfo,
     pub(crate) outbound: Arc<Outbound>,
+    counters: Arc<TransportCounters>,
     pub(crate) state: Mutex<State>,
     /// Boxed so that a connection without handlers costs one pointer.
     handlers: Mutex<Option<Box<ClientHandlers>>>,
@@ -161,13 +194,18 @@ impl ClientInner {
     ) -> Arc<Self> {
         let config = node.config();
         let timers = timers::Timers::new(Instant::now() + config.client_stale_close_delay);
-        let outbound = Arc::new(Outbound::new(config.client_queue_max_size));
+        let counters = node.inner.metrics.transport(transport.name);
+        let outbound = Arc::new(Outbound::with_counters(
+            config.client_queue_max_size,
+            Some(counters.clone()),
+        ));
         Arc::new(ClientInner {
             seq: node.next_seq(),
             id: uuid::Uuid::new_v4().to_string(),
             node,
             transport,
             outbound,
+            counters,
             state: Mutex::new(State {
                 status: Status::Connecting,
                 user: String::new(),
@@ -229,6 +267,12 @@ impl ClientInner {
     }
 
     fn write_error(&self, id: u32, error: &Error) -> Result<(), Disconnect> {
+        self.node
+            .inner
+            .metrics
+            .reply_errors
+            .get(&["command", &error.code.to_string()])
+            .inc();
         self.write_reply(&proto::Reply {
             id,
             error: Some(error.to_proto()),
@@ -238,6 +282,8 @@ impl ClientInner {
 
     /// Handles every command of one transport message, in order.
     async fn handle_message(self: Arc<Self>, data: Bytes) -> Result<(), Disconnect> {
+        self.counters.messages_received.inc();
+        self.counters.bytes_received.add(data.len() as u64);
         for command in gyre_protocol::decode_commands(self.protocol(), data) {
             let command = command.map_err(|e| {
                 tracing::debug!(client = %self.id, error = %e, "malformed command");
@@ -252,6 +298,21 @@ impl ClientInner {
     }
 
     async fn handle_command(self: &Arc<Self>, command: proto::Command) -> Result<(), Disconnect> {
+        let method = command_method(&command);
+        let started = std::time::Instant::now();
+        let result = self.dispatch(command).await;
+        if let Some(method) = method {
+            self.node
+                .inner
+                .metrics
+                .command_duration
+                .get(&[method])
+                .observe(started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    async fn dispatch(self: &Arc<Self>, command: proto::Command) -> Result<(), Disconnect> {
         let status = self.state.lock().status;
         match status {
             Status::Failed | Status::Closed => return Ok(()),
@@ -366,9 +427,20 @@ impl ClientInner {
             )
         };
         self.outbound.close(disconnect.clone());
+        let metrics = &self.node.inner.metrics;
+        if disconnect.code != Disconnect::CONNECTION_CLOSED.code {
+            metrics
+                .server_disconnects
+                .get(&[&disconnect.code.to_string()])
+                .inc();
+        }
         if !was_connected {
             return;
         }
+        metrics
+            .connections_inflight
+            .get(&[self.transport.name])
+            .add(-1);
         self.node.inner.hub.remove_client(self.seq, &user);
         for (channel, sub) in subs {
             self.cleanup_subscription(&channel, &sub, Unsubscribe::DISCONNECT.code)

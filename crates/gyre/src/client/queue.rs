@@ -10,11 +10,15 @@
 //! everybody else keeps receiving.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use gyre_protocol::Disconnect;
+
 use parking_lot::Mutex;
 use tokio::sync::Notify;
+
+use crate::metrics::TransportCounters;
 
 /// Outcome of [`Outbound::push`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +45,7 @@ pub(crate) struct Outbound {
     state: Mutex<State>,
     notify: Notify,
     max_bytes: usize,
+    counters: Option<Arc<TransportCounters>>,
 }
 
 /// What the writer should do next.
@@ -55,7 +60,16 @@ pub(crate) enum Drained {
 }
 
 impl Outbound {
+    #[cfg(test)]
     pub(crate) fn new(max_bytes: usize) -> Self {
+        Self::with_counters(max_bytes, None)
+    }
+
+    /// A queue that counts what the writer drains into `counters`.
+    pub(crate) fn with_counters(
+        max_bytes: usize,
+        counters: Option<Arc<TransportCounters>>,
+    ) -> Self {
         Self {
             // An empty VecDeque does not allocate: idle connections cost nothing here.
             state: Mutex::new(State {
@@ -65,6 +79,7 @@ impl Outbound {
             }),
             notify: Notify::new(),
             max_bytes,
+            counters,
         }
     }
 
@@ -140,6 +155,11 @@ impl Outbound {
             out.push(item);
         }
         state.bytes -= taken;
+        drop(state);
+        if let Some(c) = &self.counters {
+            c.messages_sent.add(n as u64);
+            c.bytes_sent.add(taken as u64);
+        }
         Drained::Messages
     }
 

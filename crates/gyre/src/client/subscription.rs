@@ -203,6 +203,12 @@ impl ClientInner {
                 Some(since) => {
                     result.was_recovering = true;
                     let (recovered, top, publications) = self.recover(channel, since).await?;
+                    self.node
+                        .inner
+                        .metrics
+                        .recover
+                        .get(&[if recovered { "yes" } else { "no" }])
+                        .inc();
                     if !recovered && req.reject_unrecovered {
                         return Err(Error::UNRECOVERABLE_POSITION.into());
                     }

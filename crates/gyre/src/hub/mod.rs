@@ -265,15 +265,16 @@ impl Hub {
     }
 
     /// Delivers a publication to every subscriber of `channel` on this node.
+    /// Returns how many subscribers it was queued for.
     pub(crate) fn broadcast_publication(
         &self,
         channel: &str,
         publication: &Publication,
         position: &StreamPosition,
-    ) {
+    ) -> u64 {
         let shard = self.channels[self.shard_of(channel)].read();
         let Some(subs) = shard.get(channel) else {
-            return;
+            return 0;
         };
         let push = proto::Push {
             channel: channel.to_owned(),
@@ -281,6 +282,7 @@ impl Hub {
             ..Default::default()
         };
         let mut encoded = Encoded::new(&push);
+        let mut sent = 0;
         for sub in &subs.list {
             let Some(bytes) = encoded.get(sub.client.protocol()) else {
                 sub.client
@@ -290,21 +292,27 @@ impl Hub {
             };
             if !sub.shared.positioned && sub.shared.is_subscribed() {
                 // The common case: no per-subscriber work beyond a refcount bump.
-                if sub.client.outbound.push(bytes.clone()) == PushOutcome::Overflow {
-                    tracing::debug!(client = %sub.client.id, "client queue overflow, disconnecting (slow)");
+                match sub.client.outbound.push(bytes.clone()) {
+                    PushOutcome::Queued => sent += 1,
+                    PushOutcome::Overflow => {
+                        tracing::debug!(client = %sub.client.id, "client queue overflow, disconnecting (slow)");
+                    }
+                    PushOutcome::Closed => {}
                 }
             } else {
+                sent += 1;
                 sub.client
                     .deliver_publication(channel, publication, position, bytes);
             }
         }
+        sent
     }
 
     /// Pushes a join (or leave) event to subscribers of `channel` that asked for them.
-    pub(crate) fn broadcast_join_leave(&self, channel: &str, info: &ClientInfo, join: bool) {
+    pub(crate) fn broadcast_join_leave(&self, channel: &str, info: &ClientInfo, join: bool) -> u64 {
         let shard = self.channels[self.shard_of(channel)].read();
         let Some(subs) = shard.get(channel) else {
-            return;
+            return 0;
         };
         let info = Some(crate::client::info_to_proto(info));
         let push = if join {
@@ -321,13 +329,16 @@ impl Hub {
             }
         };
         let mut encoded = Encoded::new(&push);
+        let mut sent = 0;
         for sub in &subs.list {
             if !sub.shared.push_join_leave || !sub.shared.is_subscribed() {
                 continue;
             }
             match encoded.get(sub.client.protocol()) {
                 Some(bytes) => {
-                    sub.client.outbound.push(bytes.clone());
+                    if sub.client.outbound.push(bytes.clone()) == PushOutcome::Queued {
+                        sent += 1;
+                    }
                 }
                 None => sub
                     .client
@@ -335,5 +346,6 @@ impl Hub {
                     .close(Disconnect::INAPPROPRIATE_PROTOCOL),
             }
         }
+        sent
     }
 }

@@ -23,6 +23,7 @@ use crate::client::{Client, ClientInner, ClientSession};
 use crate::events::{ConnectEvent, ConnectReply, HandlerError, RefreshReply, SubscribeOptions};
 use crate::handler::{Handler, handler};
 use crate::hub::Hub;
+use crate::metrics::{Exposition, NodeMetrics};
 use crate::presence::{MemoryPresenceManager, PresenceError, PresenceManager, PresenceStats};
 use crate::transport::{SessionFactory, TransportInfo};
 use crate::{Disconnect, Error, Unsubscribe};
@@ -40,6 +41,7 @@ pub(crate) struct NodeInner {
     shutting_down: AtomicBool,
     next_seq: AtomicU64,
     started: std::time::Instant,
+    pub(crate) metrics: NodeMetrics,
 }
 
 impl std::fmt::Debug for NodeInner {
@@ -135,6 +137,7 @@ impl NodeBuilder {
                 shutting_down: AtomicBool::new(false),
                 next_seq: AtomicU64::new(1),
                 started: std::time::Instant::now(),
+                metrics: NodeMetrics::default(),
             }),
         }
     }
@@ -209,20 +212,27 @@ impl BrokerEventHandler for NodeEvents {
         _prev: Option<Publication>,
     ) {
         if let Some(node) = self.0.upgrade() {
-            node.hub
+            node.metrics.received_publication.inc();
+            let sent = node
+                .hub
                 .broadcast_publication(channel, &publication, &position);
+            node.metrics.sent_publication.add(sent);
         }
     }
 
     fn handle_join(&self, channel: &str, info: ClientInfo) {
         if let Some(node) = self.0.upgrade() {
-            node.hub.broadcast_join_leave(channel, &info, true);
+            node.metrics.received_join.inc();
+            let sent = node.hub.broadcast_join_leave(channel, &info, true);
+            node.metrics.sent_join.add(sent);
         }
     }
 
     fn handle_leave(&self, channel: &str, info: ClientInfo) {
         if let Some(node) = self.0.upgrade() {
-            node.hub.broadcast_join_leave(channel, &info, false);
+            node.metrics.received_leave.inc();
+            let sent = node.hub.broadcast_join_leave(channel, &info, false);
+            node.metrics.sent_leave.add(sent);
         }
     }
 }
@@ -411,6 +421,63 @@ impl Node {
             num_subscriptions,
             uptime: self.inner.started.elapsed().as_secs(),
         }
+    }
+
+    /// Writes this node's metrics in the Prometheus text format, every name prefixed
+    /// with `namespace_` (Centrifugo uses `centrifugo`).
+    ///
+    /// ```
+    /// let node = gyre::Node::builder().build();
+    /// let mut out = String::new();
+    /// node.write_metrics("centrifugo", &mut out);
+    /// assert!(out.contains("centrifugo_node_num_clients 0"));
+    /// ```
+    pub fn write_metrics(&self, namespace: &str, out: &mut String) {
+        let info = self.info();
+        let mut e = Exposition::new(out, namespace);
+        e.gauge(
+            "node_num_clients",
+            "Number of clients connected.",
+            &[],
+            info.num_clients as f64,
+        )
+        .gauge(
+            "node_num_users",
+            "Number of unique users connected.",
+            &[],
+            info.num_users as f64,
+        )
+        .gauge(
+            "node_num_channels",
+            "Number of channels with one or more subscribers.",
+            &[],
+            info.num_channels as f64,
+        )
+        .gauge(
+            "node_num_subscriptions",
+            "Number of subscriptions.",
+            &[],
+            info.num_subscriptions as f64,
+        )
+        .gauge(
+            "node_num_nodes",
+            "Number of nodes in the cluster.",
+            &[],
+            1.0,
+        )
+        .gauge(
+            "node_build",
+            "Node build info.",
+            &[("version", &self.inner.config.version)],
+            1.0,
+        )
+        .gauge(
+            "node_uptime_seconds",
+            "Seconds since the node started.",
+            &[],
+            info.uptime as f64,
+        );
+        self.inner.metrics.write(&mut e);
     }
 
     /// Channels with at least one subscriber on this node.

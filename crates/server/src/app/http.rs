@@ -50,6 +50,27 @@ pub(crate) fn routers(app: &App, separate_internal: bool) -> Routers {
         );
     }
 
+    if config.prometheus.enabled {
+        let node = app.node.clone();
+        internal = internal.route(
+            &config.prometheus.handler_prefix,
+            get(move || {
+                let node = node.clone();
+                async move {
+                    let mut out = String::new();
+                    node.write_metrics("centrifugo", &mut out);
+                    (
+                        [(
+                            http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        out,
+                    )
+                }
+            }),
+        );
+    }
+
     if separate_internal {
         Routers {
             external,

@@ -4,6 +4,7 @@
 mod http;
 mod origin;
 mod serve;
+mod tls;
 
 use std::sync::Arc;
 

@@ -7,6 +7,7 @@ use axum::Router;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::App;
@@ -65,13 +66,15 @@ async fn run(config: config::Config, reload: LoadOptions) -> anyhow::Result<()> 
     let routers = routers(&app, internal_addr.is_some());
     let stop = CancellationToken::new();
 
+    let main_tls = super::tls::acceptor(&http.tls)?;
     let main = TcpListener::bind(main_addr).await?;
-    tracing::info!(address = %main.local_addr()?, "serving client connections");
-    tokio::spawn(accept_loop(main, routers.external, stop.clone()));
+    tracing::info!(address = %main.local_addr()?, tls = main_tls.is_some(), "serving client connections");
+    tokio::spawn(accept_loop(main, routers.external, main_tls, stop.clone()));
     if let (Some(addr), Some(router)) = (internal_addr, routers.internal) {
+        let internal_tls = super::tls::acceptor(&http.internal_tls)?;
         let internal = TcpListener::bind(addr).await?;
-        tracing::info!(address = %internal.local_addr()?, "serving internal endpoints");
-        tokio::spawn(accept_loop(internal, router, stop.clone()));
+        tracing::info!(address = %internal.local_addr()?, tls = internal_tls.is_some(), "serving internal endpoints");
+        tokio::spawn(accept_loop(internal, router, internal_tls, stop.clone()));
     }
 
     wait_for_signals(&app, &reload).await?;
@@ -89,7 +92,12 @@ async fn run(config: config::Config, reload: LoadOptions) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn accept_loop(listener: TcpListener, router: Router, stop: CancellationToken) {
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    stop: CancellationToken,
+) {
     let router = router.fallback(not_found);
     loop {
         let accepted = tokio::select! {
@@ -106,21 +114,45 @@ async fn accept_loop(listener: TcpListener, router: Router, stop: CancellationTo
             }
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        let router = router.clone();
         let stop = stop.clone();
-        tokio::spawn(async move {
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stop.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
-                }
+        match &tls {
+            None => {
+                tokio::spawn(serve_connection(stream, router, stop));
             }
-        });
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let handshake =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(stream)) => serve_connection(stream, router, stop).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// One HTTP/1.1 connection (with upgrades, for WebSocket) until it ends or the server
+/// stops.
+async fn serve_connection<I>(io: I, router: Router, stop: CancellationToken)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = TowerToHyperService::new(router);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+        }
     }
 }
 

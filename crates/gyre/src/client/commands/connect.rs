@@ -74,6 +74,15 @@ impl ClientInner {
             state.timers = timers;
         }
         self.node.inner.hub.add_client(self, &credentials.user);
+        let metrics = &self.node.inner.metrics;
+        metrics
+            .connections_accepted
+            .get(&[self.transport.name])
+            .inc();
+        metrics
+            .connections_inflight
+            .get(&[self.transport.name])
+            .add(1);
         tracing::debug!(client = %self.id, user = %credentials.user, transport = self.transport.name, "client connected");
         if let Some(on_connect) = self.node.connect_handler() {
             on_connect(Client {

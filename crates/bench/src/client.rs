@@ -1,0 +1,306 @@
+//! The bench client: a bare tokio-tungstenite connection speaking just enough of the
+//! Centrifugal protocol (connect, subscribe, publish, pong), one task per connection.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use gyre_protocol::{Protocol, encode_command, proto};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use crate::frame::{self, Inbound};
+
+/// How to open connections.
+#[derive(Debug, Clone)]
+pub struct Dialer {
+    /// `ws://host:port/path` of the server.
+    pub url: String,
+    /// The server address, resolved once.
+    pub addr: SocketAddr,
+    /// Encoding of every connection.
+    pub protocol: Protocol,
+    /// Connect token (empty = anonymous).
+    pub token: String,
+    /// Local addresses to spread connections over (empty = the OS picks).
+    pub source_ips: Vec<IpAddr>,
+    /// tungstenite read buffer per connection (allocated up front).
+    pub read_buffer: usize,
+}
+
+impl Dialer {
+    /// Resolves `url` once.
+    pub async fn new(url: &str, protocol: Protocol) -> anyhow::Result<Dialer> {
+        let rest = url
+            .strip_prefix("ws://")
+            .ok_or_else(|| anyhow!("only ws:// URLs are supported: {url}"))?;
+        let hostport = rest.split('/').next().unwrap_or(rest);
+        let addr = tokio::net::lookup_host(hostport)
+            .await
+            .with_context(|| format!("resolving {hostport}"))?
+            .next()
+            .ok_or_else(|| anyhow!("{hostport} resolves to nothing"))?;
+        Ok(Dialer {
+            url: url.to_owned(),
+            addr,
+            protocol,
+            token: String::new(),
+            source_ips: Vec::new(),
+            read_buffer: 16 * 1024,
+        })
+    }
+
+    /// Opens connection number `index` (used to pick a source address) and completes
+    /// the WebSocket handshake.
+    pub async fn open(&self, index: usize) -> anyhow::Result<Conn> {
+        let stream = match self.source_ips.get(index % self.source_ips.len().max(1)) {
+            Some(ip) => {
+                let socket = match ip {
+                    IpAddr::V4(_) => TcpSocket::new_v4()?,
+                    IpAddr::V6(_) => TcpSocket::new_v6()?,
+                };
+                socket.bind(SocketAddr::new(*ip, 0))?;
+                socket.connect(self.addr).await?
+            }
+            None => TcpStream::connect(self.addr).await?,
+        };
+        stream.set_nodelay(true)?;
+        let mut request = self.url.as_str().into_client_request()?;
+        if self.protocol == Protocol::Protobuf {
+            request.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_static("centrifuge-protobuf"),
+            );
+        }
+        let config = WebSocketConfig::default()
+            .read_buffer_size(self.read_buffer)
+            .write_buffer_size(0);
+        let (ws, _) =
+            tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
+        Ok(Conn {
+            ws,
+            protocol: self.protocol,
+            next_id: 1,
+        })
+    }
+
+    /// Opens a connection and sends `connect` (plus `subscribe` to each of `channels`
+    /// in the same frame, as the JS SDK does); returns once every reply arrived.
+    pub async fn open_subscribed(&self, index: usize, channels: &[String]) -> anyhow::Result<Conn> {
+        let mut conn = self.open(index).await?;
+        conn.handshake(&self.token, channels).await?;
+        Ok(conn)
+    }
+}
+
+/// Counters a reading connection updates per frame.
+pub trait Sink {
+    /// One publication with a bench payload arrived; `now_ns` is the frame's receive
+    /// time (Unix ns).
+    fn publication(&mut self, seq: u64, send_ns: u64, now_ns: u64);
+    /// One frame of `bytes` bytes was read (after its publications were counted).
+    fn frame(&mut self, bytes: usize);
+}
+
+/// An open bench connection.
+#[derive(Debug)]
+pub struct Conn {
+    ws: WebSocketStream<TcpStream>,
+    protocol: Protocol,
+    next_id: u32,
+}
+
+/// Unix time in nanoseconds.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+impl Conn {
+    /// Encoding of this connection.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    fn command(&mut self, fill: impl FnOnce(&mut proto::Command), out: &mut BytesMut) -> u32 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut cmd = proto::Command {
+            id,
+            ..Default::default()
+        };
+        fill(&mut cmd);
+        if !out.is_empty() {
+            out.extend_from_slice(self.protocol.frame_separator());
+        }
+        encode_command(self.protocol, &cmd, out).expect("bench commands always encode");
+        id
+    }
+
+    async fn send_frame(&mut self, frame: BytesMut) -> anyhow::Result<()> {
+        let msg = match self.protocol {
+            Protocol::Json => Message::Text(Utf8Bytes::try_from(frame.freeze())?),
+            Protocol::Protobuf => Message::Binary(frame.freeze()),
+        };
+        self.ws.send(msg).await?;
+        Ok(())
+    }
+
+    /// Sends `connect` + one `subscribe` per channel in one frame and waits for all replies.
+    pub async fn handshake(&mut self, token: &str, channels: &[String]) -> anyhow::Result<()> {
+        let mut out = BytesMut::new();
+        let mut pending = vec![self.command(
+            |c| {
+                c.connect = Some(proto::ConnectRequest {
+                    token: token.to_owned(),
+                    name: "gyre-bench".into(),
+                    ..Default::default()
+                })
+            },
+            &mut out,
+        )];
+        for ch in channels {
+            pending.push(self.command(
+                |c| {
+                    c.subscribe = Some(proto::SubscribeRequest {
+                        channel: ch.clone(),
+                        ..Default::default()
+                    })
+                },
+                &mut out,
+            ));
+        }
+        self.send_frame(out).await?;
+        while !pending.is_empty() {
+            let frame = self.next_frame().await?;
+            for rec in frame::split(self.protocol, frame) {
+                match frame::classify(self.protocol, &rec?)? {
+                    Inbound::Reply { id, error } => {
+                        if let Some((code, message)) = error {
+                            bail!("command {id} failed: {code} {message}");
+                        }
+                        pending.retain(|&p| p != id);
+                    }
+                    Inbound::Disconnect(code, reason) => bail!("disconnected: {code} {reason}"),
+                    Inbound::Ping => self.pong().await?,
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes `data` into `channel` and waits for the reply.
+    pub async fn publish(&mut self, channel: &str, data: Vec<u8>) -> anyhow::Result<()> {
+        let mut out = BytesMut::new();
+        let id = self.command(
+            |c| {
+                c.publish = Some(proto::PublishRequest {
+                    channel: channel.to_owned(),
+                    data: data.into(),
+                    ..Default::default()
+                })
+            },
+            &mut out,
+        );
+        self.send_frame(out).await?;
+        loop {
+            let frame = self.next_frame().await?;
+            for rec in frame::split(self.protocol, frame) {
+                match frame::classify(self.protocol, &rec?)? {
+                    Inbound::Reply { id: got, error } if got == id => {
+                        if let Some((code, message)) = error {
+                            bail!("publish failed: {code} {message}");
+                        }
+                        return Ok(());
+                    }
+                    Inbound::Disconnect(code, reason) => bail!("disconnected: {code} {reason}"),
+                    Inbound::Ping => self.pong().await?,
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    async fn pong(&mut self) -> anyhow::Result<()> {
+        let frame = match self.protocol {
+            Protocol::Json => BytesMut::from(&b"{}"[..]),
+            Protocol::Protobuf => BytesMut::from(&[0u8][..]),
+        };
+        self.send_frame(frame).await
+    }
+
+    /// The payload of the next data frame (answers WebSocket pings on the way).
+    async fn next_frame(&mut self) -> anyhow::Result<Bytes> {
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Text(t))) => return Ok(Bytes::from(t)),
+                Some(Ok(Message::Binary(b))) => return Ok(b),
+                Some(Ok(Message::Close(frame))) => {
+                    let (code, reason) = frame
+                        .map(|f| (u16::from(f.code), f.reason.to_string()))
+                        .unwrap_or((1005, String::new()));
+                    bail!("closed by server: {code} {reason}")
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+                None => bail!("connection closed"),
+            }
+        }
+    }
+
+    /// Reads until `stop` fires or the connection ends, feeding `sink`. Server pings
+    /// are answered. Returns the reason reading ended early, if it did.
+    pub async fn read_until<S: Sink>(
+        &mut self,
+        sink: &mut S,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> Option<String> {
+        loop {
+            let frame = tokio::select! {
+                biased;
+                frame = self.next_frame() => frame,
+                () = stop.cancelled() => return None,
+            };
+            let frame = match frame {
+                Ok(f) => f,
+                Err(e) => return Some(e.to_string()),
+            };
+            let len = frame.len();
+            let now = now_ns();
+            let mut ping = false;
+            for rec in frame::split(self.protocol, frame) {
+                let rec = match rec {
+                    Ok(r) => r,
+                    Err(e) => return Some(e.to_string()),
+                };
+                match frame::classify(self.protocol, &rec) {
+                    Ok(Inbound::Pub { seq, send_ns }) => sink.publication(seq, send_ns, now),
+                    Ok(Inbound::Ping) => ping = true,
+                    Ok(Inbound::Disconnect(code, reason)) => {
+                        return Some(format!("disconnected: {code} {reason}"));
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Some(e.to_string()),
+                }
+            }
+            sink.frame(len);
+            if ping && let Err(e) = self.pong().await {
+                return Some(e.to_string());
+            }
+        }
+    }
+
+    /// Closes the connection politely, without waiting long.
+    pub async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_millis(200), self.ws.close(None)).await;
+    }
+}

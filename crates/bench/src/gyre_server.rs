@@ -1,0 +1,121 @@
+//! The Gyre target server for benchmarks: a `gyre::Node` with permissive handlers,
+//! `gyre::WebSocketHandler` at `/connection/websocket` served by hyper's HTTP/1
+//! connection with upgrades (the library's fast path), and `POST /api/publish`
+//! (Centrifugo body format; `X-API-Key` is not checked) calling `Node::publish`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use gyre::{
+    ConnectReply, Credentials, Node, PublishOptions, PublishReply, SubscribeOptions,
+    SubscribeReply, WebSocketConfig, WebSocketHandler,
+};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tower_service::Service;
+
+/// A node that lets anyone connect, subscribe to anything and publish anywhere.
+pub async fn permissive_node() -> anyhow::Result<Node> {
+    let node = Node::builder().build();
+    node.on_connecting(|_| async { Ok(ConnectReply::new(Credentials::new(""))) });
+    node.on_connect(|client| {
+        client.on_subscribe(|_| async { Ok(SubscribeReply::new(SubscribeOptions::new())) });
+        client.on_publish(|_| async { Ok(PublishReply::new(PublishOptions::new())) });
+    });
+    node.run().await?;
+    Ok(node)
+}
+
+#[derive(Deserialize)]
+struct PublishBody<'a> {
+    #[serde(borrow)]
+    channel: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    data: &'a serde_json::value::RawValue,
+}
+
+fn json_response(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+async fn api_publish(node: &Node, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let Ok(body) = req.into_body().collect().await.map(|b| b.to_bytes()) else {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            r#"{"error":{"code":107,"message":"bad request"}}"#,
+        );
+    };
+    let Ok(p) = serde_json::from_slice::<PublishBody<'_>>(&body) else {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            r#"{"error":{"code":107,"message":"bad request"}}"#,
+        );
+    };
+    let data = Bytes::copy_from_slice(p.data.get().as_bytes());
+    match node.publish(&p.channel, data, PublishOptions::new()).await {
+        Ok(_) => json_response(StatusCode::OK, r#"{"result":{}}"#),
+        Err(_) => json_response(
+            StatusCode::OK,
+            r#"{"error":{"code":100,"message":"internal server error"}}"#,
+        ),
+    }
+}
+
+/// Serves `node` on `listener` until the process ends.
+pub async fn serve(node: Node, listener: TcpListener) -> anyhow::Result<()> {
+    let ws = WebSocketHandler::new(
+        node.clone(),
+        WebSocketConfig::default().check_origin(|_| true),
+    );
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let (node, ws) = (node.clone(), ws.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let (node, mut ws) = (node.clone(), ws.clone());
+                async move {
+                    let path = req.uri().path();
+                    let resp = if path == "/connection/websocket" {
+                        match ws.call(req).await {
+                            Ok(r) => r,
+                            Err(never) => match never {},
+                        }
+                    } else if req.method() == Method::POST && path == "/api/publish" {
+                        api_publish(&node, req).await
+                    } else {
+                        json_response(
+                            StatusCode::NOT_FOUND,
+                            r#"{"error":{"code":104,"message":"not found"}}"#,
+                        )
+                    };
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
+/// Binds `addr` and serves a permissive node in the background.
+pub async fn spawn(addr: SocketAddr) -> anyhow::Result<(Node, SocketAddr)> {
+    let node = permissive_node().await?;
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tokio::spawn(serve(node.clone(), listener));
+    Ok((node, local))
+}

@@ -1,0 +1,26 @@
+//! `gyre-bench`: load and benchmark tool for Gyre and any Centrifugo v6 compatible
+//! server, with a reference "limit" server so that every figure can be quoted as a
+//! ratio to what a trivial coalescing broadcast server achieves in the same run.
+//!
+//! Scenarios: `fanout`, `latency`, `many-channels` (publish/subscribe through
+//! [`load`]), `idle` and `connect` ([`conns`]); servers: `reference` ([`reference`])
+//! and `gyre-server` ([`gyre_server`]); `compare` runs a scenario against two servers
+//! alternately ([`compare`]).
+//!
+//! The bench clients are bare tokio-tungstenite connections using `gyre-protocol` for
+//! encoding, one task per connection ([`client`]). Every inbound frame is split into
+//! its messages ([`frame::split`]) so batched deliveries are counted exactly once.
+
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod compare;
+pub mod conns;
+pub mod frame;
+pub mod gyre_server;
+pub mod load;
+pub mod plot;
+pub mod reference;
+pub mod stats;
