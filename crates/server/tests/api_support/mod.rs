@@ -242,6 +242,10 @@ impl Ws {
                     return self.pending.remove(0);
                 }
                 Ok(_) => {}
+                Err(closed) if closed.code == 3501 => panic!(
+                    "connection refused ({closed:?}): anonymous connections need the client \
+                     policy's `client.insecure` support"
+                ),
                 Err(closed) => panic!("connection closed: {closed:?}"),
             }
         }
