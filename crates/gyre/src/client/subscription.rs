@@ -454,9 +454,10 @@ impl ClientInner {
         }
         let req = SubscribeRequest {
             channel: channel.to_owned(),
+            // `SubscribeOptions::recover_since`: resume as if the client asked to recover.
+            recover: options.recover_since.clone(),
             options,
             server_side: true,
-            recover: None,
             reject_unrecovered: false,
         };
         let result = match self.prepare_subscription(req).await {

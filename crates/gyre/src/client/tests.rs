@@ -559,6 +559,29 @@ async fn rpc_history_and_server_api() {
 }
 
 #[tokio::test]
+async fn runtime_server_subscribe_recovers_since_a_position() {
+    let node = open_node(Config::default());
+    node.run().await.unwrap();
+    let first = node.publish("r", "1", history()).await.unwrap();
+    node.publish("r", "2", history()).await.unwrap();
+    let conn = Conn::connect(&node, "u").await;
+    let mut options = SubscribeOptions::new()
+        .history(10, std::time::Duration::from_secs(60))
+        .recovery(true);
+    options.recover_since = Some(first.position.clone());
+    node.subscribe("u", "r", options).await.unwrap();
+    let push = conn.replies()[0].push.clone().unwrap();
+    let subscribe = push.subscribe.unwrap();
+    // As in Centrifugo, a recovered server-side subscription starts at the requested
+    // position (the `subscribe` push carries no publications).
+    assert!(subscribe.recoverable && subscribe.positioned);
+    assert_eq!(
+        (subscribe.offset, subscribe.epoch),
+        (first.position.offset, first.position.epoch)
+    );
+}
+
+#[tokio::test]
 async fn user_connection_limit() {
     let config = Config {
         user_connection_limit: 1,

@@ -1,9 +1,276 @@
-//! The HTTP server API (`/api/<method>` and the legacy `/api`).
+//! The HTTP server API (`/api/<method>` and the legacy `/api`), compatible with
+//! Centrifugo v6 (`internal/api/handler.go`, `internal/middleware/auth.go`).
+//!
+//! * `POST /api/<method>` with the method's request object. The answer is HTTP 200 with
+//!   `{"result": ...}` or `{"error": {"code", "message"}}`; in the transport error mode
+//!   (`http_api.error_mode: transport` or header `X-Centrifugo-Error-Mode: transport`) an
+//!   error is instead the bare `{"code", "message"}` with an HTTP status
+//!   ([`ApiError::http_status`]).
+//! * `POST /api/batch` with `{"commands": [{"publish": {...}}, ...], "parallel": bool}` →
+//!   `{"replies": [{"publish": {...}}, {"error": {...}}]}` (always 200).
+//! * `POST /api`: the legacy stream of `{"id", "method", "params"}` commands.
+//! * Auth: `X-API-Key: <key>`, else `Authorization: apikey <key>`, else `?api_key=<key>`.
+//!   An empty `http_api.key` refuses everything unless `http_api.insecure`.
+//!
+//! Failures outside the API's own errors carry the same bare error object:
+//! 400 undecodable body, 401 bad key, 404 unknown method, 405 not POST, 413 body too
+//! large, 503 shutting down (legacy endpoint).
+
+mod executor;
+mod glob;
+mod legacy;
+mod proto;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use serde::Serialize;
 
 use crate::app::App;
+use proto::{ApiError, BatchRequest, Method};
+
+/// Request bodies above this size are refused with 413 (Centrifugo reads any size; this
+/// only guards memory).
+const MAX_BODY: usize = 64 << 20;
 
 /// Routes of the server API, relative to `http_api.handler_prefix`.
-pub(crate) fn router(app: App) -> axum::Router {
-    let _ = app;
-    axum::Router::new()
+pub(crate) fn router(app: App) -> Router {
+    Router::new()
+        .route("/", any(legacy_handler))
+        .route("/{method}", any(method_handler))
+        .with_state(app)
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn serialize(status: StatusCode, value: &impl Serialize) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => json_response(status, body),
+        Err(err) => {
+            tracing::error!(error = %err, "server API: encoding a response");
+            let e = ApiError::INTERNAL;
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, e.code, e.message)
+        }
+    }
+}
+
+/// A non-200 answer: the bare error object.
+fn error_response(status: StatusCode, code: u32, message: &'static str) -> Response {
+    serialize(status, &ApiError { code, message })
+}
+
+/// What every endpoint does first: checks the HTTP method and the API key, reads the
+/// body. Returns the body and whether errors use the transport error mode.
+async fn accept(
+    app: &App,
+    method: &http::Method,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: Body,
+) -> Result<(bytes::Bytes, bool), Response> {
+    if method != http::Method::POST {
+        let code = ApiError::BAD_REQUEST.code;
+        return Err(error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            code,
+            "method not allowed",
+        ));
+    }
+    let transport_errors = {
+        let api = &app.config().http_api;
+        if !api.insecure && !authorized(&api.key, headers, uri) {
+            let e = ApiError::UNAUTHORIZED;
+            return Err(error_response(StatusCode::UNAUTHORIZED, e.code, e.message));
+        }
+        api.error_mode == "transport"
+            || headers
+                .get("x-centrifugo-error-mode")
+                .is_some_and(|v| v.as_bytes() == b"transport")
+    };
+    match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => Ok((body, transport_errors)),
+        Err(_) => {
+            let code = ApiError::BAD_REQUEST.code;
+            Err(error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                code,
+                "request body too large",
+            ))
+        }
+    }
+}
+
+fn bad_request() -> Response {
+    let e = ApiError::BAD_REQUEST;
+    error_response(StatusCode::BAD_REQUEST, e.code, e.message)
+}
+
+/// Upstream `APIKeyAuth`: `X-API-Key` decides when present; else `Authorization: apikey
+/// <key>`; the `api_key` query parameter is the last resort.
+fn authorized(key: &str, headers: &HeaderMap, uri: &Uri) -> bool {
+    if key.is_empty() {
+        return false;
+    }
+    let header = |name| {
+        headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let valid = if let Some(given) = header("x-api-key") {
+        secure_eq(key, &given)
+    } else if let Some(auth) = header("authorization") {
+        let parts: Vec<&str> = auth.split_whitespace().collect();
+        matches!(parts.as_slice(), [scheme, given]
+            if scheme.eq_ignore_ascii_case("apikey") && secure_eq(key, given))
+    } else {
+        false
+    };
+    valid
+        || uri.query().is_some_and(|q| !q.is_empty())
+            && Query::<Vec<(String, String)>>::try_from_uri(uri)
+                .ok()
+                .and_then(|Query(pairs)| pairs.into_iter().find(|(k, _)| k == "api_key"))
+                .is_some_and(|(_, given)| secure_eq(key, &given))
+}
+
+/// Compares without an early exit on the first differing byte.
+fn secure_eq(expected: &str, given: &str) -> bool {
+    expected.len() == given.len()
+        && expected
+            .bytes()
+            .zip(given.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+async fn method_handler(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    method: http::Method,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Response {
+    let api_method = match (name.as_str(), Method::from_name(&name)) {
+        ("batch", _) => None,
+        (_, Some(m)) => Some(m),
+        (_, None) => {
+            let e = ApiError::NOT_FOUND;
+            return error_response(StatusCode::NOT_FOUND, e.code, e.message);
+        }
+    };
+    let (body, transport_errors) = match accept(&app, &method, &headers, &uri, body).await {
+        Ok(accepted) => accepted,
+        Err(response) => return response,
+    };
+    let Some(api_method) = api_method else {
+        return match serde_json::from_slice::<BatchRequest>(&body) {
+            Ok(batch) => serialize(StatusCode::OK, &executor::batch(&app, batch).await),
+            Err(_) => bad_request(),
+        };
+    };
+    let request = match api_method.decode(&body) {
+        Ok(request) => request,
+        Err(_) => return bad_request(),
+    };
+    match executor::execute(&app, request).await {
+        Err(error) if transport_errors => serialize(error.http_status(), &error),
+        outcome => serialize(StatusCode::OK, &proto::Response::from(outcome)),
+    }
+}
+
+async fn legacy_handler(
+    State(app): State<App>,
+    method: http::Method,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Response {
+    let body = match accept(&app, &method, &headers, &uri, body).await {
+        Ok((body, _)) => body,
+        Err(response) => return response,
+    };
+    if app.node.is_shutting_down() {
+        let code = ApiError::INTERNAL.code;
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, code, "shutting down");
+    }
+    if body.is_empty() {
+        return bad_request();
+    }
+    match legacy::run(&app, &body).await {
+        Ok(replies) => json_response(StatusCode::OK, replies),
+        Err(_) => bad_request(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    http::HeaderName::from_static(k),
+                    HeaderValue::from_static(v),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn api_key_sources_in_upstream_order() {
+        let uri: Uri = "/api/info".parse().unwrap();
+        let with_query: Uri = "/api/info?x=1&api_key=k".parse().unwrap();
+        assert!(authorized("k", &headers(&[("x-api-key", "k")]), &uri));
+        assert!(!authorized("k", &headers(&[("x-api-key", "bad")]), &uri));
+        assert!(authorized(
+            "k",
+            &headers(&[("authorization", "apikey k")]),
+            &uri
+        ));
+        assert!(authorized(
+            "k",
+            &headers(&[("authorization", "APIKEY  k")]),
+            &uri
+        ));
+        assert!(!authorized(
+            "k",
+            &headers(&[("authorization", "bearer k")]),
+            &uri
+        ));
+        assert!(!authorized(
+            "k",
+            &headers(&[("authorization", "apikey k extra")]),
+            &uri
+        ));
+        // A wrong header does not stop the query parameter from authorizing.
+        assert!(authorized(
+            "k",
+            &headers(&[("x-api-key", "bad")]),
+            &with_query
+        ));
+        assert!(authorized("k", &HeaderMap::new(), &with_query));
+        assert!(!authorized("k", &HeaderMap::new(), &uri));
+        assert!(!authorized("", &headers(&[("x-api-key", "")]), &with_query));
+    }
+
+    #[test]
+    fn secure_eq_compares_whole_strings() {
+        assert!(secure_eq("abc", "abc"));
+        assert!(!secure_eq("abc", "abd"));
+        assert!(!secure_eq("abc", "ab"));
+    }
 }

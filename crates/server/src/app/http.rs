@@ -31,11 +31,17 @@ pub(crate) fn routers(app: &App, separate_internal: bool) -> Routers {
     if !config.http_api.disabled {
         let prefix = config.http_api.handler_prefix.trim_end_matches('/');
         let api = crate::api::router(app.clone());
-        if config.http_api.external {
-            external = external.nest(prefix, api);
+        let target = if config.http_api.external {
+            &mut external
         } else {
-            internal = internal.nest(prefix, api);
-        }
+            &mut internal
+        };
+        // Centrifugo serves the API at the root for the prefix `/`; axum cannot nest there.
+        *target = if prefix.is_empty() {
+            std::mem::take(target).merge(api)
+        } else {
+            std::mem::take(target).nest(prefix, api)
+        };
     }
     if config.health.enabled {
         internal = internal.route(
