@@ -40,8 +40,10 @@ pub(crate) async fn execute(app: &App, request: Request) -> ApiResult<Outcome> {
         Request::Unsubscribe(r) => unsubscribe(app, r)
             .await
             .map(|()| Outcome::Empty("unsubscribe")),
-        Request::Disconnect(r) => disconnect(app, r).map(|()| Outcome::Empty("disconnect")),
-        Request::Refresh(r) => refresh(app, r).map(|()| Outcome::Empty("refresh")),
+        Request::Disconnect(r) => disconnect(app, r)
+            .await
+            .map(|()| Outcome::Empty("disconnect")),
+        Request::Refresh(r) => refresh(app, r).await.map(|()| Outcome::Empty("refresh")),
         Request::Presence(r) => presence(app, r).await.map(Outcome::Presence),
         Request::PresenceStats(r) => presence_stats(app, r).await.map(Outcome::PresenceStats),
         Request::History(r) => history(app, r).await.map(Outcome::History),
@@ -50,7 +52,7 @@ pub(crate) async fn execute(app: &App, request: Request) -> ApiResult<Outcome> {
             .map(|()| Outcome::Empty("history_remove")),
         Request::Info => Ok(Outcome::Info(info(app))),
         Request::Rpc(r) => rpc(r),
-        Request::Channels(r) => channels(app, r).map(Outcome::Channels),
+        Request::Channels(r) => channels(app, r).await.map(Outcome::Channels),
     }
 }
 
@@ -291,7 +293,7 @@ async fn unsubscribe(app: &App, r: UnsubscribeRequest) -> ApiResult<()> {
     Ok(())
 }
 
-fn disconnect(app: &App, r: DisconnectRequest) -> ApiResult<()> {
+async fn disconnect(app: &App, r: DisconnectRequest) -> ApiResult<()> {
     let disconnect = match r.disconnect {
         Some(d) => Disconnect {
             code: d.code,
@@ -301,16 +303,19 @@ fn disconnect(app: &App, r: DisconnectRequest) -> ApiResult<()> {
     };
     let mut filter = filter(r.client, r.session);
     filter.whitelist = r.whitelist;
-    app.node.disconnect_clients(&r.user, &filter, disconnect);
+    app.node
+        .disconnect_clients(&r.user, &filter, disconnect)
+        .await;
     Ok(())
 }
 
-fn refresh(app: &App, r: RefreshRequest) -> ApiResult<()> {
+async fn refresh(app: &App, r: RefreshRequest) -> ApiResult<()> {
     let mut refresh = RefreshReply::new(r.expire_at);
     refresh.expired = r.expired;
     refresh.info = r.info.0.is_some().then(|| r.info.to_bytes());
     app.node
-        .refresh(&r.user, &filter(r.client, r.session), refresh);
+        .refresh(&r.user, &filter(r.client, r.session), refresh)
+        .await;
     Ok(())
 }
 
@@ -402,19 +407,24 @@ fn saturate(n: impl TryInto<u32>) -> u32 {
     n.try_into().unwrap_or(u32::MAX)
 }
 
+/// Every node of the cluster as last announced (this one with live counts).
 fn info(app: &App) -> InfoResult {
-    let info = app.node.info();
     InfoResult {
-        nodes: vec![NodeResult {
-            uid: info.id,
-            name: info.name,
-            version: app.node.config().version.clone(),
-            num_clients: saturate(info.num_clients),
-            num_users: saturate(info.num_users),
-            num_channels: saturate(info.num_channels),
-            uptime: saturate(info.uptime),
-            num_subs: saturate(info.num_subscriptions),
-        }],
+        nodes: app
+            .node
+            .nodes()
+            .into_iter()
+            .map(|info| NodeResult {
+                uid: info.id,
+                name: info.name,
+                version: info.version,
+                num_clients: saturate(info.num_clients),
+                num_users: saturate(info.num_users),
+                num_channels: saturate(info.num_channels),
+                uptime: saturate(info.uptime),
+                num_subs: saturate(info.num_subscriptions),
+            })
+            .collect(),
     }
 }
 
@@ -424,7 +434,7 @@ fn rpc(r: RpcRequest) -> ApiResult<Outcome> {
     Err(ApiError::NOT_FOUND)
 }
 
-fn channels(app: &App, r: ChannelsRequest) -> ApiResult<ChannelsResult> {
+async fn channels(app: &App, r: ChannelsRequest) -> ApiResult<ChannelsResult> {
     let pattern = if r.pattern.is_empty() {
         None
     } else {
@@ -434,7 +444,9 @@ fn channels(app: &App, r: ChannelsRequest) -> ApiResult<ChannelsResult> {
     Ok(ChannelsResult {
         channels: app
             .node
-            .channel_counts()
+            // Every node answers within upstream's survey timeout.
+            .cluster_channels(std::time::Duration::from_secs(10))
+            .await
             .into_iter()
             .filter(|(channel, n)| *n > 0 && pattern.as_ref().is_none_or(|g| g.matches(channel)))
             .map(|(channel, n)| {
