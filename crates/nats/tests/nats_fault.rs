@@ -5,9 +5,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gyre::{Broker, BrokerError, PublishOptions};
+use gyre::{Broker, BrokerError, Controller, PublishOptions};
 use gyre_nats::{NatsBroker, NatsConfig};
-use support::{NatsServer, Seen, TEST_TIMEOUT, next, next_pub, node, unique_prefix};
+use support::{NatsServer, Recorder, Seen, TEST_TIMEOUT, next, next_pub, node, unique_prefix};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_fails_publish_within_timeout_then_deliveries_resume() {
@@ -20,6 +20,10 @@ async fn outage_fails_publish_within_timeout_then_deliveries_resume() {
             .write_timeout(write_timeout);
         let (a, mut a_rx) = node(config.clone()).await;
         let (b, mut b_rx) = node(config).await;
+        let (a_control, mut a_control_rx) = Recorder::new();
+        let (b_control, mut b_control_rx) = Recorder::new();
+        Controller::run(&a, "a", a_control).await.unwrap();
+        Controller::run(&b, "b", b_control).await.unwrap();
         b.subscribe("ch").await.unwrap();
         a.publish("ch", Bytes::from_static(b"before"), PublishOptions::new())
             .await
@@ -53,6 +57,10 @@ async fn outage_fails_publish_within_timeout_then_deliveries_resume() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(!a.is_connected());
+        assert!(matches!(
+            a.publish_control(Bytes::from_static(b"lost"), None).await,
+            Err(BrokerError::Unavailable(_))
+        ));
         // Subscribing is refused as well while NATS is away.
         assert!(matches!(
             b.subscribe("other").await,
@@ -83,6 +91,27 @@ async fn outage_fails_publish_within_timeout_then_deliveries_resume() {
             }
             assert_eq!(data, Bytes::from_static(b"lost"));
         }
+        // Control subscriptions came back too.
+        a.publish_control(Bytes::from_static(b"hello"), None)
+            .await
+            .unwrap();
+        b.publish_control(Bytes::from_static(b"to-a"), Some("a"))
+            .await
+            .unwrap();
+        let wait = Duration::from_secs(5);
+        assert_eq!(
+            next(&mut b_control_rx, wait).await,
+            Seen::Control("hello".into())
+        );
+        let mut at_a = vec![
+            next(&mut a_control_rx, wait).await,
+            next(&mut a_control_rx, wait).await,
+        ];
+        at_a.sort_by_key(|s| format!("{s:?}"));
+        assert_eq!(
+            at_a,
+            vec![Seen::Control("hello".into()), Seen::Control("to-a".into())]
+        );
     })
     .await
     .expect("test exceeded its time bound");
