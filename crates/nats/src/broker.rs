@@ -52,16 +52,22 @@ impl std::fmt::Debug for NatsBroker {
     }
 }
 
+/// A channel's slot: its reader task while subscribed. The async lock orders concurrent
+/// subscribe/unsubscribe calls of the channel.
+type ChannelSlot = Arc<tokio::sync::Mutex<Option<JoinHandle<()>>>>;
+
+/// The handler, set once by [`Broker::run`] and read by every reader task.
+type SharedHandler = Arc<OnceLock<Arc<dyn BrokerEventHandler>>>;
+
 struct Inner {
     client: Client,
     url: String,
     prefix: String,
     raw_mode: Option<RawMode>,
     write_timeout: Duration,
-    handler: Arc<OnceLock<Arc<dyn BrokerEventHandler>>>,
-    /// Channel → its NATS subscription. The per-channel async lock applies concurrent
-    /// subscribe/unsubscribe calls of one channel in order without serialising channels.
-    subs: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<JoinHandle<()>>>>>>,
+    handler: SharedHandler,
+    /// Channel → its slot; channels do not wait for each other.
+    subs: parking_lot::Mutex<HashMap<String, ChannelSlot>>,
     control: parking_lot::Mutex<Option<JoinHandle<()>>>,
     supervisor: JoinHandle<()>,
 }
@@ -201,7 +207,7 @@ impl Inner {
         }
     }
 
-    fn channel_entry(&self, channel: &str) -> Arc<tokio::sync::Mutex<Option<JoinHandle<()>>>> {
+    fn channel_entry(&self, channel: &str) -> ChannelSlot {
         self.subs
             .lock()
             .entry(channel.to_owned())
@@ -210,7 +216,7 @@ impl Inner {
     }
 
     /// Forgets an entry nobody else holds and that has no subscription.
-    fn release_entry(&self, channel: &str, entry: Arc<tokio::sync::Mutex<Option<JoinHandle<()>>>>) {
+    fn release_entry(&self, channel: &str, entry: ChannelSlot) {
         let mut subs = self.subs.lock();
         // Others clone entries only under `subs`, so the count cannot grow meanwhile.
         if Arc::strong_count(&entry) == 2 && entry.try_lock().is_ok_and(|slot| slot.is_none()) {
@@ -254,7 +260,7 @@ async fn barrier(client: &Client, timeout: Duration) -> Result<(), BrokerError> 
 async fn supervise(
     client: Client,
     mut events: mpsc::UnboundedReceiver<Event>,
-    handler: Arc<OnceLock<Arc<dyn BrokerEventHandler>>>,
+    handler: SharedHandler,
     write_timeout: Duration,
 ) {
     let mut lost = false;
@@ -285,12 +291,7 @@ async fn supervise(
 }
 
 /// Delivers one channel's messages in arrival order.
-async fn read_channel(
-    channel: String,
-    mut sub: Subscriber,
-    raw: bool,
-    handler: Arc<OnceLock<Arc<dyn BrokerEventHandler>>>,
-) {
+async fn read_channel(channel: String, mut sub: Subscriber, raw: bool, handler: SharedHandler) {
     while let Some(message) = sub.next().await {
         let Some(handler) = handler.get() else {
             continue;
