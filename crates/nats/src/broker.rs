@@ -466,11 +466,11 @@ impl Broker for NatsBroker {
         _channel: &str,
         _options: HistoryOptions,
     ) -> BoxFuture<'_, Result<HistoryResult, BrokerError>> {
-        Box::pin(async { Err(BrokerError::BadRequest(HISTORY_NOT_AVAILABLE.to_owned())) })
+        Box::pin(async { Err(BrokerError::NotAvailable(HISTORY_NOT_AVAILABLE.to_owned())) })
     }
 
     fn remove_history(&self, _channel: &str) -> BoxFuture<'_, Result<(), BrokerError>> {
-        Box::pin(async { Err(BrokerError::BadRequest(HISTORY_NOT_AVAILABLE.to_owned())) })
+        Box::pin(async { Err(BrokerError::NotAvailable(HISTORY_NOT_AVAILABLE.to_owned())) })
     }
 }
 

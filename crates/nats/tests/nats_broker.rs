@@ -237,11 +237,11 @@ async fn history_is_not_available_and_publish_ignores_history_options() {
         let prefix = unique_prefix();
         let (a, mut a_rx) = node(config(&prefix)).await;
         match a.history("ch", HistoryOptions::new(-1)).await {
-            Err(BrokerError::BadRequest(message)) => assert_eq!(message, HISTORY_NOT_AVAILABLE),
+            Err(BrokerError::NotAvailable(message)) => assert_eq!(message, HISTORY_NOT_AVAILABLE),
             other => panic!("expected history to be unavailable, got {other:?}"),
         }
         match a.remove_history("ch").await {
-            Err(BrokerError::BadRequest(message)) => assert_eq!(message, HISTORY_NOT_AVAILABLE),
+            Err(BrokerError::NotAvailable(message)) => assert_eq!(message, HISTORY_NOT_AVAILABLE),
             other => panic!("expected history to be unavailable, got {other:?}"),
         }
         // As upstream: published at most once, without a stream position.

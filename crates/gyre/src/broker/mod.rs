@@ -257,6 +257,10 @@ pub enum BrokerError {
     /// The engine cannot be reached or failed.
     #[error("engine unavailable: {0}")]
     Unavailable(String),
+    /// The engine does not support this operation (e.g. history on a PUB/SUB-only
+    /// broker); clients get 108.
+    #[error("not available: {0}")]
+    NotAvailable(String),
     /// The broker was shut down.
     #[error("broker closed")]
     Closed,

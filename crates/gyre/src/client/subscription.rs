@@ -52,6 +52,7 @@ pub(crate) fn broker_error(e: BrokerError) -> Error {
     match e {
         BrokerError::UnrecoverablePosition => Error::UNRECOVERABLE_POSITION,
         BrokerError::BadRequest(_) => Error::BAD_REQUEST,
+        BrokerError::NotAvailable(_) => Error::NOT_AVAILABLE,
         other => {
             tracing::warn!(error = %other, "broker call failed");
             Error::INTERNAL

@@ -85,6 +85,7 @@ fn map_broker_error(err: BrokerError) -> ApiError {
     match err {
         BrokerError::UnrecoverablePosition => ApiError::UNRECOVERABLE_POSITION,
         BrokerError::BadRequest(_) => ApiError::BAD_REQUEST,
+        BrokerError::NotAvailable(_) => ApiError::NOT_AVAILABLE,
         err => {
             tracing::error!(error = %err, "server API: engine error");
             ApiError::INTERNAL
