@@ -33,10 +33,15 @@ struct Inner {
     ttl: Duration,
 }
 
-fn unix_secs() -> u64 {
-    SystemTime::now()
+/// Unix time in seconds with millisecond decimals. Upstream scores are whole seconds;
+/// zset scores are doubles, so fractional ones compare fine with them while sparing a
+/// short TTL up to a second of rounding error.
+fn unix_secs(plus: Duration) -> String {
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .unwrap_or_default()
+        + plus;
+    format!("{}.{:03}", now.as_secs(), now.subsec_millis())
 }
 
 fn presence_error(e: BrokerError) -> PresenceError {
@@ -95,7 +100,7 @@ impl Inner {
     }
 
     async fn presence(&self, channel: &str) -> Result<HashMap<String, ClientInfo>, PresenceError> {
-        let now = unix_secs().to_string().into_bytes();
+        let now = unix_secs(Duration::ZERO).into_bytes();
         let reply = self.invoke(channel, &PRESENCE_GET_SCRIPT, &[now]).await?;
         let Value::Array(items) = reply else {
             return Err(bad_reply("presence"));
@@ -110,7 +115,7 @@ impl Inner {
     }
 
     async fn stats(&self, channel: &str) -> Result<PresenceStats, PresenceError> {
-        let now = unix_secs().to_string().into_bytes();
+        let now = unix_secs(Duration::ZERO).into_bytes();
         let reply = self.invoke(channel, &PRESENCE_STATS_SCRIPT, &[now]).await?;
         let Value::Array(items) = reply else {
             return Err(bad_reply("presence stats"));
@@ -135,7 +140,7 @@ impl Inner {
         let ttl = ttl_secs(self.ttl);
         let args = [
             ttl.to_string().into_bytes(),
-            (unix_secs() + ttl).to_string().into_bytes(),
+            unix_secs(self.ttl).into_bytes(),
             client.as_bytes().to_vec(),
             info_to_proto(info).encode_to_vec(),
         ];
