@@ -300,11 +300,11 @@ impl Inner {
                     .unwrap_or(DEFAULT_IDEMPOTENT_RESULT_TTL),
             )
         });
-        let result_key = options
-            .idempotency_key
-            .as_deref()
-            .map(|k| self.keys.result(channel, k))
-            .unwrap_or_default();
+        // Without an idempotency key the script never touches this key, but it is still
+        // named after the channel: in a cluster every key of a script must share a slot.
+        let result_key = self
+            .keys
+            .result(channel, options.idempotency_key.as_deref().unwrap_or_default());
         let mut conn = shard.conn();
 
         if !keeps_history {
