@@ -323,9 +323,10 @@ impl Inner {
                 .arg("publish")
                 .arg(result_ttl);
             let suppressed: i64 = shard.exec(invocation.invoke_async(&mut conn)).await?;
-            let mut result = PublishResult::default();
-            result.suppressed = suppressed == 1;
-            return Ok(result);
+            return Ok(PublishResult {
+                suppressed: suppressed == 1,
+                ..Default::default()
+            });
         }
 
         let use_lists = self.config.history_use_lists;
@@ -369,10 +370,10 @@ impl Inner {
         let offset = value_u64(&parts[0]).ok_or_else(|| bad_reply("offset"))?;
         let epoch = value_string(&parts[1]).ok_or_else(|| bad_reply("epoch"))?;
         let flag = |v: &Value| value_string(v).as_deref() == Some("1");
-        let mut result = PublishResult::default();
-        result.position = StreamPosition::new(offset, epoch);
-        result.suppressed = flag(&parts[2]) || flag(&parts[3]);
-        Ok(result)
+        Ok(PublishResult {
+            position: StreamPosition::new(offset, epoch),
+            suppressed: flag(&parts[2]) || flag(&parts[3]),
+        })
     }
 
     async fn publish_join_leave(
