@@ -302,9 +302,10 @@ impl Inner {
         });
         // Without an idempotency key the script never touches this key, but it is still
         // named after the channel: in a cluster every key of a script must share a slot.
-        let result_key = self
-            .keys
-            .result(channel, options.idempotency_key.as_deref().unwrap_or_default());
+        let result_key = self.keys.result(
+            channel,
+            options.idempotency_key.as_deref().unwrap_or_default(),
+        );
         let mut conn = shard.conn();
 
         if !keeps_history {

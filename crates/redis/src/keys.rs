@@ -173,6 +173,18 @@ mod tests {
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(consistent_index("anything", 1), 0);
+        // Values of upstream's formula (FNV-1a 64 + jump, Go int64/float64 semantics)
+        // computed independently with arbitrary-precision integers masked to 64 bits.
+        for (key, buckets, want) in [
+            ("news", 2, 1),
+            ("news", 3, 2),
+            ("chat:index", 4, 0),
+            ("room17", 8, 1),
+            ("a", 16, 12),
+            ("", 5, 1),
+        ] {
+            assert_eq!(consistent_index(key, buckets), want, "{key} over {buckets}");
+        }
         // Stable, in range, and moving to a new bucket only when one is added.
         let mut moved = 0;
         for i in 0..1000 {
