@@ -1,0 +1,286 @@
+//! One Redis deployment unit: a standalone instance (or a sentinel-managed master), or a
+//! whole Redis Cluster. Holds the command connection and knows how to open dedicated
+//! PUB/SUB connections.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use gyre::BrokerError;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::{Client, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisFuture, Value};
+
+use crate::config::{RedisConfig, RedisEngineError};
+
+/// The command connection. Both variants reconnect on their own and are cheap to clone
+/// (clones share one multiplexed connection).
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Where dedicated PUB/SUB connections go.
+enum Target {
+    Single(Client),
+    /// Asked for the current master on every (re)connect, so PUB/SUB follows failovers.
+    Sentinel(tokio::sync::Mutex<SentinelClient>),
+    /// Any node: a classic PUBLISH reaches subscribers on every node of a cluster, so the
+    /// PUB/SUB connection rotates over the seeds when one is down.
+    Cluster(Vec<Client>),
+}
+
+pub(crate) struct Shard {
+    /// For logs and errors.
+    pub(crate) name: String,
+    conn: Conn,
+    target: Target,
+    rotation: AtomicUsize,
+    pub(crate) io_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard").field("name", &self.name).finish()
+    }
+}
+
+fn connect_error(address: &str, reason: impl std::fmt::Display) -> RedisEngineError {
+    RedisEngineError::Connect {
+        address: address.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Parses `url` and applies the config's db/user/password overrides.
+fn connection_info(url: &str, config: &RedisConfig) -> Result<ConnectionInfo, RedisEngineError> {
+    let info = url
+        .into_connection_info()
+        .map_err(|e| RedisEngineError::Config(format!("{url}: {e}")))?;
+    let mut redis = info.redis_settings().clone();
+    if let Some(db) = config.db {
+        redis = redis.set_db(db);
+    }
+    if let Some(user) = &config.user {
+        redis = redis.set_username(user);
+    }
+    if let Some(password) = &config.password {
+        redis = redis.set_password(password);
+    }
+    Ok(info.set_redis_settings(redis))
+}
+
+fn manager_config(config: &RedisConfig) -> ConnectionManagerConfig {
+    // Few, quick retries: a command must fail within `io_timeout` during an outage (it is
+    // bounded by our own timeout too), and the next command triggers a new attempt anyway.
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.io_timeout))
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(500))
+}
+
+async fn manager(
+    client: Client,
+    address: &str,
+    config: &RedisConfig,
+) -> Result<ConnectionManager, RedisEngineError> {
+    let connect = ConnectionManager::new_with_config(client, manager_config(config));
+    match tokio::time::timeout(config.connect_timeout + config.io_timeout, connect).await {
+        Ok(Ok(m)) => Ok(m),
+        Ok(Err(e)) => Err(connect_error(address, e)),
+        Err(_) => Err(connect_error(address, "timeout")),
+    }
+}
+
+impl Shard {
+    /// Connects every shard the config describes (one per address, or one for a
+    /// sentinel-managed master, or one for a whole cluster).
+    pub(crate) async fn connect_all(
+        config: &RedisConfig,
+    ) -> Result<Vec<Arc<Shard>>, RedisEngineError> {
+        if config.is_cluster() {
+            return Ok(vec![Arc::new(Self::connect_cluster(config).await?)]);
+        }
+        if !config.sentinel_addresses.is_empty() {
+            return Ok(vec![Arc::new(Self::connect_sentinel(config).await?)]);
+        }
+        if config.addresses.is_empty() {
+            return Err(RedisEngineError::Config("no Redis address".into()));
+        }
+        let mut shards = Vec::with_capacity(config.addresses.len());
+        for address in &config.addresses {
+            let client = Client::open(connection_info(address, config)?)
+                .map_err(|e| RedisEngineError::Config(format!("{address}: {e}")))?;
+            let conn = manager(client.clone(), address, config).await?;
+            shards.push(Arc::new(Shard {
+                name: address.clone(),
+                conn: Conn::Single(conn),
+                target: Target::Single(client),
+                rotation: AtomicUsize::new(0),
+                io_timeout: config.io_timeout,
+                connect_timeout: config.connect_timeout,
+            }));
+        }
+        Ok(shards)
+    }
+
+    async fn connect_sentinel(config: &RedisConfig) -> Result<Shard, RedisEngineError> {
+        let name = format!("sentinel:{}", config.sentinel_master_name);
+        let mut sentinels = Vec::with_capacity(config.sentinel_addresses.len());
+        for address in &config.sentinel_addresses {
+            let info = address
+                .as_str()
+                .into_connection_info()
+                .map_err(|e| RedisEngineError::Config(format!("{address}: {e}")))?;
+            let info = match &config.sentinel_password {
+                Some(p) => {
+                    let redis = info.redis_settings().clone().set_password(p);
+                    info.set_redis_settings(redis)
+                }
+                None => info,
+            };
+            sentinels.push(info);
+        }
+        // The master's own settings (db, user, password) come from the config overrides.
+        let master = connection_info("redis://placeholder", config)?;
+        let node_info = SentinelNodeConnectionInfo::default()
+            .set_redis_connection_info(master.redis_settings().clone());
+        let mut sentinel = SentinelClient::build(
+            sentinels,
+            config.sentinel_master_name.clone(),
+            Some(node_info),
+            SentinelServerType::Master,
+        )
+        .map_err(|e| RedisEngineError::Config(format!("sentinel: {e}")))?;
+        let client = tokio::time::timeout(config.connect_timeout, sentinel.async_get_client())
+            .await
+            .map_err(|_| connect_error(&name, "timeout"))?
+            .map_err(|e| connect_error(&name, e))?;
+        let conn = manager(client, &name, config).await?;
+        Ok(Shard {
+            name,
+            conn: Conn::Single(conn),
+            target: Target::Sentinel(tokio::sync::Mutex::new(sentinel)),
+            rotation: AtomicUsize::new(0),
+            io_timeout: config.io_timeout,
+            connect_timeout: config.connect_timeout,
+        })
+    }
+
+    async fn connect_cluster(config: &RedisConfig) -> Result<Shard, RedisEngineError> {
+        let name = format!("cluster:{}", config.cluster_addresses.join(","));
+        let mut infos = Vec::with_capacity(config.cluster_addresses.len());
+        let mut clients = Vec::with_capacity(config.cluster_addresses.len());
+        for address in &config.cluster_addresses {
+            let info = connection_info(address, config)?;
+            clients.push(
+                Client::open(info.clone())
+                    .map_err(|e| RedisEngineError::Config(format!("{address}: {e}")))?,
+            );
+            infos.push(info);
+        }
+        let mut builder = ClusterClientBuilder::new(infos)
+            .connection_timeout(config.connect_timeout)
+            .response_timeout(config.io_timeout)
+            .retries(2);
+        if let Some(user) = &config.user {
+            builder = builder.username(user);
+        }
+        if let Some(password) = &config.password {
+            builder = builder.password(password);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| RedisEngineError::Config(format!("cluster: {e}")))?;
+        let conn = tokio::time::timeout(
+            config.connect_timeout + config.io_timeout,
+            client.get_async_connection(),
+        )
+        .await
+        .map_err(|_| connect_error(&name, "timeout"))?
+        .map_err(|e| connect_error(&name, e))?;
+        Ok(Shard {
+            name,
+            conn: Conn::Cluster(conn),
+            target: Target::Cluster(clients),
+            rotation: AtomicUsize::new(0),
+            io_timeout: config.io_timeout,
+            connect_timeout: config.connect_timeout,
+        })
+    }
+
+    /// A handle on the command connection.
+    pub(crate) fn conn(&self) -> Conn {
+        self.conn.clone()
+    }
+
+    /// Opens a dedicated PUB/SUB connection.
+    pub(crate) async fn pubsub(&self) -> Result<redis::aio::PubSub, String> {
+        let client = match &self.target {
+            Target::Single(client) => client.clone(),
+            Target::Sentinel(sentinel) => sentinel
+                .lock()
+                .await
+                .async_get_client()
+                .await
+                .map_err(|e| e.to_string())?,
+            Target::Cluster(clients) => {
+                let i = self.rotation.fetch_add(1, Ordering::Relaxed);
+                clients[i % clients.len()].clone()
+            }
+        };
+        match tokio::time::timeout(self.connect_timeout, client.get_async_pubsub()).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err("connect timeout".to_owned()),
+        }
+    }
+
+    /// Runs a command future bounded by `io_timeout`, mapping failures to `Unavailable`.
+    pub(crate) async fn exec<T>(
+        &self,
+        fut: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, BrokerError> {
+        match tokio::time::timeout(self.io_timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(BrokerError::Unavailable(format!("{}: {e}", self.name))),
+            Err(_) => Err(BrokerError::Unavailable(format!(
+                "{}: no reply within {:?}",
+                self.name, self.io_timeout
+            ))),
+        }
+    }
+}
