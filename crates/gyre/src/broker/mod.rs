@@ -224,6 +224,12 @@ impl HistoryOptions {
         self.filter.reverse = reverse;
         self
     }
+
+    /// Keep the stream's meta (epoch, top offset) for this long.
+    pub fn meta_ttl(mut self, ttl: Duration) -> Self {
+        self.meta_ttl = Some(ttl);
+        self
+    }
 }
 
 /// What [`Broker::history`] returns.
