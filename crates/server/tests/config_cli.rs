@@ -208,63 +208,116 @@ fn defaultenv_lists_every_key_with_defaults() {
     assert_eq!(names, sorted);
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the server, waits for the line announcing where it serves clients, stops it
+/// and returns everything it printed up to then.
+fn serve_until_listening(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gyre"));
+    cmd.current_dir(dir)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                text.push_str(&line);
+                text.push('\n');
+                if line.contains("serving client connections") {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    text
+}
+
 #[test]
 fn flags_beat_env_and_env_beats_file_when_serving() {
     let dir = tempfile::tempdir().unwrap();
+    let [file_port, env_port, flag_port] = [free_port(), free_port(), free_port()];
     std::fs::write(
         dir.path().join("config.json"),
-        r#"{"http_server": {"port": 7001, "address": "file"}}"#,
+        format!(r#"{{"http_server": {{"port": {file_port}, "address": "127.0.0.1"}}}}"#),
     )
     .unwrap();
-    let file_only = gyre(dir.path(), &[], &[]);
+    let file_only = serve_until_listening(dir.path(), &[], &[]);
     assert!(
-        stdout(&file_only).contains("file:7001"),
-        "{}",
-        describe(&file_only)
+        file_only.contains(&format!("127.0.0.1:{file_port}")),
+        "{file_only}"
     );
+    let env_port_text = env_port.to_string();
     let env = [
-        ("CENTRIFUGO_HTTP_SERVER_PORT", "7002"),
-        ("CENTRIFUGO_HTTP_SERVER_ADDRESS", "env"),
+        ("CENTRIFUGO_HTTP_SERVER_PORT", env_port_text.as_str()),
+        ("CENTRIFUGO_HTTP_SERVER_ADDRESS", "127.0.0.2"),
     ];
-    let with_env = gyre(dir.path(), &[], &env);
+    let with_env = serve_until_listening(dir.path(), &[], &env);
     assert!(
-        stdout(&with_env).contains("env:7002"),
-        "{}",
-        describe(&with_env)
+        with_env.contains(&format!("127.0.0.2:{env_port}")),
+        "{with_env}"
     );
-    let with_flag = gyre(
+    let flag_port_text = flag_port.to_string();
+    let with_flag = serve_until_listening(
         dir.path(),
-        &["-p", "7003", "--admin.enabled", "--client.insecure=false"],
+        &[
+            "-p",
+            &flag_port_text,
+            "--admin.enabled",
+            "--client.insecure=false",
+        ],
         &env,
     );
     assert!(
-        stdout(&with_flag).contains("env:7003"),
-        "{}",
-        describe(&with_flag)
+        with_flag.contains(&format!("127.0.0.2:{flag_port}")),
+        "{with_flag}"
     );
-    let with_both = gyre(
+    let with_both = serve_until_listening(
         dir.path(),
-        &["--http_server.port", "7004", "-a", "flag"],
+        &["--http_server.port", &flag_port_text, "-a", "127.0.0.3"],
         &env,
     );
     assert!(
-        stdout(&with_both).contains("flag:7004"),
-        "{}",
-        describe(&with_both)
+        with_both.contains(&format!("127.0.0.3:{flag_port}")),
+        "{with_both}"
     );
 }
 
 #[test]
 fn serve_warns_about_unsupported_features_and_still_starts() {
     let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
     std::fs::write(
         dir.path().join("config.json"),
-        r#"{"graphite": {"enabled": true}}"#,
+        format!(r#"{{"graphite": {{"enabled": true}}, "http_server": {{"address": "127.0.0.1", "port": {port}}}}}"#),
     )
     .unwrap();
-    let out = gyre(dir.path(), &["--uni_grpc.enabled"], &[]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let text = stdout(&out);
+    let text = serve_until_listening(dir.path(), &["--uni_grpc.enabled"], &[]);
     assert!(
         text.contains("graphite is configured but not supported"),
         "{text}"
@@ -273,7 +326,7 @@ fn serve_warns_about_unsupported_features_and_still_starts() {
         text.contains("uni_grpc is configured but not supported"),
         "{text}"
     );
-    assert!(text.contains("server will start"), "{text}");
+    assert!(text.contains("serving client connections"), "{text}");
 }
 
 #[test]
