@@ -1,6 +1,7 @@
 //! The running server: one [`App`] shared by the client policy, the server API and the
 //! HTTP endpoints.
 
+mod engine;
 mod http;
 mod origin;
 mod serve;
@@ -36,9 +37,21 @@ impl std::ops::Deref for App {
 }
 
 impl App {
-    /// Builds the node and the verifiers for `config`. The node is not running yet.
-    pub(crate) fn new(config: Config) -> anyhow::Result<App> {
-        let node = gyre::Node::builder().config(node_config(&config)).build();
+    /// Connects the engines and builds the node and the verifiers for `config`. The
+    /// node is not running yet.
+    pub(crate) async fn new(config: Config) -> anyhow::Result<App> {
+        let engines = engine::build(&config).await?;
+        let mut builder = gyre::Node::builder().config(node_config(&config));
+        if let Some(broker) = engines.broker {
+            builder = builder.broker_arc(broker);
+        }
+        if let Some(presence) = engines.presence {
+            builder = builder.presence_manager_arc(presence);
+        }
+        if let Some(controller) = engines.controller {
+            builder = builder.controller_arc(controller);
+        }
+        let node = builder.build();
         let connect_tokens = TokenVerifier::new(VerifierConfig::for_connections(&config.client))?;
         let subscribe_tokens =
             TokenVerifier::new(VerifierConfig::for_subscriptions(&config.client))?;

@@ -48,7 +48,7 @@ async fn run(config: config::Config, reload: LoadOptions) -> anyhow::Result<()> 
         .timeout
         .to_std()
         .unwrap_or(Duration::from_secs(30));
-    let app = App::new(config)?;
+    let app = App::new(config).await?;
     crate::policy::install(&app);
     app.node.run().await?;
 

@@ -12,12 +12,8 @@ fn any_channel_options(c: &Config, f: fn(&ChannelOptions) -> bool) -> bool {
 }
 
 const UNSUPPORTED: &[(&str, Check)] = &[
-    ("engine.type redis", |c| c.engine.r#type != "memory"),
-    ("broker (separate broker)", |c| {
-        c.broker.enabled && c.broker.r#type != "memory"
-    }),
-    ("presence_manager (separate presence manager)", |c| {
-        c.presence_manager.enabled && c.presence_manager.r#type != "memory"
+    ("broker.type postgres", |c| {
+        c.broker.enabled && c.broker.r#type == "postgres"
     }),
     ("map_broker", |c| c.map_broker.r#type != "memory"),
     ("controller", |c| c.controller.enabled),
