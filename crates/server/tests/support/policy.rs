@@ -19,7 +19,8 @@ pub const SECRET: &str = "policy-test-secret";
 /// * `strict`: subscribe for clients, `channel_regex` `^[a-z0-9]+$`;
 /// * `obj`: publish for clients, `publication_data_format: json_object`;
 /// * `bin`: publish for clients, `publication_data_format: binary`;
-/// * `forced`: subscribe for clients, `force_recovery` and `force_push_join_leave`;
+/// * `forced`: subscribe and publish for clients, `force_recovery`, `join_leave` and
+///   `force_push_join_leave`;
 /// * `personal`: presence on, for personal channels;
 /// * `proxied`: subscribe and publish proxies enabled (not implemented → 108);
 /// * channels without namespace: subscribe for clients, `channel.max_length` 64.
@@ -92,6 +93,7 @@ pub fn config() -> Value {
                 {
                     "name": "forced",
                     "allow_subscribe_for_client": true,
+                    "allow_publish_for_client": true,
                     "force_recovery": true,
                     "force_push_join_leave": true,
                     "join_leave": true,
