@@ -21,9 +21,21 @@ async fn connect_without_token_needs_anonymous_access() {
     assert!(!result["client"].as_str().unwrap().is_empty());
     assert!(result.get("expires").is_none(), "{result}");
     // Anonymous: allowed where `_for_anonymous` is set, not elsewhere.
-    c.call("subscribe", json!({"channel": "public:a"})).await.ok();
-    assert_eq!(c.call("subscribe", json!({"channel": "news"})).await.error(), Some(103));
-    assert_eq!(c.call("subscribe", json!({"channel": "history:a"})).await.error(), Some(103));
+    c.call("subscribe", json!({"channel": "public:a"}))
+        .await
+        .ok();
+    assert_eq!(
+        c.call("subscribe", json!({"channel": "news"}))
+            .await
+            .error(),
+        Some(103)
+    );
+    assert_eq!(
+        c.call("subscribe", json!({"channel": "history:a"}))
+            .await
+            .error(),
+        Some(103)
+    );
 }
 
 #[tokio::test]
@@ -73,10 +85,15 @@ async fn token_channels_are_server_side_subscriptions() {
     let url = server.ws_url();
 
     // `channels` only; namespace options apply (`forced` forces recovery).
-    let token = connect_token("42", json!({"channels": ["public:a", "forced:b", "private:c"]}));
+    let token = connect_token(
+        "42",
+        json!({"channels": ["public:a", "forced:b", "private:c"]}),
+    );
     let (mut c, reply) = WsClient::connect(&url, json!({"token": token})).await;
     let result = reply.ok();
-    let subs = result["subs"].as_object().expect("subs in the connect result");
+    let subs = result["subs"]
+        .as_object()
+        .expect("subs in the connect result");
     assert_eq!(subs.len(), 3, "{result}");
     assert_eq!(subs["forced:b"]["recoverable"], json!(true), "{result}");
     assert!(subs["public:a"].get("recoverable").is_none(), "{result}");
@@ -91,7 +108,12 @@ async fn token_channels_are_server_side_subscriptions() {
     assert_eq!(publication["data"], json!({"n": 1}));
     assert_eq!(publication["info"]["user"], json!("7"));
     // Already subscribed server-side.
-    assert_eq!(c.call("subscribe", json!({"channel": "public:a"})).await.error(), Some(105));
+    assert_eq!(
+        c.call("subscribe", json!({"channel": "public:a"}))
+            .await
+            .error(),
+        Some(105)
+    );
 
     // `subs` takes precedence over `channels` and carries data, info and overrides.
     let token = connect_token(
@@ -150,8 +172,13 @@ async fn user_id_header_authenticates() {
     let url = server.ws_url();
     let mut c = WsClient::open_with_headers(&url, &[("X-User-Id", "alice")]).await;
     c.call("connect", json!({})).await.ok();
-    c.call("subscribe", json!({"channel": "public:h"})).await.ok();
-    let presence = c.call("presence", json!({"channel": "public:h"})).await.ok();
+    c.call("subscribe", json!({"channel": "public:h"}))
+        .await
+        .ok();
+    let presence = c
+        .call("presence", json!({"channel": "public:h"}))
+        .await
+        .ok();
     let users: Vec<_> = presence["presence"]
         .as_object()
         .unwrap()
@@ -183,13 +210,21 @@ async fn connect_subs_are_resubscribed_only_when_permitted() {
     )
     .await;
     let result = reply.ok();
-    let mut subs: Vec<_> = result["subs"].as_object().unwrap().keys().cloned().collect();
+    let mut subs: Vec<_> = result["subs"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
     subs.sort();
     assert_eq!(subs, ["dialog:#42", "public:r"], "{result}");
 
     // A channel of an unknown namespace in connect.subs is a bad request.
-    let (_c, reply) =
-        WsClient::connect(&url, json!({"token": token_for("42"), "subs": {"nope:x": {}}})).await;
+    let (_c, reply) = WsClient::connect(
+        &url,
+        json!({"token": token_for("42"), "subs": {"nope:x": {}}}),
+    )
+    .await;
     assert_eq!(reply.closed(), Some(3501), "{reply:?}");
 }
 
@@ -215,13 +250,19 @@ async fn client_side_refresh() {
 
     // Token of another user.
     let other = connect_token("43", json!({"channels": ["public:t"]}));
-    assert_eq!(c.call("refresh", json!({"token": other})).await.closed(), Some(3500));
+    assert_eq!(
+        c.call("refresh", json!({"token": other})).await.closed(),
+        Some(3500)
+    );
 
     // Expired token: the connection expired.
     let (mut c, reply) = WsClient::connect(&url, json!({"token": token_for("42")})).await;
     reply.ok();
     let expired = hs256(SECRET, json!({"sub": "42", "exp": now() - 5}));
-    assert_eq!(c.call("refresh", json!({"token": expired})).await.closed(), Some(3005));
+    assert_eq!(
+        c.call("refresh", json!({"token": expired})).await.closed(),
+        Some(3005)
+    );
 
     // Server-side channels changed: reconnect to pick them up.
     let (mut c, reply) = WsClient::connect(
@@ -231,13 +272,19 @@ async fn client_side_refresh() {
     .await;
     reply.ok();
     let changed = connect_token("42", json!({"channels": ["public:u"]}));
-    assert_eq!(c.call("refresh", json!({"token": changed})).await.closed(), Some(3010));
+    assert_eq!(
+        c.call("refresh", json!({"token": changed})).await.closed(),
+        Some(3010)
+    );
 
     // Bad signature.
     let (mut c, reply) = WsClient::connect(&url, json!({"token": token_for("42")})).await;
     reply.ok();
     let forged = hs256("other", json!({"sub": "42"}));
-    assert_eq!(c.call("refresh", json!({"token": forged})).await.closed(), Some(3500));
+    assert_eq!(
+        c.call("refresh", json!({"token": forged})).await.closed(),
+        Some(3500)
+    );
 }
 
 #[tokio::test]
@@ -253,7 +300,9 @@ async fn insecure_allows_everything() {
     let server = Server::start(config_with(|c| c["client"]["insecure"] = json!(true)));
     let (mut c, reply) = WsClient::connect(&server.ws_url(), json!({})).await;
     reply.ok();
-    c.call("subscribe", json!({"channel": "private:x"})).await.ok();
+    c.call("subscribe", json!({"channel": "private:x"}))
+        .await
+        .ok();
     c.call("publish", json!({"channel": "private:x", "data": {}}))
         .await
         .ok();

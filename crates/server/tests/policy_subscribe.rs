@@ -13,7 +13,8 @@ use support::{Server, WsClient, hs256, now};
 async fn subscribe_permissions_for_a_user() {
     let server = Server::start(config());
     let mut c = connected(&server.ws_url(), "42").await;
-    let mut subscribe = async |channel: &str| c.call("subscribe", json!({"channel": channel})).await;
+    let mut subscribe =
+        async |channel: &str| c.call("subscribe", json!({"channel": channel})).await;
 
     subscribe("public:a").await.ok();
     subscribe("news").await.ok();
@@ -42,7 +43,9 @@ async fn subscribe_permissions_for_anonymous() {
     }));
     let (mut c, reply) = WsClient::connect(&server.ws_url(), json!({})).await;
     reply.ok();
-    c.call("subscribe", json!({"channel": "public:a"})).await.ok();
+    c.call("subscribe", json!({"channel": "public:a"}))
+        .await
+        .ok();
     for channel in ["news", "history:a", "sub:a", "private:a", "dialog:#42"] {
         let reply = c.call("subscribe", json!({"channel": channel})).await;
         assert_eq!(reply.error(), Some(103), "{channel}: {reply:?}");
@@ -76,7 +79,10 @@ async fn subscription_tokens() {
         json!({"data": {"hello": 1}, "info": {"seat": 3}, "exp": now() + 300}),
     );
     let result = c
-        .call("subscribe", json!({"channel": "$private:x", "token": token}))
+        .call(
+            "subscribe",
+            json!({"channel": "$private:x", "token": token}),
+        )
         .await
         .ok();
     assert_eq!(result["data"], json!({"hello": 1}), "{result}");
@@ -98,36 +104,60 @@ async fn subscription_tokens() {
     // Refresh the expiring subscription.
     let fresh = sub_token("42", "$private:x", json!({"exp": now() + 900}));
     let refreshed = c
-        .call("sub_refresh", json!({"channel": "$private:x", "token": fresh}))
+        .call(
+            "sub_refresh",
+            json!({"channel": "$private:x", "token": fresh}),
+        )
         .await
         .ok();
     assert!(refreshed["ttl"].as_u64().unwrap() > 800, "{refreshed}");
-    let expired = hs256(SECRET, json!({"sub": "42", "channel": "$private:x", "exp": now() - 1}));
+    let expired = hs256(
+        SECRET,
+        json!({"sub": "42", "channel": "$private:x", "exp": now() - 1}),
+    );
     let reply = c
-        .call("sub_refresh", json!({"channel": "$private:x", "token": expired}))
+        .call(
+            "sub_refresh",
+            json!({"channel": "$private:x", "token": expired}),
+        )
         .await;
     assert_eq!(reply.error(), Some(109), "{reply:?}");
     let other = sub_token("42", "$private:other", json!({}));
     let reply = c
-        .call("sub_refresh", json!({"channel": "$private:x", "token": other}))
+        .call(
+            "sub_refresh",
+            json!({"channel": "$private:x", "token": other}),
+        )
         .await;
     assert_eq!(reply.closed(), Some(3500), "{reply:?}");
 
     // Expired token → 109 (the SDK fetches a new one); forged → 103.
     let mut c = connected(&url, "42").await;
-    let expired = hs256(SECRET, json!({"sub": "42", "channel": "$private:z", "exp": now() - 1}));
+    let expired = hs256(
+        SECRET,
+        json!({"sub": "42", "channel": "$private:z", "exp": now() - 1}),
+    );
     let reply = c
-        .call("subscribe", json!({"channel": "$private:z", "token": expired}))
+        .call(
+            "subscribe",
+            json!({"channel": "$private:z", "token": expired}),
+        )
         .await;
     assert_eq!(reply.error(), Some(109), "{reply:?}");
     let forged = hs256("nope", json!({"sub": "42", "channel": "$private:z"}));
     let reply = c
-        .call("subscribe", json!({"channel": "$private:z", "token": forged}))
+        .call(
+            "subscribe",
+            json!({"channel": "$private:z", "token": forged}),
+        )
         .await;
     assert_eq!(reply.error(), Some(103), "{reply:?}");
     let client_bound = sub_token("42", "$private:z", json!({"client": "someone-else"}));
     let reply = c
-        .call("subscribe", json!({"channel": "$private:z", "token": client_bound}))
+        .call(
+            "subscribe",
+            json!({"channel": "$private:z", "token": client_bound}),
+        )
         .await;
     assert_eq!(reply.closed(), Some(3500), "{reply:?}");
 
@@ -135,13 +165,19 @@ async fn subscription_tokens() {
     let mut c = connected(&url, "42").await;
     let other_channel = sub_token("42", "$private:other", json!({}));
     let reply = c
-        .call("subscribe", json!({"channel": "$private:z", "token": other_channel}))
+        .call(
+            "subscribe",
+            json!({"channel": "$private:z", "token": other_channel}),
+        )
         .await;
     assert_eq!(reply.closed(), Some(3500), "{reply:?}");
     let mut c = connected(&url, "42").await;
     let other_user = sub_token("43", "$private:z", json!({}));
     let reply = c
-        .call("subscribe", json!({"channel": "$private:z", "token": other_user}))
+        .call(
+            "subscribe",
+            json!({"channel": "$private:z", "token": other_user}),
+        )
         .await;
     assert_eq!(reply.closed(), Some(3500), "{reply:?}");
 }
@@ -158,16 +194,26 @@ async fn client_requested_extras_need_permission() {
     };
     // `history`: allow_recovery only (recovery implies positioning).
     let r = c.call("subscribe", with("history:e")).await.ok();
-    assert_eq!((r["recoverable"].clone(), r["positioned"].clone()), (json!(true), json!(true)), "{r}");
+    assert_eq!(
+        (r["recoverable"].clone(), r["positioned"].clone()),
+        (json!(true), json!(true)),
+        "{r}"
+    );
     assert!(r["epoch"].as_str().is_some_and(|e| !e.is_empty()), "{r}");
     // `sub`: history for subscribers counts (all other checks passed).
     let r = c.call("subscribe", with("sub:e")).await.ok();
     assert_eq!(r["recoverable"], json!(true), "{r}");
     // Without namespace: no history permission, nothing granted.
     let r = c.call("subscribe", with("news")).await.ok();
-    assert!(r.get("recoverable").is_none() && r.get("positioned").is_none(), "{r}");
+    assert!(
+        r.get("recoverable").is_none() && r.get("positioned").is_none(),
+        "{r}"
+    );
     // Forced by the namespace without asking.
-    let r = c.call("subscribe", json!({"channel": "forced:e"})).await.ok();
+    let r = c
+        .call("subscribe", json!({"channel": "forced:e"}))
+        .await
+        .ok();
     assert_eq!(r["recoverable"], json!(true), "{r}");
 }
 
@@ -178,10 +224,16 @@ async fn join_leave_pushes() {
     let mut asked = connected(&url, "1").await;
     let mut silent = connected(&url, "2").await;
     asked
-        .call("subscribe", json!({"channel": "public:j", "join_leave": true}))
+        .call(
+            "subscribe",
+            json!({"channel": "public:j", "join_leave": true}),
+        )
         .await
         .ok();
-    silent.call("subscribe", json!({"channel": "public:j"})).await.ok();
+    silent
+        .call("subscribe", json!({"channel": "public:j"}))
+        .await
+        .ok();
     // `asked` sees its own join, then the other one's.
     let mut joins = Vec::new();
     while joins.len() < 2 {
@@ -195,7 +247,9 @@ async fn join_leave_pushes() {
 
     // Forced by the namespace.
     let mut a = connected(&url, "3").await;
-    a.call("subscribe", json!({"channel": "forced:j"})).await.ok();
+    a.call("subscribe", json!({"channel": "forced:j"}))
+        .await
+        .ok();
     let push = a.push().await.expect("own join");
     assert_eq!(push["join"]["info"]["user"], json!("3"), "{push}");
 }
@@ -211,7 +265,10 @@ async fn recovery_through_the_history_namespace() {
         .ok();
     let mut reader = connected(&url, "r").await;
     let first = reader
-        .call("subscribe", json!({"channel": "history:r", "recoverable": true}))
+        .call(
+            "subscribe",
+            json!({"channel": "history:r", "recoverable": true}),
+        )
         .await
         .ok();
     let epoch = first["epoch"].as_str().unwrap().to_owned();
@@ -268,22 +325,32 @@ async fn recovery_through_the_history_namespace() {
     .await;
     let sub = reply.ok()["subs"]["forced:s"].clone();
     assert_eq!(sub["recovered"], json!(true), "{sub}");
-    assert_eq!(sub["publications"].as_array().map(Vec::len), Some(2), "{sub}");
+    assert_eq!(
+        sub["publications"].as_array().map(Vec::len),
+        Some(2),
+        "{sub}"
+    );
 }
 
 #[tokio::test]
 async fn subscribe_proxy_and_subscription_type() {
     let server = Server::start(config_with(|c| {
         let namespaces = c["channel"]["namespaces"].as_array_mut().unwrap();
-        namespaces.push(json!({"name": "maps", "allow_subscribe_for_client": true, "subscription_type": "map"}));
+        namespaces.push(
+            json!({"name": "maps", "allow_subscribe_for_client": true, "subscription_type": "map"}),
+        );
     }));
     let mut c = connected(&server.ws_url(), "42").await;
     assert_eq!(
-        c.call("subscribe", json!({"channel": "maps:a"})).await.error(),
+        c.call("subscribe", json!({"channel": "maps:a"}))
+            .await
+            .error(),
         Some(103)
     );
     assert_eq!(
-        c.call("subscribe", json!({"channel": "proxied:a"})).await.error(),
+        c.call("subscribe", json!({"channel": "proxied:a"}))
+            .await
+            .error(),
         Some(108)
     );
 }

@@ -140,7 +140,8 @@ fn merge(into: &mut Value, extra: Value) {
 
 /// A client connected as `user` (with a token); panics if the connect fails.
 pub async fn connected(url: &str, user: &str) -> WsClient {
-    let (client, reply) = WsClient::connect(url, json!({"token": connect_token(user, json!({}))})).await;
+    let (client, reply) =
+        WsClient::connect(url, json!({"token": connect_token(user, json!({}))})).await;
     reply.ok();
     client
 }
