@@ -1,0 +1,227 @@
+//! `publish`, `presence`, `presence_stats`, `history` and `rpc` (Centrifugo `OnPublish`,
+//! `OnPresence`, `OnPresenceStats`, `OnHistory`, `OnRPC`).
+
+use gyre::{
+    Error, HandlerError, HistoryEvent, PresenceEvent, PublishEvent, PublishReply, RpcEvent,
+    RpcReply,
+};
+
+use super::Policy;
+use super::channel::{self, Grant, Resolved, resolve};
+use crate::config::Config;
+
+fn deny(
+    client: &gyre::Client,
+    command: &str,
+    channel: &str,
+    reason: &str,
+    err: Error,
+) -> HandlerError {
+    tracing::debug!(client = %client.id(), user = %client.user_id(), command, channel, reason, code = err.code, "command refused");
+    err.into()
+}
+
+/// Namespace lookup (102) and name validation (107), the start of every channel command.
+fn lookup<'a>(
+    policy: &Policy,
+    config: &'a Config,
+    client: &gyre::Client,
+    command: &str,
+    channel: &'a str,
+) -> Result<Resolved<'a>, HandlerError> {
+    let resolved = resolve(config, channel)
+        .map_err(|e| deny(client, command, channel, "unknown namespace", e))?;
+    policy
+        .shared
+        .regexes
+        .check_name(&resolved, channel)
+        .map_err(|e| deny(client, command, channel, "invalid channel name", e))?;
+    Ok(resolved)
+}
+
+pub(super) async fn publish(
+    policy: Policy,
+    client: gyre::Client,
+    event: PublishEvent,
+) -> Result<PublishReply, HandlerError> {
+    let config = policy.app.config();
+    let ch = event.channel.as_str();
+    let o = lookup(&policy, &config, &client, "publish", ch)?.options;
+    let format = if o.publication_data_format.is_empty() {
+        &config.channel.publication_data_format
+    } else {
+        &o.publication_data_format
+    };
+    if !channel::data_format_ok(&event.data, format) {
+        return Err(deny(
+            &client,
+            "publish",
+            ch,
+            "publication data format",
+            Error::BAD_REQUEST,
+        ));
+    }
+    if o.publish_proxy_enabled {
+        return Err(deny(
+            &client,
+            "publish",
+            ch,
+            "publish proxy is not supported",
+            Error::NOT_AVAILABLE,
+        ));
+    }
+    if o.subscribe_stream_proxy_enabled {
+        return Err(deny(
+            &client,
+            "publish",
+            ch,
+            "subscribe stream proxy is not supported",
+            Error::NOT_AVAILABLE,
+        ));
+    }
+    let user = client.user_id();
+    if !Grant::publish(o).allows(&config, &user, client.is_subscribed(ch)) {
+        return Err(deny(
+            &client,
+            "publish",
+            ch,
+            "insufficient permission",
+            Error::PERMISSION_DENIED,
+        ));
+    }
+    Ok(PublishReply::new(channel::publish_options(&config, o)))
+}
+
+async fn presence_check(
+    policy: Policy,
+    client: gyre::Client,
+    event: PresenceEvent,
+    command: &str,
+) -> Result<(), HandlerError> {
+    let config = policy.app.config();
+    let ch = event.channel.as_str();
+    let o = lookup(&policy, &config, &client, command, ch)?.options;
+    if !o.presence {
+        return Err(deny(
+            &client,
+            command,
+            ch,
+            "presence is off",
+            Error::NOT_AVAILABLE,
+        ));
+    }
+    if !Grant::presence(o).allows(&config, &client.user_id(), client.is_subscribed(ch)) {
+        return Err(deny(
+            &client,
+            command,
+            ch,
+            "insufficient permission",
+            Error::PERMISSION_DENIED,
+        ));
+    }
+    Ok(())
+}
+
+pub(super) async fn presence(
+    policy: Policy,
+    client: gyre::Client,
+    event: PresenceEvent,
+) -> Result<(), HandlerError> {
+    presence_check(policy, client, event, "presence").await
+}
+
+pub(super) async fn presence_stats(
+    policy: Policy,
+    client: gyre::Client,
+    event: PresenceEvent,
+) -> Result<(), HandlerError> {
+    presence_check(policy, client, event, "presence_stats").await
+}
+
+pub(super) async fn history(
+    policy: Policy,
+    client: gyre::Client,
+    event: HistoryEvent,
+) -> Result<(), HandlerError> {
+    let config = policy.app.config();
+    let ch = event.channel.as_str();
+    let o = lookup(&policy, &config, &client, "history", ch)?.options;
+    if !channel::history_on(o) {
+        return Err(deny(
+            &client,
+            "history",
+            ch,
+            "history is off",
+            Error::NOT_AVAILABLE,
+        ));
+    }
+    if !Grant::history(o).allows(&config, &client.user_id(), client.is_subscribed(ch)) {
+        return Err(deny(
+            &client,
+            "history",
+            ch,
+            "insufficient permission",
+            Error::PERMISSION_DENIED,
+        ));
+    }
+    Ok(())
+}
+
+/// The built-in `rpc.ping` method; everything else would go to an RPC proxy, which is
+/// not implemented.
+pub(super) async fn rpc(
+    policy: Policy,
+    client: gyre::Client,
+    event: RpcEvent,
+) -> Result<RpcReply, HandlerError> {
+    let config = policy.app.config();
+    let rpc = &config.rpc;
+    let method = event.method.as_str();
+    let any_proxy = rpc.without_namespace.proxy_enabled
+        || rpc.namespaces.iter().any(|ns| ns.options.proxy_enabled);
+    if !rpc.ping.enabled && !any_proxy {
+        // Centrifugo registers no RPC handler at all then.
+        return Err(deny(
+            &client,
+            "rpc",
+            method,
+            "rpc is not configured",
+            Error::NOT_AVAILABLE,
+        ));
+    }
+    if rpc.ping.enabled && method == rpc.ping.method {
+        return Ok(RpcReply::default());
+    }
+    if !any_proxy {
+        return Err(deny(
+            &client,
+            "rpc",
+            method,
+            "method not found",
+            Error::METHOD_NOT_FOUND,
+        ));
+    }
+    match config.rpc_options(method) {
+        Err(_) => Err(deny(
+            &client,
+            "rpc",
+            method,
+            "unknown rpc namespace",
+            Error::METHOD_NOT_FOUND,
+        )),
+        Ok((_, o)) if !o.proxy_enabled => Err(deny(
+            &client,
+            "rpc",
+            method,
+            "rpc proxy not enabled for method",
+            Error::NOT_AVAILABLE,
+        )),
+        Ok(_) => Err(deny(
+            &client,
+            "rpc",
+            method,
+            "rpc proxy is not supported",
+            Error::NOT_AVAILABLE,
+        )),
+    }
+}

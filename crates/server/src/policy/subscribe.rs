@@ -1,0 +1,183 @@
+//! `subscribe` (Centrifugo `OnSubscribe`) and `sub_refresh` (`OnSubRefresh`).
+
+use gyre::{
+    Disconnect, Error, HandlerError, SubRefreshEvent, SubRefreshReply, SubscribeEvent,
+    SubscribeReply,
+};
+
+use super::Policy;
+use super::channel::{self, Grant, resolve};
+use crate::jwt::{SubscribeToken, VerifyError};
+
+fn deny(
+    client: &gyre::Client,
+    channel: &str,
+    reason: &str,
+    err: impl Into<HandlerError>,
+) -> HandlerError {
+    tracing::debug!(client = %client.id(), user = %client.user_id(), channel, reason, "subscribe refused");
+    err.into()
+}
+
+/// The claims of a subscription token must name this channel, user and (if set) client.
+fn check_token_target(
+    client: &gyre::Client,
+    channel: &str,
+    token: &SubscribeToken,
+) -> Result<(), HandlerError> {
+    let reason = if token.channel != channel {
+        "token channel mismatch"
+    } else if token.user_id != client.user_id() {
+        "token user mismatch"
+    } else if !token.client.is_empty() && token.client != client.id() {
+        "token client mismatch"
+    } else {
+        return Ok(());
+    };
+    Err(deny(client, channel, reason, Disconnect::INVALID_TOKEN))
+}
+
+/// Decides a client-side subscription, in the order of PROTOCOL.md §7.1.
+pub(super) async fn subscribe(
+    policy: Policy,
+    client: gyre::Client,
+    event: SubscribeEvent,
+) -> Result<SubscribeReply, HandlerError> {
+    let config = policy.app.config();
+    let ch = event.channel.as_str();
+    let user = client.user_id();
+    if ch.is_empty() {
+        return Err(deny(&client, ch, "empty channel", Error::UNKNOWN_CHANNEL));
+    }
+    let resolved = resolve(&config, ch).map_err(|e| deny(&client, ch, "unknown namespace", e))?;
+    policy.shared.regexes.check_name(&resolved, ch)?;
+    let o = resolved.options;
+    // Only stream subscriptions exist in Gyre (the library refuses any other type).
+    if !(o.subscription_type.is_empty() || o.subscription_type == "stream") {
+        return Err(deny(
+            &client,
+            ch,
+            "subscription type not allowed",
+            Error::PERMISSION_DENIED,
+        ));
+    }
+
+    let user_limited = o.allow_user_limited_channels && channel::is_user_limited(&config, ch);
+    if channel::is_private(&config, ch) && event.token.is_empty() {
+        return Err(deny(
+            &client,
+            ch,
+            "private channel without token",
+            Error::PERMISSION_DENIED,
+        ));
+    }
+
+    let mut options = channel::namespace_options(o);
+    if !event.token.is_empty() {
+        let token = match policy
+            .app
+            .subscribe_tokens
+            .verify_subscribe_token(&event.token)
+            .await
+        {
+            Ok(token) => token,
+            Err(VerifyError::Expired) => {
+                return Err(deny(&client, ch, "token expired", Error::TOKEN_EXPIRED));
+            }
+            Err(VerifyError::Invalid(reason)) => {
+                return Err(deny(&client, ch, &reason, Error::PERMISSION_DENIED));
+            }
+        };
+        let token_ns = resolve(&config, &token.channel)
+            .map_err(|e| deny(&client, ch, "token channel in unknown namespace", e))?;
+        check_token_target(&client, ch, &token)?;
+        options = channel::namespace_options(token_ns.options);
+        channel::apply_overrides(&mut options, &token.overrides);
+        options.expire_at = token.expire_at;
+        options.channel_info = token.info;
+        options.data = token.data;
+    } else if user_limited && channel::user_allowed(&config, ch, &user) {
+        // Listed after the user boundary.
+    } else if o.subscribe_proxy_enabled && !user_limited {
+        return Err(deny(
+            &client,
+            ch,
+            "subscribe proxy is not supported",
+            Error::NOT_AVAILABLE,
+        ));
+    } else if o.subscribe_stream_proxy_enabled && !user_limited {
+        return Err(deny(
+            &client,
+            ch,
+            "subscribe stream proxy is not supported",
+            Error::NOT_AVAILABLE,
+        ));
+    } else if o.allow_subscribe_for_client
+        && (!user.is_empty() || o.allow_subscribe_for_anonymous)
+        && !user_limited
+    {
+        // Allowed for clients.
+    } else if config.client.insecure {
+        // Everything is allowed.
+    } else {
+        return Err(deny(
+            &client,
+            ch,
+            "insufficient permission",
+            Error::PERMISSION_DENIED,
+        ));
+    }
+
+    // What the client asked for, granted with permission. History and presence access
+    // are checked as if already subscribed: every other check passed.
+    if event.positioned && (o.allow_positioning || Grant::history(o).allows(&config, &user, true)) {
+        options.enable_positioning = true;
+    }
+    if event.recoverable && (o.allow_recovery || Grant::history(o).allows(&config, &user, true)) {
+        options.enable_recovery = true;
+    }
+    if event.join_leave && o.join_leave && Grant::presence(o).allows(&config, &user, true) {
+        options.push_join_leave = true;
+    }
+    options.client_side_refresh = !o.sub_refresh_proxy_enabled;
+    tracing::debug!(client = %client.id(), user = %user, channel = ch, "subscribe allowed");
+    Ok(SubscribeReply::new(options))
+}
+
+/// Client-side subscription refresh with a new subscription token.
+pub(super) async fn sub_refresh(
+    policy: Policy,
+    client: gyre::Client,
+    event: SubRefreshEvent,
+) -> Result<SubRefreshReply, HandlerError> {
+    let ch = event.channel.as_str();
+    if event.token.is_empty() {
+        // Server-side sub refresh needs a sub refresh proxy, which is not implemented:
+        // the subscription simply expires.
+        let mut reply = SubRefreshReply::default();
+        reply.expired = true;
+        return Ok(reply);
+    }
+    let token = match policy
+        .app
+        .subscribe_tokens
+        .verify_subscribe_token(&event.token)
+        .await
+    {
+        Ok(token) => token,
+        Err(VerifyError::Expired) => {
+            tracing::debug!(client = %client.id(), channel = ch, "sub refresh token expired");
+            let mut reply = SubRefreshReply::default();
+            reply.expired = true;
+            return Ok(reply);
+        }
+        Err(VerifyError::Invalid(reason)) => {
+            tracing::debug!(client = %client.id(), channel = ch, reason, "invalid sub refresh token");
+            return Err(Disconnect::INVALID_TOKEN.into());
+        }
+    };
+    let config = policy.app.config();
+    resolve(&config, &token.channel)?;
+    check_token_target(&client, ch, &token)?;
+    Ok(SubRefreshReply::new(token.expire_at))
+}

@@ -1,0 +1,378 @@
+//! Test support shared by the integration tests: starts the real `gyre` binary with a
+//! temporary configuration on a free 127.0.0.1 port ([`Server`]), speaks the client
+//! protocol over WebSocket ([`WsClient`]) and makes HS256 tokens ([`hs256`]).
+//!
+//! Every test crate includes this with `mod support;` and uses a part of it.
+#![allow(dead_code, unreachable_pub)]
+
+pub mod policy;
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// How long a test waits for anything (server start, a reply, a close).
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running `gyre` process, killed (by PID) when dropped.
+pub struct Server {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `gyre` with `config` (any Centrifugo v6 JSON config). `http_server.address`
+    /// and `http_server.port` are overridden with 127.0.0.1 and a free port. Returns when
+    /// the port accepts connections; panics with the server's output if it exits.
+    pub fn start(config: Value) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            write_config(&dir.path().join("config.json"), &config, port);
+            let log = File::create(dir.path().join("gyre.log")).expect("log file");
+            let mut child = Command::new(env!("CARGO_BIN_EXE_gyre"))
+                .arg("--config")
+                .arg(dir.path().join("config.json"))
+                .current_dir(dir.path())
+                .env_clear()
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log file"))
+                .stderr(log)
+                .spawn()
+                .expect("gyre starts");
+            let deadline = Instant::now() + TIMEOUT;
+            loop {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Server { child, port, dir };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "gyre did not listen on {port} in time:\n{}",
+                        read_log(dir.path())
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.wait();
+            last_log = read_log(dir.path());
+            // Another process may have taken the port between the probe and the bind.
+            if !last_log.contains("in use") {
+                break;
+            }
+        }
+        panic!("gyre exited at start:\n{last_log}");
+    }
+
+    /// The port of the main listener.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `ws://127.0.0.1:<port>/connection/websocket`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/connection/websocket", self.port)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the server wrote to stdout and stderr so far.
+    pub fn logs(&self) -> String {
+        read_log(self.dir.path())
+    }
+
+    /// Path of the configuration file the server reads.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.json")
+    }
+
+    /// Rewrites the configuration file (same address and port) and sends SIGHUP.
+    pub fn reload(&self, config: Value) {
+        write_config(&self.config_path(), &config, self.port);
+        let status = Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "SIGHUP to {}", self.pid());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn write_config(path: &Path, config: &Value, port: u16) {
+    let mut config = config.clone();
+    let root = config.as_object_mut().expect("config is a JSON object");
+    let http = root.entry("http_server").or_insert_with(|| json!({}));
+    http["address"] = json!("127.0.0.1");
+    http["port"] = json!(port);
+    std::fs::write(path, serde_json::to_vec_pretty(&config).unwrap()).expect("write config");
+}
+
+fn read_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("gyre.log")).unwrap_or_default()
+}
+
+/// Current Unix time in seconds.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// An HS256 JWT with these claims.
+pub fn hs256(secret: &str, claims: Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("token encodes")
+}
+
+/// The outcome of a command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// The result object of the reply (`{"id":1,"subscribe":{...}}` → `{...}`).
+    Ok(Value),
+    /// An error reply: code and message.
+    Error(u32, String),
+    /// The server closed the connection: close code and reason.
+    Closed(u16, String),
+}
+
+impl Reply {
+    /// The result; panics on an error or a close.
+    #[track_caller]
+    pub fn ok(self) -> Value {
+        match self {
+            Reply::Ok(v) => v,
+            other => panic!("expected a result, got {other:?}"),
+        }
+    }
+
+    /// The error code, `None` for a result or a close.
+    pub fn error(&self) -> Option<u32> {
+        match self {
+            Reply::Error(code, _) => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The close code, `None` for a result or an error.
+    pub fn closed(&self) -> Option<u16> {
+        match self {
+            Reply::Closed(code, _) => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A raw protocol-v2 JSON client over WebSocket.
+pub struct WsClient {
+    ws: Ws,
+    next_id: u32,
+    /// Replies and pushes read but not consumed yet.
+    inbox: VecDeque<Value>,
+    closed: Option<(u16, String)>,
+}
+
+impl WsClient {
+    /// Opens a WebSocket to `url`.
+    pub async fn open(url: &str) -> WsClient {
+        Self::open_with_headers(url, &[]).await
+    }
+
+    /// Opens a WebSocket to `url` with extra request headers.
+    pub async fn open_with_headers(url: &str, headers: &[(&str, &str)]) -> WsClient {
+        let mut request = url.into_client_request().expect("ws url");
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                http::HeaderValue::from_str(value).expect("header value"),
+            );
+        }
+        let (ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("ws connect in time")
+            .expect("ws connects");
+        WsClient {
+            ws,
+            next_id: 1,
+            inbox: VecDeque::new(),
+            closed: None,
+        }
+    }
+
+    /// Opens a WebSocket and sends `connect` with these fields (`{"token": ...}`).
+    pub async fn connect(url: &str, params: Value) -> (WsClient, Reply) {
+        let mut client = Self::open(url).await;
+        let reply = client.call("connect", params).await;
+        (client, reply)
+    }
+
+    /// Sends one raw command.
+    pub async fn send(&mut self, command: Value) {
+        self.ws
+            .send(Message::text(command.to_string()))
+            .await
+            .expect("ws send");
+    }
+
+    /// Sends `{"id": N, "<method>": params}` and waits for the reply with that id
+    /// (pushes that arrive first are kept for [`WsClient::push`]).
+    pub async fn call(&mut self, method: &str, params: Value) -> Reply {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(json!({ "id": id, method: params })).await;
+        loop {
+            if let Some(pos) = self
+                .inbox
+                .iter()
+                .position(|m| m["id"].as_u64() == Some(u64::from(id)))
+            {
+                let reply = self.inbox.remove(pos).unwrap();
+                if let Some(e) = reply.get("error") {
+                    return Reply::Error(
+                        e["code"].as_u64().unwrap_or_default() as u32,
+                        e["message"].as_str().unwrap_or_default().to_owned(),
+                    );
+                }
+                return Reply::Ok(reply.get(method).cloned().unwrap_or(json!({})));
+            }
+            if let Some((code, reason)) = self.read().await {
+                return Reply::Closed(code, reason);
+            }
+        }
+    }
+
+    /// The next push (`{"push": {...}}` → `{...}`); `None` when the connection closed.
+    pub async fn push(&mut self) -> Option<Value> {
+        loop {
+            if let Some(pos) = self.inbox.iter().position(|m| m.get("push").is_some()) {
+                return self.inbox.remove(pos).and_then(|m| m.get("push").cloned());
+            }
+            if self.read().await.is_some() {
+                return None;
+            }
+        }
+    }
+
+    /// The next publication push in `channel` (other pushes before it are dropped).
+    pub async fn publication(&mut self, channel: &str) -> Option<Value> {
+        loop {
+            let push = self.push().await?;
+            if push["channel"] == channel && push.get("pub").is_some() {
+                return Some(push["pub"].clone());
+            }
+        }
+    }
+
+    /// Waits until the server closes the connection; returns its close code and reason.
+    pub async fn closed(&mut self) -> (u16, String) {
+        loop {
+            if let Some(close) = self.read().await {
+                return close;
+            }
+        }
+    }
+
+    /// Whether nothing arrives (no push, no close) within `wait`.
+    pub async fn quiet_for(&mut self, wait: Duration) -> bool {
+        if !self.inbox.is_empty() || self.closed.is_some() {
+            return false;
+        }
+        match tokio::time::timeout(wait, self.ws.next()).await {
+            Err(_) => true,
+            Ok(frame) => {
+                self.take_frame(frame);
+                false
+            }
+        }
+    }
+
+    /// Reads one frame into the inbox; `Some` when the connection is closed.
+    async fn read(&mut self) -> Option<(u16, String)> {
+        if let Some(closed) = &self.closed {
+            return Some(closed.clone());
+        }
+        let frame = tokio::time::timeout(TIMEOUT, self.ws.next())
+            .await
+            .expect("a frame from the server in time");
+        self.take_frame(frame);
+        if self.closed.is_none() {
+            self.answer_pings().await;
+        }
+        self.closed.clone()
+    }
+
+    fn take_frame(
+        &mut self,
+        frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    ) {
+        match frame {
+            Some(Ok(Message::Text(text))) => {
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    let value: Value = serde_json::from_str(line).expect("JSON from the server");
+                    self.inbox.push_back(value);
+                }
+            }
+            Some(Ok(Message::Close(frame))) => {
+                self.closed = Some(frame.map_or((1005, String::new()), |f| {
+                    (u16::from(f.code), f.reason.to_string())
+                }));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => {
+                self.closed.get_or_insert((1006, String::new()));
+            }
+        }
+    }
+
+    /// Answers protocol pings (`{}`) with pongs (`{}`).
+    async fn answer_pings(&mut self) {
+        let before = self.inbox.len();
+        self.inbox
+            .retain(|m| m.as_object().is_none_or(|o| !o.is_empty()));
+        for _ in self.inbox.len()..before {
+            self.send(json!({})).await;
+        }
+    }
+}
