@@ -136,7 +136,8 @@ pub(super) async fn connecting(
                 policy
                     .app
                     .node
-                    .disconnect_clients(&user, &others, Disconnect::CONNECTION_LIMIT);
+                    .disconnect_clients(&user, &others, Disconnect::CONNECTION_LIMIT)
+                    .await;
             }
         }
         let resolved = resolve(&config, &ch)
