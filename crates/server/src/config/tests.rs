@@ -694,7 +694,7 @@ fn validation_errors_name_the_key() {
 #[test]
 fn unsupported_features_warn_once_each() {
     let loaded = load_json(json!({
-        "engine": {"type": "redis"},
+        "broker": {"enabled": true, "type": "postgres"},
         "uni_grpc": {"enabled": true},
         "webtransport": {"enabled": true},
         "graphite": {"enabled": true},
@@ -705,7 +705,7 @@ fn unsupported_features_warn_once_each() {
     let features = unsupported_features(&loaded.config);
     assert_eq!(features.len(), 6, "{features:?}");
     for f in [
-        "engine.type redis",
+        "broker.type postgres",
         "uni_grpc",
         "webtransport",
         "graphite",
