@@ -3,14 +3,7 @@
 //! The session drives the I/O (buffering live publications, reading history); these
 //! functions only decide, so they are tested without sockets or timers (PROTOCOL §7.3, §9).
 
-// The client session is the caller; until it lands these are only used by tests.
-#![cfg_attr(not(test), allow(dead_code))]
-
-use crate::broker::{HistoryResult, Publication, StreamPosition};
-
-/// Most publications a recovering subscribe reads from history
-/// (`client.recovery_max_publication_limit`). Missing more than this means "not recovered".
-pub(crate) const DEFAULT_RECOVERY_MAX_PUBLICATION_LIMIT: i32 = 300;
+use crate::broker::{HistoryResult, StreamPosition};
 
 /// Whether `history` (read with since = the client's position and limit = recovery cap) proves
 /// the client missed nothing it cannot get back. True iff since.epoch is empty or equals the
@@ -34,31 +27,6 @@ pub(crate) fn is_recovered(history: &HistoryResult, since: &StreamPosition) -> b
     since.offset.checked_add(1) == Some(first.offset)
         && last.offset == top.offset
         && u64::try_from(pubs.len()) == Ok(missed)
-}
-
-/// Merges publications recovered from history with live ones buffered while history was read:
-/// dedup by offset, ordered by offset; returns None when they cannot be joined without a gap
-/// (caller then disconnects with 3010 / unsubscribes 2500).
-///
-/// Either side may be empty. Every publication must carry a stream offset (>= 1); offsets
-/// of 0 (a channel without history) cannot be ordered and make the merge fail.
-pub(crate) fn merge_publications(
-    recovered: Vec<Publication>,
-    buffered: Vec<Publication>,
-) -> Option<Vec<Publication>> {
-    let mut all = recovered;
-    all.extend(buffered);
-    // Stable sort: of two copies of one offset the recovered one comes first and is kept;
-    // both are the same publication, so which one survives does not matter for content.
-    all.sort_by_key(|p| p.offset);
-    all.dedup_by_key(|p| p.offset);
-    if all.first().is_some_and(|p| p.offset == 0) {
-        return None;
-    }
-    let contiguous = all
-        .windows(2)
-        .all(|w| w[0].offset.checked_add(1) == Some(w[1].offset));
-    contiguous.then_some(all)
 }
 
 /// What to do with a live publication of a positioned subscription (PROTOCOL §7.3).
@@ -96,39 +64,6 @@ pub(crate) fn check_position(
     }
 }
 
-/// Outcome of cache-mode recovery (PROTOCOL §9.3).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CacheRecovery {
-    /// Whether the client ends up with the current state.
-    pub(crate) recovered: bool,
-    /// The latest publication to send, unless the client already has it.
-    pub(crate) publication: Option<Publication>,
-}
-
-/// Cache-mode recovery: the client only needs the newest publication (each one is a full
-/// snapshot). `latest` is a history read with limit 1, reverse, no `since`.
-///
-/// Recovered when the stream has a latest publication (sent unless the client already sits
-/// on it), or when the stream is empty and the client is already at the current top.
-pub(crate) fn cache_recovery(latest: HistoryResult, since: &StreamPosition) -> CacheRecovery {
-    let top = latest.position;
-    let at_top = since.offset > 0 && since.offset == top.offset && since.epoch == top.epoch;
-    let Some(publication) = latest.publications.into_iter().next() else {
-        return CacheRecovery {
-            recovered: at_top,
-            publication: None,
-        };
-    };
-    // The newest kept publication is normally the top; if it is not (a racing publish
-    // between the top read and the publication read in a remote engine), the client
-    // cannot be sure it holds the latest state.
-    let recovered = publication.offset == top.offset;
-    CacheRecovery {
-        recovered,
-        publication: (recovered && !at_top).then_some(publication),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -138,6 +73,10 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::broker::Publication;
+
+    /// `client.recovery_max_publication_limit`'s default, as the session reads history.
+    const DEFAULT_RECOVERY_MAX_PUBLICATION_LIMIT: i32 = 300;
     use crate::broker::{
         Broker, BrokerError, BrokerEventHandler, ClientInfo, HistoryOptions, MemoryBroker,
         PublishOptions,
@@ -256,29 +195,6 @@ mod tests {
         }
 
         #[test]
-        fn merge_joins_overlapping_ranges(
-            a in 1u64..50, alen in 0u64..20, b in 1u64..50, blen in 0u64..20, shuffle in any::<bool>()
-        ) {
-            let recovered = range(a, a + alen).into_iter().take(alen as usize).collect::<Vec<_>>();
-            let mut buffered = range(b, b + blen).into_iter().take(blen as usize).collect::<Vec<_>>();
-            if shuffle {
-                buffered.reverse();
-            }
-            // Ranges [a, a+alen) and [b, b+blen); their union is contiguous when either is
-            // empty or they overlap or touch.
-            let joinable = alen == 0 || blen == 0 || (a <= b + blen && b <= a + alen);
-            let got = merge_publications(recovered, buffered);
-            if joinable {
-                let mut expect: Vec<u64> = (a..a + alen).chain(b..b + blen).collect();
-                expect.sort_unstable();
-                expect.dedup();
-                prop_assert_eq!(got.as_deref().map(offsets), Some(expect));
-            } else {
-                prop_assert_eq!(got, None);
-            }
-        }
-
-        #[test]
         fn check_position_follows_the_stream(
             start in 0u64..1000, offsets_seen in proptest::collection::vec(0u64..1100, 0..40),
             same_epoch in proptest::collection::vec(proptest::bool::weighted(0.9), 40)
@@ -335,16 +251,6 @@ mod tests {
     }
 
     #[test]
-    fn merge_rejects_offset_zero_and_keeps_content() {
-        assert_eq!(merge_publications(vec![], vec![]), Some(vec![]));
-        assert_eq!(merge_publications(vec![pub_at(0)], vec![]), None);
-        let merged =
-            merge_publications(range(3, 5), vec![pub_at(6), pub_at(5), pub_at(7)]).unwrap();
-        assert_eq!(offsets(&merged), vec![3, 4, 5, 6, 7]);
-        assert_eq!(merged[4].data, Bytes::from("7"));
-    }
-
-    #[test]
     fn check_position_at_u64_max_does_not_overflow() {
         let mut pos = StreamPosition::new(u64::MAX, "e");
         assert_eq!(
@@ -352,57 +258,5 @@ mod tests {
             PositionCheck::Duplicate
         );
         assert_eq!(check_position(&mut pos, 0, "e"), PositionCheck::Duplicate);
-    }
-
-    #[test]
-    fn cache_recovery_cases() {
-        let at = |o: u64, e: &str| StreamPosition::new(o, e);
-        // Latest publication exists and the client is behind: send it.
-        let r = cache_recovery(history(7, "e", vec![pub_at(7)]), &at(3, "e"));
-        assert!(r.recovered);
-        assert_eq!(r.publication.map(|p| p.offset), Some(7));
-        // A first subscribe (`since: {}`) gets the latest too.
-        let r = cache_recovery(history(7, "e", vec![pub_at(7)]), &at(0, ""));
-        assert_eq!(r.publication.map(|p| p.offset), Some(7));
-        // Already at the latest: recovered, nothing to send.
-        let r = cache_recovery(history(7, "e", vec![pub_at(7)]), &at(7, "e"));
-        assert_eq!(
-            r,
-            CacheRecovery {
-                recovered: true,
-                publication: None
-            }
-        );
-        // Same offset in another epoch is not the same state.
-        let r = cache_recovery(history(7, "e", vec![pub_at(7)]), &at(7, "f"));
-        assert_eq!(r.publication.map(|p| p.offset), Some(7));
-        // Empty stream: recovered only when the client already sits at the top.
-        let r = cache_recovery(history(7, "e", vec![]), &at(7, "e"));
-        assert_eq!(
-            r,
-            CacheRecovery {
-                recovered: true,
-                publication: None
-            }
-        );
-        let r = cache_recovery(history(7, "e", vec![]), &at(6, "e"));
-        assert_eq!(
-            r,
-            CacheRecovery {
-                recovered: false,
-                publication: None
-            }
-        );
-        let r = cache_recovery(history(0, "e", vec![]), &at(0, ""));
-        assert!(!r.recovered);
-        // The latest kept publication is not the top: not recovered.
-        let r = cache_recovery(history(8, "e", vec![pub_at(7)]), &at(3, "e"));
-        assert_eq!(
-            r,
-            CacheRecovery {
-                recovered: false,
-                publication: None
-            }
-        );
     }
 }

@@ -80,8 +80,14 @@ fn server_paths(c: &mut Criterion) {
     let api = format!("http://127.0.0.1:{}/api/publish", server.port);
 
     let mut group = c.benchmark_group("server");
-    for (name, channel) in [("api_publish", "news"), ("api_publish_history", "history:news")] {
-        let body = format!(r#"{{"channel":"{channel}","data":{{"text":"{}"}}}}"#, "x".repeat(100));
+    for (name, channel) in [
+        ("api_publish", "news"),
+        ("api_publish_history", "history:news"),
+    ] {
+        let body = format!(
+            r#"{{"channel":"{channel}","data":{{"text":"{}"}}}}"#,
+            "x".repeat(100)
+        );
         group.bench_function(name, |b| {
             b.iter(|| {
                 rt.block_on(async {

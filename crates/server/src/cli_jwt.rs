@@ -9,8 +9,8 @@ use std::io::Write as _;
 use anyhow::bail;
 
 use crate::cli::{CheckTokenArgs, TokenArgs, load_for_command};
-use crate::config::Duration;
 use crate::jwt::VerifierConfig;
+use crate::jwt::cli::describe_generated;
 
 /// Runs a token check, which may fetch a JWKS, on a small runtime of its own.
 fn block_on<T>(f: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
@@ -20,29 +20,12 @@ fn block_on<T>(f: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
     Ok(rt.block_on(f))
 }
 
-/// `with expiration TTL 168h0m0s` / `without expiration`, as Centrifugo prints it.
-fn expiration(ttl_seconds: i64) -> String {
-    if ttl_seconds >= 0 {
-        format!("with expiration TTL {}", Duration::from_secs(ttl_seconds))
-    } else {
-        "without expiration".to_owned()
-    }
-}
-
-fn who(user: &str) -> String {
-    if user.is_empty() {
-        "anonymous user".to_owned()
-    } else {
-        format!("user \"{user}\"")
-    }
-}
-
 fn print_token(quiet: bool, token: &str, description: String) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if quiet {
         write!(out, "{token}")?;
     } else {
-        writeln!(out, "{description}:\n{token}")?;
+        writeln!(out, "{description}")?;
     }
     Ok(())
 }
@@ -54,15 +37,8 @@ pub(crate) fn gentoken(args: &TokenArgs) -> anyhow::Result<()> {
         &args.user,
         args.ttl,
     )?;
-    print_token(
-        args.quiet,
-        &token,
-        format!(
-            "HMAC SHA-256 JWT for {} {}",
-            who(&args.user),
-            expiration(args.ttl)
-        ),
-    )
+    let description = describe_generated(&args.user, None, args.ttl, &token);
+    print_token(args.quiet, &token, description)
 }
 
 pub(crate) fn gensubtoken(args: &TokenArgs, channel: &str) -> anyhow::Result<()> {
@@ -76,15 +52,8 @@ pub(crate) fn gensubtoken(args: &TokenArgs, channel: &str) -> anyhow::Result<()>
         channel,
         args.ttl,
     )?;
-    print_token(
-        args.quiet,
-        &token,
-        format!(
-            "HMAC SHA-256 JWT for {} and channel \"{channel}\" {}",
-            who(&args.user),
-            expiration(args.ttl)
-        ),
-    )
+    let description = describe_generated(&args.user, Some(channel), args.ttl, &token);
+    print_token(args.quiet, &token, description)
 }
 
 pub(crate) fn checktoken(args: &CheckTokenArgs) -> anyhow::Result<()> {

@@ -15,7 +15,6 @@
 
 // The server glue (connect/subscribe handlers, CLI subcommands) is wired in separately;
 // until then only the tests call into this module.
-#![cfg_attr(not(test), allow(dead_code))]
 
 mod claims;
 pub(crate) mod cli;
