@@ -194,6 +194,8 @@ async def sdk(gyre):
         client = new_client(url or gyre.ws_url, rec, token=token, **kwargs)
         made.append(client)
         await client.connect()
+        initial = await rec.next("connecting")
+        assert (initial.code, initial.reason) == (0, "connect called")
         await rec.next("connected")
         return client, rec
 
