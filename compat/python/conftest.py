@@ -168,6 +168,24 @@ def fresh_gyre():
 
 
 @pytest.fixture
+def gyre_with():
+    """`gyre_with(change)`: a server of this test's own whose config is
+    `server_config()` passed through `change` (which edits it in place)."""
+    started = []
+
+    def start(change):
+        config = server_config()
+        change(config)
+        server = _start(config)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        _stop(server)
+
+
+@pytest.fixture
 def api(gyre):
     """cent's synchronous Client with the right API key."""
     client = Client(gyre.api_url, API_KEY, timeout=TIMEOUT, session=requests_session())
