@@ -5,18 +5,12 @@ cent, presence, history, client publish, RPC, join/leave and recovery after reco
 import asyncio
 import time
 
-import pytest
-from cent import HistoryRequest, PublishRequest
-from centrifuge import (
-    ClientState,
-    ReplyError,
-    StreamPosition,
-    SubscriptionState,
-)
-
-from gyre_compat import TIMEOUT, Recorder, connect_token, new_client, sub_token, unique
-
 import jwt
+import pytest
+from cent import Disconnect, DisconnectRequest, HistoryRequest, PublishRequest
+from centrifuge import ClientState, ReplyError, StreamPosition, SubscriptionState
+
+from gyre_compat import Recorder, connect_token, new_client, sub_token, unique
 
 
 async def subscribed(client, channel, **kwargs):
@@ -377,8 +371,6 @@ async def _recover_after(cut, sdk, aapi):
 
 
 async def test_recovery_after_server_disconnect_3011(sdk, aapi):
-    from cent import Disconnect, DisconnectRequest
-
     async def cut(client, user):
         await aapi.disconnect(
             DisconnectRequest(user=user, disconnect=Disconnect(code=3011, reason="force reconnect"))
@@ -398,8 +390,6 @@ async def test_recovery_after_the_transport_is_cut(sdk, aapi):
 
 
 async def test_server_side_subscription_recovery_from_token_channels(sdk, aapi):
-    from cent import Disconnect, DisconnectRequest
-
     user = unique("u-")
     channel = unique("forced:srv-")
     client, rec = await sdk(connect_token(user, channels=[channel]))
