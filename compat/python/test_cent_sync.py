@@ -5,6 +5,12 @@ channels of empty channels) and the error paths."""
 import pytest
 from cent import (
     BatchRequest,
+    BlockUserRequest,
+    CentTransportError,
+    ConnectionsRequest,
+    GetUserStatusRequest,
+    RevokeTokenRequest,
+    UpdateUserStatusRequest,
     BroadcastRequest,
     CentApiResponseError,
     CentUnauthorizedError,
@@ -215,3 +221,19 @@ def test_bad_api_key_is_unauthorized(gyre):
     # The right key still works.
     with Client(gyre.api_url, API_KEY, timeout=TIMEOUT, session=requests_session()) as good:
         assert len(good.info(InfoRequest()).nodes) == 1
+
+
+def test_pro_only_methods_are_not_routed(api):
+    # cent also speaks Centrifugo PRO's API; OSS Centrifugo routes none of these paths
+    # under /api/, so the answer is HTTP 404 (CentTransportError), API key or not.
+    calls = [
+        (api.connections, ConnectionsRequest(user="u", expression="")),
+        (api.update_user_status, UpdateUserStatusRequest(users=["u"])),
+        (api.get_user_status, GetUserStatusRequest(users=["u"])),
+        (api.block_user, BlockUserRequest(user="u")),
+        (api.revoke_token, RevokeTokenRequest(uid="x")),
+    ]
+    for method, request in calls:
+        with pytest.raises(CentTransportError) as err:
+            method(request)
+        assert err.value.status_code == 404, request.api_method
