@@ -193,7 +193,10 @@ async fn check_transport_mode(server: &Server, headers: &[(&str, &str)]) {
     let (status, value) = server
         .post("/api/presence_stats", headers, &json!({"channel": "x"}))
         .await;
-    assert_eq!((status, value), (200, json!({"result": {}})));
+    assert_eq!(
+        (status, value),
+        (200, json!({"result": {"num_clients": 0, "num_users": 0}}))
+    );
     let (status, value) = server
         .post(
             "/api/batch",

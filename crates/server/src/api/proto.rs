@@ -481,9 +481,7 @@ pub(crate) struct BroadcastResult {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct ClientInfo {
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub(crate) user: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub(crate) client: String,
     #[serde(skip_serializing_if = "RawOut::is_empty")]
     pub(crate) conn_info: RawOut,
@@ -504,15 +502,12 @@ impl From<gyre::ClientInfo> for ClientInfo {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct PresenceResult {
-    #[serde(skip_serializing_if = "HashMap::is_empty")]
     pub(crate) presence: HashMap<String, ClientInfo>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct PresenceStatsResult {
-    #[serde(skip_serializing_if = "is_zero")]
     pub(crate) num_clients: u32,
-    #[serde(skip_serializing_if = "is_zero")]
     pub(crate) num_users: u32,
 }
 
@@ -530,31 +525,21 @@ pub(crate) struct Publication {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct HistoryResult {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) publications: Vec<Publication>,
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub(crate) epoch: String,
-    #[serde(skip_serializing_if = "is_zero")]
     pub(crate) offset: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct NodeResult {
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub(crate) uid: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub(crate) name: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub(crate) version: String,
-    #[serde(skip_serializing_if = "is_zero")]
     pub(crate) num_clients: u32,
-    #[serde(skip_serializing_if = "is_zero")]
     pub(crate) num_users: u32,
-    #[serde(skip_serializing_if = "is_zero")]
     pub(crate) num_channels: u32,
     #[serde(skip_serializing_if = "is_zero")]
     pub(crate) uptime: u32,
-    #[serde(skip_serializing_if = "is_zero")]
     pub(crate) num_subs: u32,
 }
 
@@ -572,7 +557,6 @@ pub(crate) struct ChannelInfo {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct ChannelsResult {
-    #[serde(skip_serializing_if = "HashMap::is_empty")]
     pub(crate) channels: HashMap<String, ChannelInfo>,
 }
 
