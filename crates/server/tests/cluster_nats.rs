@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::WsClient;
-use support::cluster::{api, connect_as, node_config, start_nodes, unique_prefix, wait_for_cluster};
+use support::cluster::{
+    api, connect_as, node_config, start_nodes, unique_prefix, wait_for_cluster,
+};
 
 /// The next `count` publications in `channel` as (offset, n).
 async fn received(client: &mut WsClient, channel: &str, count: usize) -> Vec<(u64, u64)> {
@@ -63,7 +65,12 @@ async fn three_nodes_over_nats() {
     // Publications on A reach every node's subscriber in publish order (NATS carries no
     // history: no offsets).
     for n in 1..=20 {
-        let r = api(a, "publish", json!({"channel": "plain:fan", "data": {"n": n}})).await;
+        let r = api(
+            a,
+            "publish",
+            json!({"channel": "plain:fan", "data": {"n": n}}),
+        )
+        .await;
         assert_eq!(r, json!({}), "no stream position without history");
     }
     let expected: Vec<(u64, u64)> = (1..=20).map(|n| (0, n)).collect();
@@ -71,7 +78,12 @@ async fn three_nodes_over_nats() {
         assert_eq!(received(client, "plain:fan", 20).await, expected);
     }
     // Published on C, received on A and B.
-    api(c, "publish", json!({"channel": "plain:fan", "data": {"n": 21}})).await;
+    api(
+        c,
+        "publish",
+        json!({"channel": "plain:fan", "data": {"n": 21}}),
+    )
+    .await;
     for client in [&mut on_a, &mut on_b, &mut on_c] {
         assert_eq!(received(client, "plain:fan", 1).await, [(0, 21)]);
     }
@@ -96,7 +108,12 @@ async fn three_nodes_over_nats() {
     assert_eq!(channels, want, "{r}");
 
     // An unsubscribe asked on B reaches carol on C; a disconnect asked on A, bob on B.
-    api(b, "unsubscribe", json!({"user": "carol", "channel": "plain:c"})).await;
+    api(
+        b,
+        "unsubscribe",
+        json!({"user": "carol", "channel": "plain:c"}),
+    )
+    .await;
     loop {
         let push = on_c.push().await.expect("carol stays connected");
         if push.get("unsubscribe").is_some() {
@@ -112,7 +129,12 @@ async fn three_nodes_over_nats() {
     .await;
     assert_eq!(on_b.closed().await, (4002, "nats test".to_owned()));
     // Only bob went.
-    api(a, "publish", json!({"channel": "plain:fan", "data": {"n": 22}})).await;
+    api(
+        a,
+        "publish",
+        json!({"channel": "plain:fan", "data": {"n": 22}}),
+    )
+    .await;
     for client in [&mut on_a, &mut on_c] {
         assert_eq!(received(client, "plain:fan", 1).await, [(0, 22)]);
     }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::cluster::{
-    RedisCleanup, RedisServer, api, connect_as, eventually, node_config, redis_keys,
-    start_nodes, start_redis_cluster, unique_prefix, wait_for_cluster,
+    RedisCleanup, RedisServer, api, connect_as, eventually, node_config, redis_keys, start_nodes,
+    start_redis_cluster, unique_prefix, wait_for_cluster,
 };
 use support::{Server, WsClient};
 
@@ -29,7 +29,12 @@ fn offset_of(v: &Value) -> u64 {
 
 /// API publish of `{"n": n}` to `channel` on `node`; returns (offset, epoch).
 async fn publish(node: &Server, channel: &str, n: u64) -> (u64, String) {
-    let r = api(node, "publish", json!({"channel": channel, "data": {"n": n}})).await;
+    let r = api(
+        node,
+        "publish",
+        json!({"channel": channel, "data": {"n": n}}),
+    )
+    .await;
     let epoch = r["epoch"].as_str().expect("publish epoch").to_owned();
     assert!(!epoch.is_empty(), "{r}");
     (offset_of(&r), epoch)
@@ -122,7 +127,10 @@ async fn three_nodes_act_as_one(engine: Value) -> Vec<Server> {
         .iter()
         .map(|(id, info)| {
             assert_eq!(info["client"].as_str(), Some(id.as_str()), "{presence}");
-            (id.clone(), info["user"].as_str().unwrap_or_default().to_owned())
+            (
+                id.clone(),
+                info["user"].as_str().unwrap_or_default().to_owned(),
+            )
         })
         .collect();
     members.sort();
@@ -137,10 +145,15 @@ async fn three_nodes_act_as_one(engine: Value) -> Vec<Server> {
     assert_eq!(stats, json!({"num_clients": 3, "num_users": 3}));
 
     // `channels` on A surveys B and C.
-    let want: BTreeMap<String, u64> = [("rec:fan", 3), ("plain:a", 1), ("plain:b", 1), ("plain:c", 1)]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+    let want: BTreeMap<String, u64> = [
+        ("rec:fan", 3),
+        ("plain:a", 1),
+        ("plain:b", 1),
+        ("plain:c", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
     assert_eq!(channels(a).await, want);
 
     // History and recovery on a different node: subscribe on A, go away, come back on C.
@@ -195,7 +208,12 @@ async fn three_nodes_act_as_one(engine: Value) -> Vec<Server> {
     assert_eq!(history["epoch"], json!(roam_epoch));
 
     // An unsubscribe asked on A reaches bob's connection on B.
-    api(a, "unsubscribe", json!({"user": "bob", "channel": "plain:b"})).await;
+    api(
+        a,
+        "unsubscribe",
+        json!({"user": "bob", "channel": "plain:b"}),
+    )
+    .await;
     loop {
         let push = on_b.push().await.expect("bob stays connected");
         if push.get("unsubscribe").is_some() {

@@ -77,15 +77,20 @@ pub fn start_nodes(config: &Value, n: usize) -> Vec<Server> {
 
 /// POSTs `params` to `/api/<method>` of `server`; returns the HTTP status and the body.
 pub async fn api_raw(server: &Server, method: &str, params: &Value) -> (u16, Value) {
+    api_at(&server.http_url(), method, params).await
+}
+
+/// [`api_raw`] by the node's `http://host:port` (for tasks that outlive a borrow).
+pub async fn api_at(base: &str, method: &str, params: &Value) -> (u16, Value) {
     let response = reqwest::Client::new()
-        .post(format!("{}/api/{method}", server.http_url()))
+        .post(format!("{base}/api/{method}"))
         .header("X-API-Key", API_KEY)
         .header("Content-Type", "application/json")
         .timeout(Duration::from_secs(15))
         .body(params.to_string())
         .send()
         .await
-        .unwrap_or_else(|e| panic!("API {method} on {}: {e}", server.port()));
+        .unwrap_or_else(|e| panic!("API {method} on {base}: {e}"));
     let status = response.status().as_u16();
     let body = response.text().await.expect("API body");
     let value = serde_json::from_str(&body)
@@ -343,7 +348,10 @@ pub fn start_redis_cluster() -> Vec<RedisServer> {
     while !servers.iter().all(|s| {
         redis_cli(s.port, &["CLUSTER", "INFO"]).is_some_and(|i| i.contains("cluster_state:ok"))
     }) {
-        assert!(Instant::now() < deadline, "the cluster did not reach state ok");
+        assert!(
+            Instant::now() < deadline,
+            "the cluster did not reach state ok"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     servers
