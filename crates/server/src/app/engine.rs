@@ -31,10 +31,10 @@ fn redis_config(
 ) -> RedisConfig {
     let c = &r.redis;
     let mut rc = if !c.cluster_address.is_empty() {
-        RedisConfig::cluster(c.cluster_address.iter().cloned())
+        RedisConfig::cluster(c.cluster_address.iter().map(|a| normalize_redis_url(a)))
     } else if !c.sentinel_address.is_empty() {
         let mut rc = RedisConfig::sentinel(
-            c.sentinel_address.iter().cloned(),
+            c.sentinel_address.iter().map(|a| normalize_redis_url(a)),
             c.sentinel_master_name.clone(),
         );
         if !c.sentinel_password.is_empty() {
@@ -69,7 +69,8 @@ fn redis_config(
     rc
 }
 
-/// Centrifugo accepts `host:port` as well as `redis://host:port`.
+/// Centrifugo accepts `host:port` as well as `redis://host:port` (in `address`,
+/// `cluster_address` and `sentinel_address`, whose documented form is `host:port`).
 fn normalize_redis_url(address: &str) -> String {
     if address.contains("://") {
         address.to_owned()

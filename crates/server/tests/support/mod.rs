@@ -5,6 +5,7 @@
 //! Every test crate includes this with `mod support;` and uses a part of it.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod cluster;
 pub mod policy;
 
 use std::collections::VecDeque;
@@ -301,6 +302,29 @@ impl WsClient {
             let push = self.push().await?;
             if push["channel"] == channel && push.get("pub").is_some() {
                 return Some(push["pub"].clone());
+            }
+        }
+    }
+
+    /// The next push if one arrives within `wait` (`Ok(None)` when none did); `Err` with
+    /// the close code and reason once the connection is closed and no push is left.
+    pub async fn push_within(&mut self, wait: Duration) -> Result<Option<Value>, (u16, String)> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(pos) = self.inbox.iter().position(|m| m.get("push").is_some()) {
+                return Ok(self.inbox.remove(pos).and_then(|m| m.get("push").cloned()));
+            }
+            if let Some(closed) = &self.closed {
+                return Err(closed.clone());
+            }
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return Ok(None),
+                Ok(frame) => {
+                    self.take_frame(frame);
+                    if self.closed.is_none() {
+                        self.answer_pings().await;
+                    }
+                }
             }
         }
     }
