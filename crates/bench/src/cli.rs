@@ -254,6 +254,10 @@ pub struct ServeArgs {
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
+    /// `gyre-server` only: hold each connection's first queued message this many
+    /// milliseconds so that more messages share a frame (0 = write at once).
+    #[arg(long, default_value_t = 0)]
+    pub write_delay_ms: u64,
 }
 
 /// `compare` flags.

@@ -73,11 +73,14 @@ async fn api_publish(node: &Node, req: Request<Incoming>) -> Response<Full<Bytes
 }
 
 /// Serves `node` on `listener` until the process ends.
-pub async fn serve(node: Node, listener: TcpListener) -> anyhow::Result<()> {
-    let ws = WebSocketHandler::new(
-        node.clone(),
-        WebSocketConfig::default().check_origin(|_| true),
-    );
+pub async fn serve(
+    node: Node,
+    listener: TcpListener,
+    write_delay: std::time::Duration,
+) -> anyhow::Result<()> {
+    let mut config = WebSocketConfig::default().check_origin(|_| true);
+    config.write_delay = write_delay;
+    let ws = WebSocketHandler::new(node.clone(), config);
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
@@ -112,10 +115,13 @@ pub async fn serve(node: Node, listener: TcpListener) -> anyhow::Result<()> {
 }
 
 /// Binds `addr` and serves a permissive node in the background.
-pub async fn spawn(addr: SocketAddr) -> anyhow::Result<(Node, SocketAddr)> {
+pub async fn spawn(
+    addr: SocketAddr,
+    write_delay: std::time::Duration,
+) -> anyhow::Result<(Node, SocketAddr)> {
     let node = permissive_node().await?;
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    tokio::spawn(serve(node.clone(), listener));
+    tokio::spawn(serve(node.clone(), listener, write_delay));
     Ok((node, local))
 }

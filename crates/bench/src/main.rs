@@ -35,7 +35,8 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         }
         Command::GyreServer(a) => {
             conns::raise_nofile();
-            let (_node, addr) = gyre_server::spawn(cli::bind_addr(a)?).await?;
+            let delay = std::time::Duration::from_millis(a.write_delay_ms);
+            let (_node, addr) = gyre_server::spawn(cli::bind_addr(a)?, delay).await?;
             eprintln!(
                 "gyre server listening on {addr} (WebSocket /connection/websocket, POST /api/publish)"
             );

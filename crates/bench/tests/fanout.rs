@@ -68,9 +68,10 @@ async fn fanout_against_reference_counts_every_delivery_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_against_gyre_counts_every_delivery_once() {
-    let (_node, addr) = gyre_bench::gyre_server::spawn("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (_node, addr) =
+        gyre_bench::gyre_server::spawn("127.0.0.1:0".parse().unwrap(), std::time::Duration::ZERO)
+            .await
+            .unwrap();
     for (protocol, via_api) in [
         (Protocol::Json, true),
         (Protocol::Protobuf, true),
@@ -123,9 +124,10 @@ async fn a_dead_server_reports_loss_instead_of_hanging() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_and_connect_scenarios_run() {
-    let (_node, addr) = gyre_bench::gyre_server::spawn("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (_node, addr) =
+        gyre_bench::gyre_server::spawn("127.0.0.1:0".parse().unwrap(), std::time::Duration::ZERO)
+            .await
+            .unwrap();
     let url = format!("ws://{addr}/connection/websocket");
     let (json, _) = gyre_bench::conns::idle(gyre_bench::conns::IdleConfig {
         url: url.clone(),

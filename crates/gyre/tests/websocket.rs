@@ -16,6 +16,10 @@ type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn serve() -> (Node, String) {
+    serve_with(WebSocketConfig::default()).await
+}
+
+async fn serve_with(config: WebSocketConfig) -> (Node, String) {
     let node = Node::builder().build();
     node.on_connecting(|e| async move { Ok(ConnectReply::new(Credentials::new(e.token))) });
     node.on_connect(|client| {
@@ -35,7 +39,7 @@ async fn serve() -> (Node, String) {
     node.run().await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let handler = WebSocketHandler::new(node.clone(), WebSocketConfig::default());
+    let handler = WebSocketHandler::new(node.clone(), config);
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -182,4 +186,39 @@ async fn shutdown_closes_clients_with_3001() {
     // New connections during shutdown are refused the same way.
     let mut late = open(&url).await;
     assert_eq!(close_code(&mut late).await, 3001);
+}
+
+/// Frames received within `window`, split into their lines.
+async fn frames_within(ws: &mut Ws, window: Duration) -> Vec<Vec<String>> {
+    let mut frames = Vec::new();
+    let deadline = tokio::time::Instant::now() + window;
+    while let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout_at(deadline, ws.next()).await {
+        frames.push(t.split('\n').map(str::to_owned).collect());
+    }
+    frames
+}
+
+#[tokio::test]
+async fn write_delay_puts_messages_that_follow_into_one_frame() {
+    for delay in [Duration::ZERO, Duration::from_millis(200)] {
+        let mut config = WebSocketConfig::default();
+        config.write_delay = delay;
+        let (node, url) = serve_with(config).await;
+        let mut ws = connected_subscriber(&url, "1", "news").await;
+        for i in 0..3 {
+            node.publish("news", format!(r#"{{"n":{i}}}"#), PublishOptions::new())
+                .await
+                .unwrap();
+            // Far apart without a delay, well within it with one.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        let frames = frames_within(&mut ws, Duration::from_millis(400)).await;
+        if delay.is_zero() {
+            // Written as they come (a stalled machine may still merge two of them).
+            assert!(frames.len() >= 2, "no delay: {frames:?}");
+        } else {
+            assert_eq!(frames.len(), 1, "delay {delay:?}: {frames:?}");
+        }
+        assert_eq!(frames.concat().len(), 3);
+    }
 }

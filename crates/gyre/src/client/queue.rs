@@ -121,6 +121,12 @@ impl Outbound {
         self.notify.notify_one();
     }
 
+    /// Whether messages are queued and no close was requested.
+    pub(crate) fn has_messages_without_close(&self) -> bool {
+        let state = self.state.lock();
+        !state.items.is_empty() && state.close.is_none()
+    }
+
     /// Whether a close was requested.
     pub(crate) fn is_closed(&self) -> bool {
         self.state.lock().close.is_some()

@@ -18,6 +18,8 @@ pub(crate) struct WsConfig {
     pub(crate) write_timeout: Duration,
     /// How many queued messages go into one frame (0 = everything queued).
     pub(crate) max_messages_in_frame: usize,
+    /// Hold the first queued message this long before writing (zero = write at once).
+    pub(crate) write_delay: Duration,
     /// Interval of transport-level pings for clients that ask for them with
     /// `cf_ws_frame_ping_pong=true`.
     pub(crate) native_ping_interval: Duration,
@@ -36,6 +38,7 @@ impl Default for WsConfig {
             message_size_limit: 65536,
             write_timeout: Duration::from_secs(1),
             max_messages_in_frame: 0,
+            write_delay: Duration::ZERO,
             native_ping_interval: Duration::from_secs(25),
             native_pong_timeout: Duration::from_secs(10),
             close_wait: Duration::from_secs(5),
@@ -50,6 +53,7 @@ impl fmt::Debug for WsConfig {
             .field("message_size_limit", &self.message_size_limit)
             .field("write_timeout", &self.write_timeout)
             .field("max_messages_in_frame", &self.max_messages_in_frame)
+            .field("write_delay", &self.write_delay)
             .field("native_ping_interval", &self.native_ping_interval)
             .field("native_pong_timeout", &self.native_pong_timeout)
             .field("close_wait", &self.close_wait)

@@ -233,6 +233,8 @@ struct Conn<IO, S> {
     /// Our close frame is out; the peer has until then to answer it.
     linger_until: Option<Instant>,
     write_deadline: Option<Instant>,
+    /// With a write delay: when the messages queued now may be written.
+    delay_until: Option<Instant>,
     native: Option<NativePing>,
     done: Option<Disconnect>,
 }
@@ -277,6 +279,7 @@ where
             read_end: None,
             linger_until: None,
             write_deadline: None,
+            delay_until: None,
             native,
             done: None,
         }
@@ -412,6 +415,20 @@ where
             return true;
         }
         let outbound = self.session.outbound();
+        if !self.config.write_delay.is_zero() && outbound.has_messages_without_close() {
+            // Hold the first queued message briefly so that what follows shares its frame
+            // and its write: at medium rates that is what keeps fan-out off the syscall
+            // limit. A pending close is never delayed.
+            let now = Instant::now();
+            match self.delay_until {
+                None => {
+                    self.delay_until = Some(now + self.config.write_delay);
+                    return false;
+                }
+                Some(t) if now < t => return false,
+                Some(_) => self.delay_until = None,
+            }
+        }
         match outbound.drain(self.config.max_messages_in_frame, &mut self.batch) {
             Drained::Messages => {
                 let mut len: usize = self.batch.iter().map(Bytes::len).sum();
@@ -718,6 +735,7 @@ where
             session_deadline,
             self.write_deadline,
             self.linger_until,
+            self.delay_until,
             native.map(|n| n.next_ping),
             native.map(|n| n.read_deadline),
         ]
