@@ -188,7 +188,7 @@ impl<'a> Exposition<'a> {
         full
     }
 
-    /// One counter without labels.
+    /// One counter (labels as name/value pairs).
     pub fn counter(
         &mut self,
         name: &str,
@@ -196,18 +196,10 @@ impl<'a> Exposition<'a> {
         labels: &[(&str, &str)],
         value: u64,
     ) -> &mut Self {
-        let full = self.header(name, help, "counter");
-        let names: Vec<&str> = labels.iter().map(|(n, _)| *n).collect();
-        let values: Vec<String> = labels.iter().map(|(_, v)| v.to_string()).collect();
-        let _ = writeln!(
-            self.out,
-            "{full}{} {value}",
-            label_text(&names, &values, None)
-        );
-        self
+        self.single(name, help, "counter", labels, value)
     }
 
-    /// One gauge.
+    /// One gauge (labels as name/value pairs).
     pub fn gauge(
         &mut self,
         name: &str,
@@ -215,7 +207,18 @@ impl<'a> Exposition<'a> {
         labels: &[(&str, &str)],
         value: f64,
     ) -> &mut Self {
-        let full = self.header(name, help, "gauge");
+        self.single(name, help, "gauge", labels, value)
+    }
+
+    fn single(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: &str,
+        labels: &[(&str, &str)],
+        value: impl std::fmt::Display,
+    ) -> &mut Self {
+        let full = self.header(name, help, kind);
         let names: Vec<&str> = labels.iter().map(|(n, _)| *n).collect();
         let values: Vec<String> = labels.iter().map(|(_, v)| v.to_string()).collect();
         let _ = writeln!(
