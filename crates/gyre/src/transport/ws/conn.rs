@@ -735,7 +735,9 @@ where
             session_deadline,
             self.write_deadline,
             self.linger_until,
-            self.delay_until,
+            // Only while no frame is being written: a delay that ran out while a write is
+            // blocked must not keep waking the task.
+            self.delay_until.filter(|_| self.cur.is_none()),
             native.map(|n| n.next_ping),
             native.map(|n| n.read_deadline),
         ]
