@@ -325,6 +325,13 @@ impl Channel {
 }
 
 impl Inner {
+    /// The node's handler, once `run` was called.
+    fn running(&self) -> Result<&Arc<dyn BrokerEventHandler>, BrokerError> {
+        self.handler
+            .get()
+            .ok_or_else(|| BrokerError::Unavailable("memory broker is not running".into()))
+    }
+
     fn shard(&self, channel: &str) -> &Mutex<Shard> {
         // SHARDS is a power of two, so masking keeps the distribution of the hash.
         let index = (self.hasher.hash_one(channel) as usize) & (SHARDS - 1);
@@ -343,10 +350,7 @@ impl Inner {
         data: Bytes,
         mut options: PublishOptions,
     ) -> Result<PublishResult, BrokerError> {
-        let handler = self
-            .handler
-            .get()
-            .ok_or_else(|| BrokerError::Unavailable("memory broker is not running".into()))?;
+        let handler = self.running()?;
         let now = Instant::now();
         let mut shard = self.shard(channel).lock();
         shard.maybe_sweep(now);
@@ -565,17 +569,7 @@ impl Broker for MemoryBroker {
         channel: &str,
         info: ClientInfo,
     ) -> BoxFuture<'_, Result<(), BrokerError>> {
-        let result = self.inner.handler.get().map_or_else(
-            || {
-                Err(BrokerError::Unavailable(
-                    "memory broker is not running".into(),
-                ))
-            },
-            |handler| {
-                handler.handle_join(channel, info);
-                Ok(())
-            },
-        );
+        let result = self.inner.running().map(|h| h.handle_join(channel, info));
         Box::pin(async move { result })
     }
 
@@ -584,17 +578,7 @@ impl Broker for MemoryBroker {
         channel: &str,
         info: ClientInfo,
     ) -> BoxFuture<'_, Result<(), BrokerError>> {
-        let result = self.inner.handler.get().map_or_else(
-            || {
-                Err(BrokerError::Unavailable(
-                    "memory broker is not running".into(),
-                ))
-            },
-            |handler| {
-                handler.handle_leave(channel, info);
-                Ok(())
-            },
-        );
+        let result = self.inner.running().map(|h| h.handle_leave(channel, info));
         Box::pin(async move { result })
     }
 

@@ -77,11 +77,9 @@ pub(crate) fn unix_now() -> i64 {
 
 /// Encodes a push for `protocol`; `None` when the payload cannot be carried by it.
 pub(crate) fn encode_push(protocol: Protocol, push: &proto::Push) -> Option<Bytes> {
-    let reply = proto::Reply {
-        push: Some(push.clone()),
-        ..Default::default()
-    };
-    encode_reply(protocol, &reply)
+    let mut buf = BytesMut::new();
+    gyre_protocol::encode_push(protocol, push, &mut buf).ok()?;
+    Some(buf.freeze())
 }
 
 /// Encodes a reply for `protocol`; `None` when the payload cannot be carried by it.
