@@ -81,37 +81,71 @@ pub async fn serve(
     let mut config = WebSocketConfig::default().check_origin(|_| true);
     config.write_delay = write_delay;
     let ws = WebSocketHandler::new(node.clone(), config);
+    let api = api_thread()?;
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        let (node, ws) = (node.clone(), ws.clone());
+        let (node, ws, api) = (node.clone(), ws.clone(), api.clone());
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let (node, mut ws) = (node.clone(), ws.clone());
-                async move {
-                    let path = req.uri().path();
-                    let resp = if path == "/connection/websocket" {
-                        match ws.call(req).await {
-                            Ok(r) => r,
-                            Err(never) => match never {},
-                        }
-                    } else if req.method() == Method::POST && path == "/api/publish" {
-                        api_publish(&node, req).await
-                    } else {
-                        json_response(
-                            StatusCode::NOT_FOUND,
-                            r#"{"error":{"code":104,"message":"not found"}}"#,
-                        )
-                    };
-                    Ok::<_, Infallible>(resp)
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
+            // `POST /api/...` connections are served on their own thread, as the `gyre`
+            // server does: on the runtime that runs the subscribers' connections, a
+            // publisher waits behind all the writes its publication caused.
+            let mut head = [0u8; 5];
+            let n = stream.peek(&mut head).await.unwrap_or(0);
+            if &head[..n] == b"POST " {
+                let Ok(std_stream) = stream.into_std() else {
+                    return;
+                };
+                api.spawn(async move {
+                    if let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) {
+                        serve_http(stream, node, ws).await;
+                    }
+                });
+            } else {
+                serve_http(stream, node, ws).await;
+            }
         });
     }
+}
+
+/// A current-thread runtime on a thread of its own, for the publish API.
+fn api_thread() -> anyhow::Result<tokio::runtime::Handle> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name("gyre-api".into())
+        .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+    Ok(handle)
+}
+
+/// One HTTP/1.1 connection: the WebSocket upgrade or the publish API.
+async fn serve_http(stream: tokio::net::TcpStream, node: Node, ws: WebSocketHandler) {
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let (node, mut ws) = (node.clone(), ws.clone());
+        async move {
+            let path = req.uri().path();
+            let resp = if path == "/connection/websocket" {
+                match ws.call(req).await {
+                    Ok(r) => r,
+                    Err(never) => match never {},
+                }
+            } else if req.method() == Method::POST && path == "/api/publish" {
+                api_publish(&node, req).await
+            } else {
+                json_response(
+                    StatusCode::NOT_FOUND,
+                    r#"{"error":{"code":104,"message":"not found"}}"#,
+                )
+            };
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
+        .await;
 }
 
 /// Binds `addr` and serves a permissive node in the background.

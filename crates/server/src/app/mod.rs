@@ -1,6 +1,7 @@
 //! The running server: one [`App`] shared by the client policy, the server API and the
 //! HTTP endpoints.
 
+mod api_lane;
 mod engine;
 mod http;
 mod origin;

@@ -11,6 +11,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::App;
+use super::api_lane::{ApiLane, PEEK_LEN, Route, routes_to_lane};
 use super::http::{not_found, routers};
 use crate::config::{self, LoadOptions, Loaded};
 
@@ -65,16 +66,37 @@ async fn run(config: config::Config, reload: LoadOptions) -> anyhow::Result<()> 
     };
     let routers = routers(&app, internal_addr.is_some());
     let stop = CancellationToken::new();
+    // Ends the API thread however `run` returns.
+    let lane_exit = CancellationToken::new();
+    let _lane_exit = lane_exit.clone().drop_guard();
+    let lane = ApiLane::start(lane_exit)?;
+    let api_config = &app.config().http_api;
+    let main_route = (!api_config.disabled && (internal_addr.is_none() || api_config.external))
+        .then(|| Route::Prefix(api_config.handler_prefix.as_str().into()));
 
     let main_tls = super::tls::acceptor(&http.tls)?;
     let main = TcpListener::bind(main_addr).await?;
     tracing::info!(address = %main.local_addr()?, tls = main_tls.is_some(), "serving client connections");
-    tokio::spawn(accept_loop(main, routers.external, main_tls, stop.clone()));
+    let main_lane = main_route.map(|route| (lane.clone(), route));
+    tokio::spawn(accept_loop(
+        main,
+        routers.external,
+        main_tls,
+        main_lane,
+        stop.clone(),
+    ));
     if let (Some(addr), Some(router)) = (internal_addr, routers.internal) {
         let internal_tls = super::tls::acceptor(&http.internal_tls)?;
         let internal = TcpListener::bind(addr).await?;
         tracing::info!(address = %internal.local_addr()?, tls = internal_tls.is_some(), "serving internal endpoints");
-        tokio::spawn(accept_loop(internal, router, internal_tls, stop.clone()));
+        let internal_lane = Some((lane.clone(), Route::All));
+        tokio::spawn(accept_loop(
+            internal,
+            router,
+            internal_tls,
+            internal_lane,
+            stop.clone(),
+        ));
     }
 
     wait_for_signals(&app, &reload).await?;
@@ -92,10 +114,13 @@ async fn run(config: config::Config, reload: LoadOptions) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn accept_loop(
+/// Accepts connections until `stop`; those that `lane` claims are served on the API
+/// thread, the rest here.
+pub(crate) async fn accept_loop(
     listener: TcpListener,
     router: Router,
     tls: Option<TlsAcceptor>,
+    lane: Option<(ApiLane, Route)>,
     stop: CancellationToken,
 ) {
     let router = router.fallback(not_found);
@@ -116,23 +141,63 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let stop = stop.clone();
-        match &tls {
-            None => {
-                tokio::spawn(serve_connection(stream, router, stop));
+        let tls = tls.clone();
+        let lane = lane.clone();
+        tokio::spawn(async move {
+            let to_lane = match &lane {
+                Some((_, route)) => match lane_wants(&stream, route, tls.is_some(), &stop).await {
+                    Some(yes) => yes,
+                    None => return,
+                },
+                None => false,
+            };
+            match lane {
+                Some((lane, _)) if to_lane => {
+                    lane.spawn(stream, move |s| serve_accepted(s, tls, router, stop));
+                }
+                _ => serve_accepted(stream, tls, router, stop).await,
             }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let handshake =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
-                    match handshake.await {
-                        Ok(Ok(stream)) => serve_connection(stream, router, stop).await,
-                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!("TLS handshake timed out"),
-                    }
-                });
-            }
-        }
+        });
+    }
+}
+
+/// Whether the lane takes this connection; `None` when the server stopped while waiting
+/// for the first bytes.
+async fn lane_wants(
+    stream: &tokio::net::TcpStream,
+    route: &Route,
+    tls: bool,
+    stop: &CancellationToken,
+) -> Option<bool> {
+    match route {
+        Route::All => return Some(true),
+        // Encrypted: nothing to read before the handshake.
+        Route::Prefix(_) if tls => return Some(false),
+        Route::Prefix(_) => {}
+    }
+    let mut head = [0u8; PEEK_LEN];
+    let n = tokio::select! {
+        _ = stop.cancelled() => return None,
+        peeked = stream.peek(&mut head) => peeked.unwrap_or(0),
+    };
+    Some(routes_to_lane(route, &head[..n]))
+}
+
+/// The TLS handshake when there is one, then the HTTP connection.
+async fn serve_accepted(
+    stream: tokio::net::TcpStream,
+    tls: Option<TlsAcceptor>,
+    router: Router,
+    stop: CancellationToken,
+) {
+    let Some(acceptor) = tls else {
+        return serve_connection(stream, router, stop).await;
+    };
+    let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+    match handshake.await {
+        Ok(Ok(stream)) => serve_connection(stream, router, stop).await,
+        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!("TLS handshake timed out"),
     }
 }
 
@@ -181,4 +246,77 @@ async fn wait_for_signals(app: &App, reload: &LoadOptions) -> anyhow::Result<()>
 async fn wait_for_signals(_app: &App, _reload: &LoadOptions) -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::routing::{get, post};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    fn thread_name() -> String {
+        std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_owned()
+    }
+
+    async fn request(addr: SocketAddr, head: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        stream.read_to_end(&mut out).await.unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// API requests are answered on the API thread, everything else on the shared runtime.
+    #[tokio::test]
+    async fn api_connections_are_served_on_the_api_thread() {
+        let router = Router::new()
+            .route("/api/publish", post(|| async { thread_name() }))
+            .route("/connection/websocket", get(|| async { thread_name() }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let exit = CancellationToken::new();
+        let lane = ApiLane::start(exit.clone()).unwrap();
+        let route = Route::Prefix("/api".into());
+        tokio::spawn(accept_loop(
+            listener,
+            router,
+            None,
+            Some((lane, route)),
+            stop.clone(),
+        ));
+
+        let api = request(
+            addr,
+            "POST /api/publish HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(api.starts_with("HTTP/1.1 200"), "{api}");
+        assert!(api.ends_with(super::super::api_lane::THREAD_NAME), "{api}");
+
+        let other = request(
+            addr,
+            "GET /connection/websocket HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(other.starts_with("HTTP/1.1 200"), "{other}");
+        assert!(
+            !other.ends_with(super::super::api_lane::THREAD_NAME),
+            "{other}"
+        );
+
+        // A wrong path on the lane still gets the router's answer.
+        let missing = request(
+            addr,
+            "POST /api/nothing HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+        stop.cancel();
+        exit.cancel();
+    }
 }

@@ -186,8 +186,12 @@ impl TestFactory {
 // ---- server and clients -----------------------------------------------------------------
 
 /// A stream type the handler cannot downcast to `TcpStream`: exercises the generic path.
+/// It also takes at most `WRAPPED_WRITE_MAX` bytes per write, so that every frame is
+/// written in pieces and resumed from the middle.
 #[derive(Debug)]
 struct Wrapped(TcpStream);
+
+const WRAPPED_WRITE_MAX: usize = 13;
 
 impl AsyncRead for Wrapped {
     fn poll_read(
@@ -205,7 +209,8 @@ impl AsyncWrite for Wrapped {
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+        let n = buf.len().min(WRAPPED_WRITE_MAX);
+        std::pin::Pin::new(&mut self.0).poll_write(cx, &buf[..n])
     }
     fn poll_flush(
         mut self: std::pin::Pin<&mut Self>,
@@ -437,6 +442,30 @@ async fn queued_messages_go_out_as_one_frame() {
         .unwrap();
     assert_eq!(next(&mut ws).await, WsMessage::binary(b"abcd".to_vec()));
     assert_eq!(next(&mut ws).await, WsMessage::binary(b"ef".to_vec()));
+}
+
+#[tokio::test]
+async fn batched_frames_survive_short_writes() {
+    // A small batch is copied into one buffer for a single write; when the socket takes
+    // only part of it, the rest must follow from the right byte, in both encodings.
+    let lines = vec!["{\"a\":1}", "{\"bb\":22}", "{\"ccc\":333}"];
+    let factory = TestFactory::with(Behaviour {
+        prequeue: lines.clone(),
+        ..Behaviour::default()
+    });
+    let addr = serve_with(Arc::clone(&factory), WsConfig::default(), true).await;
+    let mut ws = connect(&addr, "/connection/websocket", &[]).await.unwrap();
+    assert_eq!(next(&mut ws).await, WsMessage::text(lines.join("\n")));
+
+    let factory = TestFactory::with(Behaviour {
+        prequeue: vec!["ab", "cde", "f"],
+        ..Behaviour::default()
+    });
+    let addr = serve_with(Arc::clone(&factory), WsConfig::default(), true).await;
+    let mut ws = connect(&addr, "/connection/websocket?cf_protocol=protobuf", &[])
+        .await
+        .unwrap();
+    assert_eq!(next(&mut ws).await, WsMessage::binary(b"abcdef".to_vec()));
 }
 
 #[tokio::test]
