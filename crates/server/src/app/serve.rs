@@ -141,23 +141,37 @@ pub(crate) async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let stop = stop.clone();
-        let tls = tls.clone();
-        let lane = lane.clone();
-        tokio::spawn(async move {
-            let to_lane = match &lane {
-                Some((_, route)) => match lane_wants(&stream, route, tls.is_some(), &stop).await {
-                    Some(yes) => yes,
-                    None => return,
-                },
-                None => false,
-            };
-            match lane {
-                Some((lane, _)) if to_lane => {
-                    lane.spawn(stream, move |s| serve_accepted(s, tls, router, stop));
-                }
-                _ => serve_accepted(stream, tls, router, stop).await,
+        // Two task shapes on purpose: a plain connection's task must not be sized for a
+        // TLS stream (the task's allocation is what an idle connection costs until the
+        // upgrade hands the socket over).
+        match (&tls, &lane) {
+            (None, None) => {
+                tokio::spawn(serve_connection(stream, router, stop));
             }
-        });
+            (None, Some((lane, route))) => {
+                let (lane, route) = (lane.clone(), route.clone());
+                tokio::spawn(async move {
+                    match lane_wants(&stream, &route, &stop).await {
+                        None => {}
+                        Some(true) => {
+                            lane.spawn(stream, move |s| serve_connection(s, router, stop))
+                        }
+                        Some(false) => serve_connection(stream, router, stop).await,
+                    }
+                });
+            }
+            (Some(acceptor), lane) => {
+                let acceptor = acceptor.clone();
+                let serve = move |stream| serve_tls(stream, acceptor, router, stop);
+                match lane {
+                    // Encrypted: the request cannot be peeked, only whole listeners move.
+                    Some((lane, Route::All)) => lane.spawn(stream, serve),
+                    _ => {
+                        tokio::spawn(serve(stream));
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -166,14 +180,10 @@ pub(crate) async fn accept_loop(
 async fn lane_wants(
     stream: &tokio::net::TcpStream,
     route: &Route,
-    tls: bool,
     stop: &CancellationToken,
 ) -> Option<bool> {
-    match route {
-        Route::All => return Some(true),
-        // Encrypted: nothing to read before the handshake.
-        Route::Prefix(_) if tls => return Some(false),
-        Route::Prefix(_) => {}
+    if matches!(route, Route::All) {
+        return Some(true);
     }
     let mut head = [0u8; PEEK_LEN];
     let n = tokio::select! {
@@ -183,16 +193,13 @@ async fn lane_wants(
     Some(routes_to_lane(route, &head[..n]))
 }
 
-/// The TLS handshake when there is one, then the HTTP connection.
-async fn serve_accepted(
+/// The TLS handshake, then the HTTP connection.
+async fn serve_tls(
     stream: tokio::net::TcpStream,
-    tls: Option<TlsAcceptor>,
+    acceptor: TlsAcceptor,
     router: Router,
     stop: CancellationToken,
 ) {
-    let Some(acceptor) = tls else {
-        return serve_connection(stream, router, stop).await;
-    };
     let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
     match handshake.await {
         Ok(Ok(stream)) => serve_connection(stream, router, stop).await,
