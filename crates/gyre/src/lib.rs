@@ -18,9 +18,9 @@ pub use broker::{
     BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, HistoryFilter, HistoryOptions,
     HistoryResult, MemoryBroker, Publication, PublishOptions, PublishResult, StreamPosition,
 };
-pub use client::Client;
 #[cfg(test)]
 pub(crate) use client::ClientSession;
+pub use client::{Client, ClientHandlers};
 pub use controller::{ControlEventHandler, Controller};
 pub use gyre_protocol::{Disconnect, Error, Unsubscribe};
 pub use local::LocalConnection;

@@ -6,6 +6,7 @@
 //! locks).
 
 mod commands;
+mod handlers;
 pub(crate) mod queue;
 mod subscription;
 mod timers;
@@ -22,6 +23,7 @@ use gyre_protocol::{Protocol, proto};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+pub use handlers::ClientHandlers;
 pub(crate) use subscription::SubState;
 
 use crate::broker::{ClientInfo, Publication};
@@ -30,7 +32,7 @@ use crate::events::{
     PublishReply, RefreshEvent, RefreshReply, RpcEvent, RpcReply, SubRefreshEvent, SubRefreshReply,
     SubscribeEvent, SubscribeOptions, SubscribeReply, UnsubscribeEvent,
 };
-use crate::handler::{Handler, Observer, handler};
+use crate::handler::{Observer, handler};
 use crate::metrics::TransportCounters;
 use crate::node::Node;
 use crate::transport::{Session, TransportInfo};
@@ -135,21 +137,6 @@ pub(crate) struct State {
     pub(crate) timers: timers::Timers,
 }
 
-#[derive(Default)]
-struct ClientHandlers {
-    subscribe: Option<Handler<SubscribeEvent, SubscribeReply>>,
-    publish: Option<Handler<PublishEvent, PublishReply>>,
-    rpc: Option<Handler<RpcEvent, RpcReply>>,
-    message: Option<Handler<MessageEvent, ()>>,
-    presence: Option<Handler<PresenceEvent, ()>>,
-    presence_stats: Option<Handler<PresenceEvent, ()>>,
-    history: Option<Handler<HistoryEvent, ()>>,
-    refresh: Option<Handler<RefreshEvent, RefreshReply>>,
-    sub_refresh: Option<Handler<SubRefreshEvent, SubRefreshReply>>,
-    unsubscribe: Option<Observer<UnsubscribeEvent>>,
-    disconnect: Option<Observer<DisconnectEvent>>,
-}
-
 /// Shared core of a connection.
 pub(crate) struct ClientInner {
     pub(crate) seq: u64,
@@ -159,8 +146,10 @@ pub(crate) struct ClientInner {
     pub(crate) outbound: Arc<Outbound>,
     counters: Arc<TransportCounters>,
     pub(crate) state: Mutex<State>,
-    /// Boxed so that a connection without handlers costs one pointer.
-    handlers: Mutex<Option<Box<ClientHandlers>>>,
+    /// Shared (see [`ClientHandlers`]) or this connection's own; `None` costs nothing.
+    handlers: Mutex<Option<Arc<ClientHandlers>>>,
+    /// This connection itself, to hand to handlers as a [`Client`].
+    me: std::sync::Weak<ClientInner>,
     /// Headers of the request that opened the connection, handed to `on_connecting`
     /// and dropped after it.
     request_headers: Mutex<Option<Box<http::HeaderMap>>>,
@@ -197,7 +186,8 @@ impl ClientInner {
             config.client_queue_max_size,
             Some(counters.clone()),
         ));
-        Arc::new(ClientInner {
+        Arc::new_cyclic(|me| ClientInner {
+            me: me.clone(),
             seq: node.next_seq(),
             id: uuid::Uuid::new_v4().to_string(),
             node,
@@ -245,7 +235,19 @@ impl ClientInner {
 
     fn with_handlers(&self, f: impl FnOnce(&mut ClientHandlers)) {
         let mut h = self.handlers.lock();
-        f(h.get_or_insert_with(Default::default));
+        // Copy-on-write: a shared set stays untouched for the other connections.
+        f(Arc::make_mut(h.get_or_insert_with(Default::default)));
+    }
+
+    /// This connection as handlers see it. Handlers only run while the connection is
+    /// alive, so the upgrade cannot fail for them.
+    pub(crate) fn client(&self) -> Client {
+        Client {
+            inner: self
+                .me
+                .upgrade()
+                .expect("a live connection calls its handlers"),
+        }
     }
 
     /// Encodes and queues a reply. `Err` when the connection must close.
@@ -406,7 +408,7 @@ impl ClientInner {
         let Some(h) = get_handler!(self, message) else {
             return Err(Disconnect::NOT_AVAILABLE);
         };
-        match h(MessageEvent { data }).await {
+        match h(self.client(), MessageEvent { data }).await {
             Ok(()) | Err(HandlerError::Error(_)) => Ok(()),
             Err(HandlerError::Disconnect(d)) => Err(d),
         }
@@ -446,9 +448,12 @@ impl ClientInner {
         }
         let observer = get_handler!(self, disconnect);
         if let Some(h) = observer {
-            h(DisconnectEvent {
-                disconnect: disconnect.clone(),
-            });
+            h(
+                self.client(),
+                DisconnectEvent {
+                    disconnect: disconnect.clone(),
+                },
+            );
         }
         tracing::debug!(client = %self.id, user = %user, code = disconnect.code, reason = %disconnect.reason, "client disconnected");
         // Handlers may hold `Client` clones that point back here; drop them so the
@@ -573,14 +578,20 @@ impl Client {
 
     /// Observes subscriptions ending.
     pub fn on_unsubscribe(&self, f: impl Fn(UnsubscribeEvent) + Send + Sync + 'static) {
-        let f: Observer<UnsubscribeEvent> = Arc::new(f);
+        let f: Observer<UnsubscribeEvent> = Arc::new(move |_client, event| f(event));
         self.inner.with_handlers(|hs| hs.unsubscribe = Some(f));
     }
 
     /// Observes the connection ending.
     pub fn on_disconnect(&self, f: impl Fn(DisconnectEvent) + Send + Sync + 'static) {
-        let f: Observer<DisconnectEvent> = Arc::new(f);
+        let f: Observer<DisconnectEvent> = Arc::new(move |_client, event| f(event));
         self.inner.with_handlers(|hs| hs.disconnect = Some(f));
+    }
+
+    /// Installs a handler set shared with other connections (see [`ClientHandlers`]),
+    /// replacing whatever this connection had.
+    pub fn set_handlers(&self, handlers: Arc<ClientHandlers>) {
+        *self.inner.handlers.lock() = Some(handlers);
     }
 }
 

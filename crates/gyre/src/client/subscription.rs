@@ -398,11 +398,14 @@ impl ClientInner {
             }
         }
         if let Some(h) = get_handler!(self, unsubscribe) {
-            h(UnsubscribeEvent {
-                channel: channel.to_owned(),
-                code,
-                server_side: sub.server_side,
-            });
+            h(
+                self.client(),
+                UnsubscribeEvent {
+                    channel: channel.to_owned(),
+                    code,
+                    server_side: sub.server_side,
+                },
+            );
         }
     }
 

@@ -814,3 +814,58 @@ async fn server_refresh_and_client_filters() {
     .await;
     assert_eq!(b.drain().1, Some(Disconnect::EXPIRED));
 }
+
+/// A shared handler set serves every connection it is installed on, each call with the
+/// right connection; a per-connection handler added later overrides it for that
+/// connection only.
+#[tokio::test]
+async fn shared_handler_sets_see_their_connection_and_copy_on_write() {
+    let node = Node::builder().build();
+    node.on_connecting(|event| async move { Ok(ConnectReply::new(Credentials::new(event.token))) });
+    let disconnected = Arc::new(AtomicUsize::new(0));
+    let seen = disconnected.clone();
+    let set = Arc::new(
+        crate::ClientHandlers::new()
+            .on_rpc(|client, event| async move {
+                let answer = format!(
+                    r#"{{"user":"{}","method":"{}"}}"#,
+                    client.user_id(),
+                    event.method
+                );
+                Ok(RpcReply::new(answer))
+            })
+            .on_disconnect(move |client, _| {
+                assert!(!client.id().is_empty());
+                seen.fetch_add(1, Ordering::SeqCst);
+            }),
+    );
+    node.on_connect(move |client| {
+        client.set_handlers(set.clone());
+        if client.user_id() == "b" {
+            client.on_rpc(|_| async { Ok(RpcReply::new(r#""own""#)) });
+        }
+    });
+    node.run().await.unwrap();
+
+    let a = Conn::connect(&node, "a").await;
+    let b = Conn::connect(&node, "b").await;
+    let a2 = Conn::connect(&node, "a2").await;
+    for (conn, expected) in [
+        (&a, r#"{"user":"a","method":"m"}"#),
+        (&b, r#""own""#),
+        (&a2, r#"{"user":"a2","method":"m"}"#),
+    ] {
+        conn.send(r#"{"id":5,"rpc":{"method":"m","data":{}}}"#)
+            .await
+            .unwrap();
+        let replies = conn.replies();
+        let rpc = replies[0].rpc.as_ref().expect("rpc result");
+        assert_eq!(rpc.data, Bytes::from(expected), "{replies:?}");
+    }
+
+    // `b` copied the set before changing it: its disconnect observer is still the shared one.
+    for conn in [a, b, a2] {
+        conn.session.clone().finish(Disconnect::SHUTDOWN).await;
+    }
+    assert_eq!(disconnected.load(Ordering::SeqCst), 3);
+}

@@ -210,7 +210,7 @@ impl ClientInner {
                     token: String::new(),
                     client_side: false,
                 };
-                match h(event).await {
+                match h(self.client(), event).await {
                     Ok(reply) if !reply.expired => {
                         if reply.expire_at > 0 && reply.expire_at <= unix_now() {
                             return Err(Disconnect::EXPIRED);
@@ -243,7 +243,7 @@ impl ClientInner {
                             token: String::new(),
                             client_side: false,
                         };
-                        match h(event).await {
+                        match h(self.client(), event).await {
                             Ok(r) => Some(r),
                             Err(HandlerError::Disconnect(d)) => return Err(d),
                             Err(HandlerError::Error(_)) => None,

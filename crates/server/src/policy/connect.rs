@@ -1,15 +1,14 @@
 //! `connect` (Centrifugo `OnClientConnecting`) and client-side `refresh` (`OnRefresh`).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use gyre::{
     ClientFilter, ConnectEvent, ConnectReply, Credentials, Disconnect, Error, HandlerError,
     RefreshEvent, RefreshReply, SubscribeOptions,
 };
 
+use super::Policy;
 use super::channel::{self, resolve};
-use super::{Connection, Policy};
 use crate::config::Config;
 use crate::jwt::{ConnectToken, VerifyError};
 
@@ -216,7 +215,6 @@ fn header_user(config: &Config, event: &ConnectEvent) -> Option<String> {
 pub(super) async fn refresh(
     policy: Policy,
     client: gyre::Client,
-    conn: Arc<Connection>,
     event: RefreshEvent,
 ) -> Result<RefreshReply, HandlerError> {
     if event.token.is_empty() {
@@ -246,7 +244,7 @@ pub(super) async fn refresh(
         tracing::debug!(client = %client.id(), token_user = %token.user_id, "refresh token user mismatch");
         return Err(Disconnect::INVALID_TOKEN.into());
     }
-    if token_channels_changed(&client, &conn, &subs) {
+    if token_channels_changed(&policy, &client, &subs) {
         tracing::debug!(client = %client.id(), "refresh token changed server-side channels");
         return Err(Disconnect::INSUFFICIENT_STATE.into());
     }
@@ -260,15 +258,14 @@ pub(super) async fn refresh(
 /// A channel of the new token is not subscribed, or a channel subscribed from the old
 /// token is not in the new one.
 fn token_channels_changed(
+    policy: &Policy,
     client: &gyre::Client,
-    conn: &Connection,
     subs: &HashMap<String, SubscribeOptions>,
 ) -> bool {
     if subs.keys().any(|ch| !client.is_subscribed(ch)) {
         return true;
     }
-    conn.token_channels
-        .lock()
-        .iter()
-        .any(|ch| client.is_subscribed(ch) && !subs.contains_key(ch))
+    policy.token_channels_any(client.id(), |ch| {
+        client.is_subscribed(ch) && !subs.contains_key(ch)
+    })
 }

@@ -35,8 +35,11 @@ pub(crate) fn install(app: &App) {
     let p = policy.clone();
     app.node
         .on_connecting(move |event| connect::connecting(p.clone(), event));
-    let p = policy;
-    app.node.on_connect(move |client| p.connected(client));
+    let handlers = Arc::new(policy.handlers());
+    app.node.on_connect(move |client| {
+        policy.connected(&client);
+        client.set_handlers(handlers.clone());
+    });
 }
 
 /// The handlers' shared state.
@@ -52,14 +55,11 @@ struct Shared {
     /// Channels subscribed from the connection token, by client id, handed from
     /// `on_connecting` to `on_connect`.
     pending: Mutex<HashMap<String, (Instant, HashSet<String>)>>,
-}
-
-/// Per-connection state kept by the policy.
-#[derive(Debug, Default)]
-struct Connection {
-    /// Server-side subscriptions that came from the connection token: a refresh token
-    /// with other channels disconnects the client (3010) so that it reconnects with them.
-    token_channels: Mutex<HashSet<String>>,
+    /// The same, for connections that are connected and have any: a refresh token with
+    /// other channels disconnects the client (3010) so that it reconnects with them.
+    /// Kept here rather than per connection so that connections without them (almost
+    /// all) cost nothing.
+    token_channels: Mutex<HashMap<String, HashSet<String>>>,
 }
 
 impl Policy {
@@ -79,40 +79,54 @@ impl Policy {
             .unwrap_or_default()
     }
 
-    /// Registers the per-connection handlers.
-    fn connected(&self, client: gyre::Client) {
-        let conn = Arc::new(Connection {
-            token_channels: Mutex::new(self.take_token_channels(client.id())),
-        });
+    /// Whether `check` holds for any token channel of a connected client.
+    fn token_channels_any(&self, client_id: &str, check: impl Fn(&str) -> bool) -> bool {
+        self.shared
+            .token_channels
+            .lock()
+            .get(client_id)
+            .is_some_and(|channels| channels.iter().any(|ch| check(ch)))
+    }
 
-        macro_rules! on {
-            ($register:ident, $handler:path) => {{
-                let (p, c) = (self.clone(), client.clone());
-                client.$register(move |event| $handler(p.clone(), c.clone(), event));
-            }};
-            ($register:ident, $handler:path, conn) => {{
-                let (p, c, conn) = (self.clone(), client.clone(), conn.clone());
-                client.$register(move |event| $handler(p.clone(), c.clone(), conn.clone(), event));
+    /// A client is connected: its token channels move from `pending` to the live map.
+    fn connected(&self, client: &gyre::Client) {
+        let channels = self.take_token_channels(client.id());
+        if !channels.is_empty() {
+            self.shared
+                .token_channels
+                .lock()
+                .insert(client.id().to_owned(), channels);
+        }
+    }
+
+    /// The handlers of every connection, built once: each connection holds one pointer
+    /// to them (per idle connection memory).
+    fn handlers(&self) -> gyre::ClientHandlers {
+        macro_rules! shared {
+            ($handler:path) => {{
+                let p = self.clone();
+                move |client, event| $handler(p.clone(), client, event)
             }};
         }
-        on!(on_subscribe, subscribe::subscribe);
-        on!(on_sub_refresh, subscribe::sub_refresh);
-        on!(on_publish, commands::publish);
-        on!(on_presence, commands::presence);
-        on!(on_presence_stats, commands::presence_stats);
-        on!(on_history, commands::history);
-        on!(on_rpc, commands::rpc);
-        on!(on_refresh, connect::refresh, conn);
-
-        let (id, user) = (client.id().to_owned(), client.user_id());
-        client.on_disconnect(move |event| {
-            tracing::debug!(
-                client = %id,
-                user = %user,
-                code = event.disconnect.code,
-                reason = %event.disconnect.reason,
-                "client disconnected"
-            );
-        });
+        let p = self.clone();
+        gyre::ClientHandlers::new()
+            .on_subscribe(shared!(subscribe::subscribe))
+            .on_sub_refresh(shared!(subscribe::sub_refresh))
+            .on_publish(shared!(commands::publish))
+            .on_presence(shared!(commands::presence))
+            .on_presence_stats(shared!(commands::presence_stats))
+            .on_history(shared!(commands::history))
+            .on_rpc(shared!(commands::rpc))
+            .on_refresh(shared!(connect::refresh))
+            .on_disconnect(move |client, event| {
+                p.shared.token_channels.lock().remove(client.id());
+                tracing::debug!(
+                    client = %client.id(),
+                    user = %client.user_id(),
+                    code = event.disconnect.code,
+                    reason = %event.disconnect.reason,
+                    "client disconnected"
+                );
+            })
     }
 }

@@ -29,7 +29,7 @@ impl ClientInner {
             request_headers: self.take_request_headers(),
         };
         let reply = match self.node.connecting_handler() {
-            Some(h) => h(event).await,
+            Some(h) => h(self.client(), event).await,
             None => Ok(ConnectReply::default()),
         };
         let reply = match reply {

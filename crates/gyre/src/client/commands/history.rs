@@ -28,12 +28,15 @@ impl ClientInner {
         if req.reverse && since.as_ref().is_some_and(|s| s.offset == 0) {
             return Err(Error::BAD_REQUEST.into());
         }
-        h(HistoryEvent {
-            channel: req.channel.clone(),
-            limit,
-            since: since.clone(),
-            reverse: req.reverse,
-        })
+        h(
+            self.client(),
+            HistoryEvent {
+                channel: req.channel.clone(),
+                limit,
+                since: since.clone(),
+                reverse: req.reverse,
+            },
+        )
         .await?;
         let mut options = HistoryOptions::new(limit).reverse(req.reverse);
         if let Some(since) = since {

@@ -22,9 +22,12 @@ impl ClientInner {
         let Some(h) = get_handler!(self, presence) else {
             return Err(Error::NOT_AVAILABLE.into());
         };
-        h(PresenceEvent {
-            channel: req.channel.clone(),
-        })
+        h(
+            self.client(),
+            PresenceEvent {
+                channel: req.channel.clone(),
+            },
+        )
         .await?;
         let presence = self
             .node
@@ -49,9 +52,12 @@ impl ClientInner {
         let Some(h) = get_handler!(self, presence_stats) else {
             return Err(Error::NOT_AVAILABLE.into());
         };
-        h(PresenceEvent {
-            channel: req.channel.clone(),
-        })
+        h(
+            self.client(),
+            PresenceEvent {
+                channel: req.channel.clone(),
+            },
+        )
         .await?;
         let stats = self
             .node

@@ -31,11 +31,14 @@ impl ClientInner {
                 .unwrap_or_default()
         };
         let info = self.client_info(chan_info);
-        let reply = h(PublishEvent {
-            channel: req.channel.clone(),
-            data: req.data.clone(),
-            client_info: info.clone(),
-        })
+        let reply = h(
+            self.client(),
+            PublishEvent {
+                channel: req.channel.clone(),
+                data: req.data.clone(),
+                client_info: info.clone(),
+            },
+        )
         .await?;
         let mut options = reply.options;
         if options.client_info.is_none() {

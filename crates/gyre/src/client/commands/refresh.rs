@@ -18,10 +18,13 @@ impl ClientInner {
         let Some(h) = get_handler!(self, refresh) else {
             return Err(Error::NOT_AVAILABLE.into());
         };
-        let reply = h(RefreshEvent {
-            token: req.token,
-            client_side: true,
-        })
+        let reply = h(
+            self.client(),
+            RefreshEvent {
+                token: req.token,
+                client_side: true,
+            },
+        )
         .await?;
         if reply.expired {
             return Err(Disconnect::EXPIRED.into());
@@ -65,11 +68,14 @@ impl ClientInner {
         let Some(h) = get_handler!(self, sub_refresh) else {
             return Err(Error::NOT_AVAILABLE.into());
         };
-        let reply = h(SubRefreshEvent {
-            channel: req.channel.clone(),
-            token: req.token,
-            client_side: true,
-        })
+        let reply = h(
+            self.client(),
+            SubRefreshEvent {
+                channel: req.channel.clone(),
+                token: req.token,
+                client_side: true,
+            },
+        )
         .await?;
         if reply.expired {
             return Err(Error::TOKEN_EXPIRED.into());

@@ -14,10 +14,13 @@ impl ClientInner {
         let Some(h) = get_handler!(self, rpc) else {
             return Err(Error::NOT_AVAILABLE.into());
         };
-        let reply = h(RpcEvent {
-            method: req.method,
-            data: req.data,
-        })
+        let reply = h(
+            self.client(),
+            RpcEvent {
+                method: req.method,
+                data: req.data,
+            },
+        )
         .await?;
         Ok(proto::RpcResult { data: reply.data })
     }

@@ -46,7 +46,7 @@ impl ClientInner {
             recoverable: req.recoverable,
             join_leave: req.join_leave,
         };
-        let reply = match h(event).await {
+        let reply = match h(self.client(), event).await {
             Ok(reply) => reply,
             Err(HandlerError::Error(e)) => return self.write_error(id, &e),
             Err(HandlerError::Disconnect(d)) => return Err(d),
