@@ -92,12 +92,24 @@ impl Dialer {
 
     /// Opens a connection and sends `connect` (plus `subscribe` to each of `channels`
     /// in the same frame, as the JS SDK does); returns once every reply arrived.
+    /// Gives up after [`OPEN_TIMEOUT`]: a server out of file descriptors leaves
+    /// connections in its accept backlog, and a run must end by itself.
     pub async fn open_subscribed(&self, index: usize, channels: &[String]) -> anyhow::Result<Conn> {
-        let mut conn = self.open(index).await?;
-        conn.handshake(&self.token, channels).await?;
-        Ok(conn)
+        let open = async {
+            let mut conn = self.open(index).await?;
+            conn.handshake(&self.token, channels).await?;
+            Ok(conn)
+        };
+        match tokio::time::timeout(OPEN_TIMEOUT, open).await {
+            Ok(result) => result,
+            Err(_) => anyhow::bail!("no connect reply within {OPEN_TIMEOUT:?}"),
+        }
     }
 }
+
+/// How long opening a connection (TCP, WebSocket handshake, `connect` and `subscribe`
+/// replies) may take.
+pub const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Counters a reading connection updates per frame.
 pub trait Sink {

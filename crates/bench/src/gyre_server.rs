@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use gyre::{
-    ConnectReply, Credentials, Node, PublishOptions, PublishReply, SubscribeOptions,
-    SubscribeReply, WebSocketConfig, WebSocketHandler,
+    ClientHandlers, ConnectReply, Credentials, Node, PublishOptions, PublishReply,
+    SubscribeOptions, SubscribeReply, WebSocketConfig, WebSocketHandler,
 };
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -23,10 +23,13 @@ use tower_service::Service;
 pub async fn permissive_node() -> anyhow::Result<Node> {
     let node = Node::builder().build();
     node.on_connecting(|_| async { Ok(ConnectReply::new(Credentials::new(""))) });
-    node.on_connect(|client| {
-        client.on_subscribe(|_| async { Ok(SubscribeReply::new(SubscribeOptions::new())) });
-        client.on_publish(|_| async { Ok(PublishReply::new(PublishOptions::new())) });
-    });
+    // One handler set for every connection: a pointer each, not two closures each.
+    let handlers = std::sync::Arc::new(
+        ClientHandlers::new()
+            .on_subscribe(|_, _| async { Ok(SubscribeReply::new(SubscribeOptions::new())) })
+            .on_publish(|_, _| async { Ok(PublishReply::new(PublishOptions::new())) }),
+    );
+    node.on_connect(move |client| client.set_handlers(handlers.clone()));
     node.run().await?;
     Ok(node)
 }
