@@ -187,8 +187,12 @@ enum Then {
 }
 
 enum WriteKind {
-    /// Header, then the drained batch (JSON: joined with `\n`).
-    Data { header: FrameHeader, seg: usize },
+    /// Header, then the drained batch (JSON: joined with `\n`); `len` is the payload's.
+    Data {
+        header: FrameHeader,
+        len: usize,
+        seg: usize,
+    },
     /// A complete control frame.
     Control(Bytes),
 }
@@ -443,6 +447,7 @@ where
                 self.cur = Some(Write {
                     kind: WriteKind::Data {
                         header: FrameHeader::new(opcode, len),
+                        len,
                         seg: 0,
                     },
                     off: 0,
@@ -544,9 +549,9 @@ where
                 w.off += n;
                 Poll::Ready(Ok(w.off >= frame.len()))
             }
-            WriteKind::Data { header, seg } => {
+            WriteKind::Data { header, len, seg } => {
                 let polled = if *seg == 0 && w.off == 0 && self.batch.len() > 1 {
-                    gather_write(&mut self.io, cx, header, &self.batch, self.json)
+                    gather_write(&mut self.io, cx, header, *len, &self.batch, self.json)
                 } else {
                     None
                 };
@@ -816,17 +821,11 @@ fn gather_write<IO: AsyncWrite + Unpin>(
     io: &mut IO,
     cx: &mut Context<'_>,
     header: &FrameHeader,
+    payload_len: usize,
     batch: &[Bytes],
     json: bool,
 ) -> Option<Poll<io::Result<usize>>> {
-    let payload: usize = batch.iter().map(Bytes::len).sum::<usize>()
-        + if json {
-            batch.len().saturating_sub(1)
-        } else {
-            0
-        };
-    let total = header.as_bytes().len() + payload;
-    if total > GATHER_SIZE {
+    if header.as_bytes().len() + payload_len > GATHER_SIZE {
         return None;
     }
     GATHER.with(|buf| {
