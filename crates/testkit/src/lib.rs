@@ -11,8 +11,16 @@
 //! | `GET /info` | | `{"num_clients": n, "num_users": n, "num_channels": n}` |
 //!
 //! Connection tokens are taken as the user id (an empty token connects anonymously).
+//!
+//! For the engine crates' tests: [`conformance`], the broker and presence suite every
+//! engine runs against itself, and [`Recorder`], the event handler they record with. For
+//! the server's tests: [`GyreBinary`], which runs the `gyre` executable.
 
 #![warn(missing_docs)]
+
+pub mod conformance;
+mod process;
+mod recorder;
 
 use std::time::Duration;
 
@@ -27,6 +35,9 @@ use gyre::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+pub use process::{GyreBinary, GyreProcess, free_port};
+pub use recorder::{Delivered, Reader, Recorder, Seen, eventually};
 
 /// Publications kept per channel.
 pub const HISTORY_SIZE: usize = 1000;

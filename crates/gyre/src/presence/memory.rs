@@ -145,61 +145,14 @@ impl PresenceManager for MemoryPresenceManager {
     }
 }
 
+// Shared presence behaviour is checked by the conformance suite
+// (`gyre_testkit::conformance`, run in `tests/engine_memory.rs`).
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn info(user: &str, client: &str) -> ClientInfo {
         ClientInfo::new(user, client)
-    }
-
-    #[tokio::test]
-    async fn presence_add_refresh_remove_and_stats() {
-        let p = MemoryPresenceManager::new();
-        assert_eq!(
-            p.presence_stats("ch").await.unwrap(),
-            PresenceStats::default()
-        );
-        assert!(p.presence("ch").await.unwrap().is_empty());
-
-        p.add_presence("ch", "c1", info("alice", "c1"))
-            .await
-            .unwrap();
-        p.add_presence("ch", "c2", info("alice", "c2"))
-            .await
-            .unwrap();
-        p.add_presence("ch", "c3", info("bob", "c3")).await.unwrap();
-        p.add_presence("ch", "c4", info("", "c4")).await.unwrap();
-        p.add_presence("other", "c9", info("carol", "c9"))
-            .await
-            .unwrap();
-        let stats = p.presence_stats("ch").await.unwrap();
-        assert_eq!((stats.num_clients, stats.num_users), (4, 3));
-
-        // Refreshing an entry replaces it and does not double count.
-        let mut refreshed = info("alice", "c1");
-        refreshed.conn_info = bytes::Bytes::from_static(b"{\"x\":1}");
-        p.add_presence("ch", "c1", refreshed.clone()).await.unwrap();
-        let set = p.presence("ch").await.unwrap();
-        assert_eq!(set.len(), 4);
-        assert_eq!(set["c1"], refreshed);
-
-        p.remove_presence("ch", "c1", "alice").await.unwrap();
-        let stats = p.presence_stats("ch").await.unwrap();
-        assert_eq!((stats.num_clients, stats.num_users), (3, 3));
-        p.remove_presence("ch", "c2", "alice").await.unwrap();
-        let stats = p.presence_stats("ch").await.unwrap();
-        assert_eq!((stats.num_clients, stats.num_users), (2, 2));
-
-        // Removing something absent is harmless.
-        p.remove_presence("ch", "nope", "x").await.unwrap();
-        p.remove_presence("nope", "c1", "x").await.unwrap();
-
-        p.remove_presence("ch", "c3", "bob").await.unwrap();
-        p.remove_presence("ch", "c4", "").await.unwrap();
-        assert!(p.presence("ch").await.unwrap().is_empty());
-        // Other channels are untouched.
-        assert_eq!(p.presence_stats("other").await.unwrap().num_clients, 1);
     }
 
     #[tokio::test]
