@@ -46,6 +46,7 @@ broker_conformance! {
     pubsub: run,
     multi_node: skip "the memory broker serves one node: every publication reaches it",
     history: run,
+    versioning: run,
     idempotency: run,
 }
 
@@ -76,10 +77,16 @@ async fn running() -> (MemoryBroker, Arc<Recorder>) {
 async fn memory_expires_each_publication_after_its_ttl() {
     let (broker, _rec) = running().await;
     for _ in 0..2 {
-        broker.publish("ch", Bytes::new(), hist(10, 10)).await.unwrap();
+        broker
+            .publish("ch", Bytes::new(), hist(10, 10))
+            .await
+            .unwrap();
     }
     tokio::time::advance(Duration::from_secs(5)).await;
-    broker.publish("ch", Bytes::new(), hist(10, 10)).await.unwrap();
+    broker
+        .publish("ch", Bytes::new(), hist(10, 10))
+        .await
+        .unwrap();
     tokio::time::advance(Duration::from_secs(6)).await;
     let h = broker.history("ch", HistoryOptions::new(-1)).await.unwrap();
     assert_eq!(offsets(&h.publications), vec![3]);
@@ -151,4 +158,23 @@ async fn memory_idempotency_key_is_remembered_five_minutes_by_default() {
     let later = broker.publish("ch", Bytes::from("c"), opts).await.unwrap();
     assert!(!later.suppressed);
     assert_eq!(later.position.offset, 2);
+}
+
+/// The previous publication handed over for deltas keeps its offset here (Redis stores
+/// publications without one).
+#[tokio::test]
+async fn memory_delta_previous_publication_keeps_its_offset() {
+    let (broker, rec) = running().await;
+    for i in 0..2 {
+        broker
+            .publish(
+                "ch",
+                Bytes::from(i.to_string()),
+                hist(10, 60).use_delta(true),
+            )
+            .await
+            .unwrap();
+    }
+    let delivered = rec.publications();
+    assert_eq!(delivered[1].prev.as_ref().map(|p| p.offset), Some(1));
 }

@@ -4,13 +4,13 @@
 
 mod support;
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gyre::{Broker, BrokerError, Controller, HistoryOptions, PublishOptions};
 use gyre_redis::{RedisBroker, RedisConfig};
-use support::{Recorder, RedisServer, eventually, free_port};
+use gyre_testkit::{Recorder, eventually};
+use support::{RedisServer, free_port};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -73,16 +73,10 @@ async fn redis_restart_fails_fast_then_resubscribes() {
         })
         .await
     );
-    assert_eq!(rec.resubscribed.load(Ordering::SeqCst), 0);
+    assert_eq!(rec.resubscribed(), 0);
 
     server.restart().await;
-    assert!(
-        eventually(Duration::from_secs(5), || rec
-            .resubscribed
-            .load(Ordering::SeqCst)
-            == 1)
-        .await
-    );
+    assert!(eventually(Duration::from_secs(5), || rec.resubscribed() == 1).await);
     // The command connection reconnects on its own; the first attempts may still fail.
     let mut published = None;
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -110,17 +104,17 @@ async fn redis_restart_fails_fast_then_resubscribes() {
     assert!(
         eventually(Duration::from_secs(3), || rec.datas("a").len() == 2
             && rec.datas("b").len() == 1
-            && rec.control.lock().len() == 1)
+            && rec.control().len() == 1)
         .await
     );
     assert_eq!(
         rec.datas("a"),
         vec![Bytes::from("before"), Bytes::from("after")]
     );
-    assert_eq!(rec.publications.lock()[1].2.offset, 1);
+    assert_eq!(rec.publications()[1].position.offset, 1);
     // Health PINGs (every io_timeout) on a healthy connection cause no reconnects.
     tokio::time::sleep(IO_TIMEOUT * 2 + Duration::from_millis(300)).await;
-    assert_eq!(rec.resubscribed.load(Ordering::SeqCst), 1);
+    assert_eq!(rec.resubscribed(), 1);
     publisher.close();
     subscriber.close();
 }

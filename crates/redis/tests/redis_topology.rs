@@ -11,7 +11,8 @@ use gyre::{
     Broker, ClientInfo, Controller, HistoryOptions, PresenceManager, PublishOptions, StreamPosition,
 };
 use gyre_redis::{RedisBroker, RedisConfig};
-use support::{Recorder, RedisServer, eventually, free_port, start_cluster};
+use gyre_testkit::{Recorder, eventually};
+use support::{RedisServer, free_port, start_cluster};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -44,7 +45,7 @@ async fn exercise(config: RedisConfig, channels: &[String]) {
         eventually(WAIT, || channels.iter().all(|ch| rb.offsets(ch).len() == 3)).await,
         "PUB/SUB delivery across nodes"
     );
-    assert!(eventually(WAIT, || rb.joins.lock().len() == channels.len()).await);
+    assert!(eventually(WAIT, || rb.joins().len() == channels.len()).await);
     for ch in channels {
         assert_eq!(rb.offsets(ch), vec![1, 2, 3]);
         let ha = a.history(ch, HistoryOptions::new(-1)).await.unwrap();
@@ -80,11 +81,7 @@ async fn exercise(config: RedisConfig, channels: &[String]) {
     a.publish_control(Bytes::from_static(b"direct"), Some("b"))
         .await
         .unwrap();
-    assert!(
-        eventually(WAIT, || rb.control.lock().len() == 2
-            && ra.control.lock().len() == 1)
-        .await
-    );
+    assert!(eventually(WAIT, || rb.control().len() == 2 && ra.control().len() == 1).await);
     a.close();
     b.close();
 }

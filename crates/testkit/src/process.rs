@@ -112,11 +112,7 @@ impl GyreBinary {
             let deadline = Instant::now() + START_TIMEOUT;
             loop {
                 if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-                    return GyreProcess {
-                        child,
-                        addr,
-                        dir,
-                    };
+                    return GyreProcess { child, addr, dir };
                 }
                 if let Ok(Some(_)) = child.try_wait() {
                     break;

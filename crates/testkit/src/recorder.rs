@@ -25,6 +25,8 @@ pub struct Delivered {
 }
 
 /// Anything a [`Recorder`] was told, in arrival order.
+// Test events are few; matching on an unboxed publication keeps the tests plain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seen {
     /// A publication.

@@ -1,18 +1,20 @@
-//! Shared helpers of the Redis integration tests: a recording event handler, unique
-//! prefixes, polling, and `redis-server` processes started (and killed by PID) per test.
+//! Shared helpers of the Redis integration tests: unique prefixes, cleanup, and
+//! `redis-server` processes started (and killed by PID) per test. Events are recorded with
+//! `gyre_testkit::Recorder`.
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
-use gyre::{BrokerEventHandler, ClientInfo, ControlEventHandler, Publication, StreamPosition};
-use parking_lot::Mutex;
+use std::sync::Arc;
+
+use gyre::{BoxFuture, PresenceManager};
+use gyre_redis::{RedisBroker, RedisConfig, RedisPresenceManager};
+use gyre_testkit::conformance::{BrokerEngine, PresenceEngine, TestNode};
+use gyre_testkit::eventually;
 
 pub const MAIN_REDIS: &str = "redis://127.0.0.1:6379";
 
@@ -23,6 +25,62 @@ pub fn unique_prefix(test: &str) -> String {
         .unwrap()
         .as_nanos();
     format!("gyretest.{test}.{}.{nanos}", std::process::id())
+}
+
+/// The conformance suite's view of Redis: every node and presence manager of one case
+/// uses the case's own key prefix on the main Redis.
+pub struct Redis {
+    pub config: RedisConfig,
+}
+
+/// Standalone Redis with the default (stream) history.
+pub async fn redis(test: &str) -> Redis {
+    Redis {
+        config: RedisConfig::new(MAIN_REDIS).prefix(unique_prefix(test)),
+    }
+}
+
+/// Standalone Redis keeping history in lists instead of streams.
+pub async fn redis_lists(test: &str) -> Redis {
+    let mut engine = redis(test).await;
+    engine.config.history_use_lists = true;
+    engine
+}
+
+impl BrokerEngine for Redis {
+    fn node(&self) -> BoxFuture<'_, Arc<TestNode>> {
+        Box::pin(async {
+            let broker = RedisBroker::new(self.config.clone()).await.unwrap();
+            let closer = broker.clone();
+            Arc::new(
+                TestNode::start(Arc::new(broker))
+                    .await
+                    .on_drop(move || closer.close()),
+            )
+        })
+    }
+
+    fn cleanup(&self) -> BoxFuture<'_, ()> {
+        Box::pin(cleanup(MAIN_REDIS, &self.config.prefix))
+    }
+}
+
+impl PresenceEngine for Redis {
+    fn presence(&self) -> BoxFuture<'_, Arc<dyn PresenceManager>> {
+        self.presence_with_ttl(self.config.presence_ttl)
+    }
+
+    fn presence_with_ttl(&self, ttl: Duration) -> BoxFuture<'_, Arc<dyn PresenceManager>> {
+        let mut config = self.config.clone();
+        config.presence_ttl = ttl;
+        Box::pin(async move {
+            Arc::new(RedisPresenceManager::new(config).await.unwrap()) as Arc<dyn PresenceManager>
+        })
+    }
+
+    fn cleanup(&self) -> BoxFuture<'_, ()> {
+        Box::pin(cleanup(MAIN_REDIS, &self.config.prefix))
+    }
 }
 
 /// Deletes every key under `prefix` on the server at `url`.
@@ -40,92 +98,6 @@ pub async fn cleanup(url: &str, prefix: &str) {
         .unwrap_or_default();
     for key in keys {
         let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(key).query_async(&mut conn).await;
-    }
-}
-
-pub type Delivered = (
-    String,
-    Publication,
-    StreamPosition,
-    bool,
-    Option<Publication>,
-);
-
-/// Records everything delivered to it.
-#[derive(Default)]
-pub struct Recorder {
-    pub publications: Mutex<Vec<Delivered>>,
-    pub joins: Mutex<Vec<(String, ClientInfo)>>,
-    pub leaves: Mutex<Vec<(String, ClientInfo)>>,
-    pub control: Mutex<Vec<Bytes>>,
-    pub resubscribed: AtomicUsize,
-}
-
-impl BrokerEventHandler for Recorder {
-    fn handle_publication(
-        &self,
-        channel: &str,
-        publication: Publication,
-        position: StreamPosition,
-        use_delta: bool,
-        prev: Option<Publication>,
-    ) {
-        self.publications
-            .lock()
-            .push((channel.to_owned(), publication, position, use_delta, prev));
-    }
-    fn handle_join(&self, channel: &str, info: ClientInfo) {
-        self.joins.lock().push((channel.to_owned(), info));
-    }
-    fn handle_leave(&self, channel: &str, info: ClientInfo) {
-        self.leaves.lock().push((channel.to_owned(), info));
-    }
-    fn handle_resubscribed(&self) {
-        self.resubscribed.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-impl ControlEventHandler for Recorder {
-    fn handle_control(&self, data: Bytes) {
-        self.control.lock().push(data);
-    }
-}
-
-impl Recorder {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
-    }
-
-    pub fn offsets(&self, channel: &str) -> Vec<u64> {
-        self.publications
-            .lock()
-            .iter()
-            .filter(|d| d.0 == channel)
-            .map(|d| d.1.offset)
-            .collect()
-    }
-
-    pub fn datas(&self, channel: &str) -> Vec<Bytes> {
-        self.publications
-            .lock()
-            .iter()
-            .filter(|d| d.0 == channel)
-            .map(|d| d.1.data.clone())
-            .collect()
-    }
-}
-
-/// Polls `cond` until true or `within` passed; returns the last value.
-pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
