@@ -1,5 +1,7 @@
-//! Two brokers ("nodes") on the shared NATS server: delivery, order, join/leave,
-//! unsubscribe, history and the wire format.
+//! NATS against the broker conformance suite (PUB/SUB only: no history, versions or
+//! idempotency, as upstream), plus what is NATS's own: subscription calls applied in call
+//! order, history refused, wildcards refused, the wire format and raw mode. Runs on the
+//! shared NATS server, each test under its own subject prefix.
 
 mod support;
 
@@ -11,8 +13,18 @@ use futures_util::StreamExt;
 use gyre::{Broker, BrokerError, ClientInfo, HistoryOptions, PublishOptions, StreamPosition};
 use gyre_nats::{HISTORY_NOT_AVAILABLE, NatsConfig, RawMode};
 use gyre_protocol::proto;
+use gyre_testkit::{Seen, broker_conformance};
 use prost::Message;
-use support::{Seen, TEST_TIMEOUT, nats_url, next, next_pub, node, unique_prefix};
+use support::{TEST_TIMEOUT, nats, nats_url, next, next_pub, node, unique_prefix};
+
+broker_conformance! {
+    engine: nats, clock: Real,
+    pubsub: run,
+    multi_node: run,
+    history: skip "NATS is at-most-once PUB/SUB: no history streams (as upstream)",
+    versioning: skip "NATS is at-most-once PUB/SUB: versions need a history stream",
+    idempotency: skip "NATS is at-most-once PUB/SUB: no idempotency results are kept",
+}
 
 fn config(prefix: &str) -> NatsConfig {
     NatsConfig::new(nats_url()).prefix(prefix)
@@ -22,164 +34,6 @@ async fn bounded(test: impl std::future::Future<Output = ()>) {
     tokio::time::timeout(TEST_TIMEOUT, test)
         .await
         .expect("test exceeded its time bound");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thousand_publications_reach_both_nodes_in_order() {
-    bounded(async {
-        let prefix = unique_prefix();
-        let (a, mut a_rx) = node(config(&prefix)).await;
-        let (b, mut b_rx) = node(config(&prefix)).await;
-        a.subscribe("chat:room").await.unwrap();
-        b.subscribe("chat:room").await.unwrap();
-        // Publishing right after subscribe returns: the subscriptions must be in effect.
-        for i in 0..1000u32 {
-            let result = a
-                .publish(
-                    "chat:room",
-                    Bytes::from(i.to_string()),
-                    PublishOptions::new(),
-                )
-                .await
-                .unwrap();
-            assert_eq!(result.position, StreamPosition::default());
-            assert!(!result.suppressed);
-        }
-        for rx in [&mut a_rx, &mut b_rx] {
-            for i in 0..1000u32 {
-                let (channel, data) = next_pub(rx).await;
-                assert_eq!(channel, "chat:room");
-                assert_eq!(
-                    data,
-                    Bytes::from(i.to_string()),
-                    "publication {i} out of order"
-                );
-            }
-            assert!(rx.try_recv().is_err(), "unexpected extra event");
-        }
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publication_carries_info_tags_delta_and_time() {
-    bounded(async {
-        let prefix = unique_prefix();
-        let (a, _a_rx) = node(config(&prefix)).await;
-        let (b, mut b_rx) = node(config(&prefix)).await;
-        b.subscribe("ch").await.unwrap();
-        let mut info = ClientInfo::new("user-1", "client-1");
-        info.conn_info = Bytes::from_static(br#"{"name":"x"}"#);
-        let tags = HashMap::from([("k".to_owned(), "v".to_owned())]);
-        let before = now_ms();
-        a.publish(
-            "ch",
-            Bytes::from_static(b"{}"),
-            PublishOptions::new()
-                .client_info(info.clone())
-                .tags(tags.clone())
-                .use_delta(true),
-        )
-        .await
-        .unwrap();
-        match next(&mut b_rx, Duration::from_secs(5)).await {
-            Seen::Publication {
-                channel,
-                publication,
-                position,
-                delta,
-            } => {
-                assert_eq!(channel, "ch");
-                assert_eq!(publication.data, Bytes::from_static(b"{}"));
-                assert_eq!(publication.info, Some(info));
-                assert_eq!(publication.tags, tags);
-                assert_eq!(publication.offset, 0);
-                assert!(publication.time >= before && publication.time <= now_ms());
-                assert_eq!(position, StreamPosition::default());
-                assert!(delta);
-            }
-            other => panic!("expected a publication, got {other:?}"),
-        }
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn join_and_leave_reach_other_node() {
-    bounded(async {
-        let prefix = unique_prefix();
-        let (a, _a_rx) = node(config(&prefix)).await;
-        let (b, mut b_rx) = node(config(&prefix)).await;
-        b.subscribe("room").await.unwrap();
-        let mut info = ClientInfo::new("u", "c");
-        info.chan_info = Bytes::from_static(b"\"ci\"");
-        a.publish_join("room", info.clone()).await.unwrap();
-        a.publish_leave("room", info.clone()).await.unwrap();
-        assert_eq!(
-            next(&mut b_rx, Duration::from_secs(5)).await,
-            Seen::Join("room".into(), info.clone())
-        );
-        assert_eq!(
-            next(&mut b_rx, Duration::from_secs(5)).await,
-            Seen::Leave("room".into(), info)
-        );
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unsubscribe_stops_delivery_and_subscribe_resumes_it() {
-    bounded(async {
-        let prefix = unique_prefix();
-        let (a, _a_rx) = node(config(&prefix)).await;
-        let (b, mut b_rx) = node(config(&prefix)).await;
-        b.subscribe("x").await.unwrap();
-        b.subscribe("marker").await.unwrap();
-        // Subscribing twice is one subscription: one delivery per publication.
-        b.subscribe("x").await.unwrap();
-        a.publish("x", Bytes::from_static(b"1"), PublishOptions::new())
-            .await
-            .unwrap();
-        a.publish("marker", Bytes::from_static(b"m1"), PublishOptions::new())
-            .await
-            .unwrap();
-        // Channels are delivered independently: their relative order is free.
-        let mut seen = vec![next_pub(&mut b_rx).await, next_pub(&mut b_rx).await];
-        seen.sort();
-        assert_eq!(
-            seen,
-            vec![
-                ("marker".to_owned(), Bytes::from_static(b"m1")),
-                ("x".to_owned(), Bytes::from_static(b"1"))
-            ]
-        );
-
-        b.unsubscribe("x").await.unwrap();
-        b.unsubscribe("x").await.unwrap();
-        b.unsubscribe("never-subscribed").await.unwrap();
-        a.publish("x", Bytes::from_static(b"2"), PublishOptions::new())
-            .await
-            .unwrap();
-        // NATS keeps one publisher's order: once the marker arrives, "2" would have too.
-        a.publish("marker", Bytes::from_static(b"m2"), PublishOptions::new())
-            .await
-            .unwrap();
-        assert_eq!(
-            next_pub(&mut b_rx).await,
-            ("marker".into(), Bytes::from_static(b"m2"))
-        );
-
-        b.subscribe("x").await.unwrap();
-        a.publish("x", Bytes::from_static(b"3"), PublishOptions::new())
-            .await
-            .unwrap();
-        assert_eq!(
-            next_pub(&mut b_rx).await,
-            ("x".into(), Bytes::from_static(b"3"))
-        );
-        assert!(b_rx.try_recv().is_err(), "unexpected extra event");
-    })
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,7 +79,7 @@ async fn concurrent_subscribe_unsubscribe_end_in_call_order() {
             }
             assert_eq!(seen, expected);
             tokio::time::sleep(Duration::from_millis(100)).await;
-            assert!(b_rx.try_recv().is_err(), "unexpected extra event");
+            assert!(b_rx.try_next().is_none(), "unexpected extra event");
         }
     })
     .await;
@@ -342,13 +196,9 @@ async fn wire_format_is_centrifugo_push_on_client_subject() {
         .await
         .unwrap();
         match next(&mut a_rx, Duration::from_secs(5)).await {
-            Seen::Publication {
-                publication,
-                position,
-                ..
-            } => {
-                assert_eq!(position, StreamPosition::new(5, "ep"));
-                assert!(publication.tags.is_empty());
+            Seen::Publication(d) => {
+                assert_eq!(d.position, StreamPosition::new(5, "ep"));
+                assert!(d.publication.tags.is_empty());
             }
             other => panic!("expected a publication, got {other:?}"),
         }
@@ -412,11 +262,4 @@ async fn raw_mode_exchanges_bare_payloads() {
         );
     })
     .await;
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }

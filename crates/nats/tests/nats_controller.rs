@@ -7,7 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use gyre::Controller;
 use gyre_nats::{NatsBroker, NatsConfig};
-use support::{Recorder, Seen, TEST_TIMEOUT, nats_url, next, unique_prefix};
+use gyre_testkit::{Recorder, Seen};
+use support::{TEST_TIMEOUT, nats_url, next, unique_prefix};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcast_reaches_every_node_and_direct_only_its_target() {
@@ -16,8 +17,8 @@ async fn broadcast_reaches_every_node_and_direct_only_its_target() {
         let config = NatsConfig::new(nats_url()).prefix(&prefix);
         let a = NatsBroker::connect(config.clone()).await.unwrap();
         let b = NatsBroker::connect(config).await.unwrap();
-        let (a_rec, mut a_rx) = Recorder::new();
-        let (b_rec, mut b_rx) = Recorder::new();
+        let (a_rec, b_rec) = (Recorder::new(), Recorder::new());
+        let (mut a_rx, mut b_rx) = (a_rec.reader(), b_rec.reader());
         Controller::run(&a, "node-a", a_rec).await.unwrap();
         Controller::run(&b, "node-b", b_rec).await.unwrap();
 
@@ -48,8 +49,8 @@ async fn broadcast_reaches_every_node_and_direct_only_its_target() {
         );
         // Nothing else: a misrouted direct message would have arrived before the broadcast.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(a_rx.try_recv().is_err());
-        assert!(b_rx.try_recv().is_err());
+        assert!(a_rx.try_next().is_none());
+        assert!(b_rx.try_next().is_none());
     })
     .await
     .expect("test exceeded its time bound");

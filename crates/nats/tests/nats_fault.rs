@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use gyre::{Broker, BrokerError, Controller, PublishOptions};
 use gyre_nats::{NatsBroker, NatsConfig};
-use support::{NatsServer, Recorder, Seen, TEST_TIMEOUT, next, next_pub, node, unique_prefix};
+use gyre_testkit::{Recorder, Seen};
+use support::{NatsServer, TEST_TIMEOUT, next, next_pub, node, unique_prefix};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_fails_publish_within_timeout_then_deliveries_resume() {
@@ -20,8 +21,8 @@ async fn outage_fails_publish_within_timeout_then_deliveries_resume() {
             .write_timeout(write_timeout);
         let (a, mut a_rx) = node(config.clone()).await;
         let (b, mut b_rx) = node(config).await;
-        let (a_control, mut a_control_rx) = Recorder::new();
-        let (b_control, mut b_control_rx) = Recorder::new();
+        let (a_control, b_control) = (Recorder::new(), Recorder::new());
+        let (mut a_control_rx, mut b_control_rx) = (a_control.reader(), b_control.reader());
         Controller::run(&a, "a", a_control).await.unwrap();
         Controller::run(&b, "b", b_control).await.unwrap();
         b.subscribe("ch").await.unwrap();
@@ -74,7 +75,7 @@ async fn outage_fails_publish_within_timeout_then_deliveries_resume() {
                     Seen::Resubscribed => break,
                     // Publications queued in the instant before the loss was noticed may
                     // still arrive (at most once).
-                    Seen::Publication { .. } => {}
+                    Seen::Publication(_) => {}
                     other => panic!("unexpected {other:?}"),
                 }
             }

@@ -1,4 +1,5 @@
-//! Shared fixtures: a recording handler, unique prefixes and a disposable nats-server.
+//! Shared fixtures: the suite's NATS engine, reading recorded events, unique prefixes and
+//! a disposable nats-server.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -7,96 +8,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gyre::{
-    Broker, BrokerEventHandler, ClientInfo, ControlEventHandler, Publication, StreamPosition,
-};
+use gyre::{BoxFuture, Broker};
 use gyre_nats::{NatsBroker, NatsConfig};
-use tokio::sync::mpsc;
+use gyre_testkit::conformance::{BrokerEngine, TestNode};
+use gyre_testkit::{Reader, Recorder, Seen};
 
 /// Bound of every test.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// What a handler saw.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Seen {
-    Publication {
-        channel: String,
-        publication: Publication,
-        position: StreamPosition,
-        delta: bool,
-    },
-    Join(String, ClientInfo),
-    Leave(String, ClientInfo),
-    Resubscribed,
-    Control(Bytes),
-}
-
-/// Records every call into a channel.
-#[derive(Debug)]
-pub struct Recorder {
-    tx: mpsc::UnboundedSender<Seen>,
-}
-
-impl Recorder {
-    pub fn new() -> (Arc<Recorder>, mpsc::UnboundedReceiver<Seen>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (Arc::new(Recorder { tx }), rx)
+/// Next event, failing the test after `wait`. NATS carries no previous publication.
+pub async fn next(rx: &mut Reader, wait: Duration) -> Seen {
+    let seen = rx.next(wait).await;
+    if let Seen::Publication(d) = &seen {
+        assert!(d.prev.is_none(), "NATS carries no previous publication");
     }
-}
-
-impl BrokerEventHandler for Recorder {
-    fn handle_publication(
-        &self,
-        channel: &str,
-        publication: Publication,
-        position: StreamPosition,
-        use_delta: bool,
-        prev: Option<Publication>,
-    ) {
-        assert!(prev.is_none(), "NATS carries no previous publication");
-        let _ = self.tx.send(Seen::Publication {
-            channel: channel.to_owned(),
-            publication,
-            position,
-            delta: use_delta,
-        });
-    }
-
-    fn handle_join(&self, channel: &str, info: ClientInfo) {
-        let _ = self.tx.send(Seen::Join(channel.to_owned(), info));
-    }
-
-    fn handle_leave(&self, channel: &str, info: ClientInfo) {
-        let _ = self.tx.send(Seen::Leave(channel.to_owned(), info));
-    }
-
-    fn handle_resubscribed(&self) {
-        let _ = self.tx.send(Seen::Resubscribed);
-    }
-}
-
-impl ControlEventHandler for Recorder {
-    fn handle_control(&self, data: Bytes) {
-        let _ = self.tx.send(Seen::Control(data));
-    }
-}
-
-/// Next event, failing the test after `wait`.
-pub async fn next(rx: &mut mpsc::UnboundedReceiver<Seen>, wait: Duration) -> Seen {
-    tokio::time::timeout(wait, rx.recv())
-        .await
-        .expect("no event in time")
-        .expect("handler dropped")
+    seen
 }
 
 /// Next publication's channel and data, failing on anything else.
-pub async fn next_pub(rx: &mut mpsc::UnboundedReceiver<Seen>) -> (String, Bytes) {
+pub async fn next_pub(rx: &mut Reader) -> (String, Bytes) {
     match next(rx, Duration::from_secs(5)).await {
-        Seen::Publication {
-            channel,
-            publication,
-            ..
-        } => (channel, publication.data),
+        Seen::Publication(d) => (d.channel, d.publication.data),
         other => panic!("expected a publication, got {other:?}"),
     }
 }
@@ -112,11 +44,35 @@ pub fn nats_url() -> String {
 }
 
 /// A connected and running broker with its recorded events.
-pub async fn node(config: NatsConfig) -> (NatsBroker, mpsc::UnboundedReceiver<Seen>) {
+pub async fn node(config: NatsConfig) -> (NatsBroker, Reader) {
     let broker = NatsBroker::connect(config).await.expect("connect to NATS");
-    let (recorder, rx) = Recorder::new();
-    broker.run(recorder).await.unwrap();
-    (broker, rx)
+    let recorder = Recorder::new();
+    broker.run(recorder.clone()).await.unwrap();
+    (broker, recorder.reader())
+}
+
+/// The conformance suite's view of NATS: every node of one case uses the case's own
+/// subject prefix on the shared server.
+pub struct Nats {
+    config: NatsConfig,
+}
+
+/// NATS with a fresh subject prefix.
+pub async fn nats(_test: &str) -> Nats {
+    Nats {
+        config: NatsConfig::new(nats_url()).prefix(unique_prefix()),
+    }
+}
+
+impl BrokerEngine for Nats {
+    fn node(&self) -> BoxFuture<'_, Arc<TestNode>> {
+        Box::pin(async {
+            let broker = NatsBroker::connect(self.config.clone())
+                .await
+                .expect("connect to NATS");
+            Arc::new(TestNode::start(Arc::new(broker)).await)
+        })
+    }
 }
 
 /// A nats-server of our own on a spare loopback port; killed by PID when dropped.
