@@ -2,62 +2,21 @@
 //! the HTTP API publish (keep-alive connection, with and without history) and the
 //! connect path (new TCP + WebSocket handshake + `connect` with an HS256 JWT).
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::{SinkExt, StreamExt};
+use gyre_testkit::{GyreBinary, GyreProcess};
 use tokio_tungstenite::tungstenite::Message;
 
 const SECRET: &str = "bench-secret";
 
-struct Server {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start() -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = tempfile::tempdir().unwrap();
+fn start() -> GyreProcess {
     let config = serde_json::json!({
-        "http_server": {"address": "127.0.0.1", "port": port},
         "log": {"level": "error"},
         "client": {"token": {"hmac_secret_key": SECRET}},
         "http_api": {"key": "bench"},
         "channel": {"namespaces": [{"name": "history", "history_size": 100, "history_ttl": "60s"}]}
     });
-    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_gyre"))
-        .arg("-c")
-        .arg(dir.path().join("config.json"))
-        .env_clear()
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "gyre did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Server {
-        child,
-        port,
-        _dir: dir,
-    }
+    GyreBinary::new(env!("CARGO_BIN_EXE_gyre")).start(&config)
 }
 
 fn token(user: &str) -> String {
@@ -77,7 +36,7 @@ fn server_paths(c: &mut Criterion) {
         .unwrap();
     let server = start();
     let http = reqwest::Client::new();
-    let api = format!("http://127.0.0.1:{}/api/publish", server.port);
+    let api = format!("http://127.0.0.1:{}/api/publish", server.port());
 
     let mut group = c.benchmark_group("server");
     for (name, channel) in [
@@ -105,7 +64,7 @@ fn server_paths(c: &mut Criterion) {
         });
     }
 
-    let url = format!("ws://127.0.0.1:{}/connection/websocket", server.port);
+    let url = format!("ws://127.0.0.1:{}/connection/websocket", server.port());
     let connect = format!(r#"{{"id":1,"connect":{{"token":"{}"}}}}"#, token("42"));
     group.bench_function("connect_jwt", |b| {
         b.iter(|| {

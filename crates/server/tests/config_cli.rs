@@ -1,17 +1,17 @@
 //! The `gyre` binary's configuration commands, run as a user would run them.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use gyre_testkit::{GyreBinary, free_port};
+
+fn binary() -> GyreBinary {
+    GyreBinary::new(env!("CARGO_BIN_EXE_gyre"))
+}
 
 /// Runs `gyre` in `dir` with a clean environment plus `env`.
 fn gyre(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gyre"))
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .envs(env.iter().copied())
-        .output()
-        .expect("gyre runs")
+    binary().run(dir, args, env)
 }
 
 fn stdout(o: &Output) -> String {
@@ -208,54 +208,13 @@ fn defaultenv_lists_every_key_with_defaults() {
     assert_eq!(names, sorted);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts the server, waits for the line announcing where it serves clients, stops it
 /// and returns everything it printed up to then.
 fn serve_until_listening(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
-    use std::io::{BufRead, BufReader};
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gyre"));
-    cmd.current_dir(dir)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .stdout(std::process::Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let mut text = String::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                text.push_str(&line);
-                text.push('\n');
-                if line.contains("serving client connections") {
-                    break;
-                }
-            }
-            Err(_) => break,
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    text
+    let path = std::env::var("PATH").unwrap_or_default();
+    let mut with_path = vec![("PATH", path.as_str())];
+    with_path.extend_from_slice(env);
+    binary().serve_until(dir, args, &with_path, "serving client connections")
 }
 
 #[test]

@@ -72,11 +72,7 @@ async fn metrics_use_centrifugo_names_and_health_answers() {
 
 #[tokio::test]
 async fn api_moves_to_the_internal_port_when_one_is_set() {
-    let internal = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let internal = gyre_testkit::free_port();
     let mut config = open_config();
     config["http_server"] =
         json!({"internal_port": internal.to_string(), "internal_address": "127.0.0.1"});

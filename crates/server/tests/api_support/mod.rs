@@ -1,14 +1,14 @@
-//! Runs the real `gyre` binary for the server API tests, and talks to it over HTTP and
-//! WebSocket.
+//! Runs the real `gyre` binary (with the testkit's [`GyreBinary`]) for the server API
+//! tests, and talks to it over HTTP and WebSocket.
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use gyre_testkit::{GyreBinary, GyreProcess};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -17,9 +17,8 @@ pub const KEY: &str = "test-api-key";
 
 /// A running `gyre` process, killed (by its PID) on drop.
 pub struct Server {
-    child: Child,
+    process: GyreProcess,
     pub addr: SocketAddr,
-    _dir: tempfile::TempDir,
     pub log: PathBuf,
     http: reqwest::Client,
 }
@@ -36,14 +35,6 @@ fn merge(base: &mut Value, overlay: Value) {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Server {
     /// Starts `gyre` with the API key [`KEY`], insecure client connections and `config`
     /// merged over that.
@@ -54,53 +45,13 @@ impl Server {
             "log": {"level": "error"},
         });
         merge(&mut base, config);
-        // The port is chosen before the process binds it: retry if another test took it.
-        for _ in 0..5 {
-            let port = free_port();
-            merge(
-                &mut base,
-                json!({"http_server": {"address": "127.0.0.1", "port": port}}),
-            );
-            if let Some(server) = Server::spawn(&base, port) {
-                return server;
-            }
-        }
-        panic!("gyre did not start");
-    }
-
-    fn spawn(config: &Value, port: u16) -> Option<Server> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.json");
-        std::fs::write(&path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
-        let log = dir.path().join("gyre.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gyre"))
-            .arg("-c")
-            .arg(&path)
-            .current_dir(dir.path())
-            .env_clear()
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("gyre starts");
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                return None;
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "gyre did not listen on {addr}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(Server {
-            child,
-            addr,
-            _dir: dir,
-            log,
+        let process = GyreBinary::new(env!("CARGO_BIN_EXE_gyre")).start(&base);
+        Server {
+            addr: process.addr(),
+            log: process.log_path(),
+            process,
             http: reqwest::Client::new(),
-        })
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -176,13 +127,6 @@ impl Server {
         assert!(reply.get("error").is_none(), "connect: {reply}");
         ws.client = reply["connect"]["client"].as_str().unwrap().to_owned();
         ws
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -1,6 +1,7 @@
 //! Test support shared by the integration tests: starts the real `gyre` binary with a
-//! temporary configuration on a free 127.0.0.1 port ([`Server`]), speaks the client
-//! protocol over WebSocket ([`WsClient`]) and makes HS256 tokens ([`hs256`]).
+//! temporary configuration on a free 127.0.0.1 port ([`Server`], on the testkit's
+//! [`GyreBinary`]), speaks the client protocol over WebSocket ([`WsClient`]) and makes
+//! HS256 tokens ([`hs256`]).
 //!
 //! Every test crate includes this with `mod support;` and uses a part of it.
 #![allow(dead_code, unreachable_pub)]
@@ -9,13 +10,11 @@ pub mod cluster;
 pub mod policy;
 
 use std::collections::VecDeque;
-use std::fs::File;
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::ops::Deref;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
+use gyre_testkit::{GyreBinary, GyreProcess};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -23,128 +22,33 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 /// How long a test waits for anything (server start, a reply, a close).
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A running `gyre` process, killed (by PID) when dropped.
-pub struct Server {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
+/// The `gyre` binary built for these tests.
+pub fn gyre() -> GyreBinary {
+    GyreBinary::new(env!("CARGO_BIN_EXE_gyre"))
 }
 
+/// A running `gyre` process (see [`GyreProcess`] for what it offers), killed when dropped.
+pub struct Server(GyreProcess);
+
 impl Server {
-    /// Starts `gyre` with `config` (any Centrifugo v6 JSON config). `http_server.address`
-    /// and `http_server.port` are overridden with 127.0.0.1 and a free port. Returns when
-    /// the port accepts connections; panics with the server's output if it exits.
+    /// Starts `gyre` with `config` (any Centrifugo v6 JSON config) on 127.0.0.1 and a
+    /// free port; returns when the port accepts connections.
     pub fn start(config: Value) -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut last_log = String::new();
-        for _ in 0..5 {
-            let port = free_port();
-            write_config(&dir.path().join("config.json"), &config, port);
-            let log = File::create(dir.path().join("gyre.log")).expect("log file");
-            let mut child = Command::new(env!("CARGO_BIN_EXE_gyre"))
-                .arg("--config")
-                .arg(dir.path().join("config.json"))
-                .current_dir(dir.path())
-                .env_clear()
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log file"))
-                .stderr(log)
-                .spawn()
-                .expect("gyre starts");
-            let deadline = Instant::now() + TIMEOUT;
-            loop {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Server { child, port, dir };
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "gyre did not listen on {port} in time:\n{}",
-                        read_log(dir.path())
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.wait();
-            last_log = read_log(dir.path());
-            // Another process may have taken the port between the probe and the bind.
-            if !last_log.contains("in use") {
-                break;
-            }
-        }
-        panic!("gyre exited at start:\n{last_log}");
-    }
-
-    /// The port of the main listener.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// `http://127.0.0.1:<port>`.
-    pub fn http_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// `ws://127.0.0.1:<port>/connection/websocket`.
-    pub fn ws_url(&self) -> String {
-        format!("ws://127.0.0.1:{}/connection/websocket", self.port)
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// What the server wrote to stdout and stderr so far.
-    pub fn logs(&self) -> String {
-        read_log(self.dir.path())
-    }
-
-    /// Path of the configuration file the server reads.
-    pub fn config_path(&self) -> PathBuf {
-        self.dir.path().join("config.json")
+        Server(gyre().start(&config))
     }
 
     /// Rewrites the configuration file (same address and port) and sends SIGHUP.
     pub fn reload(&self, config: Value) {
-        write_config(&self.config_path(), &config, self.port);
-        let status = Command::new("kill")
-            .args(["-HUP", &self.pid().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "SIGHUP to {}", self.pid());
+        self.0.reload(&config);
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Deref for Server {
+    type Target = GyreProcess;
+
+    fn deref(&self) -> &GyreProcess {
+        &self.0
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-fn write_config(path: &Path, config: &Value, port: u16) {
-    let mut config = config.clone();
-    let root = config.as_object_mut().expect("config is a JSON object");
-    let http = root.entry("http_server").or_insert_with(|| json!({}));
-    http["address"] = json!("127.0.0.1");
-    http["port"] = json!(port);
-    std::fs::write(path, serde_json::to_vec_pretty(&config).unwrap()).expect("write config");
-}
-
-fn read_log(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("gyre.log")).unwrap_or_default()
 }
 
 /// Current Unix time in seconds.
