@@ -60,6 +60,13 @@ impl BrokerEngine for Redis {
         })
     }
 
+    fn assert_nothing_stored(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {
+            let keys = keys(MAIN_REDIS, &self.config.prefix).await;
+            assert!(keys.is_empty(), "{keys:?}");
+        })
+    }
+
     fn cleanup(&self) -> BoxFuture<'_, ()> {
         Box::pin(cleanup(MAIN_REDIS, &self.config.prefix))
     }
@@ -83,6 +90,21 @@ impl PresenceEngine for Redis {
     }
 }
 
+/// Every key under `prefix` on the server at `url` (none when it cannot be reached).
+pub async fn keys(url: &str, prefix: &str) -> Vec<String> {
+    let Ok(client) = redis::Client::open(url) else {
+        return Vec::new();
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return Vec::new();
+    };
+    redis::cmd("KEYS")
+        .arg(format!("{prefix}.*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default()
+}
+
 /// Deletes every key under `prefix` on the server at `url`.
 pub async fn cleanup(url: &str, prefix: &str) {
     let Ok(client) = redis::Client::open(url) else {
@@ -91,12 +113,7 @@ pub async fn cleanup(url: &str, prefix: &str) {
     let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
         return;
     };
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}.*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap_or_default();
-    for key in keys {
+    for key in keys(url, prefix).await {
         let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(key).query_async(&mut conn).await;
     }
 }

@@ -27,6 +27,8 @@ use crate::recorder::{Seen, eventually};
 const WAIT: Duration = Duration::from_secs(5);
 /// Length of a stream epoch (upstream: 8 random letters).
 const EPOCH_LEN: usize = 8;
+/// The shortest TTL every engine keeps exactly (Redis counts in whole seconds).
+const SECOND: Duration = Duration::from_secs(1);
 
 fn hist(size: usize, ttl: Duration) -> PublishOptions {
     PublishOptions::new().history(size, ttl)
@@ -102,6 +104,7 @@ pub async fn publish_without_history_delivers_without_position(engine: &impl Bro
     assert!(delivered.iter().all(|d| d.publication.offset == 0
         && d.position == StreamPosition::default()
         && d.prev.is_none()));
+    engine.assert_nothing_stored().await;
     engine.cleanup().await;
 }
 
@@ -373,17 +376,12 @@ pub async fn trims_to_history_size(engine: &impl BrokerEngine) {
 /// Publications are gone `history_ttl` after the last publish; the position stays.
 pub async fn history_expires_after_ttl_but_position_stays(engine: &impl BrokerEngine) {
     let n = engine.node().await;
-    publish_n(
-        n.broker.as_ref(),
-        "ch",
-        2,
-        &hist(10, Duration::from_secs(1)),
-    )
-    .await;
-    let h = read(n.broker.as_ref(), "ch", HistoryOptions::new(-1)).await;
+    let b = n.broker.as_ref();
+    publish_n(b, "ch", 2, &hist(10, SECOND)).await;
+    let h = read(b, "ch", HistoryOptions::new(-1)).await;
     assert_eq!(h.publications.len(), 2);
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    let h2 = read(n.broker.as_ref(), "ch", HistoryOptions::new(-1)).await;
+    let h2 = read(b, "ch", HistoryOptions::new(-1)).await;
     assert!(h2.publications.is_empty());
     // The position outlives the publications.
     assert_eq!(h2.position, h.position);
@@ -395,22 +393,11 @@ pub async fn history_expires_after_ttl_but_position_stays(engine: &impl BrokerEn
 /// newer one: a hole in the kept part of a stream would make recovery unsound.
 pub async fn older_publication_never_outlives_newer(engine: &impl BrokerEngine) {
     let n = engine.node().await;
-    publish_n(
-        n.broker.as_ref(),
-        "ch",
-        1,
-        &hist(10, Duration::from_secs(100)),
-    )
-    .await;
-    publish_n(
-        n.broker.as_ref(),
-        "ch",
-        1,
-        &hist(10, Duration::from_secs(1)),
-    )
-    .await;
+    let b = n.broker.as_ref();
+    publish_n(b, "ch", 1, &hist(10, 100 * SECOND)).await;
+    publish_n(b, "ch", 1, &hist(10, SECOND)).await;
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    let h = read(n.broker.as_ref(), "ch", HistoryOptions::new(-1)).await;
+    let h = read(b, "ch", HistoryOptions::new(-1)).await;
     assert!(
         h.publications.is_empty(),
         "a hole would make recovery unsound"
@@ -743,7 +730,7 @@ pub async fn idempotent_publish(engine: &impl BrokerEngine) {
 /// [`Clock`](super::Clock) variant. Every group must be named with `run` or with
 /// `skip "why"`; skipped cases are listed as ignored tests with that reason.
 ///
-/// ```ignore
+/// ```text
 /// gyre_testkit::broker_conformance! {
 ///     engine: nats_engine, clock: Real,
 ///     pubsub: run, multi_node: run,
@@ -765,18 +752,18 @@ macro_rules! broker_conformance {
         mod broker_conformance {
             #[allow(unused_imports)]
             use super::*;
-            $crate::__broker_cases!(($p $($pw)?); $engine, $clock;
+            $crate::__conformance_cases!(broker; ($p $($pw)?); $engine, $clock;
                 publish_without_history_delivers_without_position,
                 publication_carries_info_tags_delta_and_time,
                 publications_arrive_in_publish_order,
                 join_and_leave_are_delivered,
                 run_twice_is_rejected,
             );
-            $crate::__broker_cases!(($m $($mw)?); $engine, $clock;
+            $crate::__conformance_cases!(broker; ($m $($mw)?); $engine, $clock;
                 publications_reach_every_subscribed_node,
                 only_subscribed_nodes_receive,
             );
-            $crate::__broker_cases!(($h $($hw)?); $engine, $clock;
+            $crate::__conformance_cases!(broker; ($h $($hw)?); $engine, $clock;
                 offsets_start_at_one_with_stable_epoch,
                 trims_to_history_size,
                 history_expires_after_ttl_but_position_stays,
@@ -791,20 +778,12 @@ macro_rules! broker_conformance {
                 delta_gets_previous_publication,
                 concurrent_publishers_deliver_in_offset_order,
             );
-            $crate::__broker_cases!(($v $($vw)?); $engine, $clock;
+            $crate::__conformance_cases!(broker; ($v $($vw)?); $engine, $clock;
                 versioned_publish,
             );
-            $crate::__broker_cases!(($i $($iw)?); $engine, $clock;
+            $crate::__conformance_cases!(broker; ($i $($iw)?); $engine, $clock;
                 idempotent_publish,
             );
         }
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __broker_cases {
-    ($mode:tt; $engine:path, $clock:ident; $($case:ident),* $(,)?) => {
-        $( $crate::__conformance_case!($mode, $engine, $clock, broker, $case); )*
     };
 }

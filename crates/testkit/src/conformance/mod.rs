@@ -113,6 +113,13 @@ pub trait BrokerEngine: Send + Sync {
         Box::pin(async { (self.node().await, self.node().await) })
     }
 
+    /// Checks that the engine keeps nothing for the case's channels; called after
+    /// publishes without history. Engines whose state a test cannot see keep the default,
+    /// which checks nothing.
+    fn assert_nothing_stored(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
     /// Removes what the case left in the engine.
     fn cleanup(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
@@ -155,5 +162,14 @@ macro_rules! __conformance_case {
         #[test]
         #[ignore = $why]
         fn $case() {}
+    };
+}
+
+/// The tests of one group of cases of `suite`, all run or all skipped.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    ($suite:ident; $mode:tt; $engine:path, $clock:ident; $($case:ident),* $(,)?) => {
+        $( $crate::__conformance_case!($mode, $engine, $clock, $suite, $case); )*
     };
 }

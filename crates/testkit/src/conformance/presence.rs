@@ -118,20 +118,12 @@ macro_rules! presence_conformance {
         mod presence_conformance {
             #[allow(unused_imports)]
             use super::*;
-            $crate::__presence_cases!(($b $($bw)?); $engine, $clock;
+            $crate::__conformance_cases!(presence; ($b $($bw)?); $engine, $clock;
                 presence_add_refresh_remove_and_stats,
             );
-            $crate::__presence_cases!(($t $($tw)?); $engine, $clock;
+            $crate::__conformance_cases!(presence; ($t $($tw)?); $engine, $clock;
                 presence_entries_expire_without_refresh,
             );
         }
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __presence_cases {
-    ($mode:tt; $engine:path, $clock:ident; $($case:ident),* $(,)?) => {
-        $( $crate::__conformance_case!($mode, $engine, $clock, presence, $case); )*
     };
 }
