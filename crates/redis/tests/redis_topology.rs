@@ -1,6 +1,6 @@
 //! Redis Cluster (3 masters started by the test) and client-side sharding over two
 //! standalone instances: publish, history, presence and PUB/SUB across two broker
-//! instances.
+//! instances, then the whole broker conformance suite on the same servers.
 
 mod support;
 
@@ -11,13 +11,33 @@ use gyre::{
     Broker, ClientInfo, Controller, HistoryOptions, PresenceManager, PublishOptions, StreamPosition,
 };
 use gyre_redis::{RedisBroker, RedisConfig};
+use gyre_testkit::conformance::broker::{Group, run_groups};
 use gyre_testkit::{Recorder, eventually};
-use support::{RedisServer, free_port, start_cluster};
+use support::{Redis, RedisServer, free_port, start_cluster};
 
 const WAIT: Duration = Duration::from_secs(5);
 
 fn hist() -> PublishOptions {
     PublishOptions::new().history(10, Duration::from_secs(60))
+}
+
+/// Every group of the broker conformance suite, each case under its own prefix.
+async fn conformance(config: &RedisConfig, servers: &[String]) {
+    let groups = [
+        Group::PubSub,
+        Group::MultiNode,
+        Group::History,
+        Group::Versioning,
+        Group::Idempotency,
+    ];
+    run_groups(
+        |test| {
+            let engine = Redis::on(config.clone(), servers, test);
+            async { engine }
+        },
+        &groups,
+    )
+    .await;
 }
 
 /// The same scenario for any topology: node A publishes, node B receives, both read the
@@ -94,7 +114,7 @@ async fn redis_cluster_publish_history_presence_pubsub() {
     let config = RedisConfig::cluster(urls.clone()).prefix("clu");
     // Enough channels to land on every master.
     let channels: Vec<String> = (0..12).map(|i| format!("news:{i}")).collect();
-    exercise(config, &channels).await;
+    exercise(config.clone(), &channels).await;
     // Every key of one channel is hash-tagged into one slot, and the channels are spread
     // over all three masters.
     let mut masters_with_keys = 0;
@@ -121,6 +141,7 @@ async fn redis_cluster_publish_history_presence_pubsub() {
         }
     }
     assert_eq!(masters_with_keys, 3);
+    conformance(&config, &urls).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,7 +152,7 @@ async fn redis_sharding_over_two_instances() {
     let urls = [one.url(), two.url()];
     let config = RedisConfig::sharded(urls.clone()).prefix("shard");
     let channels: Vec<String> = (0..12).map(|i| format!("room{i}")).collect();
-    exercise(config, &channels).await;
+    exercise(config.clone(), &channels).await;
     // Each channel lives on exactly one instance; both instances got some channels.
     let mut per_server = Vec::new();
     for url in &urls {
@@ -150,4 +171,5 @@ async fn redis_sharding_over_two_instances() {
     for key in &per_server[0] {
         assert!(!per_server[1].contains(key));
     }
+    conformance(&config, &urls).await;
 }

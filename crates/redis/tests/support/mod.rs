@@ -28,16 +28,40 @@ pub fn unique_prefix(test: &str) -> String {
 }
 
 /// The conformance suite's view of Redis: every node and presence manager of one case
-/// uses the case's own key prefix on the main Redis.
+/// uses the case's own key prefix.
 pub struct Redis {
     pub config: RedisConfig,
+    /// Every server holding keys (each master of a cluster, each shard).
+    servers: Vec<String>,
+}
+
+impl Redis {
+    /// `config` with a prefix of its own for `test`; `servers` are where its keys may go.
+    pub fn on(config: RedisConfig, servers: &[String], test: &str) -> Redis {
+        Redis {
+            config: config.prefix(unique_prefix(test)),
+            servers: servers.to_vec(),
+        }
+    }
+
+    async fn keys(&self) -> Vec<String> {
+        let mut all = Vec::new();
+        for url in &self.servers {
+            all.extend(keys(url, &self.config.prefix).await);
+        }
+        all
+    }
+
+    async fn cleanup(&self) {
+        for url in &self.servers {
+            cleanup(url, &self.config.prefix).await;
+        }
+    }
 }
 
 /// Standalone Redis with the default (stream) history.
 pub async fn redis(test: &str) -> Redis {
-    Redis {
-        config: RedisConfig::new(MAIN_REDIS).prefix(unique_prefix(test)),
-    }
+    Redis::on(RedisConfig::new(MAIN_REDIS), &[MAIN_REDIS.to_owned()], test)
 }
 
 /// Standalone Redis keeping history in lists instead of streams.
@@ -62,13 +86,13 @@ impl BrokerEngine for Redis {
 
     fn assert_nothing_stored(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {
-            let keys = keys(MAIN_REDIS, &self.config.prefix).await;
+            let keys = self.keys().await;
             assert!(keys.is_empty(), "{keys:?}");
         })
     }
 
     fn cleanup(&self) -> BoxFuture<'_, ()> {
-        Box::pin(cleanup(MAIN_REDIS, &self.config.prefix))
+        Box::pin(Redis::cleanup(self))
     }
 }
 
@@ -86,7 +110,7 @@ impl PresenceEngine for Redis {
     }
 
     fn cleanup(&self) -> BoxFuture<'_, ()> {
-        Box::pin(cleanup(MAIN_REDIS, &self.config.prefix))
+        Box::pin(Redis::cleanup(self))
     }
 }
 

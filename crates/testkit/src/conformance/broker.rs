@@ -21,7 +21,7 @@ use gyre::{
 };
 
 use super::BrokerEngine;
-use crate::recorder::{Seen, eventually};
+use crate::recorder::{Reader, Seen, eventually};
 
 /// How long a case waits for a delivery.
 const WAIT: Duration = Duration::from_secs(5);
@@ -54,6 +54,19 @@ async fn publish_n(
         );
     }
     out
+}
+
+/// Reads the publications `publish_n` made, in order.
+async fn expect_numbered(rx: &mut Reader, channel: &str, n: usize) {
+    for i in 0..n {
+        let (got, data) = rx.next_publication().await;
+        assert_eq!(got, channel);
+        assert_eq!(
+            data,
+            Bytes::from(i.to_string()),
+            "publication {i} out of order"
+        );
+    }
 }
 
 fn offsets(pubs: &[Publication]) -> Vec<u64> {
@@ -150,29 +163,13 @@ pub async fn publications_arrive_in_publish_order(engine: &impl BrokerEngine) {
     let (a, b) = engine.pair().await;
     b.broker.subscribe("chat:room").await.unwrap();
     // Publishing right after subscribe returns: the subscription must be in effect.
-    for i in 0..1000u32 {
-        let result = a
-            .broker
-            .publish(
-                "chat:room",
-                Bytes::from(i.to_string()),
-                PublishOptions::new(),
-            )
-            .await
-            .unwrap();
+    let results = publish_n(a.broker.as_ref(), "chat:room", 1000, &PublishOptions::new()).await;
+    for result in results {
         assert_eq!(result.position, StreamPosition::default());
         assert!(!result.suppressed);
     }
     let mut rx = b.rec.reader();
-    for i in 0..1000u32 {
-        let (channel, data) = rx.next_publication().await;
-        assert_eq!(channel, "chat:room");
-        assert_eq!(
-            data,
-            Bytes::from(i.to_string()),
-            "publication {i} out of order"
-        );
-    }
+    expect_numbered(&mut rx, "chat:room", 1000).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(rx.try_next().is_none(), "unexpected extra event");
     engine.cleanup().await;
@@ -222,27 +219,10 @@ pub async fn publications_reach_every_subscribed_node(engine: &impl BrokerEngine
     let (a, b) = engine.pair().await;
     a.broker.subscribe("chat:room").await.unwrap();
     b.broker.subscribe("chat:room").await.unwrap();
-    for i in 0..1000u32 {
-        a.broker
-            .publish(
-                "chat:room",
-                Bytes::from(i.to_string()),
-                PublishOptions::new(),
-            )
-            .await
-            .unwrap();
-    }
+    publish_n(a.broker.as_ref(), "chat:room", 1000, &PublishOptions::new()).await;
     for node in [&a, &b] {
         let mut rx = node.rec.reader();
-        for i in 0..1000u32 {
-            let (channel, data) = rx.next_publication().await;
-            assert_eq!(channel, "chat:room");
-            assert_eq!(
-                data,
-                Bytes::from(i.to_string()),
-                "publication {i} out of order"
-            );
-        }
+        expect_numbered(&mut rx, "chat:room", 1000).await;
         assert!(rx.try_next().is_none(), "unexpected extra event");
     }
     engine.cleanup().await;
@@ -749,21 +729,31 @@ macro_rules! broker_conformance {
         versioning: $v:ident $($vw:literal)?,
         idempotency: $i:ident $($iw:literal)? $(,)?
     ) => {
-        mod broker_conformance {
-            #[allow(unused_imports)]
-            use super::*;
-            $crate::__conformance_cases!(broker; ($p $($pw)?); $engine, $clock;
+        $crate::__broker_case_table!(__broker_tests;
+            $engine, $clock, ($p $($pw)?), ($m $($mw)?), ($h $($hw)?), ($v $($vw)?),
+            ($i $($iw)?)
+        );
+    };
+}
+
+/// The one list of the broker cases, by group, handed to the macro `$make`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __broker_case_table {
+    ($make:ident; $($args:tt)*) => {
+        $crate::$make! { $($args)*;
+            pubsub [
                 publish_without_history_delivers_without_position,
                 publication_carries_info_tags_delta_and_time,
                 publications_arrive_in_publish_order,
                 join_and_leave_are_delivered,
                 run_twice_is_rejected,
-            );
-            $crate::__conformance_cases!(broker; ($m $($mw)?); $engine, $clock;
+            ]
+            multi_node [
                 publications_reach_every_subscribed_node,
                 only_subscribed_nodes_receive,
-            );
-            $crate::__conformance_cases!(broker; ($h $($hw)?); $engine, $clock;
+            ]
+            history [
                 offsets_start_at_one_with_stable_epoch,
                 trims_to_history_size,
                 history_expires_after_ttl_but_position_stays,
@@ -777,13 +767,102 @@ macro_rules! broker_conformance {
                 remove_history_keeps_position,
                 delta_gets_previous_publication,
                 concurrent_publishers_deliver_in_offset_order,
-            );
-            $crate::__conformance_cases!(broker; ($v $($vw)?); $engine, $clock;
-                versioned_publish,
-            );
-            $crate::__conformance_cases!(broker; ($i $($iw)?); $engine, $clock;
-                idempotent_publish,
-            );
+            ]
+            versioning [versioned_publish]
+            idempotency [idempotent_publish]
         }
     };
 }
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __broker_tests {
+    (
+        $engine:path, $clock:ident, $p:tt, $m:tt, $h:tt, $v:tt, $i:tt;
+        pubsub [$($pc:ident),* $(,)?]
+        multi_node [$($mc:ident),* $(,)?]
+        history [$($hc:ident),* $(,)?]
+        versioning [$($vc:ident),* $(,)?]
+        idempotency [$($ic:ident),* $(,)?]
+    ) => {
+        mod broker_conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__conformance_cases!(broker; $p; $engine, $clock; $($pc),*);
+            $crate::__conformance_cases!(broker; $m; $engine, $clock; $($mc),*);
+            $crate::__conformance_cases!(broker; $h; $engine, $clock; $($hc),*);
+            $crate::__conformance_cases!(broker; $v; $engine, $clock; $($vc),*);
+            $crate::__conformance_cases!(broker; $i; $engine, $clock; $($ic),*);
+        }
+    };
+}
+
+/// A group of broker cases, for [`run_groups`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// Delivery, publications without history, join and leave.
+    PubSub,
+    /// Delivery to several nodes.
+    MultiNode,
+    /// History streams.
+    History,
+    /// Versioned publishes.
+    Versioning,
+    /// Idempotency keys.
+    Idempotency,
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __broker_runner {
+    (;
+        pubsub [$($pc:ident),* $(,)?]
+        multi_node [$($mc:ident),* $(,)?]
+        history [$($hc:ident),* $(,)?]
+        versioning [$($vc:ident),* $(,)?]
+        idempotency [$($ic:ident),* $(,)?]
+    ) => {
+        /// Runs every case of `groups` one after the other, each on its own engine from
+        /// `make` (given the case's name). For engines too costly to set up per test
+        /// (a Redis Cluster, shards): start it once, then run the suite in one test.
+        pub async fn run_groups<E, F, Fut>(make: F, groups: &[Group])
+        where
+            E: BrokerEngine,
+            F: Fn(&'static str) -> Fut,
+            Fut: std::future::Future<Output = E>,
+        {
+            if groups.contains(&Group::PubSub) {
+                $(
+                    eprintln!("conformance case {}", stringify!($pc));
+                    $pc(&make(stringify!($pc)).await).await;
+                )*
+            }
+            if groups.contains(&Group::MultiNode) {
+                $(
+                    eprintln!("conformance case {}", stringify!($mc));
+                    $mc(&make(stringify!($mc)).await).await;
+                )*
+            }
+            if groups.contains(&Group::History) {
+                $(
+                    eprintln!("conformance case {}", stringify!($hc));
+                    $hc(&make(stringify!($hc)).await).await;
+                )*
+            }
+            if groups.contains(&Group::Versioning) {
+                $(
+                    eprintln!("conformance case {}", stringify!($vc));
+                    $vc(&make(stringify!($vc)).await).await;
+                )*
+            }
+            if groups.contains(&Group::Idempotency) {
+                $(
+                    eprintln!("conformance case {}", stringify!($ic));
+                    $ic(&make(stringify!($ic)).await).await;
+                )*
+            }
+        }
+    };
+}
+
+crate::__broker_case_table!(__broker_runner;);
