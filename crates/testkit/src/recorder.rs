@@ -77,11 +77,6 @@ impl Recorder {
         self.count.send_replace(len);
     }
 
-    /// Everything seen so far.
-    pub fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().clone()
-    }
-
     /// Every publication, in delivery order.
     pub fn publications(&self) -> Vec<Delivered> {
         self.seen

@@ -6,7 +6,9 @@
 //! [`presence_conformance!`](crate::presence_conformance). Those macros make one `#[test]`
 //! per case and make the engine say, group by group, whether it runs the cases or skips
 //! them and why. A skipped case stays in the test list as an ignored test carrying the
-//! reason, so `cargo test` prints every skip.
+//! reason, so `cargo test` prints every skip. For engines too costly to start per test
+//! (a Redis Cluster), [`broker::run_groups`] runs the cases one after the other inside
+//! one test.
 //!
 //! Waits are real durations of about a second (Redis keeps TTLs in whole seconds); an
 //! engine that never waits for I/O runs the suite on a paused clock ([`Clock::Paused`]),
@@ -15,7 +17,6 @@
 pub mod broker;
 pub mod presence;
 
-use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,7 +58,6 @@ pub struct TestNode {
     /// Everything the broker delivered to this node.
     pub rec: Arc<Recorder>,
     on_drop: Option<Box<dyn FnOnce() + Send + Sync>>,
-    _keep: Option<Box<dyn Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for TestNode {
@@ -75,19 +75,12 @@ impl TestNode {
             broker,
             rec,
             on_drop: None,
-            _keep: None,
         }
     }
 
     /// Calls `f` when the node is dropped (e.g. to stop the engine's background readers).
     pub fn on_drop(mut self, f: impl FnOnce() + Send + Sync + 'static) -> Self {
         self.on_drop = Some(Box::new(f));
-        self
-    }
-
-    /// Keeps `value` alive as long as the node.
-    pub fn keep(mut self, value: impl Any + Send + Sync) -> Self {
-        self._keep = Some(Box::new(value));
         self
     }
 }
