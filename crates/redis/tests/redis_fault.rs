@@ -2,15 +2,13 @@
 //! the same port: commands fail fast with `Unavailable`, and PUB/SUB reconnects,
 //! resubscribes every channel and tells the node.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gyre::{Broker, BrokerError, Controller, HistoryOptions, PublishOptions};
 use gyre_redis::{RedisBroker, RedisConfig};
+use gyre_testkit::redis_server::RedisServer;
 use gyre_testkit::{Recorder, eventually};
-use support::{RedisServer, free_port};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -23,8 +21,7 @@ fn config(url: &str) -> RedisConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart_fails_fast_then_resubscribes() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = RedisServer::start(free_port(), false, dir.path()).await;
+    let mut server = RedisServer::start(false);
     let url = server.url();
     let publisher = RedisBroker::new(config(&url)).await.unwrap();
     Broker::run(&publisher, Recorder::new()).await.unwrap();
@@ -75,7 +72,7 @@ async fn redis_restart_fails_fast_then_resubscribes() {
     );
     assert_eq!(rec.resubscribed(), 0);
 
-    server.restart().await;
+    server.restart();
     assert!(eventually(Duration::from_secs(5), || rec.resubscribed() == 1).await);
     // The command connection reconnects on its own; the first attempts may still fail.
     let mut published = None;

@@ -12,8 +12,9 @@ use gyre::{
 };
 use gyre_redis::{RedisBroker, RedisConfig};
 use gyre_testkit::conformance::broker::{Group, run_groups};
+use gyre_testkit::redis_server::{RedisServer, start_redis_cluster};
 use gyre_testkit::{Recorder, eventually};
-use support::{Redis, RedisServer, free_port, start_cluster};
+use support::Redis;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -108,8 +109,7 @@ async fn exercise(config: RedisConfig, channels: &[String]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cluster_publish_history_presence_pubsub() {
-    let dir = tempfile::tempdir().unwrap();
-    let servers = start_cluster(dir.path()).await;
+    let servers = start_redis_cluster();
     let urls: Vec<String> = servers.iter().map(RedisServer::url).collect();
     let config = RedisConfig::cluster(urls.clone()).prefix("clu");
     // Enough channels to land on every master.
@@ -146,9 +146,8 @@ async fn redis_cluster_publish_history_presence_pubsub() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_sharding_over_two_instances() {
-    let dir = tempfile::tempdir().unwrap();
-    let one = RedisServer::start(free_port(), false, dir.path()).await;
-    let two = RedisServer::start(free_port(), false, dir.path()).await;
+    let one = RedisServer::start(false);
+    let two = RedisServer::start(false);
     let urls = [one.url(), two.url()];
     let config = RedisConfig::sharded(urls.clone()).prefix("shard");
     let channels: Vec<String> = (0..12).map(|i| format!("room{i}")).collect();

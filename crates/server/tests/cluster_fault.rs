@@ -17,10 +17,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use gyre_testkit::redis_server::RedisServer;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use support::cluster::{
-    RedisServer, api_at, eventually, node_config, start_nodes, unique_prefix, wait_for_cluster,
+    api_at, eventually, node_config, start_nodes, unique_prefix, wait_for_cluster,
 };
 use support::{Reply, WsClient, policy};
 

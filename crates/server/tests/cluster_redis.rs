@@ -8,10 +8,11 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use gyre_testkit::redis_server::{RedisServer, start_redis_cluster};
 use serde_json::{Value, json};
 use support::cluster::{
-    RedisCleanup, RedisServer, api, connect_as, eventually, node_config, redis_keys, start_nodes,
-    start_redis_cluster, unique_prefix, wait_for_cluster,
+    RedisCleanup, api, connect_as, eventually, node_config, redis_keys, start_nodes, unique_prefix,
+    wait_for_cluster,
 };
 use support::{Server, WsClient};
 

@@ -14,13 +14,15 @@
 //!
 //! For the engine crates' tests: [`conformance`], the broker and presence suite every
 //! engine runs against itself, and [`Recorder`], the event handler they record with. For
-//! the server's tests: [`GyreBinary`], which runs the `gyre` executable.
+//! the server's tests: [`GyreBinary`], which runs the `gyre` executable. For both:
+//! [`redis_server`], disposable `redis-server` processes and clusters.
 
 #![warn(missing_docs)]
 
 pub mod conformance;
 mod process;
 mod recorder;
+pub mod redis_server;
 
 use std::time::Duration;
 
