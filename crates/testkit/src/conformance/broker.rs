@@ -742,18 +742,18 @@ macro_rules! broker_conformance {
 macro_rules! __broker_case_table {
     ($make:ident; $($args:tt)*) => {
         $crate::$make! { $($args)*;
-            pubsub [
+            PubSub [
                 publish_without_history_delivers_without_position,
                 publication_carries_info_tags_delta_and_time,
                 publications_arrive_in_publish_order,
                 join_and_leave_are_delivered,
                 run_twice_is_rejected,
             ]
-            multi_node [
+            MultiNode [
                 publications_reach_every_subscribed_node,
                 only_subscribed_nodes_receive,
             ]
-            history [
+            History [
                 offsets_start_at_one_with_stable_epoch,
                 trims_to_history_size,
                 history_expires_after_ttl_but_position_stays,
@@ -768,8 +768,8 @@ macro_rules! __broker_case_table {
                 delta_gets_previous_publication,
                 concurrent_publishers_deliver_in_offset_order,
             ]
-            versioning [versioned_publish]
-            idempotency [idempotent_publish]
+            Versioning [versioned_publish]
+            Idempotency [idempotent_publish]
         }
     };
 }
@@ -779,11 +779,11 @@ macro_rules! __broker_case_table {
 macro_rules! __broker_tests {
     (
         $engine:path, $clock:ident, $p:tt, $m:tt, $h:tt, $v:tt, $i:tt;
-        pubsub [$($pc:ident),* $(,)?]
-        multi_node [$($mc:ident),* $(,)?]
-        history [$($hc:ident),* $(,)?]
-        versioning [$($vc:ident),* $(,)?]
-        idempotency [$($ic:ident),* $(,)?]
+        PubSub [$($pc:ident),* $(,)?]
+        MultiNode [$($mc:ident),* $(,)?]
+        History [$($hc:ident),* $(,)?]
+        Versioning [$($vc:ident),* $(,)?]
+        Idempotency [$($ic:ident),* $(,)?]
     ) => {
         mod broker_conformance {
             #[allow(unused_imports)]
@@ -815,13 +815,7 @@ pub enum Group {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __broker_runner {
-    (;
-        pubsub [$($pc:ident),* $(,)?]
-        multi_node [$($mc:ident),* $(,)?]
-        history [$($hc:ident),* $(,)?]
-        versioning [$($vc:ident),* $(,)?]
-        idempotency [$($ic:ident),* $(,)?]
-    ) => {
+    (; $($group:ident [$($case:ident),* $(,)?])*) => {
         /// Runs every case of `groups` one after the other, each on its own engine from
         /// `make` (given the case's name). For engines too costly to set up per test
         /// (a Redis Cluster, shards): start it once, then run the suite in one test.
@@ -831,36 +825,14 @@ macro_rules! __broker_runner {
             F: Fn(&'static str) -> Fut,
             Fut: std::future::Future<Output = E>,
         {
-            if groups.contains(&Group::PubSub) {
-                $(
-                    eprintln!("conformance case {}", stringify!($pc));
-                    $pc(&make(stringify!($pc)).await).await;
-                )*
-            }
-            if groups.contains(&Group::MultiNode) {
-                $(
-                    eprintln!("conformance case {}", stringify!($mc));
-                    $mc(&make(stringify!($mc)).await).await;
-                )*
-            }
-            if groups.contains(&Group::History) {
-                $(
-                    eprintln!("conformance case {}", stringify!($hc));
-                    $hc(&make(stringify!($hc)).await).await;
-                )*
-            }
-            if groups.contains(&Group::Versioning) {
-                $(
-                    eprintln!("conformance case {}", stringify!($vc));
-                    $vc(&make(stringify!($vc)).await).await;
-                )*
-            }
-            if groups.contains(&Group::Idempotency) {
-                $(
-                    eprintln!("conformance case {}", stringify!($ic));
-                    $ic(&make(stringify!($ic)).await).await;
-                )*
-            }
+            $(
+                if groups.contains(&Group::$group) {
+                    $(
+                        eprintln!("conformance case {}", stringify!($case));
+                        $case(&make(stringify!($case)).await).await;
+                    )*
+                }
+            )*
         }
     };
 }
