@@ -38,7 +38,7 @@ use gyre::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-pub use process::{GyreBinary, GyreProcess, free_port};
+pub use process::{GyreBinary, GyreProcess, free_port, merge_config};
 pub use recorder::{Delivered, Reader, Recorder, Seen, eventually};
 
 /// Publications kept per channel.

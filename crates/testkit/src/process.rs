@@ -210,6 +210,19 @@ impl Drop for GyreProcess {
     }
 }
 
+/// Merges `overlay` into the configuration `base`: objects key by key, anything else
+/// replaced.
+pub fn merge_config(base: &mut Value, overlay: Value) {
+    match (base, overlay) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                merge_config(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

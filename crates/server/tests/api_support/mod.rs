@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use gyre_testkit::{GyreBinary, GyreProcess};
+use gyre_testkit::{GyreBinary, GyreProcess, merge_config};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -23,18 +23,6 @@ pub struct Server {
     http: reqwest::Client,
 }
 
-/// Merges `overlay` into `base` (objects key by key, anything else replaced).
-fn merge(base: &mut Value, overlay: Value) {
-    match (base, overlay) {
-        (Value::Object(b), Value::Object(o)) => {
-            for (k, v) in o {
-                merge(b.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (b, o) => *b = o,
-    }
-}
-
 impl Server {
     /// Starts `gyre` with the API key [`KEY`], insecure client connections and `config`
     /// merged over that.
@@ -44,7 +32,7 @@ impl Server {
             "client": {"insecure": true, "allowed_origins": ["*"]},
             "log": {"level": "error"},
         });
-        merge(&mut base, config);
+        merge_config(&mut base, config);
         let process = GyreBinary::new(env!("CARGO_BIN_EXE_gyre")).start(&base);
         Server {
             addr: process.addr(),

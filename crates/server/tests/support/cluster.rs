@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use gyre_testkit::merge_config;
 use gyre_testkit::redis_server::redis_cli;
 use serde_json::{Value, json};
 
@@ -18,18 +19,6 @@ pub fn unique_prefix(test: &str) -> String {
         .unwrap()
         .as_nanos();
     format!("gyrecluster.{test}.{}.{nanos}", std::process::id())
-}
-
-/// Merges `overlay` into `base` (objects key by key, anything else replaced).
-pub fn merge(base: &mut Value, overlay: Value) {
-    match (base, overlay) {
-        (Value::Object(b), Value::Object(o)) => {
-            for (k, v) in o {
-                merge(b.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (b, o) => *b = o,
-    }
 }
 
 /// A node configuration with `engine` (engine/broker/presence_manager sections) merged
@@ -64,7 +53,7 @@ pub fn node_config(engine: Value) -> Value {
             ]
         }
     });
-    merge(&mut config, engine);
+    merge_config(&mut config, engine);
     config
 }
 
