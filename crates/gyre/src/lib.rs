@@ -1,5 +1,4 @@
 #![doc = include_str!("../docs/lib.md")]
-#![warn(missing_docs)]
 
 mod broker;
 mod client;

@@ -12,8 +12,6 @@
 //!
 //! Connection tokens are taken as the user id (an empty token connects anonymously).
 
-#![warn(missing_docs)]
-
 use std::time::Duration;
 
 use axum::extract::State;

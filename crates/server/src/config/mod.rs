@@ -2,7 +2,7 @@
 //!
 //! [`load`] builds the configuration in layers, as a JSON value tree, then deserializes it:
 //! defaults (`Config::default()`) ← file (`.json`, `.yaml`/`.yml`, `.toml`, by extension; a
-//! missing file is tolerated) ← env vars (`CENTRIFUGO_*`, see [`env`]) ← command-line flags.
+//! missing file is tolerated) ← env vars (`CENTRIFUGO_*`, see [`env`](mod@env)) ← command-line flags.
 //! Keys that are zero after layering get their default, as in Centrifugo. Unknown keys and
 //! env vars, ignored aliases and features Gyre does not implement yet become warnings;
 //! invalid values are a [`ConfigError`] naming the key.
