@@ -14,8 +14,9 @@ mod recovery;
 mod transport;
 
 pub use broker::{
-    BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, HistoryFilter, HistoryOptions,
-    HistoryResult, MemoryBroker, Publication, PublishOptions, PublishResult, StreamPosition,
+    BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, EngineError, HistoryFilter,
+    HistoryOptions, HistoryResult, MemoryBroker, Publication, PublishOptions, PublishResult,
+    StreamPosition,
 };
 #[cfg(test)]
 pub(crate) use client::ClientSession;
