@@ -293,8 +293,6 @@ impl Shard {
 
 #[cfg(test)]
 mod tests {
-    use std::error::Error as _;
-
     use gyre::PresenceError;
 
     use super::*;
@@ -314,34 +312,31 @@ mod tests {
             .unwrap_err()
     }
 
+    /// Shows as before the source was kept, and the source is the refused connection.
+    fn assert_refused(err: &dyn std::error::Error, shown: &str) {
+        assert_eq!(
+            err.to_string(),
+            format!("engine unavailable: 127.0.0.1:6379: {shown}")
+        );
+        let source = err
+            .source()
+            .and_then(|s| s.downcast_ref::<redis::RedisError>())
+            .expect("the Redis error is the source");
+        assert!(source.is_connection_refusal(), "{source:?}");
+    }
+
     #[tokio::test]
     async fn a_failed_command_keeps_the_redis_error_as_source() {
         let e = refused().await;
         let shown = e.to_string();
         let err = command_failed("127.0.0.1:6379", e);
         assert!(matches!(err, BrokerError::Unavailable(_)), "{err:?}");
-        assert_eq!(
-            err.to_string(),
-            format!("engine unavailable: 127.0.0.1:6379: {shown}")
-        );
-        let source = err
-            .source()
-            .and_then(|s| s.downcast_ref::<redis::RedisError>())
-            .expect("the Redis error is the source");
-        assert!(source.is_connection_refusal(), "{source:?}");
+        assert_refused(&err, &shown);
 
         // The presence manager runs its commands through the same shards.
         let err =
             crate::presence::presence_error(command_failed("127.0.0.1:6379", refused().await));
         assert!(matches!(err, PresenceError::Unavailable(_)), "{err:?}");
-        assert_eq!(
-            err.to_string(),
-            format!("engine unavailable: 127.0.0.1:6379: {shown}")
-        );
-        let source = err
-            .source()
-            .and_then(|s| s.downcast_ref::<redis::RedisError>())
-            .expect("the Redis error is the source");
-        assert!(source.is_connection_refusal(), "{source:?}");
+        assert_refused(&err, &shown);
     }
 }
