@@ -165,4 +165,6 @@ pub(crate) fn default_tree() -> Value {
 }
 
 #[cfg(test)]
+mod snapshot_tests;
+#[cfg(test)]
 mod tests;
