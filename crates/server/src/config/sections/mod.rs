@@ -183,3 +183,122 @@ pub(crate) use observability::*;
 pub(crate) use proxies::*;
 pub(crate) use server::*;
 pub(crate) use transports::*;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+
+    sections! {
+        /// Nested section with non-zero defaults.
+        Inner {
+            a: i64 = 3,
+            b: Vec<String> = ["x", "y"],
+        }
+
+        /// Item of a named list.
+        @named Item {
+            name: String,
+            inner: @flatten Inner,
+            r#type: String = "memory",
+            wait: Duration = "1m30s",
+        }
+
+        /// Every other kind of key.
+        Outer {
+            items: Vec<Item>,
+            plain: Vec<Inner>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            maybe: Option<Inner>,
+            map: BTreeMap<String, String>,
+            code: u32,
+            small: i32,
+            flag: bool,
+            nested: Inner,
+        }
+    }
+
+    fn describe(fields: &[(&'static str, Shape)]) -> Vec<String> {
+        fields
+            .iter()
+            .map(|(key, shape)| match shape {
+                Shape::Struct(children) => format!("{key}{{{}}}", describe(children).join(",")),
+                Shape::List { item, named } => {
+                    format!("{key}[named={named}]{{{}}}", describe(item).join(","))
+                }
+                other => format!("{key}:{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn keys_come_from_field_names_and_types() {
+        assert_eq!(
+            describe(&Item::fields()),
+            [
+                "name:Str",
+                "a:Int",
+                "b:StrList",
+                "type:Str",
+                "wait:Duration"
+            ]
+        );
+        assert_eq!(
+            describe(&Outer::fields()),
+            [
+                "items[named=true]{name:Str,a:Int,b:StrList,type:Str,wait:Duration}",
+                "plain[named=false]{a:Int,b:StrList}",
+                "maybe{a:Int,b:StrList}",
+                "map:StrMap",
+                "code:Uint",
+                "small:Int",
+                "flag:Bool",
+                "nested{a:Int,b:StrList}",
+            ]
+        );
+        assert_eq!(
+            [Item::NAMED, Inner::NAMED, Outer::NAMED],
+            [true, false, false]
+        );
+    }
+
+    #[test]
+    fn declared_defaults_and_zero_values() {
+        let item = Item::default();
+        assert_eq!(item.inner.a, 3);
+        assert_eq!(item.inner.b, ["x", "y"]);
+        assert_eq!(item.r#type, "memory");
+        assert_eq!(item.wait, Duration::from_secs(90));
+        assert_eq!(item.name, "");
+        let outer = Outer::default();
+        assert!(outer.items.is_empty() && outer.maybe.is_none() && outer.map.is_empty());
+        assert_eq!((outer.code, outer.small, outer.flag), (0, 0, false));
+        assert_eq!(outer.nested, Inner::default());
+    }
+
+    #[test]
+    fn serde_keys_match_the_key_tree() {
+        assert_eq!(
+            serde_json::to_value(Item::default()).unwrap(),
+            json!({"name": "", "a": 3, "b": ["x", "y"], "type": "memory", "wait": "1m30s"})
+        );
+        let outer: Outer = serde_json::from_value(json!({
+            "items": [{"name": "n", "a": 5}],
+            "maybe": {},
+        }))
+        .unwrap();
+        assert_eq!(outer.items[0].inner.a, 5);
+        assert_eq!(outer.items[0].inner.b, ["x", "y"]);
+        assert_eq!(outer.items[0].r#type, "memory");
+        assert_eq!(outer.maybe, Some(Inner::default()));
+        assert!(
+            serde_json::to_value(Outer::default())
+                .unwrap()
+                .get("maybe")
+                .is_none()
+        );
+    }
+}
