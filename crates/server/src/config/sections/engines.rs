@@ -1,7 +1,9 @@
-//! Engine, broker, presence manager, map broker and controller, with their Redis, NATS and PostgreSQL settings.
+//! Engine, broker, presence manager, map broker and controller, with their Redis, NATS and
+//! PostgreSQL settings.
+
+use std::collections::BTreeMap;
 
 use super::*;
-use std::collections::BTreeMap;
 
 sections! {
     /// Upstream `Engine`.

@@ -98,7 +98,9 @@ macro_rules! sections {
                 $(#[$field_meta])*
                 $(#[doc = concat!("Default: `", stringify!($default), "`.")])?
                 $(
-                    #[doc = concat!("Keys of `", stringify!($ty), "`, inlined (Go embedded struct).")]
+                    #[doc = concat!(
+                        "Keys of `", stringify!($ty), "`, inlined (Go embedded struct)."
+                    )]
                     #[serde($flatten)]
                 )?
                 pub(crate) $field: $ty,

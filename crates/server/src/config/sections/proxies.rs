@@ -1,7 +1,8 @@
 //! Proxies to the application backend (HTTP and GRPC) and their error transforms.
 
-use super::*;
 use std::collections::BTreeMap;
+
+use super::*;
 
 sections! {
     /// Upstream `NamedProxy`.
