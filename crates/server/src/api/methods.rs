@@ -36,13 +36,14 @@
 //!
 //! 1. `proto.rs`: the request struct (`Deserialize`, `Default`, Go-like decoding as the
 //!    others) and the result struct (`Serialize`, `Clone`); methods that return nothing use
-//!    [`Empty`](super::proto::Empty).
+//!    [`Empty`].
 //! 2. `executor.rs`: one function named as the method,
 //!    `pub(crate) async fn name(app: &App, r: NameRequest) -> ApiResult<NameResult>`.
 //! 3. Here: one row in [`api_methods!`]. Rows are in upstream's batch order (a batch
 //!    command with several method fields runs the first row's), so put it where upstream's
 //!    `processCmd` checks it.
-//! 4. The pinned upstream list in this module's tests.
+//! 4. The pinned upstream list in this module's tests (and, for an upstream method that
+//!    was not served yet, its line out of `NOT_SERVED` in `legacy.rs`).
 //!
 //! Nothing else changes: routing, batch, legacy and dispatch come from the row.
 

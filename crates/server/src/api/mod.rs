@@ -15,6 +15,9 @@
 //! Failures outside the API's own errors carry the same bare error object:
 //! 400 undecodable body, 401 bad key, 404 unknown method, 405 not POST, 413 body too
 //! large, 503 shutting down (legacy endpoint).
+//!
+//! The methods are listed once, in the table of `methods.rs`, which also says how to add
+//! one; their code is in `executor.rs`, one function per method.
 
 mod executor;
 mod glob;
