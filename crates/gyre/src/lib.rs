@@ -11,8 +11,10 @@ mod local;
 pub mod metrics;
 mod node;
 mod presence;
+mod queue;
 mod recovery;
 mod transport;
+mod wire;
 
 pub use broker::{
     BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, HistoryFilter, HistoryOptions,

@@ -7,7 +7,6 @@
 
 mod commands;
 mod handlers;
-pub(crate) mod queue;
 mod subscription;
 mod timers;
 
@@ -18,7 +17,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use gyre_protocol::{Protocol, proto};
 use parking_lot::Mutex;
 use tokio::time::Instant;
@@ -26,7 +25,7 @@ use tokio::time::Instant;
 pub use handlers::ClientHandlers;
 pub(crate) use subscription::SubState;
 
-use crate::broker::{ClientInfo, Publication};
+use crate::broker::ClientInfo;
 use crate::events::{
     DisconnectEvent, HandlerError, HistoryEvent, MessageEvent, PresenceEvent, PublishEvent,
     PublishReply, RefreshEvent, RefreshReply, RpcEvent, RpcReply, SubRefreshEvent, SubRefreshReply,
@@ -37,7 +36,8 @@ use crate::metrics::TransportCounters;
 use crate::node::Node;
 use crate::transport::{Session, TransportInfo};
 use crate::{Disconnect, Error, Unsubscribe};
-use queue::Outbound;
+use crate::queue::Outbound;
+use crate::wire::encode_reply;
 
 /// The metric label of a command (`None` for pongs).
 fn command_method(c: &proto::Command) -> Option<&'static str> {
@@ -75,40 +75,6 @@ pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// Encodes a push for `protocol`; `None` when the payload cannot be carried by it.
-pub(crate) fn encode_push(protocol: Protocol, push: &proto::Push) -> Option<Bytes> {
-    let mut buf = BytesMut::new();
-    gyre_protocol::encode_push(protocol, push, &mut buf).ok()?;
-    Some(buf.freeze())
-}
-
-/// Encodes a reply for `protocol`; `None` when the payload cannot be carried by it.
-pub(crate) fn encode_reply(protocol: Protocol, reply: &proto::Reply) -> Option<Bytes> {
-    let mut buf = BytesMut::new();
-    gyre_protocol::encode_reply(protocol, reply, &mut buf).ok()?;
-    Some(buf.freeze())
-}
-
-pub(crate) fn info_to_proto(info: &ClientInfo) -> proto::ClientInfo {
-    proto::ClientInfo {
-        user: info.user.clone(),
-        client: info.client.clone(),
-        conn_info: info.conn_info.clone(),
-        chan_info: info.chan_info.clone(),
-    }
-}
-
-/// The client-facing form of a publication (no `time`, no epoch: those are internal).
-pub(crate) fn publication_to_proto(p: &Publication) -> proto::Publication {
-    proto::Publication {
-        data: p.data.clone(),
-        info: p.info.as_ref().map(info_to_proto),
-        offset: p.offset,
-        tags: p.tags.clone(),
-        ..Default::default()
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,8 @@ use gyre_protocol::proto;
 use tokio::time::Instant;
 
 use super::timers::deadline_of;
-use super::{ClientInner, Status, get_handler, publication_to_proto, unix_now};
+use super::{ClientInner, Status, get_handler, unix_now};
+use crate::wire::{encode_push, encode_reply, publication_to_proto};
 use crate::broker::{BrokerError, HistoryOptions, Publication, StreamPosition};
 use crate::events::{HandlerError, SubscribeOptions, UnsubscribeEvent};
 use crate::hub::SubShared;
@@ -292,7 +293,7 @@ impl ClientInner {
         first: &proto::Reply,
         channels: &[String],
     ) -> Result<(), Disconnect> {
-        let bytes = super::encode_reply(self.protocol(), first)
+        let bytes = encode_reply(self.protocol(), first)
             .ok_or(Disconnect::INAPPROPRIATE_PROTOCOL)?;
         let mut insufficient = Vec::new();
         {
@@ -429,7 +430,7 @@ impl ClientInner {
                 unsubscribe: Some(unsubscribe.to_proto()),
                 ..Default::default()
             };
-            if let Some(bytes) = super::encode_push(self.protocol(), &push) {
+            if let Some(bytes) = encode_push(self.protocol(), &push) {
                 self.outbound.push(bytes);
             }
             sub

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use gyre_protocol::{Protocol, proto};
 
-use super::queue::Drained;
+use crate::queue::Drained;
 use crate::transport::{Session, SessionFactory, TransportInfo};
 use crate::{
     ClientSession, Config, ConnectReply, Credentials, Disconnect, Error, Node, PublishOptions,

@@ -16,7 +16,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::broker::{ClientInfo, Publication, StreamPosition};
 use crate::client::ClientInner;
-use crate::client::queue::PushOutcome;
+use crate::queue::PushOutcome;
 
 const SHARDS: usize = 64;
 
@@ -97,7 +97,7 @@ impl<'a> Encoded<'a> {
             Protocol::Json => &mut self.json,
             Protocol::Protobuf => &mut self.protobuf,
         };
-        slot.get_or_insert_with(|| crate::client::encode_push(protocol, self.push))
+        slot.get_or_insert_with(|| crate::wire::encode_push(protocol, self.push))
             .as_ref()
     }
 }
@@ -278,7 +278,7 @@ impl Hub {
         };
         let push = proto::Push {
             channel: channel.to_owned(),
-            r#pub: Some(crate::client::publication_to_proto(publication)),
+            r#pub: Some(crate::wire::publication_to_proto(publication)),
             ..Default::default()
         };
         let mut encoded = Encoded::new(&push);
@@ -314,7 +314,7 @@ impl Hub {
         let Some(subs) = shard.get(channel) else {
             return 0;
         };
-        let info = Some(crate::client::info_to_proto(info));
+        let info = Some(crate::wire::info_to_proto(info));
         let push = if join {
             proto::Push {
                 channel: channel.to_owned(),

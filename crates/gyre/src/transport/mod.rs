@@ -17,7 +17,7 @@ use bytes::Bytes;
 use gyre_protocol::Disconnect;
 pub(crate) use gyre_protocol::Protocol;
 
-use crate::client::queue::Outbound;
+use crate::queue::Outbound;
 
 /// What a session needs to know about the transport that carries it.
 #[derive(Debug, Clone)]

@@ -4,7 +4,8 @@ use gyre_protocol::proto;
 
 use crate::broker::{HistoryOptions, StreamPosition};
 use crate::client::subscription::broker_error;
-use crate::client::{ClientInner, get_handler, publication_to_proto};
+use crate::client::{ClientInner, get_handler};
+use crate::wire::publication_to_proto;
 use crate::events::{HandlerError, HistoryEvent};
 use crate::{Disconnect, Error};
 

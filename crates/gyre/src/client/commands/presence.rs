@@ -2,7 +2,8 @@
 
 use gyre_protocol::proto;
 
-use crate::client::{ClientInner, get_handler, info_to_proto};
+use crate::client::{ClientInner, get_handler};
+use crate::wire::info_to_proto;
 use crate::events::{HandlerError, PresenceEvent};
 use crate::{Disconnect, Error};
 
