@@ -3,9 +3,9 @@
 
 mod broker;
 mod client;
+mod config;
 mod controller;
 mod events;
-mod handler;
 mod hub;
 mod local;
 pub mod metrics;
@@ -13,6 +13,7 @@ mod node;
 mod presence;
 mod queue;
 mod recovery;
+mod session;
 mod transport;
 mod wire;
 

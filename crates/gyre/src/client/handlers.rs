@@ -9,7 +9,7 @@ use crate::events::{
     PublishReply, RefreshEvent, RefreshReply, RpcEvent, RpcReply, SubRefreshEvent, SubRefreshReply,
     SubscribeEvent, SubscribeReply, UnsubscribeEvent,
 };
-use crate::handler::{Handler, Observer, shared_handler};
+use super::handler::{Handler, Observer, shared_handler};
 
 /// A set of handlers that many connections share.
 ///

@@ -6,6 +6,7 @@
 //! locks).
 
 mod commands;
+pub(crate) mod handler;
 mod handlers;
 mod subscription;
 mod timers;
@@ -31,10 +32,10 @@ use crate::events::{
     PublishReply, RefreshEvent, RefreshReply, RpcEvent, RpcReply, SubRefreshEvent, SubRefreshReply,
     SubscribeEvent, SubscribeOptions, SubscribeReply, UnsubscribeEvent,
 };
-use crate::handler::{Observer, handler};
+use handler::{Observer, handler};
 use crate::metrics::TransportCounters;
 use crate::node::Node;
-use crate::transport::{Session, TransportInfo};
+use crate::session::{Session, TransportInfo};
 use crate::{Disconnect, Error, Unsubscribe};
 use crate::queue::Outbound;
 use crate::wire::encode_reply;

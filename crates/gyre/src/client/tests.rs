@@ -9,7 +9,7 @@ use bytes::Bytes;
 use gyre_protocol::{Protocol, proto};
 
 use crate::queue::Drained;
-use crate::transport::{Session, SessionFactory, TransportInfo};
+use crate::session::{Session, SessionFactory, TransportInfo};
 use crate::{
     ClientSession, Config, ConnectReply, Credentials, Disconnect, Error, Node, PublishOptions,
     PublishReply, RefreshReply, RpcReply, SubscribeOptions, SubscribeReply,

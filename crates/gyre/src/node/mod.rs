@@ -3,7 +3,6 @@
 //! A node owns the hub of live connections, the broker and presence manager, and the
 //! application's connection handlers. Transports hand new connections to it.
 
-mod config;
 mod control;
 
 use std::collections::HashMap;
@@ -14,7 +13,7 @@ use std::sync::{Arc, Weak};
 use bytes::Bytes;
 use parking_lot::RwLock;
 
-pub use config::Config;
+pub use crate::config::Config;
 
 use crate::broker::{
     Broker, BrokerError, BrokerEventHandler, ClientInfo, HistoryOptions, HistoryResult,
@@ -23,11 +22,11 @@ use crate::broker::{
 use crate::client::{Client, ClientInner, ClientSession};
 use crate::controller::Controller;
 use crate::events::{ConnectEvent, ConnectReply, HandlerError, RefreshReply, SubscribeOptions};
-use crate::handler::{Handler, handler};
+use crate::client::handler::{Handler, handler};
 use crate::hub::Hub;
 use crate::metrics::{Exposition, NodeMetrics};
 use crate::presence::{MemoryPresenceManager, PresenceError, PresenceManager, PresenceStats};
-use crate::transport::{SessionFactory, TransportInfo};
+use crate::session::{SessionFactory, TransportInfo};
 use crate::{Disconnect, Error, Unsubscribe};
 
 type ConnectHandler = Arc<dyn Fn(Client) + Send + Sync>;
