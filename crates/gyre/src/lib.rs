@@ -14,6 +14,7 @@ mod presence;
 mod queue;
 mod recovery;
 mod session;
+mod shared;
 mod transport;
 mod wire;
 

@@ -717,7 +717,7 @@ async fn broadcast_is_correct_under_concurrent_subscribe_and_unsubscribe() {
         assert_eq!(offsets, (1..=500).collect::<Vec<u64>>());
     }
     // Only the stable subscribers remain in the hub.
-    assert_eq!(node.inner.hub.num_subscribers("busy"), 4);
+    assert_eq!(node.inner.shared.hub.num_subscribers("busy"), 4);
     assert_eq!(node.info().num_clients, 4);
 }
 

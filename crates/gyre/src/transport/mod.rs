@@ -13,4 +13,3 @@ pub use websocket::{WebSocketConfig, WebSocketHandler};
 pub(crate) use gyre_protocol::Protocol;
 
 pub(crate) use crate::session::{Session, SessionFactory, TransportInfo};
-
