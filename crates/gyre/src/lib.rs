@@ -9,6 +9,8 @@ mod events;
 mod hub;
 mod local;
 pub mod metrics;
+#[cfg(test)]
+mod module_order;
 mod node;
 mod presence;
 mod queue;
