@@ -311,6 +311,20 @@ impl Node {
         nodes
     }
 
+    /// Live nodes of the cluster, this one included: the others count while their last
+    /// heartbeat is younger than three heartbeat periods (the heartbeat itself forgets
+    /// them only on its next tick).
+    pub(crate) fn num_nodes(&self) -> usize {
+        let stale = Instant::now().checked_sub(HEARTBEAT * 3);
+        let known = self.inner.cluster.nodes.lock();
+        1 + known
+            .iter()
+            .filter(|(id, (_, seen))| {
+                **id != self.inner.shared.id && stale.is_none_or(|stale| *seen >= stale)
+            })
+            .count()
+    }
+
     /// Channels with subscribers on any node and their subscriber counts, summed over
     /// the nodes that answered within `timeout`.
     pub async fn cluster_channels(&self, timeout: Duration) -> Vec<(String, usize)> {
@@ -433,6 +447,36 @@ mod tests {
         settle().await;
         let mut out = Vec::new();
         assert_eq!(on_b.drain(&mut out), Some(Disconnect::FORCE_NO_RECONNECT));
+    }
+
+    fn num_nodes_gauge(node: &Node) -> String {
+        let mut out = String::new();
+        node.write_metrics("centrifugo", &mut out);
+        out.lines()
+            .find(|l| l.starts_with("centrifugo_node_num_nodes "))
+            .expect("gauge written")
+            .to_owned()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn num_nodes_counts_live_nodes() {
+        let bus = Arc::new(Bus::default());
+        let a = node_on(&bus).await;
+        assert_eq!(num_nodes_gauge(&a), "centrifugo_node_num_nodes 1");
+        let b = node_on(&bus).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        settle().await;
+        assert_eq!(num_nodes_gauge(&a), "centrifugo_node_num_nodes 2");
+        assert_eq!(num_nodes_gauge(&b), "centrifugo_node_num_nodes 2");
+
+        // B stops announcing itself: A counts it until three heartbeats have passed.
+        drop(b);
+        tokio::time::sleep(HEARTBEAT * 2).await;
+        settle().await;
+        assert_eq!(num_nodes_gauge(&a), "centrifugo_node_num_nodes 2");
+        tokio::time::sleep(HEARTBEAT * 2).await;
+        settle().await;
+        assert_eq!(num_nodes_gauge(&a), "centrifugo_node_num_nodes 1");
     }
 
     #[tokio::test]

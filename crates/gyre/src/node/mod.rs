@@ -581,7 +581,7 @@ impl Node {
             "node_num_nodes",
             "Number of nodes in the cluster.",
             &[],
-            1.0,
+            self.num_nodes() as f64,
         )
         .gauge(
             "node_build",
