@@ -153,8 +153,11 @@ impl<'a> Encoded<'a> {
 pub(crate) struct Hub<C> {
     hasher: foldhash::fast::RandomState,
     users: Box<[Mutex<UserShard<C>>]>,
-    channels: Box<[RwLock<FastMap<String, ChannelSubscribers<C>>>]>,
+    channels: Box<[RwLock<ChannelShard<C>>]>,
 }
+
+/// One shard of the channel map.
+type ChannelShard<C> = FastMap<String, ChannelSubscribers<C>>;
 
 impl<C> Default for Hub<C> {
     fn default() -> Self {
