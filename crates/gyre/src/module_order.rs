@@ -68,8 +68,9 @@ fn production_code(source: &str) -> String {
         .join("\n")
 }
 
-/// The top-level modules (or root names) `code` refers to with `crate::…`.
-fn crate_paths(code: &str) -> Vec<String> {
+/// The top-level modules (or root names) `code` refers to with `prefix` (`crate::`, or
+/// `super::` in a top-level module's own file).
+fn crate_paths(code: &str, prefix: &str) -> Vec<String> {
     let ident = |s: &str| -> String {
         s.chars()
             .take_while(|c| c.is_alphanumeric() || *c == '_')
@@ -77,8 +78,16 @@ fn crate_paths(code: &str) -> Vec<String> {
     };
     let mut out = Vec::new();
     let mut rest = code;
-    while let Some(at) = rest.find("crate::") {
-        rest = &rest[at + "crate::".len()..];
+    while let Some(at) = rest.find(prefix) {
+        // `super::` must not match the tail of an identifier.
+        let whole = rest[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+        rest = &rest[at + prefix.len()..];
+        if !whole {
+            continue;
+        }
         if let Some(group) = rest.strip_prefix('{') {
             // `crate::{a::B, C}`: the first segment of every top-level item.
             let mut depth = 0;
@@ -118,7 +127,13 @@ fn violations(files: &[(String, String)], lib: &str) -> Vec<String> {
             found.push(format!("{path}: module `{module}` is not in ORDER"));
             continue;
         };
-        for name in crate_paths(&production_code(source)) {
+        let code = production_code(source);
+        let mut names = crate_paths(&code, "crate::");
+        // In `x.rs` or `x/mod.rs`, `super` is the crate root.
+        if !path.trim_end_matches("/mod.rs").contains('/') {
+            names.extend(crate_paths(&code, "super::"));
+        }
+        for name in names {
             let used = if name.starts_with(char::is_uppercase) {
                 match roots.get(&name) {
                     Some(m) => m.clone(),
@@ -180,6 +195,7 @@ fn an_upward_import_is_caught() {
         file("queue.rs", "fn f() { crate::hub::Hub::default(); }\n"),
         file("client/commands/x.rs", "use crate::{Node, Error};\n"),
         file("newcomer.rs", "use crate::broker::Broker;\n"),
+        file("wire.rs", "use super::hub::Hub;\n"),
     ];
     assert_eq!(
         violations(&bad, lib),
@@ -189,6 +205,7 @@ fn an_upward_import_is_caught() {
             "queue.rs: queue -> hub",
             "client/commands/x.rs: client -> node",
             "newcomer.rs: module `newcomer` is not in ORDER",
+            "wire.rs: wire -> hub",
         ]
     );
     let fine = [
@@ -197,6 +214,7 @@ fn an_upward_import_is_caught() {
             "use crate::queue::Outbound;\nuse crate::Error;\n",
         ),
         file("client/mod.rs", "// use crate::node::Node;\n"),
+        file("client/commands/x.rs", "use super::super::ClientInner;\n"),
         file(
             "node/mod.rs",
             "use crate::hub::Hub;\n#[cfg(test)]\nmod tests {\n    use crate::LocalConnection;\n}\n",

@@ -2,8 +2,8 @@
 //!
 //! A connection needs the hub, the broker, the presence manager, the configuration, the
 //! metrics and the application's connect hooks, but not the node itself: the node owns
-//! one [`NodeShared`] and every connection holds an `Arc` of it (the same single pointer
-//! a connection held before), so the client never imports the node.
+//! one [`NodeShared`] and every connection holds an `Arc` of it (one pointer per
+//! connection, as a node handle would be), so the client never imports the node.
 //!
 //! It is generic over the connection type `C` and the hooks `H` because both are
 //! defined by the client above; the client names the one instantiation
