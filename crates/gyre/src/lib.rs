@@ -2,16 +2,22 @@
 
 mod broker;
 mod client;
+mod config;
 mod controller;
 mod events;
-mod handler;
 mod hub;
 mod local;
 pub mod metrics;
+#[cfg(test)]
+mod module_order;
 mod node;
 mod presence;
+mod queue;
 mod recovery;
+mod session;
+mod shared;
 mod transport;
+mod wire;
 
 pub use broker::{
     BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, EngineError, HistoryFilter,
