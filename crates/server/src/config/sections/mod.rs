@@ -1,7 +1,7 @@
 //! Centrifugo v6 configuration tree: one struct per upstream section, v6 key names and v6
 //! defaults (the `default:` struct tags of `internal/configtypes`), grouped by topic.
 //!
-//! Every section is declared once, with [`sections!`], which writes the struct (serde, with
+//! Every section is declared once, with `sections!` (below), which writes the struct (serde, with
 //! `#[serde(default)]`), its `Default` impl and its [`Schema`] impl (the key tree that drives
 //! env var names, unknown-key detection and `defaultenv`). The shape of a key is derived from
 //! the Rust type of its field ([`HasShape`]), so a key cannot get a type in one place and a
