@@ -3,15 +3,13 @@
 //! ratio to what a trivial coalescing broadcast server achieves in the same run.
 //!
 //! Scenarios: `fanout`, `latency`, `many-channels` (publish/subscribe through
-//! [`load`]), `idle` and `connect` ([`conns`]); servers: `reference` ([`reference`])
+//! [`load`]), `idle` and `connect` ([`conns`]); servers: `reference` ([`reference`](mod@reference))
 //! and `gyre-server` ([`gyre_server`]); `compare` runs a scenario against two servers
 //! alternately ([`compare`]).
 //!
 //! The bench clients are bare tokio-tungstenite connections using `gyre-protocol` for
 //! encoding, one task per connection ([`client`]). Every inbound frame is split into
 //! its messages ([`frame::split`]) so batched deliveries are counted exactly once.
-
-#![warn(missing_docs)]
 
 pub mod api;
 pub mod cli;

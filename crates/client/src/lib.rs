@@ -48,8 +48,6 @@
 //! # Ok(()) }
 //! ```
 
-#![warn(missing_docs)]
-
 mod client;
 mod core;
 mod error;

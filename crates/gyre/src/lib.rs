@@ -1,22 +1,28 @@
 #![doc = include_str!("../docs/lib.md")]
-#![warn(missing_docs)]
 
 mod broker;
 mod client;
+mod config;
 mod controller;
 mod events;
-mod handler;
 mod hub;
 mod local;
 pub mod metrics;
+#[cfg(test)]
+mod module_order;
 mod node;
 mod presence;
+mod queue;
 mod recovery;
+mod session;
+mod shared;
 mod transport;
+mod wire;
 
 pub use broker::{
-    BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, HistoryFilter, HistoryOptions,
-    HistoryResult, MemoryBroker, Publication, PublishOptions, PublishResult, StreamPosition,
+    BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, EngineError, HistoryFilter,
+    HistoryOptions, HistoryResult, MemoryBroker, Publication, PublishOptions, PublishResult,
+    StreamPosition,
 };
 #[cfg(test)]
 pub(crate) use client::ClientSession;

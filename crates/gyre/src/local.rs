@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use crate::client::ClientSession;
-use crate::client::queue::Drained;
+use crate::queue::Drained;
 use crate::transport::{Protocol, Session, SessionFactory, TransportInfo};
 use crate::{Disconnect, Node};
 

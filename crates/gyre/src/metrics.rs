@@ -1,10 +1,15 @@
 //! Metrics in the Prometheus text format, named as Centrifugo names them.
 //!
-//! Dashboards built for Centrifugo query names such as
-//! `centrifugo_node_messages_sent_count`; general-purpose Prometheus crates append `_total`
-//! to every counter, which would break those queries, so the few metrics the node keeps
-//! are plain atomics written out by [`Exposition`]. Hot paths add to a counter once per
-//! broadcast or per written frame, never per subscriber.
+//! Why hand-written and not a metrics crate: the names. Dashboards and alerts built for
+//! Centrifugo query counters such as `centrifugo_node_messages_sent_count` and
+//! `centrifugo_client_num_server_disconnects`. The Prometheus project's Rust client
+//! (`prometheus-client`) follows OpenMetrics and writes every counter as `<name>_total`,
+//! so those names cannot be produced with it and every existing query would break (the
+//! `exposition_keeps_centrifugo_names_and_histogram_shape` test checks that no `_total`
+//! appears). So the few metrics the node keeps are plain atomics written out by
+//! [`Exposition`] in the text format 0.0.4. Hot paths add to a counter once per
+//! broadcast or per written frame, never per subscriber, and keep the `Arc` of a labelled
+//! member (for example each connection's `TransportCounters`) instead of looking it up.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;

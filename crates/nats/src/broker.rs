@@ -11,8 +11,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use gyre::{
     BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, ControlEventHandler,
-    Controller, HistoryOptions, HistoryResult, Publication, PublishOptions, PublishResult,
-    StreamPosition,
+    Controller, EngineError, HistoryOptions, HistoryResult, Publication, PublishOptions,
+    PublishResult, StreamPosition,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -108,7 +108,7 @@ impl NatsBroker {
             options = options.tls_client_config(tls).require_tls(true);
         }
         let client = options.connect(config.url.as_str()).await.map_err(|e| {
-            BrokerError::Unavailable(format!("connecting to NATS at {}: {e}", config.url))
+            EngineError::with_context(format!("connecting to NATS at {}", config.url), e)
         })?;
         let handler = Arc::new(OnceLock::new());
         let supervisor = tokio::spawn(supervise(
@@ -171,9 +171,7 @@ impl Inner {
     fn ensure_connected(&self) -> Result<(), BrokerError> {
         match self.client.connection_state() {
             State::Connected => Ok(()),
-            state => Err(BrokerError::Unavailable(format!(
-                "NATS connection is {state:?}"
-            ))),
+            state => Err(EngineError::msg(format!("NATS connection is {state:?}")).into()),
         }
     }
 
@@ -188,7 +186,7 @@ impl Inner {
                 PublishErrorKind::InvalidSubject | PublishErrorKind::MaxPayloadExceeded => {
                     BrokerError::BadRequest(e.to_string())
                 }
-                PublishErrorKind::Send => BrokerError::Unavailable(e.to_string()),
+                PublishErrorKind::Send => EngineError::new(e).into(),
             }),
             Err(_) => Err(timed_out("publish", self.write_timeout)),
         }
@@ -201,7 +199,7 @@ impl Inner {
                 SubscribeErrorKind::InvalidSubject | SubscribeErrorKind::InvalidQueueName => {
                     BrokerError::BadRequest(e.to_string())
                 }
-                SubscribeErrorKind::Other => BrokerError::Unavailable(e.to_string()),
+                SubscribeErrorKind::Other => EngineError::new(e).into(),
             }),
             Err(_) => Err(timed_out("subscribe", self.write_timeout)),
         }
@@ -226,7 +224,7 @@ impl Inner {
 }
 
 fn timed_out(what: &str, timeout: Duration) -> BrokerError {
-    BrokerError::Unavailable(format!("NATS did not take the {what} within {timeout:?}"))
+    EngineError::msg(format!("NATS did not take the {what} within {timeout:?}")).into()
 }
 
 /// Waits until NATS has processed everything this connection sent before: subscribes to
@@ -238,16 +236,14 @@ async fn barrier(client: &Client, timeout: Duration) -> Result<(), BrokerError> 
         let mut echo = client
             .subscribe(inbox.clone())
             .await
-            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+            .map_err(EngineError::new)?;
         client
             .publish(inbox, Bytes::new())
             .await
-            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+            .map_err(EngineError::new)?;
         match echo.next().await {
             Some(_) => Ok(()),
-            None => Err(BrokerError::Unavailable(
-                "NATS connection closed".to_owned(),
-            )),
+            None => Err(EngineError::msg("NATS connection closed").into()),
         }
     };
     tokio::time::timeout(timeout, round_trip)
@@ -516,5 +512,37 @@ impl Controller for NatsBroker {
             None => self.control_subject(),
         };
         Box::pin(self.inner.send(subject, data))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use async_nats::ConnectErrorKind;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_connection_keeps_the_nats_error_as_source() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("nats://127.0.0.1:{port}");
+        let Err(err) = NatsBroker::connect(NatsConfig::new(url.clone())).await else {
+            panic!("nothing listens on {url}");
+        };
+        assert!(matches!(err, BrokerError::Unavailable(_)), "{err:?}");
+        let source = err
+            .source()
+            .and_then(|s| s.downcast_ref::<async_nats::ConnectError>())
+            .expect("the NATS error is the source");
+        assert_eq!(source.kind(), ConnectErrorKind::Io, "{source:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("engine unavailable: connecting to NATS at {url}: {source}")
+        );
     }
 }

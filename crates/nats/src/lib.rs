@@ -22,8 +22,6 @@
 //! # }
 //! ```
 
-#![warn(missing_docs)]
-
 mod broker;
 mod codec;
 mod config;

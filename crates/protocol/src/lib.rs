@@ -27,8 +27,6 @@
 //! assert_eq!(&out[..], br#"{"id":1,"connect":{"client":"c","ping":25,"pong":true}}"#);
 //! ```
 
-#![warn(missing_docs)]
-
 mod codes;
 mod error;
 mod json;

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use gyre::{
     BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, ControlEventHandler,
-    Controller, HistoryFilter, HistoryOptions, HistoryResult, Publication, PublishOptions,
-    PublishResult, StreamPosition,
+    Controller, EngineError, HistoryFilter, HistoryOptions, HistoryResult, Publication,
+    PublishOptions, PublishResult, StreamPosition,
 };
 use gyre_protocol::proto;
 use prost::Message;
@@ -90,7 +90,7 @@ fn new_epoch() -> String {
 }
 
 fn bad_reply(what: &str) -> BrokerError {
-    BrokerError::Unavailable(format!("unexpected Redis reply: {what}"))
+    EngineError::msg(format!("unexpected Redis reply: {what}")).into()
 }
 
 pub(crate) fn value_u64(v: &Value) -> Option<u64> {
@@ -157,7 +157,7 @@ fn decode_stream_entries(entries: Value) -> Result<Vec<Publication>, BrokerError
         }
         let data = data.ok_or_else(|| bad_reply("stream entry without d"))?;
         let mut p = proto::Publication::decode(data)
-            .map_err(|e| BrokerError::Unavailable(format!("bad publication in stream: {e}")))?;
+            .map_err(|e| EngineError::with_context("bad publication in stream", e))?;
         p.offset = offset;
         out.push(publication_from_proto(p));
     }
@@ -266,9 +266,7 @@ impl Inner {
         for part in self.partitions.iter().flatten() {
             if !part.wait_connected(within).await {
                 // The readers keep retrying; this reports that the engine is down now.
-                return Err(BrokerError::Unavailable(
-                    "Redis PUB/SUB connection not established".into(),
-                ));
+                return Err(EngineError::msg("Redis PUB/SUB connection not established").into());
             }
         }
         Ok(())

@@ -4,7 +4,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gyre::{BoxFuture, BrokerError, ClientInfo, PresenceError, PresenceManager, PresenceStats};
+use gyre::{
+    BoxFuture, BrokerError, ClientInfo, EngineError, PresenceError, PresenceManager, PresenceStats,
+};
 use gyre_protocol::proto;
 use prost::Message;
 use redis::Value;
@@ -44,19 +46,22 @@ fn unix_secs(plus: Duration) -> String {
     format!("{}.{:03}", now.as_secs(), now.subsec_millis())
 }
 
-fn presence_error(e: BrokerError) -> PresenceError {
-    PresenceError::Unavailable(e.to_string())
+pub(crate) fn presence_error(e: BrokerError) -> PresenceError {
+    match e {
+        BrokerError::Unavailable(engine) => PresenceError::Unavailable(engine),
+        other => PresenceError::Unavailable(EngineError::new(other)),
+    }
 }
 
 fn bad_reply(what: &str) -> PresenceError {
-    PresenceError::Unavailable(format!("unexpected Redis reply: {what}"))
+    EngineError::msg(format!("unexpected Redis reply: {what}")).into()
 }
 
 fn decode_info(v: Value) -> Result<ClientInfo, PresenceError> {
     let bytes = value_bytes(v).ok_or_else(|| bad_reply("presence info"))?;
     proto::ClientInfo::decode(bytes)
         .map(info_from_proto)
-        .map_err(|e| PresenceError::Unavailable(format!("bad presence info: {e}")))
+        .map_err(|e| EngineError::with_context("bad presence info", e).into())
 }
 
 impl RedisPresenceManager {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use gyre::{BrokerError, BrokerEventHandler, ControlEventHandler};
+use gyre::{BrokerError, BrokerEventHandler, ControlEventHandler, EngineError};
 use redis::aio::PubSubSink;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -111,8 +111,12 @@ pub(crate) struct Partition {
     connected: watch::Sender<bool>,
 }
 
-fn unavailable(shard: &Shard, what: impl std::fmt::Display) -> BrokerError {
-    BrokerError::Unavailable(format!("{} PUB/SUB: {what}", shard.name))
+fn unavailable(shard: &Shard, what: &str) -> BrokerError {
+    EngineError::msg(format!("{} PUB/SUB: {what}", shard.name)).into()
+}
+
+fn failed(shard: &Shard, e: redis::RedisError) -> BrokerError {
+    EngineError::with_context(format!("{} PUB/SUB", shard.name), e).into()
 }
 
 impl Partition {
@@ -147,7 +151,7 @@ impl Partition {
                 state.channels.extend(new);
                 Ok(())
             }
-            Ok(Err(e)) => Err(unavailable(&self.shard, e)),
+            Ok(Err(e)) => Err(failed(&self.shard, e)),
             Err(_) => Err(unavailable(&self.shard, "SUBSCRIBE timed out")),
         }
     }
@@ -164,7 +168,7 @@ impl Partition {
         };
         match tokio::time::timeout(self.shard.io_timeout, sink.unsubscribe(name)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(unavailable(&self.shard, e)),
+            Ok(Err(e)) => Err(failed(&self.shard, e)),
             Err(_) => Err(unavailable(&self.shard, "UNSUBSCRIBE timed out")),
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use gyre::BrokerError;
+use gyre::{BrokerError, EngineError};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
@@ -82,6 +82,11 @@ fn connect_error(address: &str, reason: impl std::fmt::Display) -> RedisEngineEr
         address: address.to_owned(),
         reason: reason.to_string(),
     }
+}
+
+/// A command that failed on shard `name`; the Redis error stays the source.
+fn command_failed(name: &str, e: redis::RedisError) -> BrokerError {
+    EngineError::with_context(name, e).into()
 }
 
 /// Parses `url` and applies the config's db/user/password overrides.
@@ -276,11 +281,62 @@ impl Shard {
     ) -> Result<T, BrokerError> {
         match tokio::time::timeout(self.io_timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(BrokerError::Unavailable(format!("{}: {e}", self.name))),
-            Err(_) => Err(BrokerError::Unavailable(format!(
+            Ok(Err(e)) => Err(command_failed(&self.name, e)),
+            Err(_) => Err(EngineError::msg(format!(
                 "{}: no reply within {:?}",
                 self.name, self.io_timeout
-            ))),
+            ))
+            .into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gyre::PresenceError;
+
+    use super::*;
+
+    /// A Redis error from a port nothing listens on.
+    async fn refused() -> redis::RedisError {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+        client
+            .get_multiplexed_async_connection()
+            .await
+            .map(drop)
+            .unwrap_err()
+    }
+
+    /// Shows as before the source was kept, and the source is the refused connection.
+    fn assert_refused(err: &dyn std::error::Error, shown: &str) {
+        assert_eq!(
+            err.to_string(),
+            format!("engine unavailable: 127.0.0.1:6379: {shown}")
+        );
+        let source = err
+            .source()
+            .and_then(|s| s.downcast_ref::<redis::RedisError>())
+            .expect("the Redis error is the source");
+        assert!(source.is_connection_refusal(), "{source:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_command_keeps_the_redis_error_as_source() {
+        let e = refused().await;
+        let shown = e.to_string();
+        let err = command_failed("127.0.0.1:6379", e);
+        assert!(matches!(err, BrokerError::Unavailable(_)), "{err:?}");
+        assert_refused(&err, &shown);
+
+        // The presence manager runs its commands through the same shards.
+        let err =
+            crate::presence::presence_error(command_failed("127.0.0.1:6379", refused().await));
+        assert!(matches!(err, PresenceError::Unavailable(_)), "{err:?}");
+        assert_refused(&err, &shown);
     }
 }

@@ -17,8 +17,6 @@
 //! the server's tests: [`GyreBinary`], which runs the `gyre` executable. For both:
 //! [`redis_server`], disposable `redis-server` processes and clusters.
 
-#![warn(missing_docs)]
-
 pub mod conformance;
 mod process;
 mod recorder;

@@ -22,8 +22,8 @@ use rand::distr::{Alphabetic, SampleString};
 use tokio::time::Instant;
 
 use super::{
-    BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, HistoryFilter, HistoryOptions,
-    HistoryResult, Publication, PublishOptions, PublishResult, StreamPosition,
+    BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, EngineError, HistoryFilter,
+    HistoryOptions, HistoryResult, Publication, PublishOptions, PublishResult, StreamPosition,
 };
 
 /// Number of channel shards; a power of two well above the core count keeps contention
@@ -327,9 +327,9 @@ impl Channel {
 impl Inner {
     /// The node's handler, once `run` was called.
     fn running(&self) -> Result<&Arc<dyn BrokerEventHandler>, BrokerError> {
-        self.handler
-            .get()
-            .ok_or_else(|| BrokerError::Unavailable("memory broker is not running".into()))
+        self.handler.get().ok_or_else(|| {
+            BrokerError::Unavailable(EngineError::msg("memory broker is not running"))
+        })
     }
 
     fn shard(&self, channel: &str) -> &Mutex<Shard> {

@@ -260,9 +260,10 @@ pub enum BrokerError {
     /// A bad argument.
     #[error("bad request: {0}")]
     BadRequest(String),
-    /// The engine cannot be reached or failed.
-    #[error("engine unavailable: {0}")]
-    Unavailable(String),
+    /// The engine cannot be reached or failed; [`source`](std::error::Error::source) is
+    /// the engine's own error when there is one.
+    #[error(transparent)]
+    Unavailable(#[from] EngineError),
     /// The engine does not support this operation (e.g. history on a PUB/SUB-only
     /// broker); clients get 108.
     #[error("not available: {0}")]
@@ -270,6 +271,83 @@ pub enum BrokerError {
     /// The broker was shut down.
     #[error("broker closed")]
     Closed,
+}
+
+/// An engine (Redis, NATS, …) could not be reached or failed, in a [`BrokerError`] or a
+/// [`PresenceError`](crate::PresenceError). Displays as `engine unavailable: <message>`,
+/// the message ending with the engine's own error, which stays reachable as the
+/// [`source`](std::error::Error::source) (so a caller can downcast it, e.g. to an I/O
+/// error).
+///
+/// ```
+/// use std::error::Error as _;
+/// use std::io;
+///
+/// use gyre::{BrokerError, EngineError};
+///
+/// let refused = io::Error::new(io::ErrorKind::ConnectionRefused, "refused");
+/// let err = BrokerError::from(EngineError::with_context("redis:6379", refused));
+/// assert_eq!(err.to_string(), "engine unavailable: redis:6379: refused");
+/// let source = err.source().and_then(|s| s.downcast_ref::<io::Error>());
+/// assert_eq!(source.map(io::Error::kind), Some(io::ErrorKind::ConnectionRefused));
+/// ```
+#[derive(Debug)]
+pub struct EngineError {
+    context: Option<String>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl EngineError {
+    /// A failure that has no error of its own: a timeout, an unexpected reply, a stopped
+    /// engine.
+    pub fn msg(message: impl Into<String>) -> Self {
+        Self {
+            context: Some(message.into()),
+            source: None,
+        }
+    }
+
+    /// The engine's own error, displayed as it is.
+    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            context: None,
+            source: Some(source.into()),
+        }
+    }
+
+    /// The engine's own error after what was being done (a shard name, an address):
+    /// displayed as `<context>: <source>`.
+    pub fn with_context(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            context: Some(context.into()),
+            source: Some(source.into()),
+        }
+    }
+}
+
+// The message repeats the source's text: logs and API replies show the message alone, and
+// it read this way before the source was kept.
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("engine unavailable: ")?;
+        match (&self.context, &self.source) {
+            (Some(context), Some(source)) => write!(f, "{context}: {source}"),
+            (Some(context), None) => f.write_str(context),
+            (None, Some(source)) => write!(f, "{source}"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 /// Receives what a broker delivers. Implemented by the node; brokers call it for every
@@ -330,4 +408,50 @@ pub trait Broker: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<HistoryResult, BrokerError>>;
     /// Drops the stream's publications (the position stays).
     fn remove_history(&self, channel: &str) -> BoxFuture<'_, Result<(), BrokerError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::io;
+
+    use super::*;
+    use crate::PresenceError;
+
+    #[test]
+    fn engine_failures_keep_the_engine_error_as_source() {
+        let refused = io::Error::new(io::ErrorKind::ConnectionRefused, "connection refused");
+        let err = BrokerError::from(EngineError::with_context("127.0.0.1:6379", refused));
+        assert!(matches!(err, BrokerError::Unavailable(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "engine unavailable: 127.0.0.1:6379: connection refused"
+        );
+        let source = err
+            .source()
+            .and_then(|s| s.downcast_ref::<io::Error>())
+            .expect("the I/O error is the source");
+        assert_eq!(source.kind(), io::ErrorKind::ConnectionRefused);
+
+        let err = PresenceError::from(EngineError::new(io::Error::other("reset by peer")));
+        assert_eq!(err.to_string(), "engine unavailable: reset by peer");
+        let source = err.source().expect("the I/O error is the source");
+        assert!(source.downcast_ref::<io::Error>().is_some(), "{source:?}");
+    }
+
+    #[test]
+    fn engine_failures_without_an_error_have_no_source() {
+        let err = BrokerError::from(EngineError::msg("memory broker is not running"));
+        assert_eq!(
+            err.to_string(),
+            "engine unavailable: memory broker is not running"
+        );
+        assert!(err.source().is_none());
+        let err = PresenceError::from(EngineError::msg("unexpected Redis reply: presence info"));
+        assert_eq!(
+            err.to_string(),
+            "engine unavailable: unexpected Redis reply: presence info"
+        );
+        assert!(err.source().is_none());
+    }
 }

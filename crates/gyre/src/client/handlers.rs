@@ -3,13 +3,15 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use parking_lot::RwLock;
+
+use super::handler::{Handler, Observer, shared_handler};
 use crate::Client;
 use crate::events::{
-    DisconnectEvent, HandlerError, HistoryEvent, MessageEvent, PresenceEvent, PublishEvent,
-    PublishReply, RefreshEvent, RefreshReply, RpcEvent, RpcReply, SubRefreshEvent, SubRefreshReply,
-    SubscribeEvent, SubscribeReply, UnsubscribeEvent,
+    ConnectEvent, ConnectReply, DisconnectEvent, HandlerError, HistoryEvent, MessageEvent,
+    PresenceEvent, PublishEvent, PublishReply, RefreshEvent, RefreshReply, RpcEvent, RpcReply,
+    SubRefreshEvent, SubRefreshReply, SubscribeEvent, SubscribeReply, UnsubscribeEvent,
 };
-use crate::handler::{Handler, Observer, shared_handler};
 
 /// A set of handlers that many connections share.
 ///
@@ -133,5 +135,28 @@ impl ClientHandlers {
     ) -> Self {
         self.disconnect = Some(Arc::new(f));
         self
+    }
+}
+
+/// Runs once per accepted connection, before its connect reply is sent.
+pub(crate) type ConnectHandler = Arc<dyn Fn(Client) + Send + Sync>;
+
+/// The node-wide handlers that run when a connection authenticates
+/// ([`Node::on_connecting`](crate::Node::on_connecting) and
+/// [`Node::on_connect`](crate::Node::on_connect)). Held in the state the node shares
+/// with its connections.
+#[derive(Default)]
+pub(crate) struct ConnectHooks {
+    pub(crate) on_connecting: RwLock<Option<Handler<ConnectEvent, ConnectReply>>>,
+    pub(crate) on_connect: RwLock<Option<ConnectHandler>>,
+}
+
+impl ConnectHooks {
+    pub(crate) fn connecting(&self) -> Option<Handler<ConnectEvent, ConnectReply>> {
+        self.on_connecting.read().clone()
+    }
+
+    pub(crate) fn connect(&self) -> Option<ConnectHandler> {
+        self.on_connect.read().clone()
     }
 }

@@ -6,8 +6,8 @@
 //! locks).
 
 mod commands;
+pub(crate) mod handler;
 mod handlers;
-pub(crate) mod queue;
 mod subscription;
 mod timers;
 
@@ -18,26 +18,29 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use gyre_protocol::{Protocol, proto};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
 pub use handlers::ClientHandlers;
+pub(crate) use handlers::ConnectHooks;
 pub(crate) use subscription::SubState;
 
-use crate::broker::{ClientInfo, Publication};
+use crate::broker::{ClientInfo, Publication, StreamPosition};
 use crate::events::{
     DisconnectEvent, HandlerError, HistoryEvent, MessageEvent, PresenceEvent, PublishEvent,
     PublishReply, RefreshEvent, RefreshReply, RpcEvent, RpcReply, SubRefreshEvent, SubRefreshReply,
     SubscribeEvent, SubscribeOptions, SubscribeReply, UnsubscribeEvent,
 };
-use crate::handler::{Observer, handler};
+use crate::hub::Connection;
 use crate::metrics::TransportCounters;
-use crate::node::Node;
-use crate::transport::{Session, TransportInfo};
+use crate::queue::Outbound;
+use crate::session::{Session, TransportInfo};
+use crate::shared::NodeShared;
+use crate::wire::encode_reply;
 use crate::{Disconnect, Error, Unsubscribe};
-use queue::Outbound;
+use handler::{Observer, handler};
 
 /// The metric label of a command (`None` for pongs).
 fn command_method(c: &proto::Command) -> Option<&'static str> {
@@ -77,40 +80,6 @@ pub(crate) fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Encodes a push for `protocol`; `None` when the payload cannot be carried by it.
-pub(crate) fn encode_push(protocol: Protocol, push: &proto::Push) -> Option<Bytes> {
-    let mut buf = BytesMut::new();
-    gyre_protocol::encode_push(protocol, push, &mut buf).ok()?;
-    Some(buf.freeze())
-}
-
-/// Encodes a reply for `protocol`; `None` when the payload cannot be carried by it.
-pub(crate) fn encode_reply(protocol: Protocol, reply: &proto::Reply) -> Option<Bytes> {
-    let mut buf = BytesMut::new();
-    gyre_protocol::encode_reply(protocol, reply, &mut buf).ok()?;
-    Some(buf.freeze())
-}
-
-pub(crate) fn info_to_proto(info: &ClientInfo) -> proto::ClientInfo {
-    proto::ClientInfo {
-        user: info.user.clone(),
-        client: info.client.clone(),
-        conn_info: info.conn_info.clone(),
-        chan_info: info.chan_info.clone(),
-    }
-}
-
-/// The client-facing form of a publication (no `time`, no epoch: those are internal).
-pub(crate) fn publication_to_proto(p: &Publication) -> proto::Publication {
-    proto::Publication {
-        data: p.data.clone(),
-        info: p.info.as_ref().map(info_to_proto),
-        offset: p.offset,
-        tags: p.tags.clone(),
-        ..Default::default()
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Status {
     /// Waiting for the `connect` command.
@@ -137,11 +106,16 @@ pub(crate) struct State {
     pub(crate) timers: timers::Timers,
 }
 
+/// The node's state as its connections use it: the one instantiation of
+/// [`NodeShared`], named here because the connection type and the hooks are the client's.
+pub(crate) type Shared = NodeShared<ClientInner, ConnectHooks>;
+
 /// Shared core of a connection.
 pub(crate) struct ClientInner {
     pub(crate) seq: u64,
     pub(crate) id: String,
-    pub(crate) node: Node,
+    /// The node this connection belongs to, as far as the connection needs it.
+    pub(crate) node: Arc<Shared>,
     pub(crate) transport: TransportInfo,
     pub(crate) outbound: Arc<Outbound>,
     counters: Arc<TransportCounters>,
@@ -175,20 +149,21 @@ pub(crate) use get_handler;
 
 impl ClientInner {
     pub(crate) fn new(
-        node: Node,
+        node: Arc<Shared>,
+        seq: u64,
         transport: TransportInfo,
         request_headers: Option<http::HeaderMap>,
     ) -> Arc<Self> {
-        let config = node.config();
+        let config = &node.config;
         let timers = timers::Timers::new(Instant::now() + config.client_stale_close_delay);
-        let counters = node.inner.metrics.transport(transport.name);
+        let counters = node.metrics.transport(transport.name);
         let outbound = Arc::new(Outbound::with_counters(
             config.client_queue_max_size,
             Some(counters.clone()),
         ));
         Arc::new_cyclic(|me| ClientInner {
             me: me.clone(),
-            seq: node.next_seq(),
+            seq,
             id: uuid::Uuid::new_v4().to_string(),
             node,
             transport,
@@ -268,7 +243,6 @@ impl ClientInner {
 
     fn write_error(&self, id: u32, error: &Error) -> Result<(), Disconnect> {
         self.node
-            .inner
             .metrics
             .reply_errors
             .get(&["command", &error.code.to_string()])
@@ -303,7 +277,6 @@ impl ClientInner {
         let result = self.dispatch(command).await;
         if let Some(method) = method {
             self.node
-                .inner
                 .metrics
                 .command_duration
                 .get(&[method])
@@ -427,7 +400,7 @@ impl ClientInner {
             )
         };
         self.outbound.close(disconnect.clone());
-        let metrics = &self.node.inner.metrics;
+        let metrics = &self.node.metrics;
         if disconnect.code != Disconnect::CONNECTION_CLOSED.code {
             metrics
                 .server_disconnects
@@ -441,7 +414,7 @@ impl ClientInner {
             .connections_inflight
             .get(&[self.transport.name])
             .add(-1);
-        self.node.inner.hub.remove_client(self.seq, &user);
+        self.node.hub.remove_client(self.seq, &user);
         for (channel, sub) in subs {
             self.cleanup_subscription(&channel, &sub, Unsubscribe::DISCONNECT.code)
                 .await;
@@ -459,6 +432,39 @@ impl ClientInner {
         // Handlers may hold `Client` clones that point back here; drop them so the
         // connection's memory is released.
         self.handlers.lock().take();
+    }
+}
+
+impl Connection for ClientInner {
+    #[inline]
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    #[inline]
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    #[inline]
+    fn protocol(&self) -> Protocol {
+        self.transport.protocol
+    }
+
+    #[inline]
+    fn outbound(&self) -> &Outbound {
+        &self.outbound
+    }
+
+    #[inline]
+    fn deliver_publication(
+        this: &Arc<Self>,
+        channel: &str,
+        publication: &Publication,
+        position: &StreamPosition,
+        encoded: &Bytes,
+    ) {
+        this.deliver_publication(channel, publication, position, encoded);
     }
 }
 

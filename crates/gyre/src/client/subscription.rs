@@ -13,11 +13,12 @@ use gyre_protocol::proto;
 use tokio::time::Instant;
 
 use super::timers::deadline_of;
-use super::{ClientInner, Status, get_handler, publication_to_proto, unix_now};
+use super::{ClientInner, Status, get_handler, unix_now};
 use crate::broker::{BrokerError, HistoryOptions, Publication, StreamPosition};
 use crate::events::{HandlerError, SubscribeOptions, UnsubscribeEvent};
 use crate::hub::SubShared;
 use crate::recovery::{PositionCheck, check_position, is_recovered};
+use crate::wire::{encode_push, encode_reply, publication_to_proto};
 use crate::{Disconnect, Error, Unsubscribe};
 
 /// One subscription of a connection.
@@ -104,7 +105,7 @@ impl ClientInner {
 
     /// Checks the limits of a new subscription.
     pub(crate) fn validate_channel(&self, channel: &str) -> Result<(), Error> {
-        let config = self.node.config();
+        let config = &self.node.config;
         if config.channel_max_length > 0 && channel.len() > config.channel_max_length {
             return Err(Error::BAD_REQUEST);
         }
@@ -155,7 +156,7 @@ impl ClientInner {
                     expire_deadline: (opts.expire_at > 0).then(|| {
                         let at = deadline_of(opts.expire_at);
                         if opts.client_side_refresh {
-                            at + self.node.config().client_expired_sub_close_delay
+                            at + self.node.config.client_expired_sub_close_delay
                         } else {
                             at
                         }
@@ -181,12 +182,8 @@ impl ClientInner {
         let node = &self.node;
         let opts = &req.options;
         let channel = req.channel.as_str();
-        if node.inner.hub.add_subscriber(channel, self, shared.clone()) {
-            node.inner
-                .broker
-                .subscribe(channel)
-                .await
-                .map_err(broker_error)?;
+        if node.hub.add_subscriber(channel, self, shared.clone()) {
+            node.broker.subscribe(channel).await.map_err(broker_error)?;
         }
         let mut result = proto::SubscribeResult {
             data: opts.data.clone(),
@@ -205,7 +202,6 @@ impl ClientInner {
                     result.was_recovering = true;
                     let (recovered, top, publications) = self.recover(channel, since).await?;
                     self.node
-                        .inner
                         .metrics
                         .recover
                         .get(&[if recovered { "yes" } else { "no" }])
@@ -227,6 +223,7 @@ impl ClientInner {
                 }
                 None => {
                     let top = node
+                        .broker
                         .history(channel, HistoryOptions::new(0))
                         .await
                         .map_err(broker_error)?
@@ -242,8 +239,7 @@ impl ClientInner {
         }
         if opts.emit_presence {
             let info = self.client_info(opts.channel_info.clone());
-            node.inner
-                .presence
+            node.presence
                 .add_presence(channel, &self.id, info)
                 .await
                 .map_err(|e| {
@@ -260,10 +256,11 @@ impl ClientInner {
         channel: &str,
         since: &StreamPosition,
     ) -> Result<(bool, StreamPosition, Vec<Publication>), HandlerError> {
-        let limit = self.node.config().recovery_max_publication_limit;
+        let limit = self.node.config.recovery_max_publication_limit;
         let limit = if limit == 0 { -1 } else { limit as i32 };
         let read = self
             .node
+            .broker
             .history(channel, HistoryOptions::new(limit).since(since.clone()))
             .await;
         match read {
@@ -275,6 +272,7 @@ impl ClientInner {
             Err(BrokerError::UnrecoverablePosition) => {
                 let top = self
                     .node
+                    .broker
                     .history(channel, HistoryOptions::new(0))
                     .await
                     .map_err(broker_error)?
@@ -292,8 +290,8 @@ impl ClientInner {
         first: &proto::Reply,
         channels: &[String],
     ) -> Result<(), Disconnect> {
-        let bytes = super::encode_reply(self.protocol(), first)
-            .ok_or(Disconnect::INAPPROPRIATE_PROTOCOL)?;
+        let bytes =
+            encode_reply(self.protocol(), first).ok_or(Disconnect::INAPPROPRIATE_PROTOCOL)?;
         let mut insufficient = Vec::new();
         {
             let mut state = self.state.lock();
@@ -344,7 +342,7 @@ impl ClientInner {
                 }
             };
             let info = self.client_info(chan_info);
-            if let Err(e) = self.node.inner.broker.publish_join(channel, info).await {
+            if let Err(e) = self.node.broker.publish_join(channel, info).await {
                 tracing::warn!(channel = %channel, error = %e, "join publish failed");
             }
         }
@@ -354,15 +352,14 @@ impl ClientInner {
     pub(crate) async fn abort_subscription(&self, channel: &str) {
         let removed = self.state.lock().subs.remove(channel);
         if let Some(sub) = removed {
-            let hub = &self.node.inner.hub;
+            let hub = &self.node.hub;
             if hub.remove_subscriber(channel, self.seq) {
-                let _ = self.node.inner.broker.unsubscribe(channel).await;
+                let _ = self.node.broker.unsubscribe(channel).await;
             }
             if sub.emit_presence {
                 let user = self.user();
                 let _ = self
                     .node
-                    .inner
                     .presence
                     .remove_presence(channel, &self.id, &user)
                     .await;
@@ -374,8 +371,8 @@ impl ClientInner {
     /// leave event and the application's unsubscribe handler.
     pub(crate) async fn cleanup_subscription(&self, channel: &str, sub: &SubState, code: u32) {
         let node = &self.node;
-        if node.inner.hub.remove_subscriber(channel, self.seq)
-            && let Err(e) = node.inner.broker.unsubscribe(channel).await
+        if node.hub.remove_subscriber(channel, self.seq)
+            && let Err(e) = node.broker.unsubscribe(channel).await
         {
             tracing::warn!(channel = %channel, error = %e, "broker unsubscribe failed");
         }
@@ -383,7 +380,6 @@ impl ClientInner {
         if sub.emit_presence {
             let user = self.user();
             if let Err(e) = node
-                .inner
                 .presence
                 .remove_presence(channel, &self.id, &user)
                 .await
@@ -393,7 +389,7 @@ impl ClientInner {
         }
         if sub.emit_join_leave && active {
             let info = self.client_info(sub.chan_info.clone());
-            if let Err(e) = node.inner.broker.publish_leave(channel, info).await {
+            if let Err(e) = node.broker.publish_leave(channel, info).await {
                 tracing::warn!(channel = %channel, error = %e, "leave publish failed");
             }
         }
@@ -429,7 +425,7 @@ impl ClientInner {
                 unsubscribe: Some(unsubscribe.to_proto()),
                 ..Default::default()
             };
-            if let Some(bytes) = super::encode_push(self.protocol(), &push) {
+            if let Some(bytes) = encode_push(self.protocol(), &push) {
                 self.outbound.push(bytes);
             }
             sub
@@ -449,7 +445,7 @@ impl ClientInner {
             if state.status != Status::Connected || state.subs.contains_key(channel) {
                 return Ok(());
             }
-            let limit = self.node.config().client_channel_limit;
+            let limit = self.node.config.client_channel_limit;
             if limit > 0 && state.subs.len() >= limit {
                 drop(state);
                 self.outbound.close(Disconnect::CHANNEL_LIMIT);

@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use gyre_protocol::{Protocol, proto};
 
-use super::queue::Drained;
-use crate::transport::{Session, SessionFactory, TransportInfo};
+use crate::queue::Drained;
+use crate::session::{Session, SessionFactory, TransportInfo};
 use crate::{
     ClientSession, Config, ConnectReply, Credentials, Disconnect, Error, Node, PublishOptions,
     PublishReply, RefreshReply, RpcReply, SubscribeOptions, SubscribeReply,
@@ -717,7 +717,7 @@ async fn broadcast_is_correct_under_concurrent_subscribe_and_unsubscribe() {
         assert_eq!(offsets, (1..=500).collect::<Vec<u64>>());
     }
     // Only the stable subscribers remain in the hub.
-    assert_eq!(node.inner.hub.num_subscribers("busy"), 4);
+    assert_eq!(node.inner.shared.hub.num_subscribers("busy"), 4);
     assert_eq!(node.info().num_clients, 4);
 }
 

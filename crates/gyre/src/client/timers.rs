@@ -68,16 +68,16 @@ enum Action {
 impl ClientInner {
     /// Whether this connection pings (and expects pongs).
     pub(crate) fn pings(&self) -> bool {
-        !self.node.config().ping_interval.is_zero() && !self.transport.native_ping_pong
+        !self.node.config.ping_interval.is_zero() && !self.transport.native_ping_pong
     }
 
     pub(crate) fn expects_pong(&self) -> bool {
-        self.pings() && !self.transport.unidirectional && !self.node.config().pong_timeout.is_zero()
+        self.pings() && !self.transport.unidirectional && !self.node.config.pong_timeout.is_zero()
     }
 
     /// Arms the timers of a freshly connected session.
     pub(crate) fn start_timers(&self, timers: &mut Timers, expire_at: i64, client_side: bool) {
-        let config = self.node.config();
+        let config = &self.node.config;
         let now = Instant::now();
         timers.stale = None;
         if self.pings() {
@@ -96,7 +96,7 @@ impl ClientInner {
         timers.expire = (expire_at > 0).then(|| {
             let at = deadline_of(expire_at);
             if client_side {
-                at + self.node.config().client_expired_close_delay
+                at + self.node.config.client_expired_close_delay
             } else {
                 at
             }
@@ -125,7 +125,7 @@ impl ClientInner {
     /// Runs what is due.
     pub(crate) async fn on_timer(self: Arc<Self>) -> Result<(), Disconnect> {
         let now = Instant::now();
-        let config = self.node.config().clone();
+        let config = self.node.config.clone();
         let mut actions = Vec::new();
         {
             let mut state = self.state.lock();
@@ -270,7 +270,6 @@ impl ClientInner {
                     let info = self.client_info(chan_info);
                     if let Err(e) = self
                         .node
-                        .inner
                         .presence
                         .add_presence(&channel, &self.id, info)
                         .await
@@ -282,7 +281,12 @@ impl ClientInner {
             }
             Action::PositionCheck(positions) => {
                 for (channel, position) in positions {
-                    let Ok(top) = self.node.history(&channel, HistoryOptions::new(0)).await else {
+                    let Ok(top) = self
+                        .node
+                        .broker
+                        .history(&channel, HistoryOptions::new(0))
+                        .await
+                    else {
                         continue;
                     };
                     let current = {

@@ -4,6 +4,10 @@
 //! connects of different users, never contend on one lock. A broadcast takes one shard's
 //! read lock, encodes the push once per protocol and pushes the shared bytes into every
 //! subscriber's outbound queue.
+//!
+//! The hub knows connections only through [`Connection`], which the client layer above
+//! implements; the hub is generic over it (one instantiation, so calls are static and
+//! inlined as before) and never imports the client.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
@@ -15,8 +19,7 @@ use gyre_protocol::{Disconnect, Protocol, proto};
 use parking_lot::{Mutex, RwLock};
 
 use crate::broker::{ClientInfo, Publication, StreamPosition};
-use crate::client::ClientInner;
-use crate::client::queue::PushOutcome;
+use crate::queue::{Outbound, PushOutcome};
 
 const SHARDS: usize = 64;
 
@@ -55,23 +58,66 @@ impl SubShared {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Subscriber {
-    client: Arc<ClientInner>,
+/// A live connection as the hub sees it (implemented by the client).
+pub(crate) trait Connection: Send + Sync + 'static {
+    /// Node-unique sequence number, the key of the connection in the hub's maps.
+    fn seq(&self) -> u64;
+
+    /// Connection id, for logs.
+    fn id(&self) -> &str;
+
+    /// Encoding of this connection, fixed for its life.
+    fn protocol(&self) -> Protocol;
+
+    /// Where encoded pushes for this connection are queued.
+    fn outbound(&self) -> &Outbound;
+
+    /// Delivers a publication this connection cannot take on the fast path:
+    /// positioned subscriptions and subscriptions still being set up. Called with the
+    /// channel's shard lock held.
+    fn deliver_publication(
+        this: &Arc<Self>,
+        channel: &str,
+        publication: &Publication,
+        position: &StreamPosition,
+        encoded: &Bytes,
+    );
+}
+
+#[derive(Debug)]
+struct Subscriber<C> {
+    client: Arc<C>,
     shared: Arc<SubShared>,
 }
 
 /// Subscribers of one channel: a dense vector for fast iteration plus an index by
 /// connection sequence number for O(1) removal.
-#[derive(Debug, Default)]
-struct ChannelSubscribers {
-    list: Vec<Subscriber>,
+#[derive(Debug)]
+struct ChannelSubscribers<C> {
+    list: Vec<Subscriber<C>>,
     index: FastMap<u64, usize>,
 }
 
-#[derive(Debug, Default)]
-struct UserShard {
-    users: FastMap<String, FastMap<u64, Arc<ClientInner>>>,
+impl<C> Default for ChannelSubscribers<C> {
+    fn default() -> Self {
+        ChannelSubscribers {
+            list: Vec::new(),
+            index: FastMap::default(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct UserShard<C> {
+    users: FastMap<String, FastMap<u64, Arc<C>>>,
+}
+
+impl<C> Default for UserShard<C> {
+    fn default() -> Self {
+        UserShard {
+            users: FastMap::default(),
+        }
+    }
 }
 
 /// Lazily encoded push, shared by all subscribers of one protocol.
@@ -97,20 +143,23 @@ impl<'a> Encoded<'a> {
             Protocol::Json => &mut self.json,
             Protocol::Protobuf => &mut self.protobuf,
         };
-        slot.get_or_insert_with(|| crate::client::encode_push(protocol, self.push))
+        slot.get_or_insert_with(|| crate::wire::encode_push(protocol, self.push))
             .as_ref()
     }
 }
 
 /// Registry of connections and subscriptions of this node.
 #[derive(Debug)]
-pub(crate) struct Hub {
+pub(crate) struct Hub<C> {
     hasher: foldhash::fast::RandomState,
-    users: Box<[Mutex<UserShard>]>,
-    channels: Box<[RwLock<FastMap<String, ChannelSubscribers>>]>,
+    users: Box<[Mutex<UserShard<C>>]>,
+    channels: Box<[RwLock<ChannelShard<C>>]>,
 }
 
-impl Default for Hub {
+/// One shard of the channel map.
+type ChannelShard<C> = FastMap<String, ChannelSubscribers<C>>;
+
+impl<C> Default for Hub<C> {
     fn default() -> Self {
         Hub {
             hasher: foldhash::fast::RandomState::default(),
@@ -120,19 +169,19 @@ impl Default for Hub {
     }
 }
 
-impl Hub {
+impl<C: Connection> Hub<C> {
     fn shard_of(&self, key: impl Hash) -> usize {
         (self.hasher.hash_one(key) as usize) % SHARDS
     }
 
     /// Registers an authenticated connection.
-    pub(crate) fn add_client(&self, client: &Arc<ClientInner>, user: &str) {
+    pub(crate) fn add_client(&self, client: &Arc<C>, user: &str) {
         let mut shard = self.users[self.shard_of(user)].lock();
         shard
             .users
             .entry(user.to_owned())
             .or_default()
-            .insert(client.seq, client.clone());
+            .insert(client.seq(), client.clone());
     }
 
     /// Forgets a connection.
@@ -147,7 +196,7 @@ impl Hub {
     }
 
     /// Live connections of `user`.
-    pub(crate) fn user_clients(&self, user: &str) -> Vec<Arc<ClientInner>> {
+    pub(crate) fn user_clients(&self, user: &str) -> Vec<Arc<C>> {
         let shard = self.users[self.shard_of(user)].lock();
         shard
             .users
@@ -163,7 +212,7 @@ impl Hub {
     }
 
     /// Every live connection (for shutdown).
-    pub(crate) fn all_clients(&self) -> Vec<Arc<ClientInner>> {
+    pub(crate) fn all_clients(&self) -> Vec<Arc<C>> {
         let mut all = Vec::new();
         for shard in self.users.iter() {
             for conns in shard.lock().users.values() {
@@ -221,7 +270,7 @@ impl Hub {
     pub(crate) fn add_subscriber(
         &self,
         channel: &str,
-        client: &Arc<ClientInner>,
+        client: &Arc<C>,
         shared: Arc<SubShared>,
     ) -> bool {
         let mut shard = self.channels[self.shard_of(channel)].write();
@@ -233,10 +282,10 @@ impl Hub {
             client: client.clone(),
             shared,
         };
-        match subs.index.get(&client.seq) {
+        match subs.index.get(&client.seq()) {
             Some(&i) => subs.list[i] = subscriber,
             None => {
-                subs.index.insert(client.seq, subs.list.len());
+                subs.index.insert(client.seq(), subs.list.len());
                 subs.list.push(subscriber);
             }
         }
@@ -255,7 +304,7 @@ impl Hub {
         };
         subs.list.swap_remove(i);
         if let Some(moved) = subs.list.get(i) {
-            subs.index.insert(moved.client.seq, i);
+            subs.index.insert(moved.client.seq(), i);
         }
         if subs.list.is_empty() {
             shard.remove(channel);
@@ -278,7 +327,7 @@ impl Hub {
         };
         let push = proto::Push {
             channel: channel.to_owned(),
-            r#pub: Some(crate::client::publication_to_proto(publication)),
+            r#pub: Some(crate::wire::publication_to_proto(publication)),
             ..Default::default()
         };
         let mut encoded = Encoded::new(&push);
@@ -286,23 +335,22 @@ impl Hub {
         for sub in &subs.list {
             let Some(bytes) = encoded.get(sub.client.protocol()) else {
                 sub.client
-                    .outbound
+                    .outbound()
                     .close(Disconnect::INAPPROPRIATE_PROTOCOL);
                 continue;
             };
             if !sub.shared.positioned && sub.shared.is_subscribed() {
                 // The common case: no per-subscriber work beyond a refcount bump.
-                match sub.client.outbound.push(bytes.clone()) {
+                match sub.client.outbound().push(bytes.clone()) {
                     PushOutcome::Queued => sent += 1,
                     PushOutcome::Overflow => {
-                        tracing::debug!(client = %sub.client.id, "client queue overflow, disconnecting (slow)");
+                        tracing::debug!(client = %sub.client.id(), "client queue overflow, disconnecting (slow)");
                     }
                     PushOutcome::Closed => {}
                 }
             } else {
                 sent += 1;
-                sub.client
-                    .deliver_publication(channel, publication, position, bytes);
+                C::deliver_publication(&sub.client, channel, publication, position, bytes);
             }
         }
         sent
@@ -314,7 +362,7 @@ impl Hub {
         let Some(subs) = shard.get(channel) else {
             return 0;
         };
-        let info = Some(crate::client::info_to_proto(info));
+        let info = Some(crate::wire::info_to_proto(info));
         let push = if join {
             proto::Push {
                 channel: channel.to_owned(),
@@ -336,13 +384,13 @@ impl Hub {
             }
             match encoded.get(sub.client.protocol()) {
                 Some(bytes) => {
-                    if sub.client.outbound.push(bytes.clone()) == PushOutcome::Queued {
+                    if sub.client.outbound().push(bytes.clone()) == PushOutcome::Queued {
                         sent += 1;
                     }
                 }
                 None => sub
                     .client
-                    .outbound
+                    .outbound()
                     .close(Disconnect::INAPPROPRIATE_PROTOCOL),
             }
         }

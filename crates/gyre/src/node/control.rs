@@ -75,7 +75,7 @@ impl ControlEventHandler for NodeControl {
             }
         };
         // A node applies its own actions before broadcasting them.
-        if command.uid == inner.id {
+        if command.uid == inner.shared.id {
             return;
         }
         let node = Node { inner };
@@ -93,7 +93,7 @@ impl Node {
         };
         controller
             .run(
-                &self.inner.id,
+                &self.inner.shared.id,
                 Arc::new(NodeControl(Arc::downgrade(&self.inner))),
             )
             .await?;
@@ -118,11 +118,11 @@ impl Node {
     async fn heartbeat(&self) {
         let info = self.info();
         let command = control::Command {
-            uid: self.inner.id.clone(),
+            uid: self.inner.shared.id.clone(),
             node: Some(control::Node {
                 uid: info.id.clone(),
                 name: info.name.clone(),
-                version: self.inner.config.version.clone(),
+                version: self.inner.shared.config.version.clone(),
                 num_clients: info.num_clients as u32,
                 num_users: info.num_users as u32,
                 num_channels: info.num_channels as u32,
@@ -159,7 +159,7 @@ impl Node {
         if self.inner.controller.is_none() {
             return;
         }
-        command.uid = self.inner.id.clone();
+        command.uid = self.inner.shared.id.clone();
         if let Err(e) = self.send_control(command, None).await {
             tracing::warn!(error = %e, "control broadcast failed");
         }
@@ -219,7 +219,7 @@ impl Node {
         } else if let Some(req) = command.survey_request {
             let data = self.answer_survey(&req.op);
             let response = control::Command {
-                uid: self.inner.id.clone(),
+                uid: self.inner.shared.id.clone(),
                 survey_response: Some(control::SurveyResponse {
                     id: req.id,
                     code: 0,
@@ -259,7 +259,7 @@ impl Node {
     /// Asks every known node (this one included) and collects the answers that arrive
     /// within `timeout`.
     async fn survey(&self, op: &str, timeout: Duration) -> Vec<(String, Bytes)> {
-        let mut answers = vec![(self.inner.id.clone(), self.answer_survey(op))];
+        let mut answers = vec![(self.inner.shared.id.clone(), self.answer_survey(op))];
         if self.inner.controller.is_none() {
             return answers;
         }
@@ -275,7 +275,7 @@ impl Node {
         let (tx, mut rx) = mpsc::unbounded_channel();
         self.inner.cluster.surveys.lock().insert(id, tx);
         let request = control::Command {
-            uid: self.inner.id.clone(),
+            uid: self.inner.shared.id.clone(),
             survey_request: Some(control::SurveyRequest {
                 id,
                 op: op.to_owned(),
@@ -305,10 +305,24 @@ impl Node {
         nodes.extend(
             known
                 .iter()
-                .filter(|(id, _)| **id != self.inner.id)
+                .filter(|(id, _)| **id != self.inner.shared.id)
                 .map(|(_, (info, _))| info.clone()),
         );
         nodes
+    }
+
+    /// Live nodes of the cluster, this one included: the others count while their last
+    /// heartbeat is younger than three heartbeat periods (the heartbeat itself forgets
+    /// them only on its next tick).
+    pub(crate) fn num_nodes(&self) -> usize {
+        let stale = Instant::now().checked_sub(HEARTBEAT * 3);
+        let known = self.inner.cluster.nodes.lock();
+        1 + known
+            .iter()
+            .filter(|(id, (_, seen))| {
+                **id != self.inner.shared.id && stale.is_none_or(|stale| *seen >= stale)
+            })
+            .count()
     }
 
     /// Channels with subscribers on any node and their subscriber counts, summed over
@@ -433,6 +447,36 @@ mod tests {
         settle().await;
         let mut out = Vec::new();
         assert_eq!(on_b.drain(&mut out), Some(Disconnect::FORCE_NO_RECONNECT));
+    }
+
+    fn num_nodes_gauge(node: &Node) -> String {
+        let mut out = String::new();
+        node.write_metrics("centrifugo", &mut out);
+        out.lines()
+            .find(|l| l.starts_with("centrifugo_node_num_nodes "))
+            .expect("gauge written")
+            .to_owned()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn num_nodes_counts_live_nodes() {
+        let bus = Arc::new(Bus::default());
+        let a = node_on(&bus).await;
+        assert_eq!(num_nodes_gauge(&a), "centrifugo_node_num_nodes 1");
+        let b = node_on(&bus).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        settle().await;
+        assert_eq!(num_nodes_gauge(&a), "centrifugo_node_num_nodes 2");
+        assert_eq!(num_nodes_gauge(&b), "centrifugo_node_num_nodes 2");
+
+        // B stops announcing itself: A counts it until three heartbeats have passed.
+        drop(b);
+        tokio::time::sleep(HEARTBEAT * 2).await;
+        settle().await;
+        assert_eq!(num_nodes_gauge(&a), "centrifugo_node_num_nodes 2");
+        tokio::time::sleep(HEARTBEAT * 2).await;
+        settle().await;
+        assert_eq!(num_nodes_gauge(&a), "centrifugo_node_num_nodes 1");
     }
 
     #[tokio::test]

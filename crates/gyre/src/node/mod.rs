@@ -3,7 +3,6 @@
 //! A node owns the hub of live connections, the broker and presence manager, and the
 //! application's connection handlers. Transports hand new connections to it.
 
-mod config;
 mod control;
 
 use std::collections::HashMap;
@@ -12,46 +11,39 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
-use parking_lot::RwLock;
 
-pub use config::Config;
+pub use crate::config::Config;
 
 use crate::broker::{
     Broker, BrokerError, BrokerEventHandler, ClientInfo, HistoryOptions, HistoryResult,
     MemoryBroker, Publication, PublishOptions, PublishResult, StreamPosition,
 };
-use crate::client::{Client, ClientInner, ClientSession};
+use crate::client::handler::handler;
+use crate::client::{Client, ClientInner, ClientSession, ConnectHooks, Shared};
 use crate::controller::Controller;
 use crate::events::{ConnectEvent, ConnectReply, HandlerError, RefreshReply, SubscribeOptions};
-use crate::handler::{Handler, handler};
 use crate::hub::Hub;
 use crate::metrics::{Exposition, NodeMetrics};
 use crate::presence::{MemoryPresenceManager, PresenceError, PresenceManager, PresenceStats};
-use crate::transport::{SessionFactory, TransportInfo};
+use crate::session::{SessionFactory, TransportInfo};
+use crate::shared::NodeShared;
 use crate::{Disconnect, Error, Unsubscribe};
 
-type ConnectHandler = Arc<dyn Fn(Client) + Send + Sync>;
-
 pub(crate) struct NodeInner {
-    pub(crate) id: String,
-    pub(crate) config: Config,
-    pub(crate) hub: Hub,
-    pub(crate) broker: Arc<dyn Broker>,
-    pub(crate) presence: Arc<dyn PresenceManager>,
+    /// What the node shares with its connections (hub, broker, presence, config,
+    /// metrics, connect hooks).
+    pub(crate) shared: Arc<Shared>,
     pub(crate) controller: Option<Arc<dyn Controller>>,
     pub(crate) cluster: control::Cluster,
-    on_connecting: RwLock<Option<Handler<ConnectEvent, ConnectReply>>>,
-    on_connect: RwLock<Option<ConnectHandler>>,
     shutting_down: AtomicBool,
     next_seq: AtomicU64,
     started: std::time::Instant,
-    pub(crate) metrics: NodeMetrics,
 }
 
 impl std::fmt::Debug for NodeInner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
-            .field("id", &self.id)
+            .field("id", &self.shared.id)
             .finish_non_exhaustive()
     }
 }
@@ -137,21 +129,22 @@ impl NodeBuilder {
     pub fn build(self) -> Node {
         Node {
             inner: Arc::new(NodeInner {
-                id: uuid::Uuid::new_v4().to_string(),
-                config: self.config,
-                hub: Hub::default(),
-                broker: self.broker.unwrap_or_else(|| Arc::new(MemoryBroker::new())),
-                presence: self
-                    .presence
-                    .unwrap_or_else(|| Arc::new(MemoryPresenceManager::new())),
+                shared: Arc::new(NodeShared {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    config: self.config,
+                    hub: Hub::default(),
+                    broker: self.broker.unwrap_or_else(|| Arc::new(MemoryBroker::new())),
+                    presence: self
+                        .presence
+                        .unwrap_or_else(|| Arc::new(MemoryPresenceManager::new())),
+                    metrics: NodeMetrics::default(),
+                    hooks: ConnectHooks::default(),
+                }),
                 controller: self.controller,
                 cluster: control::Cluster::default(),
-                on_connecting: RwLock::new(None),
-                on_connect: RwLock::new(None),
                 shutting_down: AtomicBool::new(false),
                 next_seq: AtomicU64::new(1),
                 started: std::time::Instant::now(),
-                metrics: NodeMetrics::default(),
             }),
         }
     }
@@ -216,7 +209,7 @@ pub struct NodeInfo {
 }
 
 /// Forwards broker events to the hub without keeping the node alive.
-struct NodeEvents(Weak<NodeInner>);
+struct NodeEvents(Weak<Shared>);
 
 impl BrokerEventHandler for NodeEvents {
     fn handle_publication(
@@ -269,12 +262,12 @@ impl Node {
 
     /// This node's unique id.
     pub fn id(&self) -> &str {
-        &self.inner.id
+        &self.inner.shared.id
     }
 
     /// The configuration.
     pub fn config(&self) -> &Config {
-        &self.inner.config
+        &self.inner.shared.config
     }
 
     /// Decides whether a connection is accepted and who it is. Runs for every `connect`
@@ -285,7 +278,7 @@ impl Node {
         F: Fn(ConnectEvent) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<ConnectReply, HandlerError>> + Send + 'static,
     {
-        *self.inner.on_connecting.write() = Some(handler(f));
+        *self.inner.shared.hooks.on_connecting.write() = Some(handler(f));
     }
 
     /// Runs once per accepted connection, before its connect reply is sent: register the
@@ -294,21 +287,14 @@ impl Node {
     where
         F: Fn(Client) + Send + Sync + 'static,
     {
-        *self.inner.on_connect.write() = Some(Arc::new(f));
-    }
-
-    pub(crate) fn connecting_handler(&self) -> Option<Handler<ConnectEvent, ConnectReply>> {
-        self.inner.on_connecting.read().clone()
-    }
-
-    pub(crate) fn connect_handler(&self) -> Option<ConnectHandler> {
-        self.inner.on_connect.read().clone()
+        *self.inner.shared.hooks.on_connect.write() = Some(Arc::new(f));
     }
 
     /// Starts the broker. Call once before serving connections.
     pub async fn run(&self) -> Result<(), BrokerError> {
-        let events: Arc<dyn BrokerEventHandler> = Arc::new(NodeEvents(Arc::downgrade(&self.inner)));
-        self.inner.broker.run(events).await?;
+        let events: Arc<dyn BrokerEventHandler> =
+            Arc::new(NodeEvents(Arc::downgrade(&self.inner.shared)));
+        self.inner.shared.broker.run(events).await?;
         self.run_control().await
     }
 
@@ -316,7 +302,7 @@ impl Node {
     /// ones. Returns once every connection was told.
     pub async fn shutdown(&self) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
-        for client in self.inner.hub.all_clients() {
+        for client in self.inner.shared.hub.all_clients() {
             client.outbound.close(Disconnect::SHUTDOWN);
         }
     }
@@ -334,6 +320,7 @@ impl Node {
         options: PublishOptions,
     ) -> Result<PublishResult, BrokerError> {
         self.inner
+            .shared
             .broker
             .publish(channel, data.into(), options)
             .await
@@ -345,12 +332,12 @@ impl Node {
         channel: &str,
         options: HistoryOptions,
     ) -> Result<HistoryResult, BrokerError> {
-        self.inner.broker.history(channel, options).await
+        self.inner.shared.broker.history(channel, options).await
     }
 
     /// Drops `channel`'s history (its position stays).
     pub async fn remove_history(&self, channel: &str) -> Result<(), BrokerError> {
-        self.inner.broker.remove_history(channel).await
+        self.inner.shared.broker.remove_history(channel).await
     }
 
     /// Who is in `channel`, by connection id.
@@ -358,12 +345,12 @@ impl Node {
         &self,
         channel: &str,
     ) -> Result<HashMap<String, ClientInfo>, PresenceError> {
-        self.inner.presence.presence(channel).await
+        self.inner.shared.presence.presence(channel).await
     }
 
     /// Counts of `channel`'s presence.
     pub async fn presence_stats(&self, channel: &str) -> Result<PresenceStats, PresenceError> {
-        self.inner.presence.presence_stats(channel).await
+        self.inner.shared.presence.presence_stats(channel).await
     }
 
     /// Closes every connection of `user`, on every node, with `disconnect`.
@@ -533,19 +520,19 @@ impl Node {
     }
 
     fn filtered(&self, user: &str, filter: &ClientFilter) -> Vec<Arc<ClientInner>> {
-        let mut clients = self.inner.hub.user_clients(user);
+        let mut clients = self.inner.shared.hub.user_clients(user);
         clients.retain(|c| filter.matches(&c.id));
         clients
     }
 
     /// Counters of this node.
     pub fn info(&self) -> NodeInfo {
-        let (num_clients, num_users) = self.inner.hub.counts();
-        let (channels, num_subscriptions) = self.inner.hub.channels();
+        let (num_clients, num_users) = self.inner.shared.hub.counts();
+        let (channels, num_subscriptions) = self.inner.shared.hub.channels();
         NodeInfo {
-            id: self.inner.id.clone(),
-            name: self.inner.config.name.clone(),
-            version: self.inner.config.version.clone(),
+            id: self.inner.shared.id.clone(),
+            name: self.inner.shared.config.name.clone(),
+            version: self.inner.shared.config.version.clone(),
             num_clients,
             num_users,
             num_channels: channels.len(),
@@ -594,12 +581,12 @@ impl Node {
             "node_num_nodes",
             "Number of nodes in the cluster.",
             &[],
-            1.0,
+            self.num_nodes() as f64,
         )
         .gauge(
             "node_build",
             "Node build info.",
-            &[("version", &self.inner.config.version)],
+            &[("version", &self.inner.shared.config.version)],
             1.0,
         )
         .gauge(
@@ -608,17 +595,17 @@ impl Node {
             &[],
             info.uptime as f64,
         );
-        self.inner.metrics.write(&mut e);
+        self.inner.shared.metrics.write(&mut e);
     }
 
     /// Channels with at least one subscriber on this node.
     pub fn channels(&self) -> Vec<String> {
-        self.inner.hub.channels().0
+        self.inner.shared.hub.channels().0
     }
 
     /// Channels with subscribers on this node and how many subscribers each has.
     pub fn channel_counts(&self) -> Vec<(String, usize)> {
-        self.inner.hub.channel_counts()
+        self.inner.shared.hub.channel_counts()
     }
 
     pub(crate) fn next_seq(&self) -> u64 {
@@ -639,7 +626,8 @@ impl SessionFactory for Node {
         }
         let headers = (!request.headers.is_empty()).then(|| request.headers.clone());
         Ok(ClientSession::new(ClientInner::new(
-            self.clone(),
+            self.inner.shared.clone(),
+            self.next_seq(),
             info,
             headers,
         )))

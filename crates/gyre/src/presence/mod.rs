@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 pub use memory::MemoryPresenceManager;
 
-use crate::broker::{BoxFuture, ClientInfo};
+use crate::broker::{BoxFuture, ClientInfo, EngineError};
 
 /// Counts of a channel's presence.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -21,9 +21,10 @@ pub struct PresenceStats {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PresenceError {
-    /// The engine cannot be reached or failed.
-    #[error("engine unavailable: {0}")]
-    Unavailable(String),
+    /// The engine cannot be reached or failed; [`source`](std::error::Error::source) is
+    /// the engine's own error when there is one.
+    #[error(transparent)]
+    Unavailable(#[from] EngineError),
 }
 
 /// Keeps the presence sets of channels. Nodes add each subscriber of a channel with

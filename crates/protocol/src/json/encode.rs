@@ -3,6 +3,18 @@
 //! A publication push is encoded once per broadcast and shared by every subscriber, so
 //! this writer avoids intermediate allocations: strings are escaped in runs, integers go
 //! through `itoa`, raw payloads are copied as they are (minus raw newlines).
+//!
+//! Why hand-written and not `serde_json::to_writer` (serde_json is a dependency, for
+//! reading): the wire types are the prost-generated structs, which have no serde
+//! derives, and Centrifugo's JSON is not a generic mapping of them. `bytes` fields
+//! (`data`, `info`) are embedded as raw JSON rather than as strings; raw newlines in them
+//! are dropped because a JSON frame joins messages with `\n`; a payload that is not JSON
+//! is an error the caller turns into a disconnect (3506) rather than a broken stream; and
+//! proto3 defaults are omitted except where Centrifugo always writes the field. Writing
+//! straight into the `BytesMut` that becomes the broadcast's shared `Bytes` also means
+//! no intermediate `String` or `Value` per message. Measured (BENCHMARKS.md, "Broadcast
+//! inside the library"): one publication to 1,000 subscribers, encoding and queueing
+//! included, takes 118 µs in JSON and 114 µs in Protobuf.
 
 use std::collections::HashMap;
 

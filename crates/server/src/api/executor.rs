@@ -1,5 +1,6 @@
 //! The API methods over the node and the channel configuration (upstream
-//! `internal/api/api.go`).
+//! `internal/api/api.go`): one function per method, named as the method, called by the
+//! dispatch that `methods.rs` generates from its table.
 
 use std::collections::HashMap;
 
@@ -13,12 +14,13 @@ use gyre::{
 };
 
 use super::glob::Glob;
+use super::methods::{Command, execute};
 use super::proto::{
     ApiError, BatchRequest, BatchResult, BoolValue, BroadcastRequest, BroadcastResult, ChannelInfo,
-    ChannelRequest, ChannelsRequest, ChannelsResult, ClientInfo, DisconnectRequest, HistoryRequest,
-    HistoryResult, InfoResult, NodeResult, Outcome, PresenceResult, PresenceStatsResult,
-    Publication, PublishRequest, PublishResult, Raw, RawOut, RefreshRequest, Reply, Request,
-    RpcRequest, SubscribeRequest, UnsubscribeRequest,
+    ChannelRequest, ChannelsRequest, ChannelsResult, ClientInfo, DisconnectRequest, Empty,
+    HistoryRequest, HistoryResult, InfoRequest, InfoResult, NodeResult, PresenceResult,
+    PresenceStatsResult, Publication, PublishRequest, PublishResult, Raw, RawOut, RefreshRequest,
+    Reply, RpcRequest, SubscribeRequest, UnsubscribeRequest,
 };
 use crate::app::App;
 use crate::config::{ChannelOptions, Config};
@@ -29,36 +31,9 @@ const MAX_CONCURRENCY: usize = 1024;
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// Runs one request.
-pub(crate) async fn execute(app: &App, request: Request) -> ApiResult<Outcome> {
-    match request {
-        Request::Publish(r) => publish(app, r).await.map(Outcome::Publish),
-        Request::Broadcast(r) => broadcast(app, r).await.map(Outcome::Broadcast),
-        Request::Subscribe(r) => subscribe(app, r)
-            .await
-            .map(|()| Outcome::Empty("subscribe")),
-        Request::Unsubscribe(r) => unsubscribe(app, r)
-            .await
-            .map(|()| Outcome::Empty("unsubscribe")),
-        Request::Disconnect(r) => disconnect(app, r)
-            .await
-            .map(|()| Outcome::Empty("disconnect")),
-        Request::Refresh(r) => refresh(app, r).await.map(|()| Outcome::Empty("refresh")),
-        Request::Presence(r) => presence(app, r).await.map(Outcome::Presence),
-        Request::PresenceStats(r) => presence_stats(app, r).await.map(Outcome::PresenceStats),
-        Request::History(r) => history(app, r).await.map(Outcome::History),
-        Request::HistoryRemove(r) => history_remove(app, r)
-            .await
-            .map(|()| Outcome::Empty("history_remove")),
-        Request::Info => Ok(Outcome::Info(info(app))),
-        Request::Rpc(r) => rpc(r),
-        Request::Channels(r) => channels(app, r).await.map(Outcome::Channels),
-    }
-}
-
 /// Runs a batch, in order or concurrently; replies keep the order of the commands.
 pub(crate) async fn batch(app: &App, request: BatchRequest) -> BatchResult {
-    let run = |command: Option<super::proto::Command>| async move {
+    let run = |command: Option<Command>| async move {
         Reply(match command.map(|c| c.into_request()) {
             None => Err(ApiError::BAD_REQUEST),
             Some(None) => Err(ApiError::NOT_FOUND),
@@ -206,7 +181,7 @@ async fn publish_to(app: &App, channel: &str, p: &Publish) -> ApiResult<PublishR
     })
 }
 
-async fn publish(app: &App, r: PublishRequest) -> ApiResult<PublishResult> {
+pub(crate) async fn publish(app: &App, r: PublishRequest) -> ApiResult<PublishResult> {
     let p = Publish {
         data: payload(&r.data, &r.b64data)?,
         skip_history: r.skip_history,
@@ -219,7 +194,7 @@ async fn publish(app: &App, r: PublishRequest) -> ApiResult<PublishResult> {
     publish_to(app, &r.channel, &p).await
 }
 
-async fn broadcast(app: &App, r: BroadcastRequest) -> ApiResult<BroadcastResult> {
+pub(crate) async fn broadcast(app: &App, r: BroadcastRequest) -> ApiResult<BroadcastResult> {
     if r.channels.is_empty() {
         return Err(ApiError::BAD_REQUEST);
     }
@@ -253,7 +228,7 @@ fn filter(client: String, session: String) -> ClientFilter {
     filter
 }
 
-async fn subscribe(app: &App, r: SubscribeRequest) -> ApiResult<()> {
+pub(crate) async fn subscribe(app: &App, r: SubscribeRequest) -> ApiResult<Empty> {
     nonempty(&r.channel)?;
     let options = {
         let config = app.config();
@@ -281,20 +256,21 @@ async fn subscribe(app: &App, r: SubscribeRequest) -> ApiResult<()> {
         .map_err(|err| {
             tracing::error!(error = %err, channel = %r.channel, user = %r.user, "server API: subscribe");
             ApiError::INTERNAL
-        })
+        })?;
+    Ok(Empty {})
 }
 
-async fn unsubscribe(app: &App, r: UnsubscribeRequest) -> ApiResult<()> {
+pub(crate) async fn unsubscribe(app: &App, r: UnsubscribeRequest) -> ApiResult<Empty> {
     if !r.channel.is_empty() {
         channel_options(&app.config(), &r.channel)?;
     }
     app.node
         .unsubscribe_clients(&r.user, &r.channel, &filter(r.client, r.session))
         .await;
-    Ok(())
+    Ok(Empty {})
 }
 
-async fn disconnect(app: &App, r: DisconnectRequest) -> ApiResult<()> {
+pub(crate) async fn disconnect(app: &App, r: DisconnectRequest) -> ApiResult<Empty> {
     let disconnect = match r.disconnect {
         Some(d) => Disconnect {
             code: d.code,
@@ -307,17 +283,17 @@ async fn disconnect(app: &App, r: DisconnectRequest) -> ApiResult<()> {
     app.node
         .disconnect_clients(&r.user, &filter, disconnect)
         .await;
-    Ok(())
+    Ok(Empty {})
 }
 
-async fn refresh(app: &App, r: RefreshRequest) -> ApiResult<()> {
+pub(crate) async fn refresh(app: &App, r: RefreshRequest) -> ApiResult<Empty> {
     let mut refresh = RefreshReply::new(r.expire_at);
     refresh.expired = r.expired;
     refresh.info = r.info.0.is_some().then(|| r.info.to_bytes());
     app.node
         .refresh(&r.user, &filter(r.client, r.session), refresh)
         .await;
-    Ok(())
+    Ok(Empty {})
 }
 
 /// The channel of a presence request, when presence is on in its namespace.
@@ -330,7 +306,7 @@ fn presence_channel(app: &App, r: &ChannelRequest) -> ApiResult<()> {
     }
 }
 
-async fn presence(app: &App, r: ChannelRequest) -> ApiResult<PresenceResult> {
+pub(crate) async fn presence(app: &App, r: ChannelRequest) -> ApiResult<PresenceResult> {
     presence_channel(app, &r)?;
     let presence = app.node.presence(&r.channel).await.map_err(|err| {
         tracing::error!(error = %err, channel = %r.channel, "server API: presence");
@@ -344,7 +320,7 @@ async fn presence(app: &App, r: ChannelRequest) -> ApiResult<PresenceResult> {
     })
 }
 
-async fn presence_stats(app: &App, r: ChannelRequest) -> ApiResult<PresenceStatsResult> {
+pub(crate) async fn presence_stats(app: &App, r: ChannelRequest) -> ApiResult<PresenceStatsResult> {
     presence_channel(app, &r)?;
     let stats = app.node.presence_stats(&r.channel).await.map_err(|err| {
         tracing::error!(error = %err, channel = %r.channel, "server API: presence stats");
@@ -368,7 +344,7 @@ fn history_channel(app: &App, channel: &str) -> ApiResult<Option<std::time::Dura
     }
 }
 
-async fn history(app: &App, r: HistoryRequest) -> ApiResult<HistoryResult> {
+pub(crate) async fn history(app: &App, r: HistoryRequest) -> ApiResult<HistoryResult> {
     let meta_ttl = history_channel(app, &r.channel)?;
     let mut options = HistoryOptions::new(r.limit).reverse(r.reverse);
     if let Some(since) = r.since {
@@ -396,12 +372,13 @@ async fn history(app: &App, r: HistoryRequest) -> ApiResult<HistoryResult> {
     })
 }
 
-async fn history_remove(app: &App, r: ChannelRequest) -> ApiResult<()> {
+pub(crate) async fn history_remove(app: &App, r: ChannelRequest) -> ApiResult<Empty> {
     history_channel(app, &r.channel)?;
     app.node
         .remove_history(&r.channel)
         .await
-        .map_err(map_broker_error)
+        .map_err(map_broker_error)?;
+    Ok(Empty {})
 }
 
 fn saturate(n: impl TryInto<u32>) -> u32 {
@@ -409,8 +386,8 @@ fn saturate(n: impl TryInto<u32>) -> u32 {
 }
 
 /// Every node of the cluster as last announced (this one with live counts).
-fn info(app: &App) -> InfoResult {
-    InfoResult {
+pub(crate) async fn info(app: &App, _: InfoRequest) -> ApiResult<InfoResult> {
+    Ok(InfoResult {
         nodes: app
             .node
             .nodes()
@@ -426,16 +403,16 @@ fn info(app: &App) -> InfoResult {
                 num_subs: saturate(info.num_subscriptions),
             })
             .collect(),
-    }
+    })
 }
 
-/// Centrifugo OSS registers no server-side RPC methods.
-fn rpc(r: RpcRequest) -> ApiResult<Outcome> {
+/// Centrifugo OSS registers no server-side RPC methods, so there is never a result.
+pub(crate) async fn rpc(_: &App, r: RpcRequest) -> ApiResult<Empty> {
     nonempty(&r.method)?;
     Err(ApiError::NOT_FOUND)
 }
 
-async fn channels(app: &App, r: ChannelsRequest) -> ApiResult<ChannelsResult> {
+pub(crate) async fn channels(app: &App, r: ChannelsRequest) -> ApiResult<ChannelsResult> {
     let pattern = if r.pattern.is_empty() {
         None
     } else {

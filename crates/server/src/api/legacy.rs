@@ -7,30 +7,18 @@
 //! the numeric enum value. A command that cannot be decoded fails the whole request with
 //! 400, as upstream does (commands before it have run). There is no `batch` method here.
 
-use serde::de::{Deserializer, Error as _};
+use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::executor::execute;
-use super::proto::{ApiError, Method, Outcome};
+use super::methods::{Method, Outcome, Source, execute};
+use super::proto::ApiError;
 use crate::app::App;
 
-/// Method names of upstream's `Command_MethodType` and their numbers. Names without a
-/// [`Method`] (PRO and experimental methods) decode, then answer 104.
-const METHODS: &[(&str, i64)] = &[
-    ("PUBLISH", 0),
-    ("BROADCAST", 1),
-    ("UNSUBSCRIBE", 2),
-    ("DISCONNECT", 3),
-    ("PRESENCE", 4),
-    ("PRESENCE_STATS", 5),
-    ("HISTORY", 6),
-    ("HISTORY_REMOVE", 7),
-    ("CHANNELS", 8),
-    ("INFO", 9),
-    ("RPC", 10),
-    ("SUBSCRIBE", 11),
-    ("REFRESH", 12),
+/// Upstream's `Command_MethodType` names that this server does not serve (PRO and
+/// experimental methods), with their numbers: they decode, then answer 104. The served
+/// methods' names and numbers are rows of the method table ([`Method::legacy_id`]).
+const NOT_SERVED: &[(&str, i64)] = &[
     ("CONNECTIONS", 14),
     ("UPDATE_USER_STATUS", 15),
     ("GET_USER_STATUS", 16),
@@ -59,23 +47,18 @@ const METHODS: &[(&str, i64)] = &[
     ("SHARED_POLL_PUBLISH", 39),
 ];
 
-fn method_of(number: i64) -> Option<Method> {
-    Some(match number {
-        0 => Method::Publish,
-        1 => Method::Broadcast,
-        2 => Method::Unsubscribe,
-        3 => Method::Disconnect,
-        4 => Method::Presence,
-        5 => Method::PresenceStats,
-        6 => Method::History,
-        7 => Method::HistoryRemove,
-        8 => Method::Channels,
-        9 => Method::Info,
-        10 => Method::Rpc,
-        11 => Method::Subscribe,
-        12 => Method::Refresh,
-        _ => return None,
-    })
+/// The number of a method name, any case: a served method's, else a [`NOT_SERVED`] one's.
+fn number_of(name: &str) -> Option<i64> {
+    Method::ALL
+        .iter()
+        .find(|method| method.name().eq_ignore_ascii_case(name))
+        .map(|method| method.legacy_id())
+        .or_else(|| {
+            NOT_SERVED
+                .iter()
+                .find(|(known, _)| known.eq_ignore_ascii_case(name))
+                .map(|&(_, number)| number)
+        })
 }
 
 /// `method`: a known name (any case) or a number; anything else is a decoding error.
@@ -92,10 +75,8 @@ impl<'de> Deserialize<'de> for MethodNumber {
         }
         match NameOrNumber::deserialize(d)? {
             NameOrNumber::Number(n) => Ok(MethodNumber(n)),
-            NameOrNumber::Name(name) => METHODS
-                .iter()
-                .find(|(known, _)| known.eq_ignore_ascii_case(&name))
-                .map(|&(_, n)| MethodNumber(n))
+            NameOrNumber::Name(name) => number_of(&name)
+                .map(MethodNumber)
                 .ok_or_else(|| D::Error::custom(format!("unknown method {name:?}"))),
         }
     }
@@ -131,9 +112,9 @@ pub(crate) async fn run(app: &App, body: &[u8]) -> Result<Vec<u8>, serde_json::E
     let mut out = Vec::new();
     for command in serde_json::Deserializer::from_slice(body).into_iter::<LegacyCommand>() {
         let command = command?;
-        let outcome = match method_of(command.method.0) {
+        let outcome = match Method::from_legacy_id(command.method.0) {
             None => Err(ApiError::NOT_FOUND),
-            Some(method) => match decode(method, command.params.as_deref()) {
+            Some(method) => match method.decode(Params(command.params.as_deref())) {
                 Ok(request) => execute(app, request).await,
                 Err(error) => Err(error),
             },
@@ -157,13 +138,72 @@ pub(crate) async fn run(app: &App, body: &[u8]) -> Result<Vec<u8>, serde_json::E
     Ok(out)
 }
 
-/// Params of one command; missing or undecodable params answer 107 (`info` takes none).
-fn decode(method: Method, params: Option<&RawValue>) -> Result<super::proto::Request, ApiError> {
-    if method == Method::Info {
-        return Ok(super::proto::Request::Info);
+/// The `params` of one command: missing or undecodable params answer 107, except for a
+/// request object without fields (`info`), which upstream builds without reading them.
+struct Params<'a>(Option<&'a RawValue>);
+
+impl Source for Params<'_> {
+    type Error = ApiError;
+
+    fn read<T: DeserializeOwned + Default>(self) -> Result<T, ApiError> {
+        if std::mem::size_of::<T>() == 0 {
+            return Ok(T::default());
+        }
+        let params = self.0.ok_or(ApiError::BAD_REQUEST)?;
+        serde_json::from_str(params.get()).map_err(|_| ApiError::BAD_REQUEST)
     }
-    let params = params.ok_or(ApiError::BAD_REQUEST)?;
-    method
-        .decode(params.get().as_bytes())
-        .map_err(|_| ApiError::BAD_REQUEST)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn number(name: &str) -> Option<i64> {
+        serde_json::from_value::<MethodNumber>(serde_json::json!(name))
+            .ok()
+            .map(|n| n.0)
+    }
+
+    #[test]
+    fn served_method_names_in_any_case_give_their_number() {
+        for &method in Method::ALL {
+            let name = method.name();
+            for spelled in [name.to_owned(), name.to_ascii_uppercase()] {
+                let id = number(&spelled).unwrap_or_else(|| panic!("{spelled}"));
+                assert_eq!(Method::from_legacy_id(id), Some(method), "{spelled}");
+            }
+        }
+        assert_eq!(number("Presence_Stats"), Some(5));
+        assert_eq!(number("batch"), None);
+        assert_eq!(number("nope"), None);
+    }
+
+    #[test]
+    fn not_served_names_stay_clear_of_the_table() {
+        for &(name, id) in NOT_SERVED {
+            assert_eq!(number(name), Some(id));
+            assert_eq!(Method::from_legacy_id(id), None, "{name}");
+            assert!(
+                Method::ALL
+                    .iter()
+                    .all(|m| !m.name().eq_ignore_ascii_case(name)),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn params_are_required_except_by_requests_without_fields() {
+        let params = RawValue::from_string("5".to_owned()).unwrap();
+        for &method in Method::ALL {
+            let missing = method.decode(Params(None));
+            let garbled = method.decode(Params(Some(&params)));
+            if method == Method::Info {
+                assert!(missing.is_ok() && garbled.is_ok());
+            } else {
+                assert_eq!(missing.unwrap_err(), ApiError::BAD_REQUEST, "{method:?}");
+                assert_eq!(garbled.unwrap_err(), ApiError::BAD_REQUEST, "{method:?}");
+            }
+        }
+    }
 }

@@ -15,10 +15,14 @@
 //! Failures outside the API's own errors carry the same bare error object:
 //! 400 undecodable body, 401 bad key, 404 unknown method, 405 not POST, 413 body too
 //! large, 503 shutting down (legacy endpoint).
+//!
+//! The methods are listed once, in the table of `methods.rs`, which also says how to add
+//! one; their code is in `executor.rs`, one function per method.
 
 mod executor;
 mod glob;
 mod legacy;
+mod methods;
 mod proto;
 
 use axum::Router;
@@ -30,7 +34,8 @@ use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use serde::Serialize;
 
 use crate::app::App;
-use proto::{ApiError, BatchRequest, Method};
+use methods::Method;
+use proto::{ApiError, BatchRequest};
 
 /// Request bodies above this size are refused with 413 (Centrifugo reads any size; this
 /// only guards memory).
@@ -180,11 +185,11 @@ async fn method_handler(
             Err(_) => bad_request(),
         };
     };
-    let request = match api_method.decode(&body) {
+    let request = match api_method.decode(&body[..]) {
         Ok(request) => request,
         Err(_) => return bad_request(),
     };
-    match executor::execute(&app, request).await {
+    match methods::execute(&app, request).await {
         Err(error) if transport_errors => serialize(error.http_status(), &error),
         outcome => serialize(StatusCode::OK, &proto::Response::from(outcome)),
     }
@@ -265,6 +270,120 @@ mod tests {
         assert!(authorized("k", &HeaderMap::new(), &with_query));
         assert!(!authorized("k", &HeaderMap::new(), &uri));
         assert!(!authorized("", &headers(&[("x-api-key", "")]), &with_query));
+    }
+
+    async fn post(router: &Router, path: &str, body: String) -> (StatusCode, String) {
+        let request = http::Request::post(path).body(Body::from(body)).unwrap();
+        let response = tower_service::Service::call(&mut router.clone(), request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    /// A JSON answer, without the node uptimes of `info` (they may tick between calls).
+    fn parse(text: &str) -> serde_json::Value {
+        let mut value: serde_json::Value =
+            serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        if let Some(nodes) = value.pointer_mut("/result/nodes") {
+            for node in nodes.as_array_mut().unwrap() {
+                node.as_object_mut().unwrap().remove("uptime");
+            }
+        }
+        value
+    }
+
+    /// Every row of the method table is served at `/api/<name>`, in a batch, and by the
+    /// legacy endpoint by name and by number, with the same answer everywhere.
+    #[tokio::test]
+    async fn every_method_is_served_by_every_endpoint() {
+        use serde_json::{Value, json};
+
+        let mut config = crate::config::Config::default();
+        config.http_api.insecure = true;
+        let app = App::new(config).await.unwrap();
+        app.node.run().await.unwrap();
+        let router = router(app);
+
+        let commands: Vec<Value> = Method::ALL
+            .iter()
+            .map(|method| json!({ method.name(): {} }))
+            .collect();
+        let (status, text) = post(
+            &router,
+            "/batch",
+            json!({ "commands": commands }).to_string(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let batch = parse(&text);
+        let replies = batch["replies"].as_array().unwrap();
+        assert_eq!(replies.len(), Method::ALL.len(), "{text}");
+
+        let mut legacy = String::new();
+        for (i, method) in Method::ALL.iter().enumerate() {
+            let name = method.name().to_ascii_uppercase();
+            legacy += &json!({"id": 2 * i + 1, "method": name, "params": {}}).to_string();
+            legacy +=
+                &json!({"id": 2 * i + 2, "method": method.legacy_id(), "params": {}}).to_string();
+        }
+        let (status, text) = post(&router, "/", legacy).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let legacy: Vec<Value> = text.lines().map(parse).collect();
+        assert_eq!(legacy.len(), 2 * Method::ALL.len(), "{text}");
+
+        for (i, method) in Method::ALL.iter().enumerate() {
+            let name = method.name();
+            let (status, text) = post(&router, &format!("/{name}"), "{}".into()).await;
+            assert_eq!(status, StatusCode::OK, "{name}: {text}");
+            let answer = parse(&text);
+            // `{}` is a valid request of every method: a result, or an error of the
+            // method's own checks, never "not found".
+            assert_ne!(answer["error"]["code"], 104, "{name}: {text}");
+            let (batch_reply, legacy_reply) = if let Some(result) = answer.get("result") {
+                (json!({ name: result }), json!({ "result": result }))
+            } else {
+                let error = &answer["error"];
+                assert!(error.is_object(), "{name}: {text}");
+                (json!({ "error": error }), json!({ "error": error }))
+            };
+            assert_eq!(answer.as_object().unwrap().len(), 1, "{name}: {text}");
+            assert_eq!(replies[i], batch_reply, "{name}");
+            for n in [2 * i, 2 * i + 1] {
+                let mut expected = legacy_reply.clone();
+                expected["id"] = json!(n + 1);
+                assert_eq!(legacy[n], expected, "{name}");
+            }
+        }
+    }
+
+    /// Another API module (the gRPC API to come) generates its code from the same table:
+    /// here a generator that types a handler per row with the row's request and result
+    /// and the same executor function, as an rpc handler would.
+    #[test]
+    fn another_module_generates_from_the_same_table() {
+        use super::methods::api_methods;
+        use super::proto::*;
+
+        macro_rules! handlers {
+            ($($name:ident: $variant:ident = $legacy:literal, $request:ty => $result:ty;)*) => {
+                [$({
+                    async fn _handler(app: &App, request: $request) -> Result<$result, ApiError> {
+                        executor::$name(app, request).await
+                    }
+                    (stringify!($name), $legacy)
+                }),*]
+            };
+        }
+        let rows = api_methods!(handlers);
+        let table: Vec<_> = Method::ALL
+            .iter()
+            .map(|m| (m.name(), m.legacy_id()))
+            .collect();
+        assert_eq!(rows.to_vec(), table);
     }
 
     #[test]

@@ -8,10 +8,12 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use serde::de::{Deserialize, DeserializeOwned, Deserializer};
+use serde::de::{Deserialize, Deserializer};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize as DeriveDeserialize, Serialize};
 use serde_json::value::RawValue;
+
+use super::methods::{Command, Outcome};
 
 /// An API error: `{"code": N, "message": "..."}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -291,61 +293,6 @@ pub(crate) struct ChannelsRequest {
     pub(crate) pattern: String,
 }
 
-/// One command of a batch: the first method field set wins (upstream `processCmd` order).
-#[derive(Debug, Default, DeriveDeserialize)]
-#[serde(default)]
-pub(crate) struct Command {
-    publish: Option<PublishRequest>,
-    broadcast: Option<BroadcastRequest>,
-    subscribe: Option<SubscribeRequest>,
-    unsubscribe: Option<UnsubscribeRequest>,
-    disconnect: Option<DisconnectRequest>,
-    history: Option<HistoryRequest>,
-    history_remove: Option<ChannelRequest>,
-    presence: Option<ChannelRequest>,
-    presence_stats: Option<ChannelRequest>,
-    info: Option<InfoRequest>,
-    rpc: Option<RpcRequest>,
-    refresh: Option<RefreshRequest>,
-    channels: Option<ChannelsRequest>,
-}
-
-impl Command {
-    /// The request this command carries, `None` when it names no supported method.
-    pub(crate) fn into_request(self) -> Option<Request> {
-        let c = self;
-        Some(if let Some(r) = c.publish {
-            Request::Publish(r)
-        } else if let Some(r) = c.broadcast {
-            Request::Broadcast(r)
-        } else if let Some(r) = c.subscribe {
-            Request::Subscribe(r)
-        } else if let Some(r) = c.unsubscribe {
-            Request::Unsubscribe(r)
-        } else if let Some(r) = c.disconnect {
-            Request::Disconnect(r)
-        } else if let Some(r) = c.history {
-            Request::History(r)
-        } else if let Some(r) = c.history_remove {
-            Request::HistoryRemove(r)
-        } else if let Some(r) = c.presence {
-            Request::Presence(r)
-        } else if let Some(r) = c.presence_stats {
-            Request::PresenceStats(r)
-        } else if c.info.is_some() {
-            Request::Info
-        } else if let Some(r) = c.rpc {
-            Request::Rpc(r)
-        } else if let Some(r) = c.refresh {
-            Request::Refresh(r)
-        } else if let Some(r) = c.channels {
-            Request::Channels(r)
-        } else {
-            return None;
-        })
-    }
-}
-
 #[derive(Debug, Default, DeriveDeserialize)]
 #[serde(default)]
 pub(crate) struct BatchRequest {
@@ -353,89 +300,6 @@ pub(crate) struct BatchRequest {
     pub(crate) commands: Vec<Option<Command>>,
     #[serde(deserialize_with = "nullable")]
     pub(crate) parallel: bool,
-}
-
-/// A decoded request of one method (batch excluded: batches hold these).
-#[derive(Debug)]
-pub(crate) enum Request {
-    Publish(PublishRequest),
-    Broadcast(BroadcastRequest),
-    Subscribe(SubscribeRequest),
-    Unsubscribe(UnsubscribeRequest),
-    Disconnect(DisconnectRequest),
-    Presence(ChannelRequest),
-    PresenceStats(ChannelRequest),
-    History(HistoryRequest),
-    HistoryRemove(ChannelRequest),
-    Info,
-    Rpc(RpcRequest),
-    Refresh(RefreshRequest),
-    Channels(ChannelsRequest),
-}
-
-/// Methods served at `/api/<method>` and by the legacy endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Method {
-    Publish,
-    Broadcast,
-    Subscribe,
-    Unsubscribe,
-    Disconnect,
-    Presence,
-    PresenceStats,
-    History,
-    HistoryRemove,
-    Info,
-    Rpc,
-    Refresh,
-    Channels,
-}
-
-impl Method {
-    /// The method at `/api/<name>` (`batch` is handled separately).
-    pub(crate) fn from_name(name: &str) -> Option<Method> {
-        Some(match name {
-            "publish" => Method::Publish,
-            "broadcast" => Method::Broadcast,
-            "subscribe" => Method::Subscribe,
-            "unsubscribe" => Method::Unsubscribe,
-            "disconnect" => Method::Disconnect,
-            "presence" => Method::Presence,
-            "presence_stats" => Method::PresenceStats,
-            "history" => Method::History,
-            "history_remove" => Method::HistoryRemove,
-            "info" => Method::Info,
-            "rpc" => Method::Rpc,
-            "refresh" => Method::Refresh,
-            "channels" => Method::Channels,
-            _ => return None,
-        })
-    }
-
-    /// Decodes this method's request object.
-    pub(crate) fn decode(self, body: &[u8]) -> serde_json::Result<Request> {
-        fn de<T: DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> {
-            serde_json::from_slice(body)
-        }
-        Ok(match self {
-            Method::Publish => Request::Publish(de(body)?),
-            Method::Broadcast => Request::Broadcast(de(body)?),
-            Method::Subscribe => Request::Subscribe(de(body)?),
-            Method::Unsubscribe => Request::Unsubscribe(de(body)?),
-            Method::Disconnect => Request::Disconnect(de(body)?),
-            Method::Presence => Request::Presence(de(body)?),
-            Method::PresenceStats => Request::PresenceStats(de(body)?),
-            Method::History => Request::History(de(body)?),
-            Method::HistoryRemove => Request::HistoryRemove(de(body)?),
-            Method::Info => {
-                de::<InfoRequest>(body)?;
-                Request::Info
-            }
-            Method::Rpc => Request::Rpc(de(body)?),
-            Method::Refresh => Request::Refresh(de(body)?),
-            Method::Channels => Request::Channels(de(body)?),
-        })
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -564,52 +428,6 @@ pub(crate) struct ChannelsResult {
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub(crate) struct Empty {}
 
-/// The result of one method call.
-#[derive(Debug, Clone)]
-pub(crate) enum Outcome {
-    Publish(PublishResult),
-    Broadcast(BroadcastResult),
-    Presence(PresenceResult),
-    PresenceStats(PresenceStatsResult),
-    History(HistoryResult),
-    Info(InfoResult),
-    Channels(ChannelsResult),
-    /// `subscribe`, `unsubscribe`, `disconnect`, `refresh`, `history_remove`: `{}` under
-    /// this method name in a batch reply.
-    Empty(&'static str),
-}
-
-impl Outcome {
-    /// The field of a batch `Reply` that carries this result.
-    fn method(&self) -> &'static str {
-        match self {
-            Outcome::Publish(_) => "publish",
-            Outcome::Broadcast(_) => "broadcast",
-            Outcome::Presence(_) => "presence",
-            Outcome::PresenceStats(_) => "presence_stats",
-            Outcome::History(_) => "history",
-            Outcome::Info(_) => "info",
-            Outcome::Channels(_) => "channels",
-            Outcome::Empty(method) => method,
-        }
-    }
-}
-
-impl Serialize for Outcome {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Outcome::Publish(r) => r.serialize(s),
-            Outcome::Broadcast(r) => r.serialize(s),
-            Outcome::Presence(r) => r.serialize(s),
-            Outcome::PresenceStats(r) => r.serialize(s),
-            Outcome::History(r) => r.serialize(s),
-            Outcome::Info(r) => r.serialize(s),
-            Outcome::Channels(r) => r.serialize(s),
-            Outcome::Empty(_) => Empty {}.serialize(s),
-        }
-    }
-}
-
 /// One reply of a batch: `{"error": ...}` or `{"<method>": result}`.
 #[derive(Debug, Clone)]
 pub(crate) struct Reply(pub(crate) Result<Outcome, ApiError>);
@@ -618,7 +436,7 @@ impl Serialize for Reply {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(1))?;
         match &self.0 {
-            Ok(outcome) => map.serialize_entry(outcome.method(), outcome)?,
+            Ok(outcome) => map.serialize_entry(outcome.name(), outcome)?,
             Err(error) => map.serialize_entry("error", error)?,
         }
         map.end()
@@ -652,16 +470,6 @@ mod tests {
         assert!(serde_json::from_str::<InfoRequest>("").is_err());
     }
 
-    #[test]
-    fn batch_command_picks_the_first_method_in_upstream_order() {
-        let c: Command =
-            serde_json::from_str(r#"{"history":{"channel":"h"},"publish":{"channel":"p"}}"#)
-                .unwrap();
-        assert!(matches!(c.into_request(), Some(Request::Publish(p)) if p.channel == "p"));
-        let c: Command = serde_json::from_str(r#"{"connections":{}}"#).unwrap();
-        assert!(c.into_request().is_none());
-    }
-
     fn json<T: Serialize>(v: &T) -> String {
         serde_json::to_string(v).unwrap()
     }
@@ -687,7 +495,7 @@ mod tests {
         assert_eq!(json(&publication), "{\"data\":\"\u{fffd}\\u0000\"}");
         let batch = BatchResult {
             replies: vec![
-                Reply(Ok(Outcome::Empty("subscribe"))),
+                Reply(Ok(Outcome::Subscribe(Empty {}))),
                 Reply(Err(ApiError::NOT_FOUND)),
             ],
         };

@@ -1,7 +1,7 @@
 //! Channel and RPC namespace resolution.
 
 use super::error::UnknownNamespace;
-use super::types::{ChannelOptions, Config, RpcOptions};
+use super::sections::{ChannelOptions, Config, RpcOptions};
 
 #[allow(
     dead_code,
@@ -78,7 +78,7 @@ fn namespace_of<'a>(channel: &'a str, private_prefix: &str, boundary: &str) -> &
 
 #[cfg(test)]
 mod tests {
-    use super::super::types::ChannelNamespace;
+    use super::super::sections::ChannelNamespace;
     use super::*;
 
     fn config() -> Config {

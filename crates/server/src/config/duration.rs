@@ -48,10 +48,12 @@ impl Duration {
         Self(nanos)
     }
 
+    #[cfg(test)]
     pub(crate) const fn from_millis(millis: i64) -> Self {
         Self(millis * MILLISECOND as i64)
     }
 
+    #[cfg(test)]
     pub(crate) const fn from_secs(secs: i64) -> Self {
         Self(secs * SECOND as i64)
     }

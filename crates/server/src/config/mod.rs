@@ -2,7 +2,7 @@
 //!
 //! [`load`] builds the configuration in layers, as a JSON value tree, then deserializes it:
 //! defaults (`Config::default()`) ← file (`.json`, `.yaml`/`.yml`, `.toml`, by extension; a
-//! missing file is tolerated) ← env vars (`CENTRIFUGO_*`, see [`env`]) ← command-line flags.
+//! missing file is tolerated) ← env vars (`CENTRIFUGO_*`, see [`env`](mod@env)) ← command-line flags.
 //! Keys that are zero after layering get their default, as in Centrifugo. Unknown keys and
 //! env vars, ignored aliases and features Gyre does not implement yet become warnings;
 //! invalid values are a [`ConfigError`] naming the key.
@@ -13,8 +13,8 @@ pub(crate) mod env;
 mod error;
 mod format;
 mod schema;
+mod sections;
 mod tree;
-mod types;
 mod unsupported;
 mod validate;
 
@@ -35,7 +35,7 @@ pub(crate) use format::Format;
     unused_imports,
     reason = "the full configuration tree is API for the server modules"
 )]
-pub(crate) use types::*;
+pub(crate) use sections::*;
 pub(crate) use unsupported::unsupported_features;
 
 /// Default config file name (`-c/--config`).
@@ -164,5 +164,7 @@ pub(crate) fn default_tree() -> Value {
     serde_json::to_value(Config::default()).expect("the default configuration serializes")
 }
 
+#[cfg(test)]
+mod snapshot_tests;
 #[cfg(test)]
 mod tests;

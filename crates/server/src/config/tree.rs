@@ -156,7 +156,7 @@ pub(crate) fn fill_zero_defaults(
 
 /// Defaults of one item of a named list, by the list's key path.
 pub(crate) fn item_defaults(list_path: &str) -> Value {
-    use super::types::{ChannelNamespace, Consumer, NamedProxy, RpcNamespace};
+    use super::sections::{ChannelNamespace, Consumer, NamedProxy, RpcNamespace};
     let value = match list_path {
         "channel.namespaces" => serde_json::to_value(ChannelNamespace::default()),
         "rpc.namespaces" => serde_json::to_value(RpcNamespace::default()),

@@ -3,7 +3,7 @@
 //! One row per feature: a name for the warning and a test on the loaded configuration. The
 //! server still starts and ignores the feature. Delete a row when the feature lands.
 
-use super::types::{ChannelOptions, Config};
+use super::sections::{ChannelOptions, Config};
 
 type Check = fn(&Config) -> bool;
 

@@ -6,7 +6,7 @@ use regex::Regex;
 
 use super::duration::Duration;
 use super::error::ConfigError;
-use super::types::{ChannelOptions, Config, HttpStatusToCodeTransform, Proxy};
+use super::sections::{ChannelOptions, Config, HttpStatusToCodeTransform, Proxy};
 
 const DEFAULT_PROXY_NAME: &str = "default";
 const KNOWN_BROKERS: &[&str] = &["memory", "nats", "redis", "redisnats", "postgres"];

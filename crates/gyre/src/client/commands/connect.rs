@@ -28,7 +28,7 @@ impl ClientInner {
             channels: req.subs.keys().cloned().collect(),
             request_headers: self.take_request_headers(),
         };
-        let reply = match self.node.connecting_handler() {
+        let reply = match self.node.hooks.connecting() {
             Some(h) => h(self.client(), event).await,
             None => Ok(ConnectReply::default()),
         };
@@ -41,10 +41,10 @@ impl ClientInner {
             tracing::debug!(client = %self.id, "client credentials not found");
             return Err(Disconnect::BAD_REQUEST);
         };
-        let config = self.node.config();
+        let config = &self.node.config;
         if config.user_connection_limit > 0
             && !credentials.user.is_empty()
-            && self.node.inner.hub.user_connection_count(&credentials.user)
+            && self.node.hub.user_connection_count(&credentials.user)
                 >= config.user_connection_limit
         {
             return Err(Disconnect::CONNECTION_LIMIT);
@@ -73,8 +73,8 @@ impl ClientInner {
             );
             state.timers = timers;
         }
-        self.node.inner.hub.add_client(self, &credentials.user);
-        let metrics = &self.node.inner.metrics;
+        self.node.hub.add_client(self, &credentials.user);
+        let metrics = &self.node.metrics;
         metrics
             .connections_accepted
             .get(&[self.transport.name])
@@ -84,7 +84,7 @@ impl ClientInner {
             .get(&[self.transport.name])
             .add(1);
         tracing::debug!(client = %self.id, user = %credentials.user, transport = self.transport.name, "client connected");
-        if let Some(on_connect) = self.node.connect_handler() {
+        if let Some(on_connect) = self.node.hooks.connect() {
             on_connect(Client {
                 inner: self.clone(),
             });
@@ -141,7 +141,7 @@ impl ClientInner {
         }
         if self.transport.emulation {
             result.session = self.id.clone();
-            result.node = self.node.id().to_owned();
+            result.node = self.node.id.clone();
         }
         let reply = proto::Reply {
             id,

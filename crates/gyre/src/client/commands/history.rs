@@ -4,8 +4,9 @@ use gyre_protocol::proto;
 
 use crate::broker::{HistoryOptions, StreamPosition};
 use crate::client::subscription::broker_error;
-use crate::client::{ClientInner, get_handler, publication_to_proto};
+use crate::client::{ClientInner, get_handler};
 use crate::events::{HandlerError, HistoryEvent};
+use crate::wire::publication_to_proto;
 use crate::{Disconnect, Error};
 
 impl ClientInner {
@@ -19,7 +20,7 @@ impl ClientInner {
         let Some(h) = get_handler!(self, history) else {
             return Err(Error::NOT_AVAILABLE.into());
         };
-        let max = self.node.config().history_max_publication_limit as i32;
+        let max = self.node.config.history_max_publication_limit as i32;
         let mut limit = req.limit;
         if max > 0 && (limit < 0 || limit > max) {
             limit = max;
@@ -44,6 +45,7 @@ impl ClientInner {
         }
         let history = self
             .node
+            .broker
             .history(&req.channel, options)
             .await
             .map_err(broker_error)?;

@@ -2,8 +2,9 @@
 
 use gyre_protocol::proto;
 
-use crate::client::{ClientInner, get_handler, info_to_proto};
+use crate::client::{ClientInner, get_handler};
 use crate::events::{HandlerError, PresenceEvent};
+use crate::wire::info_to_proto;
 use crate::{Disconnect, Error};
 
 fn presence_error(e: crate::PresenceError) -> HandlerError {
@@ -31,6 +32,7 @@ impl ClientInner {
         .await?;
         let presence = self
             .node
+            .presence
             .presence(&req.channel)
             .await
             .map_err(presence_error)?;
@@ -61,6 +63,7 @@ impl ClientInner {
         .await?;
         let stats = self
             .node
+            .presence
             .presence_stats(&req.channel)
             .await
             .map_err(presence_error)?;

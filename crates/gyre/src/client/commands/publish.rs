@@ -15,7 +15,7 @@ impl ClientInner {
         if req.channel.is_empty() {
             return Err(Disconnect::BAD_REQUEST.into());
         }
-        let max = self.node.config().channel_max_length;
+        let max = self.node.config.channel_max_length;
         if max > 0 && req.channel.len() > max {
             return Err(Error::BAD_REQUEST.into());
         }
@@ -46,6 +46,7 @@ impl ClientInner {
         }
         let data = reply.data.unwrap_or(req.data);
         self.node
+            .broker
             .publish(&req.channel, data, options)
             .await
             .map_err(broker_error)?;

@@ -84,7 +84,7 @@ impl ClientInner {
         if reply.expire_at > 0 && reply.expire_at <= now {
             return Err(Error::EXPIRED.into());
         }
-        let delay = self.node.config().client_expired_sub_close_delay;
+        let delay = self.node.config.client_expired_sub_close_delay;
         let mut state = self.state.lock();
         if let Some(sub) = state.subs.get_mut(&req.channel) {
             sub.expire_at = reply.expire_at;

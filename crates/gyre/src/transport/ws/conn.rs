@@ -28,7 +28,7 @@ use super::config::WsConfig;
 use super::frame::{
     self, FrameHeader, Message, OP_BINARY, OP_PING, OP_PONG, OP_TEXT, ParseError, Parser,
 };
-use crate::client::queue::Drained;
+use crate::queue::Drained;
 use crate::transport::{Protocol, Session};
 
 /// Size of the per-thread read buffer. Inbound traffic is small commands; 16 KiB takes a

@@ -7,6 +7,19 @@
 //!
 //! The writer side only builds headers ([`FrameHeader`]); payloads stay in their own
 //! `Bytes` so the connection can hand header and payloads to one vectored write.
+//!
+//! Why our own framer and not tungstenite (which the tests, the client SDK and the bench's
+//! reference server use): per-connection memory and batched writes.
+//! A tungstenite (0.30) socket allocates its read buffer when it is created and copies
+//! every outgoing frame, payload included, into its own write buffer; a frame's payload
+//! is one contiguous message, so a batch of queued shared `Bytes` would first be
+//! concatenated for every subscriber, then copied again. Here an idle
+//! connection holds no buffer at all (reads go through a per-thread scratch buffer in
+//! `conn.rs`), and one frame is a 2–10 byte header plus everything queued, written from
+//! the shared `Bytes` themselves (one vectored write, or one copy into a per-thread buffer
+//! for batches up to 64 KiB). BENCHMARKS.md ("Memory per idle connection"):
+//! about 3.5 KB per connection against 6.7 KB for the tokio-tungstenite reference; and
+//! ("Fan-out throughput") 410 ns of server CPU per delivery against the reference's 535 ns.
 
 use std::collections::VecDeque;
 

@@ -24,7 +24,7 @@ use super::config::WsConfig;
 use super::conn::{self, ConnParams};
 use super::frame::tests::client_frame;
 use super::handler::WsHandler;
-use crate::client::queue::Outbound;
+use crate::queue::Outbound;
 use crate::transport::{Protocol, Session, SessionFactory, TransportInfo};
 
 // ---- a fake node ------------------------------------------------------------------------

@@ -1,0 +1,104 @@
+//! The server itself: listeners and TLS, logging, node identity, shutdown; and the root.
+
+use super::*;
+
+sections! {
+    /// Upstream `Config`.
+    Config {
+        http_server: HttpServer,
+        log: Log,
+        engine: Engine,
+        broker: Broker,
+        presence_manager: PresenceManager,
+        map_broker: MapBroker,
+        controller: Controller,
+        shared_poll: SharedPoll,
+        client: Client,
+        channel: Channel,
+        rpc: Rpc,
+        proxies: Vec<NamedProxy>,
+        http_api: HttpApi,
+        grpc_api: GrpcApi,
+        consumers: Vec<Consumer>,
+        websocket: WebSocket,
+        sse: Sse,
+        http_stream: HttpStream,
+        webtransport: WebTransport,
+        uni_sse: UniSse,
+        uni_http_stream: UniHttpStream,
+        uni_websocket: UniWebSocket,
+        uni_grpc: UniGrpc,
+        emulation: Emulation,
+        admin: Admin,
+        prometheus: Prometheus,
+        health: Health,
+        swagger: Swagger,
+        debug: Debug,
+        init: ConnInit,
+        opentelemetry: OpenTelemetry,
+        graphite: Graphite,
+        usage_stats: UsageStats,
+        node: Node,
+        shutdown: Shutdown,
+        pid_file: String,
+        enable_unreleased_features: bool,
+    }
+
+    /// Upstream `HTTPServer`.
+    HttpServer {
+        address: String,
+        port: i64 = 8000,
+        internal_address: String,
+        internal_port: String,
+        tls: TlsConfig,
+        tls_autocert: TlsAutocert,
+        tls_external: bool,
+        internal_tls: TlsConfig,
+        http3: Http3,
+        h2c_external: bool,
+    }
+
+    /// Upstream `HTTP3`.
+    Http3 {
+        enabled: bool,
+    }
+
+    /// Upstream `TLSConfig`.
+    TlsConfig {
+        enabled: bool,
+        cert_pem: String,
+        key_pem: String,
+        server_ca_pem: String,
+        client_ca_pem: String,
+        insecure_skip_verify: bool,
+        server_name: String,
+    }
+
+    /// Upstream `TLSAutocert`.
+    TlsAutocert {
+        enabled: bool,
+        host_whitelist: Vec<String>,
+        cache_dir: String,
+        email: String,
+        server_name: String,
+        http: bool,
+        http_addr: String = ":80",
+    }
+
+    /// Upstream `Log`.
+    Log {
+        level: String = "info",
+        file: String,
+    }
+
+    /// Upstream `Node`.
+    Node {
+        name: String,
+        info_metrics_aggregate_interval: Duration = "1m",
+    }
+
+    /// Upstream `Shutdown`.
+    Shutdown {
+        timeout: Duration = "30s",
+    }
+}
