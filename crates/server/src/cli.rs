@@ -83,6 +83,10 @@ pub(crate) struct ServeArgs {
     /// Port to bind unidirectional GRPC server to.
     #[arg(long = "uni_grpc.port")]
     uni_grpc_port: Option<i64>,
+    /// Run even with configured features Gyre does not implement that decide who may
+    /// connect, subscribe, publish or call RPC (sets `gyre.allow_unsupported`; Gyre only).
+    #[arg(long = "allow-unsupported")]
+    allow_unsupported: bool,
     #[command(flatten)]
     switches: Switches,
 }
@@ -159,7 +163,8 @@ enum Command {
         /// Path to config file to check.
         #[arg(short = 'c', long = "config", default_value = config::DEFAULT_CONFIG_FILE)]
         config: PathBuf,
-        /// Strict check: fail on unknown keys and unknown env vars.
+        /// Strict check: fail on unknown keys, unknown env vars and every configured
+        /// feature Gyre does not implement.
         #[arg(short = 's', long)]
         strict: bool,
     },
@@ -308,6 +313,9 @@ impl ServeArgs {
                 out.push((key.to_owned(), json!(v)));
             }
         }
+        if self.allow_unsupported {
+            out.push(("gyre.allow_unsupported".to_owned(), Value::Bool(true)));
+        }
         let s = &self.switches;
         for (key, v) in [
             ("broker.enabled", self.broker_enabled),
@@ -413,6 +421,9 @@ fn checkconfig(path: &Path, strict: bool) -> anyhow::Result<()> {
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
     }
+    for error in loaded.access_errors() {
+        eprintln!("error: {error}");
+    }
     if strict && !loaded.unknown_keys.is_empty() {
         bail!("unknown keys in config: {}", loaded.unknown_keys.join(", "));
     }
@@ -421,6 +432,16 @@ fn checkconfig(path: &Path, strict: bool) -> anyhow::Result<()> {
             "unknown environment variables: {}",
             loaded.unknown_env.join(", ")
         );
+    }
+    let unsupported = config::unsupported_features(&loaded.config);
+    if strict && !unsupported.is_empty() {
+        bail!(
+            "features configured but not supported by Gyre: {}",
+            unsupported.join(", ")
+        );
+    }
+    if let Some(refusal) = loaded.refusal() {
+        bail!(refusal);
     }
     Ok(())
 }

@@ -22,6 +22,12 @@ pub(crate) fn serve(loaded: Loaded, reload: LoadOptions) -> anyhow::Result<()> {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
+    for error in loaded.access_errors() {
+        tracing::error!("{error}");
+    }
+    if let Some(refusal) = loaded.refusal() {
+        return Err(refusal.into());
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -228,6 +234,16 @@ where
     }
 }
 
+/// Applies a reloaded configuration, unless it needs a feature Gyre lacks that decides access
+/// and was not opted in (the same rule as at start).
+#[cfg(unix)]
+fn apply_reload(app: &App, loaded: Loaded) -> anyhow::Result<()> {
+    if let Some(refusal) = loaded.refusal() {
+        return Err(refusal.into());
+    }
+    app.reload(loaded.config)
+}
+
 #[cfg(unix)]
 async fn wait_for_signals(app: &App, reload: &LoadOptions) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
@@ -239,7 +255,7 @@ async fn wait_for_signals(app: &App, reload: &LoadOptions) -> anyhow::Result<()>
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
             _ = hup.recv() => match config::load(reload.clone()) {
-                Ok(loaded) => match app.reload(loaded.config) {
+                Ok(loaded) => match apply_reload(app, loaded) {
                     Ok(()) => tracing::info!("configuration reloaded"),
                     Err(e) => tracing::error!(error = %e, "reload refused, keeping the old configuration"),
                 },

@@ -28,6 +28,12 @@ pub(crate) enum ConfigError {
     },
     #[error("invalid value for {key}: {message}")]
     Invalid { key: String, message: String },
+    #[error(
+        "refusing to run: {keys} configured but not supported by Gyre, which would decide \
+         differently who may connect, subscribe, publish or call RPC; set \
+         gyre.allow_unsupported to true or pass --allow-unsupported to run without it"
+    )]
+    UnsupportedAccess { keys: String },
 }
 
 impl ConfigError {

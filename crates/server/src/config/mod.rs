@@ -36,7 +36,7 @@ pub(crate) use format::Format;
     reason = "the full configuration tree is API for the server modules"
 )]
 pub(crate) use sections::*;
-pub(crate) use unsupported::unsupported_features;
+pub(crate) use unsupported::{Unsupported, unsupported, unsupported_features};
 
 /// Default config file name (`-c/--config`).
 pub(crate) const DEFAULT_CONFIG_FILE: &str = "config.json";
@@ -67,8 +67,12 @@ impl LoadOptions {
 #[derive(Debug, Clone)]
 pub(crate) struct Loaded {
     pub(crate) config: Config,
-    /// Human-readable warnings to log at start (unknown keys/env vars, unsupported features).
+    /// Human-readable warnings to log at start (unknown keys/env vars, unsupported features
+    /// that decide no access).
     pub(crate) warnings: Vec<String>,
+    /// Configured features Gyre does not implement (`checkconfig --strict` fails on any;
+    /// the server refuses to run with one that decides access, see [`Loaded::refusal`]).
+    pub(crate) unsupported: Vec<Unsupported>,
     /// Unknown keys in the file (`checkconfig --strict` fails on them).
     pub(crate) unknown_keys: Vec<String>,
     /// Unknown `CENTRIFUGO_*`/`GYRE_*` env vars.
@@ -79,6 +83,34 @@ pub(crate) struct Loaded {
     pub(crate) known_env: KnownVars,
     /// The final value tree, as deserialized.
     pub(crate) tree: Value,
+}
+
+impl Loaded {
+    /// Errors to log at start: one per configured feature that Gyre does not implement and
+    /// that decides who may connect, subscribe, publish or call RPC.
+    pub(crate) fn access_errors(&self) -> Vec<String> {
+        self.unsupported
+            .iter()
+            .filter(|u| u.instead.is_some())
+            .map(Unsupported::message)
+            .collect()
+    }
+
+    /// Why the server must not run with this configuration: a feature from
+    /// [`Loaded::access_errors`] without the `gyre.allow_unsupported` opt-in.
+    pub(crate) fn refusal(&self) -> Option<ConfigError> {
+        let keys: Vec<&str> = self
+            .unsupported
+            .iter()
+            .filter(|u| u.instead.is_some())
+            .map(|u| u.key)
+            .collect();
+        (!keys.is_empty() && !self.config.gyre.allow_unsupported).then(|| {
+            ConfigError::UnsupportedAccess {
+                keys: keys.join(", "),
+            }
+        })
+    }
 }
 
 /// Loads, layers and validates the configuration.
@@ -134,15 +166,18 @@ pub(crate) fn load_unvalidated(options: LoadOptions) -> Result<Loaded, ConfigErr
     for var in &unknown_env {
         warnings.push(format!("unknown environment variable: {var}"));
     }
-    for feature in unsupported_features(&config) {
-        warnings.push(format!(
-            "{feature} is configured but not supported by Gyre yet; ignoring it"
-        ));
-    }
+    let unsupported = unsupported(&config);
+    warnings.extend(
+        unsupported
+            .iter()
+            .filter(|u| u.instead.is_none())
+            .map(Unsupported::message),
+    );
 
     Ok(Loaded {
         config,
         warnings,
+        unsupported,
         unknown_keys,
         unknown_env,
         file_found,

@@ -22,11 +22,13 @@ pub const SECRET: &str = "policy-test-secret";
 /// * `forced`: subscribe and publish for clients, `force_recovery`, `join_leave` and
 ///   `force_push_join_leave`;
 /// * `personal`: presence on, for personal channels;
-/// * `proxied`: subscribe and publish proxies enabled (not implemented → 108);
+/// * `proxied`: subscribe and publish proxies enabled (not implemented → 108; Gyre runs
+///   with them only under the `gyre.allow_unsupported` opt-in, set here);
 /// * channels without namespace: subscribe for clients, `channel.max_length` 64.
 pub fn config() -> Value {
     json!({
         "log": {"level": "debug"},
+        "gyre": {"allow_unsupported": true},
         "client": {
             "token": {"hmac_secret_key": SECRET},
             "allowed_origins": ["*"]

@@ -42,6 +42,21 @@ sections! {
         shutdown: Shutdown,
         pid_file: String,
         enable_unreleased_features: bool,
+        /// Gyre's own keys (Gyre extension; Centrifugo has no such section).
+        gyre: Gyre,
+    }
+
+    /// Keys that only Gyre reads: a Gyre extension to the Centrifugo v6 configuration
+    /// (Centrifugo warns about the `gyre` section as an unknown key and ignores it).
+    Gyre {
+        /// Gyre extension: run even though a configured feature that Gyre does not
+        /// implement decides who may connect, subscribe, publish or call RPC (the connect,
+        /// refresh, subscribe, publish, sub refresh, subscribe stream and RPC proxies, map
+        /// and shared poll subscriptions). Without it the server refuses to start (or to
+        /// reload) with such a configuration; with it, each feature is logged as an error
+        /// at start and the requests it would decide are answered without it. The command
+        /// line flag `--allow-unsupported` sets it too.
+        allow_unsupported: bool,
     }
 
     /// Upstream `HTTPServer`.
