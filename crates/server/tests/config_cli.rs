@@ -1,7 +1,9 @@
 //! The `gyre` binary's configuration commands, run as a user would run them.
 
+use std::io::Read as _;
 use std::path::Path;
-use std::process::Output;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
 
 use gyre_testkit::{GyreBinary, free_port};
 
@@ -286,6 +288,223 @@ fn serve_warns_about_unsupported_features_and_still_starts() {
         "{text}"
     );
     assert!(text.contains("serving client connections"), "{text}");
+}
+
+/// Runs the server until it exits (at most 20 s, then it is killed); returns its exit code
+/// (`None` when killed) and standard output.
+fn serve_to_exit(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut child = binary()
+        .command(dir, args, env)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    (code, out)
+}
+
+/// A configuration serving on a free loopback port, with `extra` top-level keys.
+fn config_with_connect_proxy(extra: &str) -> String {
+    format!(
+        r#"{{"client": {{"proxy": {{"connect": {{"enabled": true, "endpoint": "http://127.0.0.1:9/connect"}}}}}},
+            "http_server": {{"address": "127.0.0.1", "port": {}}}{extra}}}"#,
+        free_port()
+    )
+}
+
+/// The lines of a log at `level` that mention `text`.
+fn logged(log: &str, level: &str, text: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains(&format!(" {level} ")) && l.contains(text))
+        .count()
+}
+
+#[test]
+fn serve_refuses_an_unsupported_feature_that_decides_access() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        config_with_connect_proxy(""),
+    )
+    .unwrap();
+    let (code, out) = serve_to_exit(dir.path(), &[], &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(
+        logged(
+            &out,
+            "ERROR",
+            "client.proxy.connect is configured but not supported by Gyre yet, and it decides \
+             who may connect"
+        ),
+        1,
+        "{out}"
+    );
+    assert!(out.contains("disconnected with 3501"), "{out}");
+    let refusal = out
+        .lines()
+        .find(|l| l.starts_with("error: refusing to run: client.proxy.connect configured"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        refusal.contains("gyre.allow_unsupported") && refusal.contains("--allow-unsupported"),
+        "{refusal}"
+    );
+    assert!(!out.contains("serving client connections"), "{out}");
+}
+
+#[test]
+fn serve_runs_without_an_access_feature_when_opted_in_and_logs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let error = "client.proxy.connect is configured but not supported by Gyre yet";
+    let serves = |config: String, args: &[&str], env: &[(&str, &str)]| {
+        std::fs::write(dir.path().join("config.json"), &config).unwrap();
+        let text = serve_until_listening(dir.path(), args, env);
+        assert!(
+            text.contains("serving client connections"),
+            "{args:?} {env:?}: {text}"
+        );
+        assert_eq!(logged(&text, "ERROR", error), 1, "{args:?} {env:?}: {text}");
+        assert!(!text.contains("refusing to run"), "{text}");
+    };
+    serves(
+        config_with_connect_proxy(r#", "gyre": {"allow_unsupported": true}"#),
+        &[],
+        &[],
+    );
+    serves(config_with_connect_proxy(""), &["--allow-unsupported"], &[]);
+    serves(
+        config_with_connect_proxy(""),
+        &[],
+        &[("CENTRIFUGO_GYRE_ALLOW_UNSUPPORTED", "true")],
+    );
+}
+
+#[test]
+fn serve_only_warns_about_unsupported_features_that_decide_no_access() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("config.json"),
+        format!(
+            r#"{{"graphite": {{"enabled": true}},
+                "proxies": [{{"name": "unused", "endpoint": "http://127.0.0.1:9/x"}}],
+                "http_server": {{"address": "127.0.0.1", "port": {port}}}}}"#
+        ),
+    )
+    .unwrap();
+    let text = serve_until_listening(dir.path(), &[], &[]);
+    assert!(text.contains("serving client connections"), "{text}");
+    for feature in ["graphite", "proxies (named proxies)"] {
+        let line = format!("{feature} is configured but not supported by Gyre yet; ignoring it");
+        assert_eq!(logged(&text, "WARN", &line), 1, "{feature}: {text}");
+    }
+    assert!(!text.contains(" ERROR "), "{text}");
+}
+
+#[test]
+fn checkconfig_strict_fails_on_every_unsupported_feature() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{
+            "gyre": {"allow_unsupported": true},
+            "client": {"proxy": {"connect": {"enabled": true, "endpoint": "http://127.0.0.1:9/c"}}},
+            "channel": {
+                "proxy": {"publish": {"endpoint": "http://127.0.0.1:9/p"}},
+                "namespaces": [{"name": "chat", "publish_proxy_enabled": true}]
+            },
+            "graphite": {"enabled": true},
+            "uni_sse": {"enabled": true}
+        }"#,
+    )
+    .unwrap();
+    // Opted in: the lenient check passes, naming the access features as errors.
+    let lenient = gyre(dir.path(), &["checkconfig"], &[]);
+    assert!(lenient.status.success(), "{}", describe(&lenient));
+    let stderr = String::from_utf8_lossy(&lenient.stderr);
+    assert!(
+        stderr.contains("error: client.proxy.connect is configured")
+            && stderr
+                .contains("error: channel.proxy.publish (publish_proxy_enabled) is configured")
+            && stderr.contains("warning: graphite is configured"),
+        "{stderr}"
+    );
+
+    let strict = gyre(dir.path(), &["checkconfig", "--strict"], &[]);
+    assert_eq!(strict.status.code(), Some(1), "{}", describe(&strict));
+    let out = stdout(&strict);
+    let listed = out
+        .lines()
+        .find_map(|l| l.strip_prefix("error: features configured but not supported by Gyre: "))
+        .unwrap_or_else(|| panic!("{}", describe(&strict)));
+    let listed: Vec<&str> = listed.split(", ").collect();
+    assert_eq!(
+        listed,
+        [
+            "client.proxy.connect",
+            "channel.proxy.publish (publish_proxy_enabled)",
+            "uni_sse",
+            "graphite",
+        ]
+    );
+
+    // Without the opt-in even the lenient check fails, as the server would.
+    std::fs::write(
+        dir.path().join("refused.json"),
+        r#"{"client": {"proxy": {"connect": {"enabled": true, "endpoint": "http://127.0.0.1:9/c"}}}}"#,
+    )
+    .unwrap();
+    let refused = gyre(dir.path(), &["checkconfig", "-c", "refused.json"], &[]);
+    assert_eq!(refused.status.code(), Some(1), "{}", describe(&refused));
+    assert!(
+        stdout(&refused).contains("refusing to run: client.proxy.connect"),
+        "{}",
+        describe(&refused)
+    );
+
+    // A feature that decides no access alone fails the strict check too.
+    std::fs::write(
+        dir.path().join("ops.json"),
+        r#"{"opentelemetry": {"enabled": true}}"#,
+    )
+    .unwrap();
+    let ops = gyre(dir.path(), &["checkconfig", "-c", "ops.json"], &[]);
+    assert!(ops.status.success(), "{}", describe(&ops));
+    let ops = gyre(dir.path(), &["checkconfig", "-c", "ops.json", "-s"], &[]);
+    assert_eq!(ops.status.code(), Some(1), "{}", describe(&ops));
+    assert!(
+        stdout(&ops).contains("not supported by Gyre: opentelemetry"),
+        "{}",
+        describe(&ops)
+    );
+
+    std::fs::write(
+        dir.path().join("clean.json"),
+        r#"{"client": {"token": {"hmac_secret_key": "x"}}}"#,
+    )
+    .unwrap();
+    let clean = gyre(
+        dir.path(),
+        &["checkconfig", "-c", "clean.json", "--strict"],
+        &[],
+    );
+    assert!(clean.status.success(), "{}", describe(&clean));
 }
 
 #[test]

@@ -726,6 +726,88 @@ fn unsupported_features_warn_once_each() {
 }
 
 #[test]
+fn unsupported_access_features_are_refused_unless_opted_in() {
+    let proxy = |path: &str| json!({"endpoint": format!("http://127.0.0.1:9/{path}")});
+    let config = json!({
+        "client": {"proxy": {
+            "connect": {"enabled": true, "endpoint": "http://127.0.0.1:9/connect"},
+            "refresh": {"enabled": true, "endpoint": "http://127.0.0.1:9/refresh"},
+        }},
+        "channel": {
+            "proxy": {
+                "subscribe": proxy("subscribe"),
+                "publish": proxy("publish"),
+                "sub_refresh": proxy("sub_refresh"),
+                "subscribe_stream": {"endpoint": "grpc://127.0.0.1:9"},
+            },
+            "namespaces": [
+                {"name": "sp", "subscribe_proxy_enabled": true},
+                {"name": "pp", "publish_proxy_enabled": true},
+                {"name": "rp", "sub_refresh_proxy_enabled": true},
+                {"name": "tp", "subscribe_stream_proxy_enabled": true},
+                {"name": "mp", "subscription_type": "map"},
+            ],
+        },
+        "rpc": {"proxy": proxy("rpc"), "without_namespace": {"proxy_enabled": true}},
+        "proxies": [{"name": "named", "endpoint": "http://127.0.0.1:9/named"}],
+        "graphite": {"enabled": true},
+    });
+    let loaded = load_json(config.clone()).unwrap();
+    let access: Vec<&str> = loaded
+        .unsupported
+        .iter()
+        .filter(|u| u.instead.is_some())
+        .map(|u| u.key)
+        .collect();
+    assert_eq!(
+        access,
+        [
+            "client.proxy.connect",
+            "client.proxy.refresh",
+            "channel.proxy.subscribe (subscribe_proxy_enabled)",
+            "channel.proxy.publish (publish_proxy_enabled)",
+            "channel.proxy.sub_refresh (sub_refresh_proxy_enabled)",
+            "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
+            "rpc.proxy (proxy_enabled)",
+            "channel subscription_type map or shared_poll",
+        ]
+    );
+    assert_eq!(loaded.access_errors().len(), access.len());
+    // Access features are errors, never plain warnings; the rest stay warnings.
+    for key in &access {
+        assert!(!loaded.warnings.iter().any(|w| w.starts_with(key)), "{key}");
+    }
+    for key in ["proxies (named proxies)", "graphite"] {
+        assert!(
+            loaded
+                .warnings
+                .iter()
+                .any(|w| w.starts_with(&format!("{key} is configured"))),
+            "{key}"
+        );
+    }
+    let refusal = loaded
+        .refusal()
+        .expect("refused without the opt-in")
+        .to_string();
+    assert!(
+        refusal.contains("client.proxy.connect, client.proxy.refresh")
+            && refusal.contains("gyre.allow_unsupported")
+            && refusal.contains("--allow-unsupported"),
+        "{refusal}"
+    );
+
+    let mut allowed = config;
+    allowed["gyre"] = json!({"allow_unsupported": true});
+    let loaded = load_json(allowed).unwrap();
+    assert!(loaded.refusal().is_none());
+    assert_eq!(loaded.access_errors().len(), access.len());
+
+    let ignored_only = load_json(json!({"graphite": {"enabled": true}})).unwrap();
+    assert!(ignored_only.refusal().is_none() && ignored_only.access_errors().is_empty());
+}
+
+#[test]
 fn default_config_renders_and_loads_back_in_every_format() {
     let dir = tempfile::tempdir().unwrap();
     for (name, format) in [
