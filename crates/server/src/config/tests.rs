@@ -769,7 +769,7 @@ fn unsupported_access_features_are_refused_unless_opted_in() {
             "channel.proxy.sub_refresh (sub_refresh_proxy_enabled)",
             "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
             "rpc.proxy (proxy_enabled)",
-            "channel subscription_type map or shared_poll",
+            "map and shared_poll subscription types (channel subscription_type)",
         ]
     );
     assert_eq!(loaded.access_errors().len(), access.len());

@@ -1,14 +1,14 @@
 //! Features Centrifugo has and Gyre does not implement yet.
 //!
-//! One row per feature: its configuration key and a test on the loaded configuration.
-//! Delete a row when the feature lands. The rows fall in two tables:
+//! [`UNSUPPORTED`] has one row per feature: its configuration key and a test on the loaded
+//! configuration. Delete a row when the feature lands (and its [`ACCESS`] row, if any).
 //!
-//! - [`ACCESS`]: features that decide who may connect, subscribe, publish, refresh or call
-//!   RPC. Without them Gyre would answer those requests differently from Centrifugo (an
-//!   outage, or access the backend would not give), so the server refuses to run with one
-//!   unless `gyre.allow_unsupported` is set; each row says what happens instead.
-//! - [`UNSUPPORTED`]: the rest (transports, engines, observability, tooling), whose absence
-//!   changes no access decision. The server warns and ignores them.
+//! [`ACCESS`] picks out the features that decide who may connect, subscribe, publish,
+//! refresh or call RPC, and says what Gyre does instead. Without them Gyre would answer
+//! those requests differently from Centrifugo (an outage, or access the backend would not
+//! give), so the server refuses to run with one unless `gyre.allow_unsupported` is set. The
+//! rest (transports, engines, observability, tooling) change no access decision: the server
+//! warns and ignores them.
 
 use super::sections::{ChannelOptions, Config};
 
@@ -44,62 +44,6 @@ impl Unsupported {
     }
 }
 
-const ACCESS: &[(&str, &str, Check)] = &[
-    (
-        "client.proxy.connect",
-        "clients without a connection token are not sent to the backend; they connect \
-         anonymously where client.allow_anonymous_connect_without_token allows it, else are \
-         disconnected with 3501 (bad request)",
-        |c| c.client.proxy.connect.enabled,
-    ),
-    (
-        "client.proxy.refresh",
-        "the backend is never asked to extend a connection; connections without a new \
-         token expire",
-        |c| c.client.proxy.refresh.enabled,
-    ),
-    (
-        "channel.proxy.subscribe (subscribe_proxy_enabled)",
-        "subscribe requests without a subscription token are refused with error 108 \
-         (not available)",
-        |c| any_channel_options(c, |o| o.subscribe_proxy_enabled),
-    ),
-    (
-        "channel.proxy.publish (publish_proxy_enabled)",
-        "client publications are refused with error 108 (not available)",
-        |c| any_channel_options(c, |o| o.publish_proxy_enabled),
-    ),
-    (
-        "channel.proxy.sub_refresh (sub_refresh_proxy_enabled)",
-        "the backend is never asked to extend a subscription; subscriptions without a new \
-         token expire",
-        |c| any_channel_options(c, |o| o.sub_refresh_proxy_enabled),
-    ),
-    (
-        "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
-        "subscribe requests without a subscription token and client publications are \
-         refused with error 108 (not available)",
-        |c| any_channel_options(c, |o| o.subscribe_stream_proxy_enabled),
-    ),
-    (
-        "rpc.proxy (proxy_enabled)",
-        "client RPC calls are refused with error 108 (not available)",
-        |c| {
-            c.rpc.without_namespace.proxy_enabled
-                || c.rpc.namespaces.iter().any(|ns| ns.options.proxy_enabled)
-        },
-    ),
-    (
-        "channel subscription_type map or shared_poll",
-        "subscriptions in these namespaces are refused with error 103 (permission denied)",
-        |c| {
-            any_channel_options(c, |o| {
-                !o.subscription_type.is_empty() && o.subscription_type != "stream"
-            })
-        },
-    ),
-];
-
 const UNSUPPORTED: &[(&str, Check)] = &[
     ("broker.type postgres", |c| {
         c.broker.enabled && c.broker.r#type == "postgres"
@@ -108,6 +52,34 @@ const UNSUPPORTED: &[(&str, Check)] = &[
     ("controller", |c| c.controller.enabled),
     ("consumers", |c| !c.consumers.is_empty()),
     ("proxies (named proxies)", |c| !c.proxies.is_empty()),
+    ("client.proxy.connect", |c| c.client.proxy.connect.enabled),
+    ("client.proxy.refresh", |c| c.client.proxy.refresh.enabled),
+    ("channel.proxy.subscribe (subscribe_proxy_enabled)", |c| {
+        any_channel_options(c, |o| o.subscribe_proxy_enabled)
+    }),
+    ("channel.proxy.publish (publish_proxy_enabled)", |c| {
+        any_channel_options(c, |o| o.publish_proxy_enabled)
+    }),
+    (
+        "channel.proxy.sub_refresh (sub_refresh_proxy_enabled)",
+        |c| any_channel_options(c, |o| o.sub_refresh_proxy_enabled),
+    ),
+    (
+        "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
+        |c| any_channel_options(c, |o| o.subscribe_stream_proxy_enabled),
+    ),
+    ("rpc.proxy (proxy_enabled)", |c| {
+        c.rpc.without_namespace.proxy_enabled
+            || c.rpc.namespaces.iter().any(|ns| ns.options.proxy_enabled)
+    }),
+    (
+        "map and shared_poll subscription types (channel subscription_type)",
+        |c| {
+            any_channel_options(c, |o| {
+                !o.subscription_type.is_empty() && o.subscription_type != "stream"
+            })
+        },
+    ),
     ("grpc_api", |c| c.grpc_api.enabled),
     ("uni_grpc", |c| c.uni_grpc.enabled),
     ("uni_websocket", |c| c.uni_websocket.enabled),
@@ -126,23 +98,76 @@ const UNSUPPORTED: &[(&str, Check)] = &[
     ("debug (pprof endpoints)", |c| c.debug.enabled),
 ];
 
-/// Every configured feature that Gyre does not implement, access features first.
+/// The rows of [`UNSUPPORTED`] that decide access, by key, with what Gyre does instead.
+const ACCESS: &[(&str, &str)] = &[
+    (
+        "client.proxy.connect",
+        "clients without a connection token are not sent to the backend; they connect \
+         anonymously where client.allow_anonymous_connect_without_token allows it, else are \
+         disconnected with 3501 (bad request)",
+    ),
+    (
+        "client.proxy.refresh",
+        "the backend is never asked to extend a connection; connections without a new \
+         token expire",
+    ),
+    (
+        "channel.proxy.subscribe (subscribe_proxy_enabled)",
+        "subscribe requests without a subscription token are refused with error 108 \
+         (not available)",
+    ),
+    (
+        "channel.proxy.publish (publish_proxy_enabled)",
+        "client publications are refused with error 108 (not available)",
+    ),
+    (
+        "channel.proxy.sub_refresh (sub_refresh_proxy_enabled)",
+        "the backend is never asked to extend a subscription; subscriptions without a new \
+         token expire",
+    ),
+    (
+        "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
+        "subscribe requests without a subscription token and client publications are \
+         refused with error 108 (not available)",
+    ),
+    (
+        "rpc.proxy (proxy_enabled)",
+        "client RPC calls are refused with error 108 (not available)",
+    ),
+    (
+        "map and shared_poll subscription types (channel subscription_type)",
+        "subscriptions in these namespaces are refused with error 103 (permission denied)",
+    ),
+];
+
+/// Every configured feature that Gyre does not implement, in [`UNSUPPORTED`] order.
 pub(crate) fn unsupported(config: &Config) -> Vec<Unsupported> {
-    let access = ACCESS
-        .iter()
-        .filter(|(_, _, check)| check(config))
-        .map(|(key, instead, _)| Unsupported {
-            key,
-            instead: Some(instead),
-        });
-    let ignored = UNSUPPORTED
+    UNSUPPORTED
         .iter()
         .filter(|(_, check)| check(config))
-        .map(|(key, _)| Unsupported { key, instead: None });
-    access.chain(ignored).collect()
+        .map(|(key, _)| Unsupported {
+            key,
+            instead: ACCESS
+                .iter()
+                .find(|(access, _)| access == key)
+                .map(|(_, instead)| *instead),
+        })
+        .collect()
 }
 
 /// Keys of configured features that Gyre does not implement, one per feature.
 pub(crate) fn unsupported_features(config: &Config) -> Vec<&'static str> {
     unsupported(config).iter().map(|u| u.key).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_access_feature_is_a_row() {
+        for (key, _) in ACCESS {
+            assert!(UNSUPPORTED.iter().any(|(row, _)| row == key), "{key}");
+        }
+    }
 }
