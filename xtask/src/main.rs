@@ -1,4 +1,5 @@
-//! Repository chores. `cargo xtask codegen` regenerates the committed Protobuf types.
+//! Repository chores. `cargo xtask codegen` regenerates the committed Protobuf types and
+//! the gRPC server API's service code.
 
 use std::path::{Path, PathBuf};
 
@@ -46,16 +47,43 @@ fn codegen() -> Result<()> {
 
     // rustfmt keeps the committed files stable between runs.
     for name in ["centrifugal.centrifuge.protocol.rs", "controlpb.rs"] {
-        let generated = out_dir.join(name);
-        let status = std::process::Command::new("rustfmt")
-            .args(["--edition", "2024"])
-            .arg(&generated)
-            .status()
-            .context("running rustfmt")?;
-        if !status.success() {
-            bail!("rustfmt failed on {}", generated.display());
-        }
-        println!("wrote {}", generated.display());
+        rustfmt(&out_dir.join(name))?;
     }
+    grpc_api(&root, &proto_dir)
+}
+
+/// The server API over gRPC (`proto/api.proto`): the service in the server crate, and a
+/// client of the same file for the server's tests.
+fn grpc_api(root: &Path, proto_dir: &Path) -> Result<()> {
+    let targets = [
+        (root.join("crates/server/src/grpc/generated"), true),
+        (root.join("crates/server/tests/grpc_support"), false),
+    ];
+    for (out_dir, server) in targets {
+        std::fs::create_dir_all(&out_dir)?;
+        let descriptors = protox::compile([proto_dir.join("api.proto")], [proto_dir])
+            .context("compiling proto/api.proto")?;
+        tonic_prost_build::configure()
+            .build_server(server)
+            .build_client(!server)
+            .bytes(".")
+            .out_dir(&out_dir)
+            .compile_fds(descriptors)
+            .context("generating the gRPC API")?;
+        rustfmt(&out_dir.join("centrifugal.centrifugo.api.rs"))?;
+    }
+    Ok(())
+}
+
+fn rustfmt(generated: &Path) -> Result<()> {
+    let status = std::process::Command::new("rustfmt")
+        .args(["--edition", "2024"])
+        .arg(generated)
+        .status()
+        .context("running rustfmt")?;
+    if !status.success() {
+        bail!("rustfmt failed on {}", generated.display());
+    }
+    println!("wrote {}", generated.display());
     Ok(())
 }

@@ -44,7 +44,13 @@ const UNSUPPORTED: &[(&str, Check)] = &[
             })
         },
     ),
-    ("grpc_api", |c| c.grpc_api.enabled),
+    ("grpc_api.tls", |c| c.grpc_api.enabled && c.grpc_api.tls.enabled),
+    ("grpc_api.reflection", |c| {
+        c.grpc_api.enabled && c.grpc_api.reflection
+    }),
+    ("grpc_api.error_mode transport", |c| {
+        c.grpc_api.enabled && c.grpc_api.error_mode == "transport"
+    }),
     ("uni_grpc", |c| c.uni_grpc.enabled),
     ("uni_websocket", |c| c.uni_websocket.enabled),
     ("uni_sse", |c| c.uni_sse.enabled),

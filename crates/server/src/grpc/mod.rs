@@ -1,0 +1,220 @@
+//! The server API over gRPC: upstream's `centrifugal.centrifugo.api.CentrifugoApi`
+//! service (`proto/api.proto`) on its own listener, `grpc_api.address:grpc_api.port`.
+//!
+//! Every rpc is generated from the method table of the HTTP API (`api_methods!` in
+//! `api/methods.rs`) and runs the same `executor::<name>` function: the protobuf request
+//! is converted into the HTTP API's request type (`convert.rs`), and the result or the
+//! API error comes back in the reply (`{error: {code, message}}`, `{result}`), as
+//! upstream answers. `Batch` converts its commands into the HTTP API's batch commands and
+//! runs the same batch executor.
+//!
+//! Only the API key is a gRPC status: with `grpc_api.key` set, a call without metadata
+//! `authorization: apikey <key>` fails with `UNAUTHENTICATED`. Methods upstream serves
+//! and Gyre does not (the PRO ones) are not in the proto: a call gets `UNIMPLEMENTED`,
+//! and a batch command carrying only one of them is answered "not found" (104), as over
+//! HTTP.
+
+mod convert;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::api::executor;
+use crate::api::methods::{Command, Outcome, api_methods};
+// The table's rows name the HTTP API's request and result types by their short names.
+use crate::api::proto::*;
+use crate::app::App;
+
+/// The generated protobuf messages and service of `proto/api.proto`.
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    missing_debug_implementations,
+    clippy::all,
+    reason = "generated code"
+)]
+pub(crate) mod pb {
+    include!("generated/centrifugal.centrifugo.api.rs");
+}
+
+use pb::centrifugo_api_server::{CentrifugoApi, CentrifugoApiServer};
+
+/// A method's reply message: `{error, result}`.
+trait Answer {
+    type Result;
+
+    fn answer(error: Option<pb::Error>, result: Option<Self::Result>) -> Self;
+}
+
+/// The protobuf request and reply of each method of the table, by the row's name, and
+/// its field in a batch reply.
+macro_rules! wire {
+    ($($name:ident: $request:ident => $response:ident($result:ident);)*) => {
+        $(mod $name {
+            pub(super) type Request = super::pb::$request;
+            pub(super) type Response = super::pb::$response;
+        }
+
+        impl Answer for pb::$response {
+            type Result = pb::$result;
+
+            fn answer(error: Option<pb::Error>, result: Option<pb::$result>) -> Self {
+                pb::$response { error, result }
+            }
+        })*
+    };
+}
+
+wire! {
+    publish:        PublishRequest       => PublishResponse(PublishResult);
+    broadcast:      BroadcastRequest     => BroadcastResponse(BroadcastResult);
+    subscribe:      SubscribeRequest     => SubscribeResponse(SubscribeResult);
+    unsubscribe:    UnsubscribeRequest   => UnsubscribeResponse(UnsubscribeResult);
+    disconnect:     DisconnectRequest    => DisconnectResponse(DisconnectResult);
+    history:        HistoryRequest       => HistoryResponse(HistoryResult);
+    history_remove: HistoryRemoveRequest => HistoryRemoveResponse(HistoryRemoveResult);
+    presence:       PresenceRequest      => PresenceResponse(PresenceResult);
+    presence_stats: PresenceStatsRequest => PresenceStatsResponse(PresenceStatsResult);
+    info:           InfoRequest          => InfoResponse(InfoResult);
+    rpc:            RpcRequest           => RpcResponse(RpcResult);
+    refresh:        RefreshRequest       => RefreshResponse(RefreshResult);
+    channels:       ChannelsRequest      => ChannelsResponse(ChannelsResult);
+}
+
+/// The reply of one call: the API error or the converted result.
+fn answer<T, R>(outcome: Result<T, ApiError>) -> R
+where
+    R: Answer,
+    T: Into<R::Result>,
+{
+    match outcome {
+        Ok(result) => R::answer(None, Some(result.into())),
+        Err(error) => R::answer(Some(error.into()), None),
+    }
+}
+
+/// The service: the application the executor functions run against.
+#[derive(Clone)]
+struct Service {
+    app: App,
+}
+
+/// The generator of the gRPC service; see the module documentation.
+macro_rules! grpc_service {
+    ($($name:ident: $variant:ident = $legacy:literal, $request:ty => $result:ty;)*) => {
+        #[tonic::async_trait]
+        impl CentrifugoApi for Service {
+            $(async fn $name(
+                &self,
+                request: Request<$name::Request>,
+            ) -> Result<Response<$name::Response>, Status> {
+                let request: $request = request.into_inner().into();
+                let outcome = executor::$name(&self.app, request).await;
+                Ok(Response::new(answer(outcome)))
+            })*
+
+            async fn batch(
+                &self,
+                request: Request<pb::BatchRequest>,
+            ) -> Result<Response<pb::BatchResponse>, Status> {
+                let request = request.into_inner();
+                let batch = BatchRequest {
+                    commands: request.commands.into_iter().map(|c| Some(command(c))).collect(),
+                    parallel: request.parallel,
+                };
+                let result = executor::batch(&self.app, batch).await;
+                let replies = result.replies.into_iter().map(|r| reply(r.0)).collect();
+                Ok(Response::new(pb::BatchResponse { replies }))
+            }
+        }
+
+        /// A protobuf batch command as the HTTP API's batch command.
+        fn command(c: pb::Command) -> Command {
+            Command {
+                $($name: c.$name.map(Into::into),)*
+            }
+        }
+
+        /// One reply of a batch: the error, or the result in the method's field.
+        fn reply(outcome: Result<Outcome, ApiError>) -> pb::Reply {
+            match outcome {
+                Err(error) => pb::Reply {
+                    error: Some(error.into()),
+                    ..Default::default()
+                },
+                $(Ok(Outcome::$variant(result)) => pb::Reply {
+                    $name: Some(result.into()),
+                    ..Default::default()
+                },)*
+            }
+        }
+    };
+}
+
+api_methods!(grpc_service);
+
+/// Whether the metadata carries `authorization: apikey <key>`.
+fn authorized(key: &str, metadata: &tonic::metadata::MetadataMap) -> bool {
+    let Some(value) = metadata
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mut parts = value.split_whitespace();
+    matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some(scheme), Some(given), None)
+            if scheme.eq_ignore_ascii_case("apikey") && crate::api::secure_eq(key, given)
+    )
+}
+
+/// Serves the gRPC API on `listener` until `stop`.
+pub(crate) async fn serve(app: App, listener: TcpListener, stop: CancellationToken) {
+    let config = app.config().grpc_api.clone();
+    let key = config.key.clone();
+    let mut service = CentrifugoApiServer::new(Service { app });
+    if config.max_receive_message_size > 0 {
+        service = service.max_decoding_message_size(config.max_receive_message_size as usize);
+    }
+    // Upstream checks the key only when one is configured.
+    let check = move |request: Request<()>| {
+        if key.is_empty() || authorized(&key, request.metadata()) {
+            Ok(request)
+        } else {
+            Err(Status::unauthenticated("unauthenticated"))
+        }
+    };
+    let service = tonic::service::interceptor::InterceptedService::new(service, check);
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let served = tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "gRPC API server failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::metadata::MetadataMap;
+
+    use super::*;
+
+    #[test]
+    fn api_key_from_the_authorization_metadata() {
+        let with = |value: &'static str| {
+            let mut m = MetadataMap::new();
+            m.insert("authorization", value.parse().unwrap());
+            m
+        };
+        assert!(authorized("k", &with("apikey k")));
+        assert!(authorized("k", &with("APIKEY k")));
+        assert!(!authorized("k", &with("apikey x")));
+        assert!(!authorized("k", &with("bearer k")));
+        assert!(!authorized("k", &with("apikey k more")));
+        assert!(!authorized("k", &MetadataMap::new()));
+    }
+}
