@@ -63,17 +63,43 @@ fn grpc_api(root: &Path, proto_dir: &Path) -> Result<()> {
         std::fs::create_dir_all(&out_dir)?;
         let descriptors = protox::compile([proto_dir.join("api.proto")], [proto_dir])
             .context("compiling proto/api.proto")?;
-        tonic_prost_build::configure()
+        let mut builder = tonic_prost_build::configure()
             .build_server(server)
             .build_client(!server)
             .bytes(".")
-            .out_dir(&out_dir)
+            .out_dir(&out_dir);
+        if !server {
+            // The tests compare answers with the HTTP API's JSON; payload bytes are JSON
+            // text there, so they are written as the JSON value they hold.
+            builder = builder.message_attribute(".", "#[derive(serde::Serialize)]");
+            for field in BYTES_FIELDS {
+                builder = builder.field_attribute(
+                    format!(".centrifugal.centrifugo.api.{field}"),
+                    "#[serde(serialize_with = \"super::json_bytes\")]",
+                );
+            }
+        }
+        builder
             .compile_fds(descriptors)
             .context("generating the gRPC API")?;
         rustfmt(&out_dir.join("centrifugal.centrifugo.api.rs"))?;
     }
     Ok(())
 }
+
+/// Every `bytes` field of `proto/api.proto`.
+const BYTES_FIELDS: &[&str] = &[
+    "PublishRequest.data",
+    "BroadcastRequest.data",
+    "SubscribeRequest.info",
+    "SubscribeRequest.data",
+    "ClientInfo.conn_info",
+    "ClientInfo.chan_info",
+    "Publication.data",
+    "RPCRequest.params",
+    "RPCResult.data",
+    "RefreshRequest.info",
+];
 
 fn rustfmt(generated: &Path) -> Result<()> {
     let status = std::process::Command::new("rustfmt")

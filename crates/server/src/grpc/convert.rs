@@ -10,9 +10,8 @@ use crate::api::proto::{
     ApiError, BoolValue, BroadcastRequest, BroadcastResult, ChannelInfo, ChannelRequest,
     ChannelsRequest, ChannelsResult, ClientInfo, DisconnectObject, DisconnectRequest, Empty,
     HistoryRequest, HistoryResult, InfoRequest, InfoResult, NodeResult, PresenceResult,
-    PresenceStatsResult, Publication, PublishRequest, PublishResult, Raw, RefreshRequest,
-    Response, RpcRequest, StreamPosition, SubscribeOptionOverride, SubscribeRequest,
-    UnsubscribeRequest,
+    PresenceStatsResult, Publication, PublishRequest, PublishResult, Raw, RefreshRequest, Response,
+    RpcRequest, StreamPosition, SubscribeOptionOverride, SubscribeRequest, UnsubscribeRequest,
 };
 
 /// A protobuf `bytes` field: empty means absent, as in Go's generated structs.

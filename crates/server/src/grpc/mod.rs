@@ -156,10 +156,7 @@ api_methods!(grpc_service);
 
 /// Whether the metadata carries `authorization: apikey <key>`.
 fn authorized(key: &str, metadata: &tonic::metadata::MetadataMap) -> bool {
-    let Some(value) = metadata
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(value) = metadata.get("authorization").and_then(|v| v.to_str().ok()) else {
         return false;
     };
     let mut parts = value.split_whitespace();
