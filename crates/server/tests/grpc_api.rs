@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 #[allow(missing_docs, unreachable_pub, clippy::all, reason = "generated code")]
 mod pb {
@@ -60,10 +60,18 @@ impl Setup {
     /// Starts `gyre` with the gRPC API on a free port. The main listener's port is picked
     /// after that one, and may be the same: then it starts again on other ports.
     fn start() -> Setup {
+        Setup::start_with(json!({}))
+    }
+
+    /// [`Setup::start`] with `grpc_api` settings merged over the test's.
+    fn start_with(grpc_api: Value) -> Setup {
         for _ in 0..5 {
             let port = gyre_testkit::free_port();
+            let mut grpc =
+                json!({"enabled": true, "address": "127.0.0.1", "port": port, "key": GRPC_KEY});
+            gyre_testkit::merge_config(&mut grpc, grpc_api.clone());
             let server = Server::start(json!({
-                "grpc_api": {"enabled": true, "address": "127.0.0.1", "port": port, "key": GRPC_KEY},
+                "grpc_api": grpc,
                 "log": {"level": "info"},
                 "channel": {
                     "without_namespace": {"presence": true},
@@ -93,13 +101,23 @@ impl Setup {
     }
 
     async fn client(&self, key: Option<&'static str>) -> Client {
-        let url = format!("http://127.0.0.1:{}", self.port);
+        self.connect(key, None).await
+    }
+
+    /// A client over `tls` when given (then `https://`).
+    async fn connect(&self, key: Option<&'static str>, tls: Option<ClientTlsConfig>) -> Client {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://127.0.0.1:{}", self.port);
+        let mut endpoint = Channel::from_shared(url).unwrap();
+        if let Some(tls) = tls {
+            endpoint = endpoint.tls_config(tls).unwrap();
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match Channel::from_shared(url.clone()).unwrap().connect().await {
+            match endpoint.connect().await {
                 Ok(channel) => return CentrifugoApiClient::with_interceptor(channel, Key(key)),
                 Err(e) if Instant::now() > deadline => panic!(
-                    "gRPC API not listening: {e}\n{}",
+                    "gRPC API not reachable: {e:?}\n{}",
                     std::fs::read_to_string(&self.server.log).unwrap_or_default()
                 ),
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -491,4 +509,34 @@ async fn a_grpc_publication_reaches_a_websocket_subscriber() {
     assert_eq!(push["channel"], "hist:live", "{push}");
     assert_eq!(push["pub"]["data"], json!({"hello": "grpc"}), "{push}");
     assert_eq!(push["pub"]["offset"], 1, "{push}");
+}
+
+#[tokio::test]
+async fn serves_over_tls() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/grpc");
+    let setup = Setup::start_with(json!({"tls": {
+        "enabled": true,
+        "cert_pem": format!("{dir}/cert.pem"),
+        "key_pem": format!("{dir}/key.pem"),
+    }}));
+    let log = std::fs::read_to_string(&setup.server.log).unwrap();
+    assert!(log.contains("tls=true"), "{log}");
+    assert!(!log.contains("grpc_api.tls"), "{log}");
+    let ca = std::fs::read(format!("{dir}/ca.pem")).unwrap();
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca))
+        .domain_name("localhost");
+    let mut client = setup.connect(Some(GRPC_KEY), Some(tls)).await;
+    let info = client.info(pb::InfoRequest {}).await.unwrap().into_inner();
+    assert!(info.error.is_none(), "{info:?}");
+    assert_eq!(info.result.unwrap().nodes.len(), 1);
+    // Plain text on the TLS port gets nowhere.
+    let plain = Channel::from_shared(format!("http://127.0.0.1:{}", setup.port))
+        .unwrap()
+        .connect()
+        .await;
+    if let Ok(channel) = plain {
+        let mut client = CentrifugoApiClient::new(channel);
+        assert!(client.info(pb::InfoRequest {}).await.is_err());
+    }
 }

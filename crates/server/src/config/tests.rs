@@ -788,3 +788,15 @@ fn env_names_do_not_collide() {
     let loaded = load_env(&[]).unwrap();
     assert_eq!(loaded.known_env.len(), count_leaves(schema::root()));
 }
+
+#[test]
+fn the_grpc_api_is_served_but_not_its_reflection() {
+    let served =
+        load_json(json!({"grpc_api": {"enabled": true, "tls": {"enabled": true}}})).unwrap();
+    assert!(unsupported_features(&served.config).is_empty());
+    let loaded = load_json(json!({"grpc_api": {"enabled": true, "reflection": true}})).unwrap();
+    assert_eq!(
+        unsupported_features(&loaded.config),
+        vec!["grpc_api.reflection"]
+    );
+}

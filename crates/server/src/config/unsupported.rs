@@ -44,9 +44,6 @@ const UNSUPPORTED: &[(&str, Check)] = &[
             })
         },
     ),
-    ("grpc_api.tls", |c| {
-        c.grpc_api.enabled && c.grpc_api.tls.enabled
-    }),
     ("grpc_api.reflection", |c| {
         c.grpc_api.enabled && c.grpc_api.reflection
     }),

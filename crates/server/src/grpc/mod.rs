@@ -8,6 +8,9 @@
 //! upstream answers. `Batch` converts its commands into the HTTP API's batch commands and
 //! runs the same batch executor.
 //!
+//! With `grpc_api.tls.enabled` the listener speaks TLS (ALPN `h2`), with the certificate
+//! and key read as for `http_server.tls`.
+//!
 //! Only the API key is a gRPC status: with `grpc_api.key` set, a call without metadata
 //! `authorization: apikey <key>` fails with `UNAUTHENTICATED`. Methods upstream serves
 //! and Gyre does not (the PRO ones) are not in the proto: a call gets `UNIMPLEMENTED`,
@@ -16,7 +19,11 @@
 
 mod convert;
 
-use tokio::net::TcpListener;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -25,6 +32,9 @@ use crate::api::methods::{Command, Outcome, api_methods};
 // The table's rows name the HTTP API's request and result types by their short names.
 use crate::api::proto::*;
 use crate::app::App;
+
+/// How long a client may take to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The generated protobuf messages and service of `proto/api.proto`.
 #[allow(
@@ -167,8 +177,13 @@ fn authorized(key: &str, metadata: &tonic::metadata::MetadataMap) -> bool {
     )
 }
 
-/// Serves the gRPC API on `listener` until `stop`.
-pub(crate) async fn serve(app: App, listener: TcpListener, stop: CancellationToken) {
+/// Serves the gRPC API on `listener` until `stop`, over TLS when `tls` is given.
+pub(crate) async fn serve(
+    app: App,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    stop: CancellationToken,
+) {
     let config = app.config().grpc_api.clone();
     let key = config.key.clone();
     let mut service = CentrifugoApiServer::new(Service { app });
@@ -184,14 +199,63 @@ pub(crate) async fn serve(app: App, listener: TcpListener, stop: CancellationTok
         }
     };
     let service = tonic::service::interceptor::InterceptedService::new(service, check);
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    let served = tonic::transport::Server::builder()
-        .add_service(service)
-        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
-        .await;
+    let router = tonic::transport::Server::builder().add_service(service);
+    let served = match tls {
+        None => {
+            let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            router
+                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                .await
+        }
+        Some(acceptor) => {
+            let incoming = tls_incoming(listener, acceptor, stop.clone());
+            router
+                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                .await
+        }
+    };
     if let Err(e) = served {
         tracing::error!(error = %e, "gRPC API server failed");
     }
+}
+
+/// The TLS connections of `listener`: each handshake runs in its own task, so a slow
+/// client does not hold up the others.
+fn tls_incoming(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    stop: CancellationToken,
+) -> impl futures_util::Stream<Item = std::io::Result<TlsStream<TcpStream>>> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<TlsStream<TcpStream>>>(64);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = stop.cancelled() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "gRPC API: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                match handshake.await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok(stream)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(error = %e, "gRPC API: TLS handshake failed"),
+                    Err(_) => tracing::debug!("gRPC API: TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 #[cfg(test)]
