@@ -52,8 +52,8 @@ fn codegen() -> Result<()> {
     grpc_api(&root, &proto_dir)
 }
 
-/// The server API over gRPC (`proto/api.proto`): the service in the server crate, and a
-/// client of the same file for the server's tests.
+/// The server API over gRPC (`proto/api.proto`): the service and the encoded descriptors
+/// (for reflection) in the server crate, and a client of the same file for its tests.
 fn grpc_api(root: &Path, proto_dir: &Path) -> Result<()> {
     let targets = [
         (root.join("crates/server/src/grpc/generated"), true),
@@ -68,7 +68,12 @@ fn grpc_api(root: &Path, proto_dir: &Path) -> Result<()> {
             .build_client(!server)
             .bytes(".")
             .out_dir(&out_dir);
-        if !server {
+        if server {
+            // For the reflection service (`grpc_api.reflection`).
+            let encoded = prost::Message::encode_to_vec(&descriptors);
+            std::fs::write(out_dir.join("api.bin"), encoded)?;
+            println!("wrote {}", out_dir.join("api.bin").display());
+        } else {
             // The tests compare answers with the HTTP API's JSON; payload bytes are JSON
             // text there, so they are written as the JSON value they hold.
             builder = builder.message_attribute(".", "#[derive(serde::Serialize)]");

@@ -540,3 +540,68 @@ async fn serves_over_tls() {
         assert!(client.info(pb::InfoRequest {}).await.is_err());
     }
 }
+
+#[tokio::test]
+async fn reflection_lists_the_service_when_enabled() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse};
+
+    async fn list(setup: &Setup) -> Result<ServerReflectionResponse, tonic::Status> {
+        let channel = Channel::from_shared(format!("http://127.0.0.1:{}", setup.port))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut client = ServerReflectionClient::new(channel);
+        let mut answers = client
+            .server_reflection_info(futures_util::stream::iter([request]))
+            .await?
+            .into_inner();
+        Ok(answers.message().await?.expect("one answer"))
+    }
+
+    let setup = Setup::start_with(json!({"reflection": true}));
+    // Connects only once the listener is up.
+    setup.client(Some(GRPC_KEY)).await;
+    let answer = list(&setup).await.unwrap();
+    let Some(MessageResponse::ListServicesResponse(services)) = answer.message_response else {
+        panic!("{answer:?}");
+    };
+    let names: Vec<_> = services.service.iter().map(|s| s.name.as_str()).collect();
+    assert!(
+        names.contains(&"centrifugal.centrifugo.api.CentrifugoApi"),
+        "{names:?}"
+    );
+
+    let setup = Setup::start();
+    setup.client(Some(GRPC_KEY)).await;
+    let status = list(&setup).await.expect_err("no reflection");
+    assert_eq!(status.code(), tonic::Code::Unimplemented);
+}
+
+#[tokio::test]
+async fn max_receive_message_size_refuses_larger_requests() {
+    let setup = Setup::start_with(json!({"max_receive_message_size": 1000}));
+    let mut client = setup.client(Some(GRPC_KEY)).await;
+    let publish = |size: usize| pb::PublishRequest {
+        channel: "plain:big".into(),
+        data: data(json!("x".repeat(size))),
+        ..Default::default()
+    };
+    let small = client.publish(publish(100)).await.unwrap().into_inner();
+    assert!(small.error.is_none(), "{small:?}");
+    let status = client.publish(publish(2000)).await.expect_err("too large");
+    assert!(
+        matches!(
+            status.code(),
+            tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+        ),
+        "{status:?}"
+    );
+}

@@ -790,13 +790,16 @@ fn env_names_do_not_collide() {
 }
 
 #[test]
-fn the_grpc_api_is_served_but_not_its_reflection() {
-    let served =
-        load_json(json!({"grpc_api": {"enabled": true, "tls": {"enabled": true}}})).unwrap();
+fn the_grpc_api_is_served_but_not_its_transport_error_mode() {
+    let served = load_json(json!({"grpc_api": {
+        "enabled": true, "tls": {"enabled": true}, "reflection": true
+    }}))
+    .unwrap();
     assert!(unsupported_features(&served.config).is_empty());
-    let loaded = load_json(json!({"grpc_api": {"enabled": true, "reflection": true}})).unwrap();
+    let loaded =
+        load_json(json!({"grpc_api": {"enabled": true, "error_mode": "transport"}})).unwrap();
     assert_eq!(
         unsupported_features(&loaded.config),
-        vec!["grpc_api.reflection"]
+        vec!["grpc_api.error_mode transport"]
     );
 }

@@ -44,9 +44,6 @@ const UNSUPPORTED: &[(&str, Check)] = &[
             })
         },
     ),
-    ("grpc_api.reflection", |c| {
-        c.grpc_api.enabled && c.grpc_api.reflection
-    }),
     ("grpc_api.error_mode transport", |c| {
         c.grpc_api.enabled && c.grpc_api.error_mode == "transport"
     }),

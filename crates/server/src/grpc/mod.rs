@@ -11,6 +11,9 @@
 //! With `grpc_api.tls.enabled` the listener speaks TLS (ALPN `h2`), with the certificate
 //! and key read as for `http_server.tls`.
 //!
+//! With `grpc_api.reflection` the gRPC reflection service (v1 and v1alpha) describes the
+//! API to tools such as grpcurl; it does not ask for the key.
+//!
 //! Only the API key is a gRPC status: with `grpc_api.key` set, a call without metadata
 //! `authorization: apikey <key>` fails with `UNAUTHENTICATED`. Methods upstream serves
 //! and Gyre does not (the PRO ones) are not in the proto: a call gets `UNIMPLEMENTED`,
@@ -199,7 +202,18 @@ pub(crate) async fn serve(
         }
     };
     let service = tonic::service::interceptor::InterceptedService::new(service, check);
-    let router = tonic::transport::Server::builder().add_service(service);
+    let reflection = config.reflection.then(reflection).transpose();
+    let (v1, v1alpha) = match reflection {
+        Ok(services) => services.unzip(),
+        Err(e) => {
+            tracing::error!(error = %e, "gRPC API: the reflection service");
+            (None, None)
+        }
+    };
+    let router = tonic::transport::Server::builder()
+        .add_service(service)
+        .add_optional_service(v1)
+        .add_optional_service(v1alpha);
     let served = match tls {
         None => {
             let incoming = tonic::transport::server::TcpIncoming::from(listener);
@@ -217,6 +231,29 @@ pub(crate) async fn serve(
     if let Err(e) = served {
         tracing::error!(error = %e, "gRPC API server failed");
     }
+}
+
+/// The descriptors of `proto/api.proto`, written by `cargo xtask codegen`.
+const DESCRIPTORS: &[u8] = include_bytes!("generated/api.bin");
+
+/// The reflection service in both versions clients ask for (as upstream registers it).
+#[allow(clippy::type_complexity, reason = "the two generated server types")]
+fn reflection() -> Result<
+    (
+        tonic_reflection::pb::v1::server_reflection_server::ServerReflectionServer<
+            impl tonic_reflection::pb::v1::server_reflection_server::ServerReflection,
+        >,
+        tonic_reflection::pb::v1alpha::server_reflection_server::ServerReflectionServer<
+            impl tonic_reflection::pb::v1alpha::server_reflection_server::ServerReflection,
+        >,
+    ),
+    tonic_reflection::server::Error,
+> {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(DESCRIPTORS)
+    };
+    Ok((builder().build_v1()?, builder().build_v1alpha()?))
 }
 
 /// The TLS connections of `listener`: each handshake runs in its own task, so a slow
