@@ -605,3 +605,102 @@ async fn max_receive_message_size_refuses_larger_requests() {
         "{status:?}"
     );
 }
+
+/// `google.rpc.Status`, what the binary details of a status hold.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<AnyMessage>,
+}
+
+/// `google.protobuf.Any`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct AnyMessage {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
+}
+
+fn unknown_channel() -> pb::PublishRequest {
+    pb::PublishRequest {
+        channel: "nope:a".into(),
+        data: data(json!({})),
+        ..Default::default()
+    }
+}
+
+/// The API error carried by a transport-mode status.
+fn status_error(status: &tonic::Status) -> pb::Error {
+    let details: RpcStatus = prost::Message::decode(status.details()).unwrap();
+    assert_eq!(details.code, status.code() as i32);
+    assert_eq!(details.details.len(), 1);
+    let any = &details.details[0];
+    assert_eq!(
+        any.type_url,
+        "type.googleapis.com/centrifugal.centrifugo.api.Error"
+    );
+    prost::Message::decode(&any.value[..]).unwrap()
+}
+
+#[tokio::test]
+async fn transport_error_mode_answers_errors_as_statuses() {
+    let setup = Setup::start();
+    let mut client = setup.client(Some(GRPC_KEY)).await;
+    // By default, and without the metadata, the error is in the reply.
+    let reply = client
+        .publish(unknown_channel())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.error.unwrap().code, 102);
+
+    let mut request = tonic::Request::new(unknown_channel());
+    request
+        .metadata_mut()
+        .insert("x-centrifugo-error-mode", "transport".parse().unwrap());
+    let status = client.publish(request).await.expect_err("a status");
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+    assert_eq!(status.message(), "unknown channel");
+    let error = status_error(&status);
+    assert_eq!(
+        (error.code, error.message.as_str()),
+        (102, "unknown channel")
+    );
+
+    // A success is a reply as always.
+    let mut request = tonic::Request::new(pb::InfoRequest {});
+    request
+        .metadata_mut()
+        .insert("x-centrifugo-error-mode", "transport".parse().unwrap());
+    assert!(client.info(request).await.is_ok());
+
+    // The configured mode needs no metadata; batch replies keep their errors.
+    let setup = Setup::start_with(json!({"error_mode": "transport"}));
+    let mut client = setup.client(Some(GRPC_KEY)).await;
+    let status = client
+        .history(pb::HistoryRequest {
+            channel: "plain:a".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a status");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert_eq!(status_error(&status).code, 108);
+    let batch = client
+        .batch(pb::BatchRequest {
+            commands: vec![pb::Command {
+                publish: Some(unknown_channel()),
+                ..Default::default()
+            }],
+            parallel: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(batch.replies[0].error.as_ref().unwrap().code, 102);
+}

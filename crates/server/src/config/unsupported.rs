@@ -44,9 +44,6 @@ const UNSUPPORTED: &[(&str, Check)] = &[
             })
         },
     ),
-    ("grpc_api.error_mode transport", |c| {
-        c.grpc_api.enabled && c.grpc_api.error_mode == "transport"
-    }),
     ("uni_grpc", |c| c.uni_grpc.enabled),
     ("uni_websocket", |c| c.uni_websocket.enabled),
     ("uni_sse", |c| c.uni_sse.enabled),

@@ -14,7 +14,11 @@
 //! With `grpc_api.reflection` the gRPC reflection service (v1 and v1alpha) describes the
 //! API to tools such as grpcurl; it does not ask for the key.
 //!
-//! Only the API key is a gRPC status: with `grpc_api.key` set, a call without metadata
+//! API errors are answered as a gRPC status instead (upstream's code mapping, the error
+//! object in the details) with `grpc_api.error_mode: transport` or, per call, metadata
+//! `x-centrifugo-error-mode: transport`; `Batch` always answers in its replies.
+//!
+//! Otherwise only the API key is a gRPC status: with `grpc_api.key` set, a call without metadata
 //! `authorization: apikey <key>` fails with `UNAUTHENTICATED`. Methods upstream serves
 //! and Gyre does not (the PRO ones) are not in the proto: a call gets `UNIMPLEMENTED`,
 //! and a batch command carrying only one of them is answered "not found" (104), as over
@@ -111,6 +115,62 @@ where
 #[derive(Clone)]
 struct Service {
     app: App,
+    /// `grpc_api.error_mode: transport`.
+    transport_errors: bool,
+}
+
+impl Service {
+    /// Whether an API error is answered as a gRPC status: always in the transport error
+    /// mode, else when the call asks with `x-centrifugo-error-mode: transport`.
+    fn transport_errors(&self, metadata: &tonic::metadata::MetadataMap) -> bool {
+        self.transport_errors
+            || metadata
+                .get("x-centrifugo-error-mode")
+                .is_some_and(|v| v.as_bytes() == b"transport")
+    }
+}
+
+/// `google.rpc.Status`, the conventional content of a status's binary details.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<Any>,
+}
+
+/// `google.protobuf.Any`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Any {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
+}
+
+/// An API error as a gRPC status (upstream `MapErrorToGRPCCode`), with the error object
+/// in the details as upstream attaches it.
+fn transport_error(error: ApiError) -> Status {
+    use tonic::Code;
+    let code = match error.code {
+        102 | 104 => Code::NotFound,
+        107 | 108 => Code::InvalidArgument,
+        112 => Code::OutOfRange,
+        113 => Code::AlreadyExists,
+        _ => Code::Internal,
+    };
+    let details = RpcStatus {
+        code: code as i32,
+        message: error.message.to_owned(),
+        details: vec![Any {
+            type_url: "type.googleapis.com/centrifugal.centrifugo.api.Error".to_owned(),
+            value: prost::Message::encode_to_vec(&pb::Error::from(error)),
+        }],
+    };
+    let details = prost::Message::encode_to_vec(&details);
+    Status::with_details(code, error.message, details.into())
 }
 
 /// The generator of the gRPC service; see the module documentation.
@@ -122,9 +182,12 @@ macro_rules! grpc_service {
                 &self,
                 request: Request<$name::Request>,
             ) -> Result<Response<$name::Response>, Status> {
+                let transport_errors = self.transport_errors(request.metadata());
                 let request: $request = request.into_inner().into();
-                let outcome = executor::$name(&self.app, request).await;
-                Ok(Response::new(answer(outcome)))
+                match executor::$name(&self.app, request).await {
+                    Err(error) if transport_errors => Err(transport_error(error)),
+                    outcome => Ok(Response::new(answer(outcome))),
+                }
             })*
 
             async fn batch(
@@ -167,17 +230,14 @@ macro_rules! grpc_service {
 
 api_methods!(grpc_service);
 
-/// Whether the metadata carries `authorization: apikey <key>`.
+/// Whether the metadata carries exactly `authorization: apikey <key>` (upstream compares
+/// the whole value).
 fn authorized(key: &str, metadata: &tonic::metadata::MetadataMap) -> bool {
-    let Some(value) = metadata.get("authorization").and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let mut parts = value.split_whitespace();
-    matches!(
-        (parts.next(), parts.next(), parts.next()),
-        (Some(scheme), Some(given), None)
-            if scheme.eq_ignore_ascii_case("apikey") && crate::api::secure_eq(key, given)
-    )
+    metadata
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|value| value.strip_prefix("apikey "))
+        .is_some_and(|given| crate::api::secure_eq(key, given))
 }
 
 /// Serves the gRPC API on `listener` until `stop`, over TLS when `tls` is given.
@@ -189,7 +249,11 @@ pub(crate) async fn serve(
 ) {
     let config = app.config().grpc_api.clone();
     let key = config.key.clone();
-    let mut service = CentrifugoApiServer::new(Service { app });
+    let transport_errors = config.error_mode == "transport";
+    let mut service = CentrifugoApiServer::new(Service {
+        app,
+        transport_errors,
+    });
     if config.max_receive_message_size > 0 {
         service = service.max_decoding_message_size(config.max_receive_message_size as usize);
     }
@@ -309,7 +373,8 @@ mod tests {
             m
         };
         assert!(authorized("k", &with("apikey k")));
-        assert!(authorized("k", &with("APIKEY k")));
+        assert!(!authorized("k", &with("APIKEY k")));
+        assert!(!authorized("k", &with("apikey  k")));
         assert!(!authorized("k", &with("apikey x")));
         assert!(!authorized("k", &with("bearer k")));
         assert!(!authorized("k", &with("apikey k more")));
