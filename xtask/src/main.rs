@@ -1,4 +1,5 @@
-//! Repository chores. `cargo xtask codegen` regenerates the committed Protobuf types.
+//! Repository chores. `cargo xtask codegen` regenerates the committed Protobuf types and
+//! the gRPC server API's service code.
 
 use std::path::{Path, PathBuf};
 
@@ -46,16 +47,74 @@ fn codegen() -> Result<()> {
 
     // rustfmt keeps the committed files stable between runs.
     for name in ["centrifugal.centrifuge.protocol.rs", "controlpb.rs"] {
-        let generated = out_dir.join(name);
-        let status = std::process::Command::new("rustfmt")
-            .args(["--edition", "2024"])
-            .arg(&generated)
-            .status()
-            .context("running rustfmt")?;
-        if !status.success() {
-            bail!("rustfmt failed on {}", generated.display());
-        }
-        println!("wrote {}", generated.display());
+        rustfmt(&out_dir.join(name))?;
     }
+    grpc_api(&root, &proto_dir)
+}
+
+/// The server API over gRPC (`proto/api.proto`): the service and the encoded descriptors
+/// (for reflection) in the server crate, and a client of the same file for its tests.
+fn grpc_api(root: &Path, proto_dir: &Path) -> Result<()> {
+    let targets = [
+        (root.join("crates/server/src/grpc/generated"), true),
+        (root.join("crates/server/tests/grpc_support"), false),
+    ];
+    for (out_dir, server) in targets {
+        std::fs::create_dir_all(&out_dir)?;
+        let descriptors = protox::compile([proto_dir.join("api.proto")], [proto_dir])
+            .context("compiling proto/api.proto")?;
+        let mut builder = tonic_prost_build::configure()
+            .build_server(server)
+            .build_client(!server)
+            .bytes(".")
+            .out_dir(&out_dir);
+        if server {
+            // For the reflection service (`grpc_api.reflection`).
+            let encoded = prost::Message::encode_to_vec(&descriptors);
+            std::fs::write(out_dir.join("api.bin"), encoded)?;
+            println!("wrote {}", out_dir.join("api.bin").display());
+        } else {
+            // The tests compare answers with the HTTP API's JSON; payload bytes are JSON
+            // text there, so they are written as the JSON value they hold.
+            builder = builder.message_attribute(".", "#[derive(serde::Serialize)]");
+            for field in BYTES_FIELDS {
+                builder = builder.field_attribute(
+                    format!(".centrifugal.centrifugo.api.{field}"),
+                    "#[serde(serialize_with = \"super::json_bytes\")]",
+                );
+            }
+        }
+        builder
+            .compile_fds(descriptors)
+            .context("generating the gRPC API")?;
+        rustfmt(&out_dir.join("centrifugal.centrifugo.api.rs"))?;
+    }
+    Ok(())
+}
+
+/// Every `bytes` field of `proto/api.proto`.
+const BYTES_FIELDS: &[&str] = &[
+    "PublishRequest.data",
+    "BroadcastRequest.data",
+    "SubscribeRequest.info",
+    "SubscribeRequest.data",
+    "ClientInfo.conn_info",
+    "ClientInfo.chan_info",
+    "Publication.data",
+    "RPCRequest.params",
+    "RPCResult.data",
+    "RefreshRequest.info",
+];
+
+fn rustfmt(generated: &Path) -> Result<()> {
+    let status = std::process::Command::new("rustfmt")
+        .args(["--edition", "2024"])
+        .arg(generated)
+        .status()
+        .context("running rustfmt")?;
+    if !status.success() {
+        bail!("rustfmt failed on {}", generated.display());
+    }
+    println!("wrote {}", generated.display());
     Ok(())
 }

@@ -8,6 +8,7 @@ mod app;
 mod cli;
 mod cli_jwt;
 mod config;
+mod grpc;
 mod jwt;
 mod policy;
 

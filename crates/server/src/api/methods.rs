@@ -24,8 +24,8 @@
 //! `batch` is not a row: it carries the other methods, it has no legacy number, and it is
 //! served by `executor::batch` from `mod.rs`.
 //!
-//! The gRPC server API (upstream's `CentrifugoApi` service) is meant to use the same table:
-//! a `grpc` module writes its own generator, `api_methods!(grpc_service)`, whose rows give
+//! The gRPC server API (upstream's `CentrifugoApi` service, `crate::grpc`) uses the same
+//! table: it has its own generator, `api_methods!(grpc_service)`, whose rows give
 //! each rpc's name (tonic's snake-case method name is the row's name) and the types to
 //! convert the protobuf messages from and to, and calls the same `executor::<name>`
 //! functions. A method added to the table then reaches both APIs, and the two cannot drift.
@@ -77,10 +77,6 @@ macro_rules! api_methods {
         }
     };
 }
-#[allow(
-    unused_imports,
-    reason = "for the generators of other API modules (the gRPC API to come)"
-)]
 pub(crate) use api_methods;
 
 /// Where a request object is read from: an HTTP body (`&[u8]`), a legacy command's params.
@@ -185,7 +181,7 @@ macro_rules! json_api {
         #[derive(Debug, Default, Deserialize)]
         #[serde(default)]
         pub(crate) struct Command {
-            $($name: Option<$request>,)*
+            $(pub(crate) $name: Option<$request>,)*
         }
 
         impl Command {

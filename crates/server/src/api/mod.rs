@@ -19,11 +19,11 @@
 //! The methods are listed once, in the table of `methods.rs`, which also says how to add
 //! one; their code is in `executor.rs`, one function per method.
 
-mod executor;
+pub(crate) mod executor;
 mod glob;
 mod legacy;
-mod methods;
-mod proto;
+pub(crate) mod methods;
+pub(crate) mod proto;
 
 use axum::Router;
 use axum::body::Body;
@@ -150,7 +150,7 @@ fn authorized(key: &str, headers: &HeaderMap, uri: &Uri) -> bool {
 }
 
 /// Compares without an early exit on the first differing byte.
-fn secure_eq(expected: &str, given: &str) -> bool {
+pub(crate) fn secure_eq(expected: &str, given: &str) -> bool {
     expected.len() == given.len()
         && expected
             .bytes()
@@ -360,7 +360,7 @@ mod tests {
         }
     }
 
-    /// Another API module (the gRPC API to come) generates its code from the same table:
+    /// Another API module (as the gRPC API does) generates its code from the same table:
     /// here a generator that types a handler per row with the row's request and result
     /// and the same executor function, as an rpc handler would.
     #[test]

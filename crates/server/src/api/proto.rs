@@ -59,23 +59,22 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
-/// A `bytes` field: the raw JSON value as sent (`null` included, as Go's `Raw` keeps it).
+/// A `bytes` field: the raw JSON value as sent (`null` included, as Go's `Raw` keeps it),
+/// or the bytes of a protobuf `bytes` field (gRPC API), which need not be JSON.
 #[derive(Debug, Default)]
-pub(crate) struct Raw(pub(crate) Option<Box<RawValue>>);
+pub(crate) struct Raw(pub(crate) Option<Bytes>);
 
 impl<'de> Deserialize<'de> for Raw {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Box::<RawValue>::deserialize(d).map(|v| Raw(Some(v)))
+        Box::<RawValue>::deserialize(d)
+            .map(|v| Raw(Some(Bytes::copy_from_slice(v.get().as_bytes()))))
     }
 }
 
 impl Raw {
     /// The value's bytes (empty when absent).
     pub(crate) fn to_bytes(&self) -> Bytes {
-        self.0
-            .as_ref()
-            .map(|v| Bytes::copy_from_slice(v.get().as_bytes()))
-            .unwrap_or_default()
+        self.0.clone().unwrap_or_default()
     }
 }
 

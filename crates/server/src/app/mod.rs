@@ -6,7 +6,7 @@ mod engine;
 mod http;
 mod origin;
 mod serve;
-mod tls;
+pub(crate) mod tls;
 
 use std::sync::Arc;
 

@@ -105,6 +105,15 @@ async fn run(config: config::Config, reload: LoadOptions) -> anyhow::Result<()> 
         ));
     }
 
+    let grpc = &app.config().grpc_api;
+    if grpc.enabled {
+        let addr = listen_addr(&grpc.address, &grpc.port.to_string())?;
+        let tls = super::tls::acceptor_for(&grpc.tls, b"h2")?;
+        let listener = TcpListener::bind(addr).await?;
+        tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "serving the gRPC server API");
+        tokio::spawn(crate::grpc::serve(app.clone(), listener, tls, stop.clone()));
+    }
+
     wait_for_signals(&app, &reload).await?;
 
     tracing::info!("shutting down");

@@ -14,6 +14,12 @@ use crate::config::TlsConfig;
 
 /// The acceptor for `tls`, or `None` when TLS is off.
 pub(crate) fn acceptor(tls: &TlsConfig) -> anyhow::Result<Option<TlsAcceptor>> {
+    // WebSocket upgrades need HTTP/1.1; HTTP/2 is not served.
+    acceptor_for(tls, b"http/1.1")
+}
+
+/// The acceptor for `tls` offering the one application protocol `alpn` (`h2` for gRPC).
+pub(crate) fn acceptor_for(tls: &TlsConfig, alpn: &[u8]) -> anyhow::Result<Option<TlsAcceptor>> {
     if !tls.enabled {
         return Ok(None);
     }
@@ -31,8 +37,7 @@ pub(crate) fn acceptor(tls: &TlsConfig) -> anyhow::Result<Option<TlsAcceptor>> {
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
-    // WebSocket upgrades need HTTP/1.1; HTTP/2 is not served.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     Ok(Some(TlsAcceptor::from(Arc::new(config))))
 }
 

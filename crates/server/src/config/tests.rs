@@ -870,3 +870,17 @@ fn env_names_do_not_collide() {
     let loaded = load_env(&[]).unwrap();
     assert_eq!(loaded.known_env.len(), count_leaves(schema::root()));
 }
+
+#[test]
+fn the_grpc_api_and_its_options_are_served() {
+    let served = load_json(json!({"grpc_api": {
+        "enabled": true, "tls": {"enabled": true}, "reflection": true, "error_mode": "transport"
+    }}))
+    .unwrap();
+    assert!(unsupported_features(&served.config).is_empty());
+    assert!(
+        served.warnings.iter().all(|w| !w.contains("grpc_api")),
+        "{:?}",
+        served.warnings
+    );
+}

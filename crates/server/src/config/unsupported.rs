@@ -80,7 +80,6 @@ const UNSUPPORTED: &[(&str, Check)] = &[
             })
         },
     ),
-    ("grpc_api", |c| c.grpc_api.enabled),
     ("uni_grpc", |c| c.uni_grpc.enabled),
     ("uni_websocket", |c| c.uni_websocket.enabled),
     ("uni_sse", |c| c.uni_sse.enabled),
