@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use gyre_testkit::{free_port, merge_config};
 use serde_json::{Value, json};
+use support::Server;
 use support::cluster::{
-    RedisCleanup, api, connect_as, node_config, redis_keys, unique_prefix, wait_for_cluster,
+    RedisCleanup, api, connect_as, node_config, received, redis_keys, unique_prefix,
+    wait_for_cluster,
 };
-use support::{Server, WsClient};
 use tonic::transport::Channel;
 
 #[allow(missing_docs, unreachable_pub, clippy::all, reason = "generated code")]
@@ -95,22 +96,6 @@ async fn grpc_publish(
     let result = response.result.expect("publish result");
     assert!(!result.epoch.is_empty(), "{result:?}");
     (result.offset, result.epoch)
-}
-
-/// The next `count` publications in `channel` as (offset, n).
-async fn received(client: &mut WsClient, channel: &str, count: usize) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    while out.len() < count {
-        let p = client
-            .publication(channel)
-            .await
-            .unwrap_or_else(|| panic!("closed while waiting for {channel}; got {out:?}"));
-        let n = p["data"]["n"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no data.n in {p}"));
-        out.push((p["offset"].as_u64().unwrap_or(0), n));
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

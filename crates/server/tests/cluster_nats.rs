@@ -8,26 +8,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::WsClient;
 use support::cluster::{
-    api, connect_as, node_config, start_nodes, unique_prefix, wait_for_cluster,
+    api, connect_as, node_config, received, start_nodes, unique_prefix, wait_for_cluster,
 };
-
-/// The next `count` publications in `channel` as (offset, n).
-async fn received(client: &mut WsClient, channel: &str, count: usize) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    while out.len() < count {
-        let p = client
-            .publication(channel)
-            .await
-            .unwrap_or_else(|| panic!("closed while waiting for {channel}; got {out:?}"));
-        out.push((
-            p["offset"].as_u64().unwrap_or(0),
-            p["data"]["n"].as_u64().expect("data.n"),
-        ));
-    }
-    out
-}
 
 fn nats_engine(prefix: &str) -> Value {
     json!({"broker": {

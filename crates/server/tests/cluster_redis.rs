@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use gyre_testkit::redis_server::{RedisServer, start_redis_cluster};
 use serde_json::{Value, json};
+use support::Server;
 use support::cluster::{
-    RedisCleanup, api, connect_as, eventually, node_config, redis_keys, start_nodes, unique_prefix,
-    wait_for_cluster,
+    RedisCleanup, api, connect_as, eventually, node_config, received, redis_keys, start_nodes,
+    unique_prefix, wait_for_cluster,
 };
-use support::{Server, WsClient};
 
 /// The `n` of `{"n": n}` publication data.
 fn n_of(publication: &Value) -> u64 {
@@ -39,19 +39,6 @@ async fn publish(node: &Server, channel: &str, n: u64) -> (u64, String) {
     let epoch = r["epoch"].as_str().expect("publish epoch").to_owned();
     assert!(!epoch.is_empty(), "{r}");
     (offset_of(&r), epoch)
-}
-
-/// The next `count` publications in `channel` as (offset, n).
-async fn received(client: &mut WsClient, channel: &str, count: usize) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    while out.len() < count {
-        let p = client
-            .publication(channel)
-            .await
-            .unwrap_or_else(|| panic!("closed while waiting for {channel}; got {out:?}"));
-        out.push((offset_of(&p), n_of(&p)));
-    }
-    out
 }
 
 /// The subscriber counts of `channels` on `node`.

@@ -172,6 +172,22 @@ pub async fn connect_as(url: &str, user: &str) -> (WsClient, String) {
     (client, id)
 }
 
+/// The next `count` publications in `channel` as (offset, n of `{"n": n}` data).
+pub async fn received(client: &mut WsClient, channel: &str, count: usize) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    while out.len() < count {
+        let p = client
+            .publication(channel)
+            .await
+            .unwrap_or_else(|| panic!("closed while waiting for {channel}; got {out:?}"));
+        let n = p["data"]["n"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no data.n in {p}"));
+        out.push((p["offset"].as_u64().unwrap_or(0), n));
+    }
+    out
+}
+
 /// The keys under `prefix` on the Redis at `port`.
 pub fn redis_keys(port: u16, prefix: &str) -> Vec<String> {
     redis_cli(port, &["--scan", "--pattern", &format!("{prefix}.*")])
