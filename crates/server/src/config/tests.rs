@@ -744,7 +744,8 @@ fn client_proxies_are_supported_over_http_only() {
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains(&format!("client.proxy.{key}.endpoint")) && err.contains("grpc"),
+            err.contains(&format!("client.proxy.{key}.endpoint"))
+                && err.contains("gRPC proxies are not implemented"),
             "{key}: {err}"
         );
     }
