@@ -101,6 +101,7 @@ fn config(base: &str, refresh: bool) -> Value {
                     "endpoint": format!("{base}/connect"),
                     "timeout": "1s",
                     "http_headers": ["X-Forwarded-User", "Authorization"],
+                    "emulated_headers": ["X-Emulated"],
                     "http": {"static_headers": {"X-Static": "static-value"}},
                 },
                 "refresh": {
@@ -140,7 +141,12 @@ async fn connect_proxy_decides_credentials_and_subscriptions() {
     let reply = c
         .call(
             "connect",
-            json!({"data": {"hello": "world"}, "name": "test-sdk", "version": "1.2.3"}),
+            json!({
+                "data": {"hello": "world"},
+                "name": "test-sdk",
+                "version": "1.2.3",
+                "headers": {"X-Emulated": "emulated-value", "X-Other": "not-listed"},
+            }),
         )
         .await;
     let result = reply.ok();
@@ -172,6 +178,8 @@ async fn connect_proxy_decides_credentials_and_subscriptions() {
     let h = &request.headers;
     assert_eq!(h["x-forwarded-user"], "alice");
     assert_eq!(h["x-static"], "static-value");
+    assert_eq!(h["x-emulated"], "emulated-value");
+    assert!(h.get("x-other").is_none(), "{h:?}");
     assert_eq!(h["content-type"], "application/json");
     assert!(h.get("x-not-forwarded").is_none(), "{h:?}");
     assert!(h.get("authorization").is_none(), "{h:?}");

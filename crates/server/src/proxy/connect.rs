@@ -15,6 +15,7 @@ use crate::jwt::{OptionsClaim, SubscribeOptionsClaim};
 /// What the backend decided for an accepted connection.
 #[derive(Debug)]
 pub(crate) struct Accepted {
+    /// User, expiry and connection info.
     pub(crate) credentials: Credentials,
     /// Returned to the client in the connect result.
     pub(crate) data: Bytes,
