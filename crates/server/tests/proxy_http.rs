@@ -357,3 +357,32 @@ async fn refresh_proxy_down_keeps_the_connection() {
     assert!(c.quiet_for(Duration::from_secs(2)).await);
     assert_eq!(backend.requests("/refresh").len(), 1);
 }
+
+#[tokio::test]
+async fn connect_proxy_sees_a_protobuf_connection() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let (backend, base) = Backend::start().await;
+    backend.answer("/connect", 200, json!({"result": {"user": "9"}}));
+    let server = Server::start(config(&base, false));
+    let url = format!("{}?format=protobuf", server.ws_url());
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    // Command {id: 1, connect: {data: "hi"}}, length-delimited.
+    let command = [0x08, 0x08, 0x01, 0x22, 0x04, 0x12, 0x02, b'h', b'i'];
+    ws.send(Message::binary(command.to_vec())).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("reply in time")
+        .expect("a frame")
+        .unwrap();
+    assert!(matches!(reply, Message::Binary(_)), "{reply:?}");
+
+    let body = backend.requests("/connect")[0].body.clone();
+    assert_eq!(body["protocol"], "protobuf", "{body}");
+    assert_eq!(body["encoding"], "binary", "{body}");
+    // Bytes that are not JSON travel in base64.
+    assert_eq!(body["b64data"], "aGk=", "{body}");
+}

@@ -39,21 +39,10 @@ struct ConnectResult {
     subs: HashMap<String, OptionsClaim>,
 }
 
-/// Whether the WebSocket request asked for the Protobuf protocol by subprotocol (the
-/// `format` query parameter does not reach the connecting handler).
-fn protobuf(event: &ConnectEvent) -> bool {
-    event
-        .request_headers
-        .get_all(::http::header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split(',').any(|p| p.trim() == "centrifuge-protobuf"))
-}
-
 /// The JSON body of a ConnectRequest.
 fn request(config: &Config, event: &ConnectEvent) -> Value {
     let common = &config.client.proxy.connect.proxy.proxy_common;
-    let (protocol, encoding) = super::protocol_fields(protobuf(event));
+    let (protocol, encoding) = super::protocol_fields(event.protobuf);
     let mut body = Map::new();
     body.insert("client".into(), event.client_id.clone().into());
     body.insert("transport".into(), event.transport.into());
