@@ -92,6 +92,8 @@ pub struct ConnectEvent {
     /// Headers of the HTTP request that opened the connection (empty for transports
     /// without one).
     pub request_headers: http::HeaderMap,
+    /// The connection speaks Protobuf (else JSON).
+    pub protobuf: bool,
 }
 
 /// How to accept a connection.

@@ -11,6 +11,7 @@ mod config;
 mod grpc;
 mod jwt;
 mod policy;
+mod proxy;
 
 use std::process::ExitCode;
 

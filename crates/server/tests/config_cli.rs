@@ -321,9 +321,9 @@ fn serve_to_exit(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32
 }
 
 /// A configuration serving on a free loopback port, with `extra` top-level keys.
-fn config_with_connect_proxy(extra: &str) -> String {
+fn config_with_rpc_proxy(extra: &str) -> String {
     format!(
-        r#"{{"client": {{"proxy": {{"connect": {{"enabled": true, "endpoint": "http://127.0.0.1:9/connect"}}}}}},
+        r#"{{"rpc": {{"proxy": {{"endpoint": "http://127.0.0.1:9/rpc"}}, "without_namespace": {{"proxy_enabled": true}}}},
             "http_server": {{"address": "127.0.0.1", "port": {}}}{extra}}}"#,
         free_port()
     )
@@ -339,27 +339,23 @@ fn logged(log: &str, level: &str, text: &str) -> usize {
 #[test]
 fn serve_refuses_an_unsupported_feature_that_decides_access() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("config.json"),
-        config_with_connect_proxy(""),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("config.json"), config_with_rpc_proxy("")).unwrap();
     let (code, out) = serve_to_exit(dir.path(), &[], &[]);
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(
         logged(
             &out,
             "ERROR",
-            "client.proxy.connect is configured but not supported by Gyre yet, and it decides \
-             who may connect"
+            "rpc.proxy (proxy_enabled) is configured but not supported by Gyre yet, and it \
+             decides who may connect"
         ),
         1,
         "{out}"
     );
-    assert!(out.contains("disconnected with 3501"), "{out}");
+    assert!(out.contains("refused with error 108"), "{out}");
     let refusal = out
         .lines()
-        .find(|l| l.starts_with("error: refusing to run: client.proxy.connect configured"))
+        .find(|l| l.starts_with("error: refusing to run: rpc.proxy (proxy_enabled) configured"))
         .unwrap_or_else(|| panic!("{out}"));
     assert!(
         refusal.contains("gyre.allow_unsupported") && refusal.contains("--allow-unsupported"),
@@ -371,7 +367,7 @@ fn serve_refuses_an_unsupported_feature_that_decides_access() {
 #[test]
 fn serve_runs_without_an_access_feature_when_opted_in_and_logs_it() {
     let dir = tempfile::tempdir().unwrap();
-    let error = "client.proxy.connect is configured but not supported by Gyre yet";
+    let error = "rpc.proxy (proxy_enabled) is configured but not supported by Gyre yet";
     let serves = |config: String, args: &[&str], env: &[(&str, &str)]| {
         std::fs::write(dir.path().join("config.json"), &config).unwrap();
         let text = serve_until_listening(dir.path(), args, env);
@@ -383,13 +379,13 @@ fn serve_runs_without_an_access_feature_when_opted_in_and_logs_it() {
         assert!(!text.contains("refusing to run"), "{text}");
     };
     serves(
-        config_with_connect_proxy(r#", "gyre": {"allow_unsupported": true}"#),
+        config_with_rpc_proxy(r#", "gyre": {"allow_unsupported": true}"#),
         &[],
         &[],
     );
-    serves(config_with_connect_proxy(""), &["--allow-unsupported"], &[]);
+    serves(config_with_rpc_proxy(""), &["--allow-unsupported"], &[]);
     serves(
-        config_with_connect_proxy(""),
+        config_with_rpc_proxy(""),
         &[],
         &[("CENTRIFUGO_GYRE_ALLOW_UNSUPPORTED", "true")],
     );
@@ -424,7 +420,7 @@ fn checkconfig_strict_fails_on_every_unsupported_feature() {
         dir.path().join("config.json"),
         r#"{
             "gyre": {"allow_unsupported": true},
-            "client": {"proxy": {"connect": {"enabled": true, "endpoint": "http://127.0.0.1:9/c"}}},
+            "rpc": {"proxy": {"endpoint": "http://127.0.0.1:9/r"}, "without_namespace": {"proxy_enabled": true}},
             "channel": {
                 "proxy": {"publish": {"endpoint": "http://127.0.0.1:9/p"}},
                 "namespaces": [{"name": "chat", "publish_proxy_enabled": true}]
@@ -439,7 +435,7 @@ fn checkconfig_strict_fails_on_every_unsupported_feature() {
     assert!(lenient.status.success(), "{}", describe(&lenient));
     let stderr = String::from_utf8_lossy(&lenient.stderr);
     assert!(
-        stderr.contains("error: client.proxy.connect is configured")
+        stderr.contains("error: rpc.proxy (proxy_enabled) is configured")
             && stderr
                 .contains("error: channel.proxy.publish (publish_proxy_enabled) is configured")
             && stderr.contains("warning: graphite is configured"),
@@ -457,8 +453,8 @@ fn checkconfig_strict_fails_on_every_unsupported_feature() {
     assert_eq!(
         listed,
         [
-            "client.proxy.connect",
             "channel.proxy.publish (publish_proxy_enabled)",
+            "rpc.proxy (proxy_enabled)",
             "uni_sse",
             "graphite",
         ]
@@ -467,13 +463,13 @@ fn checkconfig_strict_fails_on_every_unsupported_feature() {
     // Without the opt-in even the lenient check fails, as the server would.
     std::fs::write(
         dir.path().join("refused.json"),
-        r#"{"client": {"proxy": {"connect": {"enabled": true, "endpoint": "http://127.0.0.1:9/c"}}}}"#,
+        r#"{"rpc": {"proxy": {"endpoint": "http://127.0.0.1:9/r"}, "without_namespace": {"proxy_enabled": true}}}"#,
     )
     .unwrap();
     let refused = gyre(dir.path(), &["checkconfig", "-c", "refused.json"], &[]);
     assert_eq!(refused.status.code(), Some(1), "{}", describe(&refused));
     assert!(
-        stdout(&refused).contains("refusing to run: client.proxy.connect"),
+        stdout(&refused).contains("refusing to run: rpc.proxy (proxy_enabled)"),
         "{}",
         describe(&refused)
     );

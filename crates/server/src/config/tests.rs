@@ -726,6 +726,32 @@ fn unsupported_features_warn_once_each() {
 }
 
 #[test]
+fn client_proxies_are_supported_over_http_only() {
+    for key in ["connect", "refresh"] {
+        let loaded = load_json(json!({"client": {"proxy": {
+            key: {"enabled": true, "endpoint": "https://backend.example/x"},
+        }}}))
+        .unwrap();
+        assert!(
+            loaded.unsupported.is_empty(),
+            "{key}: {:?}",
+            loaded.unsupported
+        );
+        assert!(loaded.refusal().is_none(), "{key}");
+        let err = load_json(json!({"client": {"proxy": {
+            key: {"enabled": true, "endpoint": "grpc://127.0.0.1:9"},
+        }}}))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(&format!("client.proxy.{key}.endpoint"))
+                && err.contains("gRPC proxies are not implemented"),
+            "{key}: {err}"
+        );
+    }
+}
+
+#[test]
 fn unsupported_access_features_are_refused_unless_opted_in() {
     let proxy = |path: &str| json!({"endpoint": format!("http://127.0.0.1:9/{path}")});
     let config = json!({
@@ -762,8 +788,6 @@ fn unsupported_access_features_are_refused_unless_opted_in() {
     assert_eq!(
         access,
         [
-            "client.proxy.connect",
-            "client.proxy.refresh",
             "channel.proxy.subscribe (subscribe_proxy_enabled)",
             "channel.proxy.publish (publish_proxy_enabled)",
             "channel.proxy.sub_refresh (sub_refresh_proxy_enabled)",
@@ -791,8 +815,10 @@ fn unsupported_access_features_are_refused_unless_opted_in() {
         .expect("refused without the opt-in")
         .to_string();
     assert!(
-        refusal.contains("client.proxy.connect, client.proxy.refresh")
-            && refusal.contains("gyre.allow_unsupported")
+        refusal.contains(
+            "channel.proxy.subscribe (subscribe_proxy_enabled), \
+             channel.proxy.publish (publish_proxy_enabled)"
+        ) && refusal.contains("gyre.allow_unsupported")
             && refusal.contains("--allow-unsupported"),
         "{refusal}"
     );

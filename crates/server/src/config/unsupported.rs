@@ -52,8 +52,6 @@ const UNSUPPORTED: &[(&str, Check)] = &[
     ("controller", |c| c.controller.enabled),
     ("consumers", |c| !c.consumers.is_empty()),
     ("proxies (named proxies)", |c| !c.proxies.is_empty()),
-    ("client.proxy.connect", |c| c.client.proxy.connect.enabled),
-    ("client.proxy.refresh", |c| c.client.proxy.refresh.enabled),
     ("channel.proxy.subscribe (subscribe_proxy_enabled)", |c| {
         any_channel_options(c, |o| o.subscribe_proxy_enabled)
     }),
@@ -99,17 +97,6 @@ const UNSUPPORTED: &[(&str, Check)] = &[
 
 /// The rows of [`UNSUPPORTED`] that decide access, by key, with what Gyre does instead.
 const ACCESS: &[(&str, &str)] = &[
-    (
-        "client.proxy.connect",
-        "clients without a connection token are not sent to the backend; they connect \
-         anonymously where client.allow_anonymous_connect_without_token allows it, else are \
-         disconnected with 3501 (bad request)",
-    ),
-    (
-        "client.proxy.refresh",
-        "the backend is never asked to extend a connection; connections without a new \
-         token expire",
-    ),
     (
         "channel.proxy.subscribe (subscribe_proxy_enabled)",
         "subscribe requests without a subscription token are refused with error 108 \

@@ -109,9 +109,11 @@ pub(crate) fn validate(c: &Config) -> Result<(), ConfigError> {
 
     if c.client.proxy.connect.enabled {
         validate_proxy("client.proxy.connect", &c.client.proxy.connect.proxy)?;
+        http_endpoint("client.proxy.connect", &c.client.proxy.connect.proxy)?;
     }
     if c.client.proxy.refresh.enabled {
         validate_proxy("client.proxy.refresh", &c.client.proxy.refresh.proxy)?;
+        http_endpoint("client.proxy.refresh", &c.client.proxy.refresh.proxy)?;
     }
 
     second_precision("channel.history_meta_ttl", c.channel.history_meta_ttl)?;
@@ -330,6 +332,20 @@ fn validate_proxy(key: &str, p: &Proxy) -> Result<(), ConfigError> {
         &format!("{key}.http.status_to_code_transforms"),
         &p.proxy_common.http.status_to_code_transforms,
     )
+}
+
+/// Gyre implements client proxies over HTTP only: a `grpc://` endpoint is refused rather
+/// than run without the backend deciding access.
+fn http_endpoint(key: &str, p: &Proxy) -> Result<(), ConfigError> {
+    let lower = p.endpoint.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return Ok(());
+    }
+    Err(err(
+        format!("{key}.endpoint"),
+        "only http:// and https:// endpoints are supported by Gyre (gRPC proxies are not \
+         implemented)",
+    ))
 }
 
 fn validate_status_transforms(

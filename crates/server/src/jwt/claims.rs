@@ -151,7 +151,7 @@ struct OverrideClaim {
 /// `info`, `b64info`, `data`, `b64data`, `override` — in `subs` entries and sub tokens.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub(super) struct OptionsClaim {
+pub(crate) struct OptionsClaim {
     #[serde(deserialize_with = "raw_keep_null")]
     info: Option<Box<RawValue>>,
     #[serde(deserialize_with = "nullable")]
@@ -289,7 +289,8 @@ fn pick(b64: &str, raw: Option<Box<RawValue>>, what: &str) -> Result<Bytes, Veri
 }
 
 impl OptionsClaim {
-    fn into_options(self) -> Result<SubscribeOptionsClaim, VerifyError> {
+    /// The options, `b64x` decoded over raw `x`.
+    pub(crate) fn into_options(self) -> Result<SubscribeOptionsClaim, VerifyError> {
         Ok(SubscribeOptionsClaim {
             info: pick(&self.b64info, self.info, "b64info")?,
             data: pick(&self.b64data, self.data, "b64data")?,

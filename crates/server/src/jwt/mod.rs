@@ -34,7 +34,9 @@ use regex::Regex;
 
 use claims::{ConnectClaims, NumericDate, Registered, SubscribeClaims};
 #[allow(unused_imports)] // `SubscribeOptionsClaim` is named by the glue, not yet here.
-pub(crate) use claims::{ConnectToken, Overrides, SubscribeOptionsClaim, SubscribeToken};
+pub(crate) use claims::{
+    ConnectToken, OptionsClaim, Overrides, SubscribeOptionsClaim, SubscribeToken,
+};
 use jwks::JwksManager;
 use keys::StaticKeys;
 

@@ -68,6 +68,7 @@ pub(super) async fn connecting(
     // considered for credentials decided here, as in Centrifugo, where credentials set
     // by the user-header middleware bypass the connecting handler's logic.
     let mut process_channels = false;
+    let mut reply_data = bytes::Bytes::new();
 
     let credentials = if !event.token.is_empty() {
         let token = match policy
@@ -105,6 +106,27 @@ pub(super) async fn connecting(
             .info(token.info)
     } else if let Some(user) = header_user(&config, &event) {
         Credentials::new(user)
+    } else if config.client.proxy.connect.enabled {
+        let accepted = crate::proxy::connect::connect(&config, &event)
+            .await
+            .map_err(|e| refuse(client_id, "connect proxy", e))?;
+        for (ch, claim) in accepted.subs {
+            let resolved = resolve(&config, &ch)
+                .map_err(|e| refuse(client_id, "proxy channel in unknown namespace", e))?;
+            let mut o = channel::namespace_options(resolved.options);
+            channel::apply_overrides(&mut o, &claim.overrides);
+            o.channel_info = claim.info;
+            o.data = claim.data;
+            subs.insert(ch, o);
+        }
+        for ch in accepted.channels {
+            let resolved = resolve(&config, &ch)
+                .map_err(|e| refuse(client_id, "proxy channel in unknown namespace", e))?;
+            subs.insert(ch.clone(), channel::namespace_options(resolved.options));
+        }
+        process_channels = true;
+        reply_data = accepted.data;
+        accepted.credentials
     } else if config.client.allow_anonymous_connect_without_token || config.client.insecure {
         process_channels = true;
         Credentials::new("")
@@ -191,8 +213,11 @@ pub(super) async fn connecting(
         "connect accepted"
     );
     policy.remember_token_channels(client_id, token_channels);
-    let mut reply = ConnectReply::new(credentials).client_side_refresh(true);
+    // With a refresh proxy the server extends expiring connections itself.
+    let client_side_refresh = !config.client.proxy.refresh.enabled;
+    let mut reply = ConnectReply::new(credentials).client_side_refresh(client_side_refresh);
     reply.subscriptions = subs;
+    reply.data = reply_data;
     Ok(reply)
 }
 
@@ -218,8 +243,11 @@ pub(super) async fn refresh(
     event: RefreshEvent,
 ) -> Result<RefreshReply, HandlerError> {
     if event.token.is_empty() {
-        // Server-side refresh needs a refresh proxy, which is not implemented: the
-        // credentials simply expire.
+        let config = policy.app.config();
+        if !event.client_side && config.client.proxy.refresh.enabled {
+            return Ok(crate::proxy::refresh::refresh(&config, &client).await);
+        }
+        // Without a refresh proxy nothing extends the credentials: they expire.
         return Ok(RefreshReply::expired());
     }
     let token = match policy

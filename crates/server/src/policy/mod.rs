@@ -3,7 +3,8 @@
 //!
 //! Mirrors Centrifugo v6 `internal/client/handler.go`: every decision reads the
 //! configuration in force at the time of the event ([`App::config`]), so a reload
-//! (SIGHUP) applies to connections that are already open. Proxies are not implemented:
+//! (SIGHUP) applies to connections that are already open. The connect and refresh
+//! proxies live in `crate::proxy`; channel and RPC proxies are not implemented:
 //! namespaces that ask for one answer "not available" (108).
 
 mod channel;

@@ -27,6 +27,7 @@ impl ClientInner {
             headers: req.headers.clone(),
             channels: req.subs.keys().cloned().collect(),
             request_headers: self.take_request_headers(),
+            protobuf: self.protocol() == gyre_protocol::Protocol::Protobuf,
         };
         let reply = match self.node.hooks.connecting() {
             Some(h) => h(self.client(), event).await,
