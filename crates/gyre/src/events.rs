@@ -417,6 +417,8 @@ pub struct SubRefreshReply {
     pub expired: bool,
     /// New expiry (Unix seconds, 0 = never).
     pub expire_at: i64,
+    /// New channel info of the subscriber (server-side refresh); `None` keeps the old.
+    pub info: Option<Bytes>,
 }
 
 impl SubRefreshReply {
@@ -425,6 +427,7 @@ impl SubRefreshReply {
         SubRefreshReply {
             expired: false,
             expire_at,
+            info: None,
         }
     }
 }

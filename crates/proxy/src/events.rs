@@ -211,16 +211,6 @@ impl PublishAnswer {
     }
 }
 
-/// What the backend decided for an expiring subscription.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct SubRefreshAnswer {
-    /// For the library: expired, or a new expiry.
-    pub reply: SubRefreshReply,
-    /// New channel info, when the backend sent one.
-    pub info: Bytes,
-}
-
 /// How long a connection or subscription lives on when the backend cannot be asked: one
 /// more minute, then it is asked again, so a backend outage disconnects nobody.
 const RETRY_AFTER_SECONDS: i64 = 60;
@@ -553,7 +543,7 @@ impl Proxy {
         caller: &Caller,
         event: &SubRefreshEvent,
         context: &CallContext,
-    ) -> Result<SubRefreshAnswer, HandlerError> {
+    ) -> Result<SubRefreshReply, HandlerError> {
         let request = proto::SubRefreshRequest {
             client: caller.client_id.clone(),
             transport: caller.transport.clone(),
@@ -567,16 +557,10 @@ impl Proxy {
         let expired = || {
             let mut reply = SubRefreshReply::default();
             reply.expired = true;
-            SubRefreshAnswer {
-                reply,
-                info: Bytes::new(),
-            }
+            reply
         };
         let Ok(response) = self.exchange(&request, caller, context).await else {
-            return Ok(SubRefreshAnswer {
-                reply: SubRefreshReply::new(unix_now() + RETRY_AFTER_SECONDS),
-                info: Bytes::new(),
-            });
+            return Ok(SubRefreshReply::new(unix_now() + RETRY_AFTER_SECONDS));
         };
         let Some(result) = response.result else {
             tracing::error!(client = %caller.client_id, channel = %event.channel, "sub refresh proxy answered without result");
@@ -585,9 +569,11 @@ impl Proxy {
         if result.expired {
             return Ok(expired());
         }
-        Ok(SubRefreshAnswer {
-            reply: SubRefreshReply::new(result.expire_at),
-            info: pick(&result.b64info, result.info, "info", caller)?,
-        })
+        let mut reply = SubRefreshReply::new(result.expire_at);
+        let info = pick(&result.b64info, result.info, "info", caller)?;
+        if !info.is_empty() {
+            reply.info = Some(info);
+        }
+        Ok(reply)
     }
 }

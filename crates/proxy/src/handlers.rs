@@ -202,10 +202,9 @@ impl ProxyHandlers {
             handlers = handlers.on_sub_refresh(move |client, event| {
                 let (c, proxy) = (c.clone(), proxy.clone());
                 async move {
-                    let answer = proxy
+                    proxy
                         .sub_refresh(&Caller::from(&client), &event, &c.get(client.id()))
-                        .await?;
-                    Ok(answer.reply)
+                        .await
                 }
             });
         }

@@ -41,8 +41,6 @@ mod transport;
 pub use config::{ProxyConfig, StatusTransform, TlsOptions};
 pub use context::{CallContext, Contexts};
 pub use error::ProxyError;
-pub use events::{
-    Caller, ConnectAnswer, Grant, Overrides, PublishAnswer, RefreshAnswer, SubRefreshAnswer,
-};
+pub use events::{Caller, ConnectAnswer, Grant, Overrides, PublishAnswer, RefreshAnswer};
 pub use handlers::ProxyHandlers;
 pub use transport::Proxy;

@@ -258,6 +258,9 @@ impl ClientInner {
                             sub.expire_at = r.expire_at;
                             sub.expire_deadline =
                                 (r.expire_at > 0).then(|| deadline_of(r.expire_at));
+                            if let Some(info) = r.info {
+                                sub.chan_info = info;
+                            }
                         }
                         Ok(())
                     }
