@@ -436,10 +436,10 @@ async def test_refresh_proxy_extends_the_connection_then_expires_it(env):
     user = unique("u-")
     env.backend.answer(
         "refresh",
-        lambda req: {"result": {"expire_at": now() + 1, "info": {"refreshed": True}}},
+        lambda req: {"result": {"expire_at": now() + 2, "info": {"refreshed": True}}},
         key=user,
     )
-    client, rec, _ = await env.connect({"result": {"user": user, "expire_at": now() + 1}})
+    client, rec, _ = await env.connect({"result": {"user": user, "expire_at": now() + 2}})
     # Extended twice: the connection lives past two expiries without the SDK doing anything.
     requests = await env.backend.wait_requests("refresh", 2, key=user)
     assert client.state == ClientState.CONNECTED
@@ -458,7 +458,7 @@ async def test_refresh_proxy_extends_the_connection_then_expires_it(env):
 async def test_refresh_proxy_failure_keeps_the_connection(env):
     user = unique("u-")
     env.backend.answer("refresh", Fail(), key=user)
-    client, rec, _ = await env.connect({"result": {"user": user, "expire_at": now() + 1}})
+    client, rec, _ = await env.connect({"result": {"user": user, "expire_at": now() + 2}})
     await env.backend.wait_requests("refresh", 1, key=user)
     # Centrifugo gives the connection one more minute and asks again then.
     assert await rec.quiet("connecting", 2.5)
@@ -639,10 +639,10 @@ async def test_publish_proxy_down_timeout_and_failure_are_error_100(env):
 async def test_sub_refresh_proxy_extends_then_expires_the_subscription(env):
     user = unique("u-")
     channel = unique("pxr:")
-    env.backend.answer("subscribe", lambda req: {"result": {"expire_at": now() + 1}}, key=channel)
+    env.backend.answer("subscribe", lambda req: {"result": {"expire_at": now() + 2}}, key=channel)
     env.backend.answer(
         "sub_refresh",
-        lambda req: {"result": {"expire_at": now() + 1, "info": {"fresh": True}}},
+        lambda req: {"result": {"expire_at": now() + 2, "info": {"fresh": True}}},
         key=channel,
     )
     client, _ = await env.user(user)
@@ -672,17 +672,31 @@ async def test_sub_refresh_proxy_extends_then_expires_the_subscription(env):
     await env.backend.wait_requests("subscribe", 2, key=channel)
 
 
-async def test_sub_refresh_proxy_down_keeps_the_subscription(env):
-    channel = unique("pxrdead:")
-    env.backend.answer("subscribe", lambda req: {"result": {"expire_at": now() + 1}}, key=channel)
+async def test_sub_refresh_proxy_failure_or_down_keeps_the_subscription(env):
+    # One subscription whose sub_refresh call fails (HTTP 500 / gRPC INTERNAL), one whose
+    # sub_refresh proxy is down (named proxy `dead`).
+    failing = unique("pxr:fail-")
+    down = unique("pxrdead:")
+    for channel in (failing, down):
+        env.backend.answer(
+            "subscribe", lambda req: {"result": {"expire_at": now() + 2}}, key=channel
+        )
+    env.backend.answer("sub_refresh", Fail(), key=failing)
     client, _ = await env.user()
-    sub, rec = await subscribe(client, channel)
-    await rec.next("subscribed")
-    # The expiry passes (+ expired_sub_close_delay 1 s) and the refresh cannot be asked:
-    # Centrifugo gives the subscription one more minute.
-    assert await rec.quiet("subscribing", 4.0)
-    assert await rec.quiet("unsubscribed", 0.0)
-    assert sub.state == SubscriptionState.SUBSCRIBED
+    subs = []
+    for channel in (failing, down):
+        sub, rec = await subscribe(client, channel)
+        await rec.next("subscribed")
+        subs.append((sub, rec))
+    await env.backend.wait_requests("sub_refresh", 1, key=failing)
+    # Centrifugo gives both subscriptions one more minute instead of ending them (the
+    # expiry + expired_sub_close_delay of the second one pass meanwhile as well).
+    assert await subs[0][1].quiet("subscribing", 3.0)
+    for sub, rec in subs:
+        assert await rec.quiet("subscribing", 0.0), rec.events
+        assert rec.of("unsubscribed") == [], rec.events
+        assert sub.state == SubscriptionState.SUBSCRIBED
+    assert len(env.backend.requests("sub_refresh", key=failing)) == 1
     assert client.state == ClientState.CONNECTED
 
 
@@ -755,22 +769,24 @@ async def test_rpc_proxy_error_disconnect_and_failures(env):
 # --- connection meta -------------------------------------------------------------------
 
 
-async def test_connection_meta_from_the_connect_proxy_reaches_every_proxy(env):
+async def test_connection_meta_from_the_connect_proxy_reaches_the_refresh_proxy(env):
     meta = {"tenant": unique("t-"), "plan": "gold"}
     user = unique("u-")
-    env.backend.answer(
-        "refresh", lambda req: {"result": {"expire_at": now() + 60}}, key=user
-    )
-    client, _, key = await env.connect(
-        {"result": {"user": user, "expire_at": now() + 1, "meta": meta}}
-    )
-    # The connect request itself has no meta yet.
+    env.backend.answer("refresh", lambda req: {"result": {"expire_at": now() + 60}}, key=user)
+    _, _, key = await env.connect({"result": {"user": user, "expire_at": now() + 2, "meta": meta}})
+    # The connect request itself has no meta.
     assert "meta" not in env.backend.requests("connect", key=key)[0].body
+    [request] = await env.backend.wait_requests("refresh", 1, key=user)
+    assert request.body.get("meta") == meta, request.body
 
+
+async def test_connection_meta_from_the_connect_proxy_reaches_channel_and_rpc_proxies(env):
+    meta = {"tenant": unique("t-"), "plan": "gold"}
+    client, _ = await env.user(meta=meta)
     channel = unique("pxr:meta-")
-    env.backend.answer("subscribe", lambda req: {"result": {"expire_at": now() + 1}}, key=channel)
+    env.backend.answer("subscribe", lambda req: {"result": {"expire_at": now() + 2}}, key=channel)
     env.backend.answer("sub_refresh", lambda req: {"result": {"expire_at": now() + 60}}, key=channel)
-    sub, rec = await subscribe(client, channel)
+    _, rec = await subscribe(client, channel)
     await rec.next("subscribed")
     pub_channel = unique("px:meta-")
     await client.publish(pub_channel, {"x": 1})
@@ -781,10 +797,9 @@ async def test_connection_meta_from_the_connect_proxy_reaches_every_proxy(env):
         ("subscribe", channel),
         ("publish", pub_channel),
         ("rpc", "api:meta"),
-        ("refresh", user),
         ("sub_refresh", channel),
     ):
-        [request] = await env.backend.wait_requests(event, 1, key=k, timeout=15)
+        [request] = await env.backend.wait_requests(event, 1, key=k)
         assert request.body.get("meta") == meta, (event, request.body)
     # The named proxy `other` has include_connection_meta off.
     [request] = env.backend.requests("rpc", key="other:meta")
