@@ -49,7 +49,67 @@ fn codegen() -> Result<()> {
     for name in ["centrifugal.centrifuge.protocol.rs", "controlpb.rs"] {
         rustfmt(&out_dir.join(name))?;
     }
-    grpc_api(&root, &proto_dir)
+    grpc_api(&root, &proto_dir)?;
+    proxy(&root, &proto_dir)
+}
+
+/// The event proxy (`proto/proxy.proto`): messages for the gRPC flavour, which also
+/// (de)serialize as the HTTP flavour's JSON. Field attributes follow each field's type, so
+/// the JSON matches Centrifugo's: empty fields are left out, and `bytes` fields carry raw
+/// JSON (`data`, `info`, `meta`).
+fn proxy(root: &Path, proto_dir: &Path) -> Result<()> {
+    use prost_types::field_descriptor_proto::{Label, Type};
+
+    let out_dir = root.join("crates/proxy/src/generated");
+    std::fs::create_dir_all(&out_dir)?;
+    let descriptors = protox::compile([proto_dir.join("proxy.proto")], [proto_dir])
+        .context("compiling proto/proxy.proto")?;
+    let mut config = prost_build::Config::new();
+    config.bytes(["."]).out_dir(&out_dir).message_attribute(
+        ".",
+        "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]",
+    );
+    for file in &descriptors.file {
+        let package = file.package();
+        for message in &file.message_type {
+            let maps: Vec<String> = message
+                .nested_type
+                .iter()
+                .filter(|n| n.options.as_ref().is_some_and(|o| o.map_entry()))
+                .map(|n| n.name().to_owned())
+                .collect();
+            for field in &message.field {
+                let repeated = field.label() == Label::Repeated;
+                let is_map = repeated
+                    && maps
+                        .iter()
+                        .any(|m| field.type_name().ends_with(&format!(".{m}")));
+                let attribute = if is_map {
+                    "#[serde(skip_serializing_if = \"::std::collections::HashMap::is_empty\")]"
+                } else if repeated {
+                    "#[serde(skip_serializing_if = \"::std::vec::Vec::is_empty\")]"
+                } else {
+                    match field.r#type() {
+                        Type::String => "#[serde(skip_serializing_if = \"String::is_empty\")]",
+                        Type::Bytes => {
+                            "#[serde(with = \"crate::proto::raw_json\", skip_serializing_if = \"bytes::Bytes::is_empty\")]"
+                        }
+                        Type::Bool => "#[serde(skip_serializing_if = \"crate::proto::is_false\")]",
+                        Type::Message => "#[serde(skip_serializing_if = \"Option::is_none\")]",
+                        _ => "#[serde(skip_serializing_if = \"crate::proto::is_zero\")]",
+                    }
+                };
+                config.field_attribute(
+                    format!(".{package}.{}.{}", message.name(), field.name()),
+                    attribute,
+                );
+            }
+        }
+    }
+    config
+        .compile_fds(descriptors)
+        .context("generating the proxy messages")?;
+    rustfmt(&out_dir.join("centrifugal.centrifugo.proxy.rs"))
 }
 
 /// The server API over gRPC (`proto/api.proto`): the service and the encoded descriptors

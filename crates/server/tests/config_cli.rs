@@ -321,9 +321,9 @@ fn serve_to_exit(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32
 }
 
 /// A configuration serving on a free loopback port, with `extra` top-level keys.
-fn config_with_rpc_proxy(extra: &str) -> String {
+fn config_with_stream_proxy(extra: &str) -> String {
     format!(
-        r#"{{"rpc": {{"proxy": {{"endpoint": "http://127.0.0.1:9/rpc"}}, "without_namespace": {{"proxy_enabled": true}}}},
+        r#"{{"channel": {{"proxy": {{"subscribe_stream": {{"endpoint": "grpc://127.0.0.1:9"}}}}, "without_namespace": {{"subscribe_stream_proxy_enabled": true}}}},
             "http_server": {{"address": "127.0.0.1", "port": {}}}{extra}}}"#,
         free_port()
     )
@@ -339,15 +339,15 @@ fn logged(log: &str, level: &str, text: &str) -> usize {
 #[test]
 fn serve_refuses_an_unsupported_feature_that_decides_access() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("config.json"), config_with_rpc_proxy("")).unwrap();
+    std::fs::write(dir.path().join("config.json"), config_with_stream_proxy("")).unwrap();
     let (code, out) = serve_to_exit(dir.path(), &[], &[]);
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(
         logged(
             &out,
             "ERROR",
-            "rpc.proxy (proxy_enabled) is configured but not supported by Gyre yet, and it \
-             decides who may connect"
+            "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled) is configured but \
+             not supported by Gyre yet, and it decides who may connect"
         ),
         1,
         "{out}"
@@ -355,7 +355,12 @@ fn serve_refuses_an_unsupported_feature_that_decides_access() {
     assert!(out.contains("refused with error 108"), "{out}");
     let refusal = out
         .lines()
-        .find(|l| l.starts_with("error: refusing to run: rpc.proxy (proxy_enabled) configured"))
+        .find(|l| {
+            l.starts_with(
+                "error: refusing to run: channel.proxy.subscribe_stream \
+                 (subscribe_stream_proxy_enabled) configured",
+            )
+        })
         .unwrap_or_else(|| panic!("{out}"));
     assert!(
         refusal.contains("gyre.allow_unsupported") && refusal.contains("--allow-unsupported"),
@@ -367,7 +372,8 @@ fn serve_refuses_an_unsupported_feature_that_decides_access() {
 #[test]
 fn serve_runs_without_an_access_feature_when_opted_in_and_logs_it() {
     let dir = tempfile::tempdir().unwrap();
-    let error = "rpc.proxy (proxy_enabled) is configured but not supported by Gyre yet";
+    let error = "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled) is configured \
+                 but not supported by Gyre yet";
     let serves = |config: String, args: &[&str], env: &[(&str, &str)]| {
         std::fs::write(dir.path().join("config.json"), &config).unwrap();
         let text = serve_until_listening(dir.path(), args, env);
@@ -379,13 +385,13 @@ fn serve_runs_without_an_access_feature_when_opted_in_and_logs_it() {
         assert!(!text.contains("refusing to run"), "{text}");
     };
     serves(
-        config_with_rpc_proxy(r#", "gyre": {"allow_unsupported": true}"#),
+        config_with_stream_proxy(r#", "gyre": {"allow_unsupported": true}"#),
         &[],
         &[],
     );
-    serves(config_with_rpc_proxy(""), &["--allow-unsupported"], &[]);
+    serves(config_with_stream_proxy(""), &["--allow-unsupported"], &[]);
     serves(
-        config_with_rpc_proxy(""),
+        config_with_stream_proxy(""),
         &[],
         &[("CENTRIFUGO_GYRE_ALLOW_UNSUPPORTED", "true")],
     );
@@ -398,15 +404,14 @@ fn serve_only_warns_about_unsupported_features_that_decide_no_access() {
     std::fs::write(
         dir.path().join("config.json"),
         format!(
-            r#"{{"graphite": {{"enabled": true}},
-                "proxies": [{{"name": "unused", "endpoint": "http://127.0.0.1:9/x"}}],
+            r#"{{"graphite": {{"enabled": true}}, "swagger": {{"enabled": true}},
                 "http_server": {{"address": "127.0.0.1", "port": {port}}}}}"#
         ),
     )
     .unwrap();
     let text = serve_until_listening(dir.path(), &[], &[]);
     assert!(text.contains("serving client connections"), "{text}");
-    for feature in ["graphite", "proxies (named proxies)"] {
+    for feature in ["graphite", "swagger"] {
         let line = format!("{feature} is configured but not supported by Gyre yet; ignoring it");
         assert_eq!(logged(&text, "WARN", &line), 1, "{feature}: {text}");
     }
@@ -420,10 +425,12 @@ fn checkconfig_strict_fails_on_every_unsupported_feature() {
         dir.path().join("config.json"),
         r#"{
             "gyre": {"allow_unsupported": true},
-            "rpc": {"proxy": {"endpoint": "http://127.0.0.1:9/r"}, "without_namespace": {"proxy_enabled": true}},
             "channel": {
-                "proxy": {"publish": {"endpoint": "http://127.0.0.1:9/p"}},
-                "namespaces": [{"name": "chat", "publish_proxy_enabled": true}]
+                "proxy": {"subscribe_stream": {"endpoint": "grpc://127.0.0.1:9"}},
+                "namespaces": [
+                    {"name": "chat", "subscribe_stream_proxy_enabled": true},
+                    {"name": "keys", "subscription_type": "map"}
+                ]
             },
             "graphite": {"enabled": true},
             "uni_sse": {"enabled": true}
@@ -435,9 +442,9 @@ fn checkconfig_strict_fails_on_every_unsupported_feature() {
     assert!(lenient.status.success(), "{}", describe(&lenient));
     let stderr = String::from_utf8_lossy(&lenient.stderr);
     assert!(
-        stderr.contains("error: rpc.proxy (proxy_enabled) is configured")
-            && stderr
-                .contains("error: channel.proxy.publish (publish_proxy_enabled) is configured")
+        stderr.contains(
+            "error: channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled) is configured"
+        ) && stderr.contains("error: map and shared_poll subscription types")
             && stderr.contains("warning: graphite is configured"),
         "{stderr}"
     );
@@ -453,8 +460,8 @@ fn checkconfig_strict_fails_on_every_unsupported_feature() {
     assert_eq!(
         listed,
         [
-            "channel.proxy.publish (publish_proxy_enabled)",
-            "rpc.proxy (proxy_enabled)",
+            "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
+            "map and shared_poll subscription types (channel subscription_type)",
             "uni_sse",
             "graphite",
         ]
@@ -463,13 +470,13 @@ fn checkconfig_strict_fails_on_every_unsupported_feature() {
     // Without the opt-in even the lenient check fails, as the server would.
     std::fs::write(
         dir.path().join("refused.json"),
-        r#"{"rpc": {"proxy": {"endpoint": "http://127.0.0.1:9/r"}, "without_namespace": {"proxy_enabled": true}}}"#,
+        r#"{"channel": {"without_namespace": {"subscription_type": "map"}}}"#,
     )
     .unwrap();
     let refused = gyre(dir.path(), &["checkconfig", "-c", "refused.json"], &[]);
     assert_eq!(refused.status.code(), Some(1), "{}", describe(&refused));
     assert!(
-        stdout(&refused).contains("refusing to run: rpc.proxy (proxy_enabled)"),
+        stdout(&refused).contains("refusing to run: map and shared_poll subscription types"),
         "{}",
         describe(&refused)
     );

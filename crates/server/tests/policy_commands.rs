@@ -23,7 +23,8 @@ async fn publish_permissions() {
     assert_eq!(publish("private:p").await.error(), Some(103));
     assert_eq!(publish("news").await.error(), Some(103));
     assert_eq!(publish("strict:BAD").await.error(), Some(107));
-    assert_eq!(publish("proxied:p").await.error(), Some(108));
+    // The publish proxy's backend is down: error 100, as in Centrifugo.
+    assert_eq!(publish("proxied:p").await.error(), Some(100));
     // Subscribers only.
     assert_eq!(publish("sub:p").await.error(), Some(103));
     c.call("subscribe", json!({"channel": "sub:p"})).await.ok();
@@ -182,8 +183,8 @@ async fn rpc_ping_and_unconfigured_methods() {
         Some(108)
     );
 
-    // RPC proxies configured (not implemented): unknown rpc namespace → 104, proxy off
-    // for the method's namespace → 108, proxy on → 108.
+    // RPC proxies configured: unknown rpc namespace → 104, proxy off for the method's
+    // namespace → 108, proxy on but its backend down → 100.
     let server = Server::start(config_with(|c| {
         c["rpc"] = json!({
             "proxy": {"endpoint": "http://127.0.0.1:9/rpc"},
@@ -195,7 +196,7 @@ async fn rpc_ping_and_unconfigured_methods() {
         ("nope:x", 104),
         ("off:x", 108),
         ("plain", 108),
-        ("api:x", 108),
+        ("api:x", 100),
     ] {
         let reply = c.call("rpc", json!({"method": method})).await;
         assert_eq!(reply.error(), Some(code), "{method}: {reply:?}");

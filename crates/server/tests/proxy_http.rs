@@ -299,12 +299,13 @@ async fn refresh_proxy_extends_and_expires_connections() {
     backend.answer(
         "/connect",
         200,
-        json!({"result": {"user": "56", "expire_at": now() + 1}}),
+        // Two seconds: with one, a connect that crosses a second boundary is expired already.
+        json!({"result": {"user": "56", "expire_at": now() + 2}}),
     );
     backend.answer(
         "/refresh",
         200,
-        json!({"result": {"expire_at": now() + 2, "info": {"refreshed": true}}}),
+        json!({"result": {"expire_at": now() + 5, "info": {"refreshed": true}}}),
     );
     let server = Server::start(config(&base, true));
     let (mut c, reply) = WsClient::connect(&server.ws_url(), json!({})).await;
@@ -342,7 +343,8 @@ async fn refresh_proxy_down_keeps_the_connection() {
     backend.answer(
         "/connect",
         200,
-        json!({"result": {"user": "56", "expire_at": now() + 1}}),
+        // Two seconds: with one, a connect that crosses a second boundary is expired already.
+        json!({"result": {"user": "56", "expire_at": now() + 2}}),
     );
     backend.answer("/refresh", 500, json!({}));
     let server = Server::start(config(&base, true));

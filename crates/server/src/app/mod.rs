@@ -27,6 +27,8 @@ pub(crate) struct AppInner {
     config: RwLock<Arc<Config>>,
     pub(crate) connect_tokens: TokenVerifier,
     pub(crate) subscribe_tokens: TokenVerifier,
+    /// Built once at start: a reload does not change proxy endpoints.
+    pub(crate) proxies: crate::proxy::Proxies,
 }
 
 impl std::ops::Deref for App {
@@ -41,6 +43,7 @@ impl App {
     /// Connects the engines and builds the node and the verifiers for `config`. The
     /// node is not running yet.
     pub(crate) async fn new(config: Config) -> anyhow::Result<App> {
+        let proxies = crate::proxy::Proxies::from_config(&config)?;
         let engines = engine::build(&config).await?;
         let mut builder = gyre::Node::builder().config(node_config(&config));
         if let Some(broker) = engines.broker {
@@ -61,6 +64,7 @@ impl App {
             config: RwLock::new(Arc::new(config)),
             connect_tokens,
             subscribe_tokens,
+            proxies,
         })))
     }
 

@@ -385,6 +385,7 @@ fn env_namespaces_as_names_with_per_item_vars() {
         ),
         ("CENTRIFUGO_RPC_NAMESPACES", "users"),
         ("CENTRIFUGO_RPC_NAMESPACES_USERS_PROXY_ENABLED", "true"),
+        ("CENTRIFUGO_RPC_NAMESPACES_USERS_PROXY_NAME", "backend"),
         ("CENTRIFUGO_PROXIES", "backend"),
         (
             "CENTRIFUGO_PROXIES_BACKEND_ENDPOINT",
@@ -416,6 +417,7 @@ fn env_namespaces_as_names_with_per_item_vars() {
         ["fossil"]
     );
     assert!(c.rpc.namespaces[0].options.proxy_enabled);
+    assert_eq!(c.rpc.namespaces[0].options.proxy_name, "backend");
     assert_eq!(c.proxies[0].proxy.endpoint, "http://localhost:3000");
     assert_eq!(
         c.proxies[0].proxy.timeout,
@@ -726,29 +728,35 @@ fn unsupported_features_warn_once_each() {
 }
 
 #[test]
-fn client_proxies_are_supported_over_http_only() {
+fn proxies_are_supported_over_http_and_grpc_and_nothing_else() {
     for key in ["connect", "refresh"] {
-        let loaded = load_json(json!({"client": {"proxy": {
-            key: {"enabled": true, "endpoint": "https://backend.example/x"},
-        }}}))
-        .unwrap();
-        assert!(
-            loaded.unsupported.is_empty(),
-            "{key}: {:?}",
-            loaded.unsupported
-        );
-        assert!(loaded.refusal().is_none(), "{key}");
+        for endpoint in ["https://backend.example/x", "grpc://127.0.0.1:9"] {
+            let loaded = load_json(json!({"client": {"proxy": {
+                key: {"enabled": true, "endpoint": endpoint},
+            }}}))
+            .unwrap();
+            assert!(
+                loaded.unsupported.is_empty(),
+                "{key}: {:?}",
+                loaded.unsupported
+            );
+            assert!(loaded.refusal().is_none(), "{key}");
+        }
         let err = load_json(json!({"client": {"proxy": {
-            key: {"enabled": true, "endpoint": "grpc://127.0.0.1:9"},
+            key: {"enabled": true, "endpoint": "ws://127.0.0.1:9"},
         }}}))
         .unwrap_err()
         .to_string();
         assert!(
             err.contains(&format!("client.proxy.{key}.endpoint"))
-                && err.contains("gRPC proxies are not implemented"),
+                && err.contains("must start with http://, https:// or grpc://"),
             "{key}: {err}"
         );
     }
+    let err = load_json(json!({"proxies": [{"name": "named", "endpoint": "tcp://127.0.0.1:9"}]}))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("proxies.[0].endpoint"), "{err}");
 }
 
 #[test]
@@ -788,11 +796,7 @@ fn unsupported_access_features_are_refused_unless_opted_in() {
     assert_eq!(
         access,
         [
-            "channel.proxy.subscribe (subscribe_proxy_enabled)",
-            "channel.proxy.publish (publish_proxy_enabled)",
-            "channel.proxy.sub_refresh (sub_refresh_proxy_enabled)",
             "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
-            "rpc.proxy (proxy_enabled)",
             "map and shared_poll subscription types (channel subscription_type)",
         ]
     );
@@ -801,23 +805,22 @@ fn unsupported_access_features_are_refused_unless_opted_in() {
     for key in &access {
         assert!(!loaded.warnings.iter().any(|w| w.starts_with(key)), "{key}");
     }
-    for key in ["proxies (named proxies)", "graphite"] {
-        assert!(
-            loaded
-                .warnings
-                .iter()
-                .any(|w| w.starts_with(&format!("{key} is configured"))),
-            "{key}"
-        );
-    }
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("graphite is configured")),
+        "{:?}",
+        loaded.warnings
+    );
     let refusal = loaded
         .refusal()
         .expect("refused without the opt-in")
         .to_string();
     assert!(
         refusal.contains(
-            "channel.proxy.subscribe (subscribe_proxy_enabled), \
-             channel.proxy.publish (publish_proxy_enabled)"
+            "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled), \
+             map and shared_poll subscription types"
         ) && refusal.contains("gyre.allow_unsupported")
             && refusal.contains("--allow-unsupported"),
         "{refusal}"

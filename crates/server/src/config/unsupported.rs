@@ -51,25 +51,10 @@ const UNSUPPORTED: &[(&str, Check)] = &[
     ("map_broker", |c| c.map_broker.r#type != "memory"),
     ("controller", |c| c.controller.enabled),
     ("consumers", |c| !c.consumers.is_empty()),
-    ("proxies (named proxies)", |c| !c.proxies.is_empty()),
-    ("channel.proxy.subscribe (subscribe_proxy_enabled)", |c| {
-        any_channel_options(c, |o| o.subscribe_proxy_enabled)
-    }),
-    ("channel.proxy.publish (publish_proxy_enabled)", |c| {
-        any_channel_options(c, |o| o.publish_proxy_enabled)
-    }),
-    (
-        "channel.proxy.sub_refresh (sub_refresh_proxy_enabled)",
-        |c| any_channel_options(c, |o| o.sub_refresh_proxy_enabled),
-    ),
     (
         "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
         |c| any_channel_options(c, |o| o.subscribe_stream_proxy_enabled),
     ),
-    ("rpc.proxy (proxy_enabled)", |c| {
-        c.rpc.without_namespace.proxy_enabled
-            || c.rpc.namespaces.iter().any(|ns| ns.options.proxy_enabled)
-    }),
     (
         "map and shared_poll subscription types (channel subscription_type)",
         |c| {
@@ -98,27 +83,9 @@ const UNSUPPORTED: &[(&str, Check)] = &[
 /// The rows of [`UNSUPPORTED`] that decide access, by key, with what Gyre does instead.
 const ACCESS: &[(&str, &str)] = &[
     (
-        "channel.proxy.subscribe (subscribe_proxy_enabled)",
-        "subscribe requests without a subscription token are refused with error 108 \
-         (not available)",
-    ),
-    (
-        "channel.proxy.publish (publish_proxy_enabled)",
-        "client publications are refused with error 108 (not available)",
-    ),
-    (
-        "channel.proxy.sub_refresh (sub_refresh_proxy_enabled)",
-        "the backend is never asked to extend a subscription; subscriptions without a new \
-         token expire",
-    ),
-    (
         "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
         "subscribe requests without a subscription token and client publications are \
          refused with error 108 (not available)",
-    ),
-    (
-        "rpc.proxy (proxy_enabled)",
-        "client RPC calls are refused with error 108 (not available)",
     ),
     (
         "map and shared_poll subscription types (channel subscription_type)",

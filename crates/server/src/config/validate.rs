@@ -109,11 +109,9 @@ pub(crate) fn validate(c: &Config) -> Result<(), ConfigError> {
 
     if c.client.proxy.connect.enabled {
         validate_proxy("client.proxy.connect", &c.client.proxy.connect.proxy)?;
-        http_endpoint("client.proxy.connect", &c.client.proxy.connect.proxy)?;
     }
     if c.client.proxy.refresh.enabled {
         validate_proxy("client.proxy.refresh", &c.client.proxy.refresh.proxy)?;
-        http_endpoint("client.proxy.refresh", &c.client.proxy.refresh.proxy)?;
     }
 
     second_precision("channel.history_meta_ttl", c.channel.history_meta_ttl)?;
@@ -174,6 +172,10 @@ pub(crate) fn validate(c: &Config) -> Result<(), ConfigError> {
         &proxy_names,
         c,
     )?;
+    let rpc = &c.rpc.without_namespace;
+    if rpc.proxy_enabled && (rpc.proxy_name.is_empty() || rpc.proxy_name == DEFAULT_PROXY_NAME) {
+        validate_proxy("rpc.proxy", &c.rpc.proxy)?;
+    }
     if !proxy_names.contains(&c.rpc.without_namespace.proxy_name.as_str())
         && !c.rpc.without_namespace.proxy_name.is_empty()
     {
@@ -253,6 +255,11 @@ pub(crate) fn validate(c: &Config) -> Result<(), ConfigError> {
                 ),
             ));
         }
+        if ns.options.proxy_enabled
+            && (ns.options.proxy_name.is_empty() || ns.options.proxy_name == DEFAULT_PROXY_NAME)
+        {
+            validate_proxy("rpc.proxy", &c.rpc.proxy)?;
+        }
         if !ns.options.proxy_name.is_empty()
             && !proxy_names.contains(&ns.options.proxy_name.as_str())
         {
@@ -328,23 +335,25 @@ fn validate_proxy(key: &str, p: &Proxy) -> Result<(), ConfigError> {
     if p.endpoint.is_empty() {
         return Err(err(format!("{key}.endpoint"), "endpoint not set"));
     }
+    proxy_endpoint(key, p)?;
     validate_status_transforms(
         &format!("{key}.http.status_to_code_transforms"),
         &p.proxy_common.http.status_to_code_transforms,
     )
 }
 
-/// Gyre implements client proxies over HTTP only: a `grpc://` endpoint is refused rather
-/// than run without the backend deciding access.
-fn http_endpoint(key: &str, p: &Proxy) -> Result<(), ConfigError> {
+/// The two flavours: JSON over HTTP(S), or gRPC.
+fn proxy_endpoint(key: &str, p: &Proxy) -> Result<(), ConfigError> {
     let lower = p.endpoint.to_ascii_lowercase();
-    if lower.starts_with("http://") || lower.starts_with("https://") {
+    if ["http://", "https://", "grpc://"]
+        .iter()
+        .any(|scheme| lower.starts_with(scheme))
+    {
         return Ok(());
     }
     Err(err(
         format!("{key}.endpoint"),
-        "only http:// and https:// endpoints are supported by Gyre (gRPC proxies are not \
-         implemented)",
+        "must start with http://, https:// or grpc://",
     ))
 }
 
@@ -394,6 +403,33 @@ fn validate_channel_options(
     c: &Config,
 ) -> Result<(), ConfigError> {
     let k = |name: &str| format!("{key}.{name}");
+    // A namespace that enables a proxy by the name `default` uses the event's own section,
+    // which then needs an endpoint.
+    let proxied = [
+        (
+            o.subscribe_proxy_enabled,
+            &o.subscribe_proxy_name,
+            "subscribe",
+            &c.channel.proxy.subscribe,
+        ),
+        (
+            o.publish_proxy_enabled,
+            &o.publish_proxy_name,
+            "publish",
+            &c.channel.proxy.publish,
+        ),
+        (
+            o.sub_refresh_proxy_enabled,
+            &o.sub_refresh_proxy_name,
+            "sub_refresh",
+            &c.channel.proxy.sub_refresh,
+        ),
+    ];
+    for (enabled, name, event, proxy) in proxied {
+        if enabled && (name.is_empty() || name == DEFAULT_PROXY_NAME) {
+            validate_proxy(&format!("channel.proxy.{event}"), proxy)?;
+        }
+    }
     second_precision(&k("history_ttl"), o.history_ttl)?;
     second_precision(&k("history_meta_ttl"), o.history_meta_ttl)?;
     if (o.history_size != 0) == o.history_ttl.is_zero() {

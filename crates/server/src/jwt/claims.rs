@@ -254,10 +254,6 @@ pub(crate) struct ConnectToken {
     /// namespace → error 102) is left to the caller, which owns the channel config.
     pub(crate) subs: HashMap<String, SubscribeOptionsClaim>,
     /// Raw `meta` JSON, kept byte-for-byte so proxies forward exactly what was signed.
-    #[allow(
-        dead_code,
-        reason = "read by the event proxies, which are not implemented yet"
-    )]
     pub(crate) meta: Option<Box<RawValue>>,
 }
 

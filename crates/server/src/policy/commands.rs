@@ -6,9 +6,12 @@ use gyre::{
     RpcReply,
 };
 
+use gyre_proxy::Caller;
+
 use super::Policy;
 use super::channel::{self, Grant, Resolved, resolve};
 use crate::config::Config;
+use crate::proxy::Event;
 
 fn deny(
     client: &gyre::Client,
@@ -62,13 +65,27 @@ pub(super) async fn publish(
         ));
     }
     if o.publish_proxy_enabled {
-        return Err(deny(
-            &client,
-            "publish",
-            ch,
-            "publish proxy is not supported",
-            Error::NOT_AVAILABLE,
-        ));
+        // The backend decides instead of the namespace's permissions.
+        let proxies = &policy.app.proxies;
+        let Some(proxy) = proxies.get(Event::Publish, &o.publish_proxy_name) else {
+            return Err(deny(
+                &client,
+                "publish",
+                ch,
+                "publish proxy not configured",
+                Error::NOT_AVAILABLE,
+            ));
+        };
+        let context = proxies.contexts.get(client.id());
+        let answer = proxy
+            .publish(&Caller::from(&client), &event, &context)
+            .await
+            .inspect_err(|_| {
+                tracing::debug!(client = %client.id(), channel = ch, "publish refused by proxy");
+            })?;
+        let mut reply = PublishReply::new(channel::publish_options(&config, o));
+        answer.apply(&mut reply);
+        return Ok(reply);
     }
     if o.subscribe_stream_proxy_enabled {
         return Err(deny(
@@ -167,8 +184,8 @@ pub(super) async fn history(
     Ok(())
 }
 
-/// The built-in `rpc.ping` method; everything else would go to an RPC proxy, which is
-/// not implemented.
+/// The built-in `rpc.ping` method; everything else goes to the RPC proxy of the
+/// method's namespace.
 pub(super) async fn rpc(
     policy: Policy,
     client: gyre::Client,
@@ -216,12 +233,19 @@ pub(super) async fn rpc(
             "rpc proxy not enabled for method",
             Error::NOT_AVAILABLE,
         )),
-        Ok(_) => Err(deny(
-            &client,
-            "rpc",
-            method,
-            "rpc proxy is not supported",
-            Error::NOT_AVAILABLE,
-        )),
+        Ok((_, o)) => {
+            let proxies = &policy.app.proxies;
+            let Some(proxy) = proxies.get(Event::Rpc, &o.proxy_name) else {
+                return Err(deny(
+                    &client,
+                    "rpc",
+                    method,
+                    "rpc proxy not configured",
+                    Error::NOT_AVAILABLE,
+                ));
+            };
+            let context = proxies.contexts.get(client.id());
+            proxy.rpc(&Caller::from(&client), &event, &context).await
+        }
     }
 }

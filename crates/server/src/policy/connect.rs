@@ -7,6 +7,8 @@ use gyre::{
     RefreshEvent, RefreshReply, SubscribeOptions,
 };
 
+use gyre_proxy::{CallContext, Caller};
+
 use super::Policy;
 use super::channel::{self, resolve};
 use crate::config::Config;
@@ -61,7 +63,14 @@ pub(super) async fn connecting(
     event: ConnectEvent,
 ) -> Result<ConnectReply, HandlerError> {
     let config = policy.app.config();
+    let proxies = &policy.app.proxies;
     let client_id = event.client_id.as_str();
+    // What later proxy calls of this connection forward (nothing, for most setups).
+    let mut context = CallContext::from_connect(
+        &event,
+        &proxies.forwarded_headers,
+        &proxies.emulated_headers,
+    );
     let mut subs: HashMap<String, SubscribeOptions> = HashMap::new();
     let mut token_channels = HashSet::new();
     // Server-side subscriptions (personal channel, `connect.subs` keys) are only
@@ -96,6 +105,13 @@ pub(super) async fn connecting(
         }
         token_channels = subs.keys().cloned().collect();
         process_channels = true;
+        if proxies.uses_meta {
+            context.meta = token
+                .meta
+                .as_ref()
+                .map(|m| bytes::Bytes::copy_from_slice(m.get().as_bytes()))
+                .unwrap_or_default();
+        }
         let expire_at = if config.client.insecure {
             0
         } else {
@@ -106,27 +122,29 @@ pub(super) async fn connecting(
             .info(token.info)
     } else if let Some(user) = header_user(&config, &event) {
         Credentials::new(user)
-    } else if config.client.proxy.connect.enabled {
-        let accepted = crate::proxy::connect::connect(&config, &event)
+    } else if let Some(proxy) = &proxies.connect {
+        let answer = proxy
+            .connect(&event, &context)
             .await
             .map_err(|e| refuse(client_id, "connect proxy", e))?;
-        for (ch, claim) in accepted.subs {
+        for (ch, grant) in answer.subs {
             let resolved = resolve(&config, &ch)
                 .map_err(|e| refuse(client_id, "proxy channel in unknown namespace", e))?;
             let mut o = channel::namespace_options(resolved.options);
-            channel::apply_overrides(&mut o, &claim.overrides);
-            o.channel_info = claim.info;
-            o.data = claim.data;
+            grant.apply(&mut o);
             subs.insert(ch, o);
         }
-        for ch in accepted.channels {
+        for ch in answer.channels {
             let resolved = resolve(&config, &ch)
                 .map_err(|e| refuse(client_id, "proxy channel in unknown namespace", e))?;
             subs.insert(ch.clone(), channel::namespace_options(resolved.options));
         }
         process_channels = true;
-        reply_data = accepted.data;
-        accepted.credentials
+        reply_data = answer.data;
+        if proxies.uses_meta {
+            context.meta = answer.meta;
+        }
+        answer.credentials
     } else if config.client.allow_anonymous_connect_without_token || config.client.insecure {
         process_channels = true;
         Credentials::new("")
@@ -213,8 +231,9 @@ pub(super) async fn connecting(
         "connect accepted"
     );
     policy.remember_token_channels(client_id, token_channels);
+    proxies.contexts.insert(client_id, context);
     // With a refresh proxy the server extends expiring connections itself.
-    let client_side_refresh = !config.client.proxy.refresh.enabled;
+    let client_side_refresh = proxies.refresh.is_none();
     let mut reply = ConnectReply::new(credentials).client_side_refresh(client_side_refresh);
     reply.subscriptions = subs;
     reply.data = reply_data;
@@ -243,9 +262,16 @@ pub(super) async fn refresh(
     event: RefreshEvent,
 ) -> Result<RefreshReply, HandlerError> {
     if event.token.is_empty() {
-        let config = policy.app.config();
-        if !event.client_side && config.client.proxy.refresh.enabled {
-            return Ok(crate::proxy::refresh::refresh(&config, &client).await);
+        let proxies = &policy.app.proxies;
+        if !event.client_side
+            && let Some(proxy) = &proxies.refresh
+        {
+            let context = proxies.contexts.get(client.id());
+            let answer = proxy.refresh(&Caller::from(&client), &context).await;
+            if let Some(meta) = answer.meta {
+                proxies.contexts.set_meta(client.id(), meta);
+            }
+            return Ok(answer.reply);
         }
         // Without a refresh proxy nothing extends the credentials: they expire.
         return Ok(RefreshReply::expired());

@@ -3,9 +3,8 @@
 //!
 //! Mirrors Centrifugo v6 `internal/client/handler.go`: every decision reads the
 //! configuration in force at the time of the event ([`App::config`]), so a reload
-//! (SIGHUP) applies to connections that are already open. The connect and refresh
-//! proxies live in `crate::proxy`; channel and RPC proxies are not implemented:
-//! namespaces that ask for one answer "not available" (108).
+//! (SIGHUP) applies to connections that are already open. Namespaces with a proxy ask
+//! the backend through `crate::proxy` (the `gyre-proxy` crate) where Centrifugo does.
 
 mod channel;
 mod commands;
@@ -91,6 +90,7 @@ impl Policy {
 
     /// A client is connected: its token channels move from `pending` to the live map.
     fn connected(&self, client: &gyre::Client) {
+        self.app.proxies.contexts.confirm(client.id());
         let channels = self.take_token_channels(client.id());
         if !channels.is_empty() {
             self.shared
@@ -121,6 +121,7 @@ impl Policy {
             .on_refresh(shared!(connect::refresh))
             .on_disconnect(move |client, event| {
                 p.shared.token_channels.lock().remove(client.id());
+                p.app.proxies.contexts.remove(client.id());
                 tracing::debug!(
                     client = %client.id(),
                     user = %client.user_id(),

@@ -5,9 +5,12 @@ use gyre::{
     SubscribeReply,
 };
 
+use gyre_proxy::Caller;
+
 use super::Policy;
 use super::channel::{self, Grant, resolve};
 use crate::jwt::{SubscribeToken, VerifyError};
+use crate::proxy::Event;
 
 fn deny(
     client: &gyre::Client,
@@ -99,12 +102,21 @@ pub(super) async fn subscribe(
     } else if user_limited && channel::user_allowed(&config, ch, &user) {
         // Listed after the user boundary.
     } else if o.subscribe_proxy_enabled && !user_limited {
-        return Err(deny(
-            &client,
-            ch,
-            "subscribe proxy is not supported",
-            Error::NOT_AVAILABLE,
-        ));
+        let proxies = &policy.app.proxies;
+        let Some(proxy) = proxies.get(Event::Subscribe, &o.subscribe_proxy_name) else {
+            return Err(deny(
+                &client,
+                ch,
+                "subscribe proxy not configured",
+                Error::NOT_AVAILABLE,
+            ));
+        };
+        let context = proxies.contexts.get(client.id());
+        let grant = proxy
+            .subscribe(&Caller::from(&client), &event, &context)
+            .await
+            .map_err(|e| deny(&client, ch, "subscribe proxy", e))?;
+        grant.apply(&mut options);
     } else if o.subscribe_stream_proxy_enabled && !user_limited {
         return Err(deny(
             &client,
@@ -152,8 +164,19 @@ pub(super) async fn sub_refresh(
 ) -> Result<SubRefreshReply, HandlerError> {
     let ch = event.channel.as_str();
     if event.token.is_empty() {
-        // Server-side sub refresh needs a sub refresh proxy, which is not implemented:
-        // the subscription simply expires.
+        let config = policy.app.config();
+        let o = resolve(&config, ch)?.options;
+        let proxies = &policy.app.proxies;
+        if o.sub_refresh_proxy_enabled
+            && let Some(proxy) = proxies.get(Event::SubRefresh, &o.sub_refresh_proxy_name)
+        {
+            let context = proxies.contexts.get(client.id());
+            let answer = proxy
+                .sub_refresh(&Caller::from(&client), &event, &context)
+                .await?;
+            return Ok(answer.reply);
+        }
+        // Nothing extends the subscription without a new token: it expires.
         let mut reply = SubRefreshReply::default();
         reply.expired = true;
         return Ok(reply);
