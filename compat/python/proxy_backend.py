@@ -298,6 +298,12 @@ class ProxyBackend:
         with self._lock:
             self._answers[(event, key)] = value
 
+    def forget_requests(self) -> None:
+        """Drops the request log, so a test sees only the requests it caused (the
+        backend serves every test of a module, and both flavours use the same keys)."""
+        with self._lock:
+            self._requests.clear()
+
     def requests(self, event: str, key: Optional[str] = None) -> List[Request]:
         """The requests of `event` so far (of one key when given), oldest first."""
         with self._lock:

@@ -226,6 +226,7 @@ def proxied(request, backend):
 @pytest.fixture
 async def env(proxied, backend):
     flavour, server = proxied
+    backend.forget_requests()
     e = Env(flavour=flavour, server=server, backend=backend)
     yield e
     for client in e.clients:
