@@ -117,6 +117,11 @@ class ProxyBackend {
     this.answers.set(`${event}\u0000${key ?? ''}`, value);
   }
 
+  /** Drops the request log: both flavours' tests use the same keys on one backend. */
+  forgetRequests() {
+    this.log = [];
+  }
+
   requests(event, key) {
     return this.log.filter((r) => r.event === event && (key === undefined || r.key === key));
   }

@@ -6,7 +6,7 @@
 // @grpc/grpc-js CentrifugoProxy server from proto/proxy.proto). The full table of proxy
 // cases is compat/python/test_proxy.py; this is the JS SDK's share of it.
 
-const { describe, it, before, after, afterEach } = require('node:test');
+const { describe, it, before, after, beforeEach, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const net = require('node:net');
@@ -112,6 +112,7 @@ for (const flavour of ['http', 'grpc']) {
     after(async () => {
       if (server) await server.stop();
     });
+    beforeEach(() => backend.forgetRequests());
     afterEach(() => {
       for (const c of clients.splice(0)) c.disconnect();
     });
