@@ -16,7 +16,8 @@ echo "== cargo test --workspace"
 cargo test --workspace
 
 echo "== building the end-to-end binaries"
-cargo build -p gyre-testkit -p gyre-example-chat --bins
+# gyre-server too: the event proxy tests (e2e/test/proxy.test.js) drive the `gyre` binary.
+cargo build -p gyre-testkit -p gyre-example-chat -p gyre-server --bins
 
 echo "== npm ci (examples/chat, e2e)"
 (cd examples/chat && npm ci --no-audit --no-fund)
@@ -29,6 +30,7 @@ status=0
 (
   cd e2e
   GYRE_E2E_SERVER="$CARGO_TARGET_DIR/debug/gyre-e2e-server" \
+  GYRE_BIN="$CARGO_TARGET_DIR/debug/gyre" \
   GYRE_CHAT_BIN="$CARGO_TARGET_DIR/debug/gyre-example-chat" \
     node --test --test-concurrency=1 --test-timeout=180000 \
       --test-reporter=spec --test-reporter-destination=stdout \
