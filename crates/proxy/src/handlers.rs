@@ -14,7 +14,9 @@ use crate::transport::Proxy;
 
 /// Which proxy decides which event.
 ///
-/// An event without a proxy keeps the library's answer (see [`gyre::Client`]). Subscribe
+/// An event without a proxy keeps the library's answer (see [`gyre::Client`]). With a
+/// connect proxy every connection is decided by the backend; a connection that brings a
+/// token is refused (3501), since verifying tokens is the application's part. Subscribe
 /// options start from `subscribe_options` and publications from `publish_options`; the
 /// backend's answer is applied on top.
 ///

@@ -302,6 +302,16 @@ pub(super) async fn refresh(
         tracing::debug!(client = %client.id(), "refresh token changed server-side channels");
         return Err(Disconnect::INSUFFICIENT_STATE.into());
     }
+    let proxies = &policy.app.proxies;
+    if proxies.uses_meta
+        && let Some(meta) = &token.meta
+    {
+        // A refresh token's meta replaces the connection's, as in Centrifugo.
+        proxies.contexts.set_meta(
+            client.id(),
+            bytes::Bytes::copy_from_slice(meta.get().as_bytes()),
+        );
+    }
     let mut reply = RefreshReply::new(token.expire_at);
     if !token.info.is_empty() {
         reply.info = Some(token.info);
