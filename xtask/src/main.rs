@@ -1,5 +1,5 @@
 //! Repository chores. `cargo xtask codegen` regenerates the committed Protobuf types and
-//! the gRPC server API's service code.
+//! the gRPC server API's service and client code.
 
 use std::path::{Path, PathBuf};
 
@@ -112,14 +112,34 @@ fn proxy(root: &Path, proto_dir: &Path) -> Result<()> {
     rustfmt(&out_dir.join("centrifugal.centrifugo.proxy.rs"))
 }
 
+/// Which code of `proto/api.proto` a crate gets.
+#[derive(Clone, Copy, PartialEq)]
+enum GrpcSide {
+    /// The service and the encoded descriptors (for reflection).
+    Server,
+    /// A client whose messages serialize to the HTTP API's JSON (for comparing answers).
+    TestClient,
+    /// A plain client.
+    Client,
+}
+
 /// The server API over gRPC (`proto/api.proto`): the service and the encoded descriptors
-/// (for reflection) in the server crate, and a client of the same file for its tests.
+/// (for reflection) in the server crate, a client of the same file for its tests, and a
+/// plain client for the load tool's publishers.
 fn grpc_api(root: &Path, proto_dir: &Path) -> Result<()> {
     let targets = [
-        (root.join("crates/server/src/grpc/generated"), true),
-        (root.join("crates/server/tests/grpc_support"), false),
+        (
+            root.join("crates/server/src/grpc/generated"),
+            GrpcSide::Server,
+        ),
+        (
+            root.join("crates/server/tests/grpc_support"),
+            GrpcSide::TestClient,
+        ),
+        (root.join("crates/bench/src/generated"), GrpcSide::Client),
     ];
-    for (out_dir, server) in targets {
+    for (out_dir, side) in targets {
+        let server = side == GrpcSide::Server;
         std::fs::create_dir_all(&out_dir)?;
         let descriptors = protox::compile([proto_dir.join("api.proto")], [proto_dir])
             .context("compiling proto/api.proto")?;
@@ -133,7 +153,7 @@ fn grpc_api(root: &Path, proto_dir: &Path) -> Result<()> {
             let encoded = prost::Message::encode_to_vec(&descriptors);
             std::fs::write(out_dir.join("api.bin"), encoded)?;
             println!("wrote {}", out_dir.join("api.bin").display());
-        } else {
+        } else if side == GrpcSide::TestClient {
             // The tests compare answers with the HTTP API's JSON; payload bytes are JSON
             // text there, so they are written as the JSON value they hold.
             builder = builder.message_attribute(".", "#[derive(serde::Serialize)]");

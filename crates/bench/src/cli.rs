@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::api::ApiTarget;
 use crate::conns::{self, ConnectConfig, IdleConfig, parse_source_ips};
+use crate::grpc::GrpcTarget;
 use crate::load::{self, LoadConfig, PublishVia};
 
 /// Load and benchmark tool for Gyre (and any Centrifugo v6 compatible server).
@@ -42,6 +43,8 @@ pub enum Command {
     Reference(ServeArgs),
     /// Run the Gyre target server (permissive gyre::Node + WebSocket + /api/publish).
     GyreServer(ServeArgs),
+    /// Run a backend for a server's HTTP connect proxy: every POST accepts the connection as --user.
+    ConnectProxyBackend(ProxyBackendArgs),
     /// Run a scenario against servers A and B alternately; medians and ratio B/A.
     Compare(CompareArgs),
 }
@@ -59,10 +62,11 @@ pub struct PubSubArgs {
     /// Use the Protobuf protocol (subprotocol `centrifuge-protobuf`).
     #[arg(long)]
     pub protobuf: bool,
-    /// Server API prefix for `POST {api}/publish` (default: `http://HOST:PORT/api` of --server).
+    /// Server API prefix for `POST {api}/publish` (default: `http://HOST:PORT/api` of
+    /// --server), or `grpc://HOST:PORT` to publish through the gRPC server API.
     #[arg(long)]
     pub api: Option<String>,
-    /// `X-API-Key` header value.
+    /// API key: the `X-API-Key` header, or over gRPC the metadata `authorization: apikey KEY`.
     #[arg(long, default_value = "")]
     pub api_key: String,
     /// Publish with client `publish` commands instead of the HTTP API.
@@ -237,9 +241,12 @@ pub struct ConnectArgs {
     /// Use the Protobuf protocol.
     #[arg(long)]
     pub protobuf: bool,
-    /// Connect token.
+    /// Connect token (empty = none: anonymous, or the server's connect proxy decides).
     #[arg(long, default_value = "")]
     pub token: String,
+    /// Server process id: report its CPU time per connect (`{pid}` in `compare`).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,
@@ -258,6 +265,20 @@ pub struct ServeArgs {
     /// milliseconds so that more messages share a frame (0 = write at once).
     #[arg(long, default_value_t = 0)]
     pub write_delay_ms: u64,
+}
+
+/// `connect-proxy-backend` flags.
+#[derive(Debug, Clone, Args)]
+pub struct ProxyBackendArgs {
+    /// Port.
+    #[arg(short, long, default_value_t = 8001)]
+    pub port: u16,
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// User id of every accepted connection.
+    #[arg(long, default_value = "42")]
+    pub user: String,
 }
 
 /// `compare` flags.
@@ -281,6 +302,13 @@ pub struct CompareArgs {
     /// Label of B.
     #[arg(long, default_value = "B")]
     pub b_name: String,
+    /// `KEY=VALUE`: `{KEY}` in A's command and in the scenario stands for VALUE when
+    /// running against A (repeatable; VALUE may hold `{addr}` etc.).
+    #[arg(long = "a-var", value_name = "KEY=VALUE")]
+    pub a_vars: Vec<String>,
+    /// `KEY=VALUE` for B, as --a-var.
+    #[arg(long = "b-var", value_name = "KEY=VALUE")]
+    pub b_vars: Vec<String>,
     /// Runs per server (alternating A B A B …).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
@@ -290,7 +318,8 @@ pub struct CompareArgs {
     /// Pin this tool to this CPU.
     #[arg(long)]
     pub client_cpu: Option<String>,
-    /// Scenario and its flags; `{addr}`, `{host}`, `{port}` and `{pid}` are replaced per server.
+    /// Scenario and its flags; `{addr}`, `{host}`, `{port}`, `{pid}` and the --a-var /
+    /// --b-var keys are replaced per server.
     #[arg(last = true, required = true)]
     pub scenario: Vec<String>,
 }
@@ -338,7 +367,11 @@ impl PubSubArgs {
                 Some(a) => a.clone(),
                 None => default_api(&self.server)?,
             };
-            PublishVia::Api(ApiTarget::parse(&api, &self.api_key)?)
+            if api.starts_with("grpc://") {
+                PublishVia::Grpc(GrpcTarget::parse(&api, &self.api_key)?)
+            } else {
+                PublishVia::Api(ApiTarget::parse(&api, &self.api_key)?)
+            }
         };
         Ok(LoadConfig {
             scenario,
@@ -427,6 +460,7 @@ pub async fn run_scenario(command: &Command, force_quiet: bool) -> anyhow::Resul
                 conns: a.conns,
                 concurrency: a.concurrency,
                 channel: a.subscribe.clone(),
+                server_pid: a.server_pid,
                 source_ips: a
                     .source_ips
                     .as_deref()
@@ -438,7 +472,10 @@ pub async fn run_scenario(command: &Command, force_quiet: bool) -> anyhow::Resul
             .await?;
             return Ok(Outcome { json, text });
         }
-        Command::Reference(_) | Command::GyreServer(_) | Command::Compare(_) => {
+        Command::Reference(_)
+        | Command::GyreServer(_)
+        | Command::ConnectProxyBackend(_)
+        | Command::Compare(_) => {
             anyhow::bail!("not a scenario")
         }
     };
@@ -504,6 +541,21 @@ mod tests {
         let cfg = a.common.load_config("fanout").unwrap();
         assert!(matches!(cfg.via, PublishVia::Api(ref t) if t.hostport == "10.0.0.1:8000"));
         assert!(parse(&args("fanout --api http://x/api --publish-via-clients x")).is_err());
+    }
+
+    #[test]
+    fn grpc_api_urls_publish_through_the_grpc_api() {
+        let cli = parse(&args(
+            "fanout -s ws://127.0.0.1:9/connection/websocket --api grpc://127.0.0.1:10000 --api-key k x",
+        ))
+        .unwrap();
+        let Command::Fanout(a) = cli.command else {
+            panic!()
+        };
+        let cfg = a.common.load_config("fanout").unwrap();
+        assert!(
+            matches!(cfg.via, PublishVia::Grpc(ref t) if t.hostport == "127.0.0.1:10000" && t.key == "k")
+        );
     }
 
     #[test]

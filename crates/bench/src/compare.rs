@@ -23,6 +23,7 @@ const METRICS: &[(&str, &str)] = &[
     ("/server_cpu_util", "server CPU util"),
     ("/client_cpu_ns_per_delivery", "tool CPU ns/deliv"),
     ("/connects_per_sec", "connects/s"),
+    ("/server_cpu_us_per_connect", "server CPU µs/conn"),
     ("/bytes_per_conn", "bytes/conn"),
 ];
 
@@ -30,6 +31,32 @@ struct Side {
     name: String,
     cmd: Option<String>,
     addr: String,
+    /// `{KEY}` → VALUE, applied before the address placeholders.
+    vars: Vec<(String, String)>,
+}
+
+impl Side {
+    fn substitute(&self, s: &str, pid: Option<u32>) -> String {
+        substitute(&apply_vars(s, &self.vars), &self.addr, pid)
+    }
+}
+
+/// Parses `KEY=VALUE` pairs of --a-var / --b-var.
+pub fn parse_vars(specs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    specs
+        .iter()
+        .map(|spec| match spec.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+            _ => bail!("expected KEY=VALUE, got {spec:?}"),
+        })
+        .collect()
+}
+
+/// Replaces each `{KEY}` with its VALUE.
+pub fn apply_vars(s: &str, vars: &[(String, String)]) -> String {
+    vars.iter().fold(s.to_owned(), |out, (key, value)| {
+        out.replace(&format!("{{{key}}}"), value)
+    })
 }
 
 /// `host:port` from `host:port` or `scheme://host:port/...`.
@@ -137,6 +164,7 @@ pub async fn compare(args: &CompareArgs) -> anyhow::Result<Value> {
                 .a_addr
                 .as_deref()
                 .map_or_else(|| "127.0.0.1:18001".to_owned(), addr_of),
+            vars: parse_vars(&args.a_vars)?,
         },
         Side {
             name: args.b_name.clone(),
@@ -145,25 +173,26 @@ pub async fn compare(args: &CompareArgs) -> anyhow::Result<Value> {
                 .b_addr
                 .as_deref()
                 .map_or_else(|| "127.0.0.1:18002".to_owned(), addr_of),
+            vars: parse_vars(&args.b_vars)?,
         },
     ];
-    // Validate the scenario once before starting anything.
-    let probe: Vec<String> = args
-        .scenario
-        .iter()
-        .map(|s| substitute(s, &sides[0].addr, Some(0)))
-        .collect();
-    parse(&probe).context("scenario arguments")?;
+    // Validate the scenario for both sides before starting anything.
+    for side in &sides {
+        let probe: Vec<String> = args
+            .scenario
+            .iter()
+            .map(|s| side.substitute(s, Some(0)))
+            .collect();
+        parse(&probe).with_context(|| format!("scenario arguments for {}", side.name))?;
+    }
 
     let mut results: [Vec<Value>; 2] = [Vec::new(), Vec::new()];
     for run in 1..=args.runs {
         for (i, side) in sides.iter().enumerate() {
             let child = match &side.cmd {
                 Some(cmd) => {
-                    let mut child = start_server(
-                        &substitute(cmd, &side.addr, None),
-                        args.server_cpu.as_deref(),
-                    )?;
+                    let mut child =
+                        start_server(&side.substitute(cmd, None), args.server_cpu.as_deref())?;
                     if let Err(e) = wait_listening(&side.addr, &mut child).await {
                         stop_server(child);
                         return Err(e);
@@ -176,7 +205,7 @@ pub async fn compare(args: &CompareArgs) -> anyhow::Result<Value> {
             let scenario: Vec<String> = args
                 .scenario
                 .iter()
-                .map(|s| substitute(s, &side.addr, pid))
+                .map(|s| side.substitute(s, pid))
                 .collect();
             let outcome = async { run_scenario(&parse(&scenario)?.command, true).await }.await;
             if let Some(c) = child {
@@ -233,8 +262,8 @@ pub async fn compare(args: &CompareArgs) -> anyhow::Result<Value> {
         "runs": args.runs,
         "server_cpu": args.server_cpu,
         "client_cpu": args.client_cpu,
-        "a": {"name": sides[0].name, "cmd": sides[0].cmd, "addr": sides[0].addr, "median": ma, "results": ra},
-        "b": {"name": sides[1].name, "cmd": sides[1].cmd, "addr": sides[1].addr, "median": mb, "results": rb},
+        "a": {"name": sides[0].name, "cmd": sides[0].cmd, "addr": sides[0].addr, "vars": args.a_vars, "median": ma, "results": ra},
+        "b": {"name": sides[1].name, "cmd": sides[1].cmd, "addr": sides[1].addr, "vars": args.b_vars, "median": mb, "results": rb},
         "ratio_b_over_a": ratios,
     }))
 }
@@ -256,5 +285,24 @@ mod tests {
             "ws://127.0.0.1:7/x --port 7 --pid 42 127.0.0.1"
         );
         assert_eq!(substitute("{pid}", "h:1", None), "{pid}");
+    }
+
+    #[test]
+    fn side_variables_come_before_the_address() {
+        let vars = parse_vars(&["api=grpc://{host}:10000".into(), "token=".into()]).unwrap();
+        let side = Side {
+            name: "grpc".into(),
+            cmd: None,
+            addr: "127.0.0.1:7".into(),
+            vars,
+        };
+        assert_eq!(
+            side.substitute("--api={api}", None),
+            "--api=grpc://127.0.0.1:10000"
+        );
+        assert_eq!(side.substitute("{token}", None), "");
+        assert_eq!(side.substitute("{other}", None), "{other}");
+        assert!(parse_vars(&["novalue".into()]).is_err());
+        assert!(parse_vars(&["=x".into()]).is_err());
     }
 }

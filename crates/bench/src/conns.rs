@@ -245,6 +245,8 @@ pub struct ConnectConfig {
     pub concurrency: usize,
     /// Also subscribe each connection to this channel.
     pub channel: Option<String>,
+    /// Server process whose CPU time is measured over the storm.
+    pub server_pid: Option<u32>,
     /// Local addresses to spread connections over.
     pub source_ips: Vec<IpAddr>,
     /// No progress bar.
@@ -264,6 +266,7 @@ pub async fn connect(cfg: ConnectConfig) -> anyhow::Result<(Value, String)> {
     let mp = progress(cfg.quiet);
     let pb = mp.add(indicatif::ProgressBar::new(cfg.conns as u64));
     let channels: Vec<String> = cfg.channel.iter().cloned().collect();
+    let cpu_at_start = cfg.server_pid.and_then(|pid| cpu_secs(pid).ok());
     let start = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..cfg.concurrency.max(1).min(cfg.conns.max(1)) {
@@ -302,8 +305,13 @@ pub async fn connect(cfg: ConnectConfig) -> anyhow::Result<(Value, String)> {
         errors.extend(e);
     }
     let secs = start.elapsed().as_secs_f64();
+    let cpu_at_end = cfg.server_pid.and_then(|pid| cpu_secs(pid).ok());
     pb.finish_and_clear();
     let ok = kept.len();
+    let server_cpu = cpu_at_start.zip(cpu_at_end).map(|(a, b)| b - a);
+    let cpu_per_connect = server_cpu
+        .filter(|_| ok > 0)
+        .map(|c| (c * 1e6 / ok as f64 * 10.0).round() / 10.0);
     drop(kept);
     let rate = ok as f64 / secs.max(1e-9);
     let failures = errors.len();
@@ -322,6 +330,9 @@ pub async fn connect(cfg: ConnectConfig) -> anyhow::Result<(Value, String)> {
         "secs": (secs * 1000.0).round() / 1000.0,
         "connects_per_sec": rate.round(),
         "latency_us": latency_json(&hist),
+        "server_cpu_secs": server_cpu.map(|c| (c * 100.0).round() / 100.0),
+        "server_cpu_util": server_cpu.map(|c| (c / secs.max(1e-9) * 100.0).round() / 100.0),
+        "server_cpu_us_per_connect": cpu_per_connect,
         "first_errors": errors,
     });
     let mut text = format!(
@@ -333,6 +344,12 @@ pub async fn connect(cfg: ConnectConfig) -> anyhow::Result<(Value, String)> {
         commas(rate),
         latency_line(&hist)
     );
+    if let (Some(c), Some(per)) = (server_cpu, cpu_per_connect) {
+        text.push_str(&format!(
+            "Server CPU: {c:.2} s ({:.0}% of one core), {per} µs per connect\n",
+            c / secs.max(1e-9) * 100.0
+        ));
+    }
     for e in json["first_errors"].as_array().into_iter().flatten() {
         text.push_str(&format!("Error: {}\n", e.as_str().unwrap_or_default()));
     }

@@ -3,8 +3,10 @@
 //! ratio to what a trivial coalescing broadcast server achieves in the same run.
 //!
 //! Scenarios: `fanout`, `latency`, `many-channels` (publish/subscribe through
-//! [`load`]), `idle` and `connect` ([`conns`]); servers: `reference` ([`reference`](mod@reference))
-//! and `gyre-server` ([`gyre_server`]); `compare` runs a scenario against two servers
+//! [`load`], publishing over the HTTP API ([`api`]), the gRPC API ([`grpc`]) or client
+//! connections), `idle` and `connect` ([`conns`]); servers: `reference` ([`reference`](mod@reference))
+//! and `gyre-server` ([`gyre_server`]); `connect-proxy-backend` answers a server's
+//! connect proxy ([`proxy_backend`]); `compare` runs a scenario against two servers
 //! alternately ([`compare`]).
 //!
 //! The bench clients are bare tokio-tungstenite connections using `gyre-protocol` for
@@ -17,8 +19,10 @@ pub mod client;
 pub mod compare;
 pub mod conns;
 pub mod frame;
+pub mod grpc;
 pub mod gyre_server;
 pub mod load;
 pub mod plot;
+pub mod proxy_backend;
 pub mod reference;
 pub mod stats;

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{ApiConn, ApiTarget};
 use crate::client::{Dialer, Sink, now_ns};
 use crate::frame::payload;
+use crate::grpc::{GrpcConn, GrpcTarget};
 use crate::stats::{ShardedHistogram, Spread, commas, latency_json, latency_line};
 
 /// How publishers publish.
@@ -28,6 +29,8 @@ use crate::stats::{ShardedHistogram, Spread, commas, latency_json, latency_line}
 pub enum PublishVia {
     /// `POST {api}/publish` over keep-alive HTTP/1.1.
     Api(ApiTarget),
+    /// `Publish` calls of the gRPC server API, one HTTP/2 connection per publisher.
+    Grpc(GrpcTarget),
     /// `publish` commands over their own WebSocket connections.
     Clients,
 }
@@ -430,10 +433,12 @@ async fn publisher(
 ) -> PubResult {
     enum Conn {
         Api(ApiConn),
+        Grpc(GrpcConn),
         Ws(crate::client::Conn),
     }
     let conn = match &cfg.via {
         PublishVia::Api(target) => ApiConn::connect(target).await.map(Conn::Api),
+        PublishVia::Grpc(target) => GrpcConn::connect(target).await.map(Conn::Grpc),
         PublishVia::Clients => dialer
             .open_subscribed(usize::MAX - p, &[])
             .await
@@ -478,6 +483,7 @@ async fn publisher(
         let call = async {
             match &mut conn {
                 Conn::Api(c) => c.publish(&channel, &data).await,
+                Conn::Grpc(c) => c.publish(&channel, data).await,
                 Conn::Ws(c) => c.publish(&channel, data).await,
             }
         };
@@ -586,6 +592,7 @@ fn summarize(
     };
     let via = match cfg.via {
         PublishVia::Api(_) => "api",
+        PublishVia::Grpc(_) => "grpc",
         PublishVia::Clients => "clients",
     };
 

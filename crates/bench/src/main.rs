@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use gyre_bench::cli::{self, Command};
-use gyre_bench::{compare, conns, gyre_server, reference};
+use gyre_bench::{compare, conns, gyre_server, proxy_backend, reference};
 
 fn main() -> anyhow::Result<()> {
     use clap::Parser;
@@ -39,6 +39,19 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
             let (_node, addr) = gyre_server::spawn(cli::bind_addr(a)?, delay).await?;
             eprintln!(
                 "gyre server listening on {addr} (WebSocket /connection/websocket, POST /api/publish)"
+            );
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+        Command::ConnectProxyBackend(a) => {
+            conns::raise_nofile();
+            let addr = format!("{}:{}", a.host, a.port)
+                .parse()
+                .with_context(|| format!("bad address {}:{}", a.host, a.port))?;
+            let backend = proxy_backend::spawn(addr, &a.user).await?;
+            eprintln!(
+                "connect proxy backend listening on {} (every POST accepts the connection as user {:?})",
+                backend.addr, a.user
             );
             std::future::pending::<()>().await;
             Ok(())

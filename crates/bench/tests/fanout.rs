@@ -155,12 +155,14 @@ async fn idle_and_connect_scenarios_run() {
         conns: 40,
         concurrency: 8,
         channel: Some("c".into()),
+        server_pid: Some(std::process::id()),
         source_ips: Vec::new(),
         quiet: true,
     })
     .await
     .unwrap();
     assert_eq!(json["connected"], 40, "{json}");
+    assert!(json["server_cpu_us_per_connect"].is_number(), "{json}");
     assert_eq!(json["failures"], 0, "{json}");
     assert_eq!(json["latency_us"]["count"], 40, "{json}");
 }
