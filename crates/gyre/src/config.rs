@@ -1,6 +1,9 @@
 //! Node configuration with the Go library's defaults.
 
+use std::collections::HashMap;
 use std::time::Duration;
+
+use gyre_protocol::Disconnect;
 
 /// Node configuration. Defaults follow the Go `centrifuge` library.
 ///
@@ -46,6 +49,35 @@ pub struct Config {
     pub channel_position_check_delay: Duration,
     /// Put the server's Unix time in milliseconds into connect results.
     pub connect_include_server_time: bool,
+    /// How a unidirectional connection closes when its connect is refused with an
+    /// error code, checked before the defaults (109 and 110 → 3005, 111 → 3013,
+    /// 103 → 3507; any other error → 3004).
+    pub unidirectional_code_to_disconnect: HashMap<u32, Disconnect>,
+}
+
+impl Config {
+    /// The disconnect a unidirectional connection gets for a connect refused with
+    /// error `code`.
+    ///
+    /// ```
+    /// use gyre::{Config, Disconnect};
+    /// let mut config = Config::default();
+    /// assert_eq!(config.unidirectional_disconnect(103), Disconnect::PERMISSION_DENIED);
+    /// config.unidirectional_code_to_disconnect.insert(103, Disconnect::SHUTDOWN);
+    /// assert_eq!(config.unidirectional_disconnect(103), Disconnect::SHUTDOWN);
+    /// assert_eq!(config.unidirectional_disconnect(1000), Disconnect::INTERNAL_SERVER_ERROR);
+    /// ```
+    pub fn unidirectional_disconnect(&self, code: u32) -> Disconnect {
+        if let Some(d) = self.unidirectional_code_to_disconnect.get(&code) {
+            return d.clone();
+        }
+        match code {
+            109 | 110 => Disconnect::EXPIRED,
+            111 => Disconnect::TOO_MANY_REQUESTS,
+            103 => Disconnect::PERMISSION_DENIED,
+            _ => Disconnect::INTERNAL_SERVER_ERROR,
+        }
+    }
 }
 
 impl Default for Config {
@@ -67,6 +99,7 @@ impl Default for Config {
             presence_update_interval: Duration::from_secs(25),
             channel_position_check_delay: Duration::from_secs(40),
             connect_include_server_time: false,
+            unidirectional_code_to_disconnect: HashMap::new(),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use gyre_protocol::{Disconnect, Protocol};
+use gyre_protocol::{Disconnect, Protocol, proto};
 
 use crate::queue::Outbound;
 
@@ -43,6 +43,13 @@ pub(crate) trait Session: Clone + Send + Sync + 'static {
         data: Bytes,
     ) -> impl Future<Output = Result<(), Disconnect>> + Send + 'static;
 
+    /// Handles the connect request of a unidirectional connection (which sends no
+    /// commands): on success the `connect` push is queued first.
+    fn connect_unidirectional(
+        &self,
+        request: proto::ConnectRequest,
+    ) -> impl Future<Output = Result<(), ConnectRefused>> + Send + 'static;
+
     /// When [`Session::on_timer`] should run next (ping, pong check, stale check,
     /// expiry). `None` = no timer. Re-read after every event: it changes.
     fn next_deadline(&self) -> Option<tokio::time::Instant>;
@@ -52,6 +59,18 @@ pub(crate) trait Session: Clone + Send + Sync + 'static {
 
     /// Called exactly once when the connection is gone, with why it went.
     fn finish(self, disconnect: Disconnect) -> impl Future<Output = ()> + Send + 'static;
+}
+
+/// Why a unidirectional connect was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConnectRefused {
+    /// The refusal as the application gave it: an error code or a disconnect code (what
+    /// `connect_code_to_http_response` matches on).
+    pub(crate) code: u32,
+    /// The error message or the disconnect reason.
+    pub(crate) message: String,
+    /// How the connection closes (errors mapped to disconnect codes, as upstream).
+    pub(crate) disconnect: Disconnect,
 }
 
 /// Makes sessions for new connections (implemented by the node).

@@ -201,6 +201,23 @@ pub fn decode_replies(protocol: Protocol, frame: Bytes) -> ReplyDecoder {
     ReplyDecoder(FrameDecoder::new(protocol, frame))
 }
 
+/// Decodes the JSON connect request of a unidirectional connection (the first WebSocket
+/// message, an HTTP body or the `cf_connect` query value): a bare `ConnectRequest`
+/// object, not a command. A literal `null` is an empty request, as upstream treats it.
+///
+/// ```
+/// use gyre_protocol::decode_connect_request;
+///
+/// let req = decode_connect_request(br#"{"token":"t","subs":{"news":{"recover":true,"offset":5}}}"#).unwrap();
+/// assert_eq!(req.token, "t");
+/// assert_eq!(req.subs["news"].offset, 5);
+/// assert!(decode_connect_request(b"null").unwrap().token.is_empty());
+/// assert!(decode_connect_request(b"[1]").is_err());
+/// ```
+pub fn decode_connect_request(json: &[u8]) -> Result<proto::ConnectRequest, DecodeError> {
+    Ok(json::decode::<Option<proto::ConnectRequest>>(json)?.unwrap_or_default())
+}
+
 /// Decodes the body of a `POST /emulation` request.
 ///
 /// JSON: `{"node":"…","session":"…","data":"<commands>"}` where `data` is a JSON

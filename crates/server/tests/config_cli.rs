@@ -433,7 +433,7 @@ fn checkconfig_strict_fails_on_every_unsupported_feature() {
                 ]
             },
             "graphite": {"enabled": true},
-            "uni_sse": {"enabled": true}
+            "uni_grpc": {"enabled": true}
         }"#,
     )
     .unwrap();
@@ -462,7 +462,7 @@ fn checkconfig_strict_fails_on_every_unsupported_feature() {
         [
             "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
             "map and shared_poll subscription types (channel subscription_type)",
-            "uni_sse",
+            "uni_grpc",
             "graphite",
         ]
     );

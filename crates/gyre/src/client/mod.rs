@@ -36,7 +36,7 @@ use crate::events::{
 use crate::hub::Connection;
 use crate::metrics::TransportCounters;
 use crate::queue::Outbound;
-use crate::session::{Session, TransportInfo};
+use crate::session::{ConnectRefused, Session, TransportInfo};
 use crate::shared::NodeShared;
 use crate::wire::encode_reply;
 use crate::{Disconnect, Error, Unsubscribe};
@@ -621,6 +621,13 @@ impl Session for ClientSession {
         data: Bytes,
     ) -> impl Future<Output = Result<(), Disconnect>> + Send + 'static {
         self.0.clone().handle_message(data)
+    }
+
+    fn connect_unidirectional(
+        &self,
+        request: proto::ConnectRequest,
+    ) -> impl Future<Output = Result<(), ConnectRefused>> + Send + 'static {
+        self.0.clone().connect_unidirectional(request)
     }
 
     fn next_deadline(&self) -> Option<Instant> {

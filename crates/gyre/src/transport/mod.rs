@@ -5,9 +5,14 @@
 //! (coalescing everything queued into one frame), fires the session's timers, and closes
 //! with the [`Disconnect`](gyre_protocol::Disconnect) the session or the queue asks for.
 
+mod uni;
 mod websocket;
 pub(crate) mod ws;
 
+pub use uni::{
+    ConnectErrorResponse, UniHttpStreamHandler, UniSseHandler, UniStreamConfig, UniWebSocketConfig,
+    UniWebSocketHandler,
+};
 pub use websocket::{WebSocketConfig, WebSocketHandler};
 
 pub(crate) use gyre_protocol::Protocol;

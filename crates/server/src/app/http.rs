@@ -9,7 +9,6 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use http::StatusCode;
-use tower_service::Service as _;
 
 use super::App;
 use super::origin::OriginCheck;
@@ -27,6 +26,25 @@ pub(crate) fn routers(app: &App, separate_internal: bool) -> Routers {
 
     if !config.websocket.disabled {
         external = external.route(&config.websocket.handler_prefix, websocket(app));
+    }
+    if config.uni_websocket.enabled {
+        external = external.route(&config.uni_websocket.handler_prefix, uni_websocket(app));
+    }
+    if config.uni_sse.enabled {
+        let c = &config.uni_sse;
+        let handler = gyre::UniSseHandler::new(
+            app.node.clone(),
+            uni_stream_config(c.max_request_body_size, &c.connect_code_to_http_response),
+        );
+        external = external.route(&c.handler_prefix, limited(app, handler));
+    }
+    if config.uni_http_stream.enabled {
+        let c = &config.uni_http_stream;
+        let handler = gyre::UniHttpStreamHandler::new(
+            app.node.clone(),
+            uni_stream_config(c.max_request_body_size, &c.connect_code_to_http_response),
+        );
+        external = external.route(&c.handler_prefix, limited(app, handler));
     }
     if !config.http_api.disabled {
         let prefix = config.http_api.handler_prefix.trim_end_matches('/');
@@ -103,7 +121,26 @@ fn websocket(app: &App) -> axum::routing::MethodRouter {
         ws_config.write_timeout = timeout;
     }
     let handler = gyre::WebSocketHandler::new(app.node.clone(), ws_config);
-    let limit = config.client.connection_limit.max(0) as usize;
+    limited(app, handler)
+}
+
+/// Serves `handler` behind the node-wide connection limit (503 before anything else, as
+/// Centrifugo's connection middleware answers).
+fn limited<H, B>(app: &App, handler: H) -> axum::routing::MethodRouter
+where
+    H: tower_service::Service<
+            http::Request<Body>,
+            Response = http::Response<B>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    H::Future: Send,
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let limit = app.config().client.connection_limit.max(0) as usize;
     let node = app.node.clone();
     any(move |request: http::Request<Body>| {
         let mut handler = handler.clone();
@@ -114,11 +151,69 @@ fn websocket(app: &App) -> axum::routing::MethodRouter {
                     .into_response();
             }
             match handler.call(request).await {
-                Ok(response) => response.into_response(),
+                Ok(response) => response.map(Body::new),
                 Err(never) => match never {},
             }
         }
     })
+}
+
+/// `/connection/uni_websocket` with the same origin check as the WebSocket endpoint.
+fn uni_websocket(app: &App) -> axum::routing::MethodRouter {
+    let config = app.config();
+    let c = &config.uni_websocket;
+    let origins = OriginCheck::new(&config.client.allowed_origins);
+    let mut uni = gyre::UniWebSocketConfig::default().check_origin(move |request| {
+        let origin = request
+            .headers
+            .get(http::header::ORIGIN)
+            .and_then(|o| o.to_str().ok());
+        origins.allows(origin)
+    });
+    if c.message_size_limit > 0 {
+        uni.message_size_limit = c.message_size_limit as usize;
+    }
+    if let Some(timeout) = c.write_timeout.to_std().filter(|t| !t.is_zero()) {
+        uni.write_timeout = timeout;
+    }
+    uni.join_push_messages = c.join_push_messages;
+    uni.disable_closing_handshake = c.disable_closing_handshake;
+    uni.disable_disconnect_push = c.disable_disconnect_push;
+    // WebSocket pings follow `client.ping_pong`, with upstream's 25 s / 10 s when it
+    // disables them: a unidirectional WebSocket always pings.
+    let ping_pong = &config.client.ping_pong;
+    if let Some(d) = ping_pong.ping_interval.to_std().filter(|d| !d.is_zero()) {
+        uni.ping_interval = d;
+    }
+    if let Some(d) = ping_pong.pong_timeout.to_std().filter(|d| !d.is_zero()) {
+        uni.pong_timeout = d;
+    }
+    limited(app, gyre::UniWebSocketHandler::new(app.node.clone(), uni))
+}
+
+/// Settings of `uni_sse` / `uni_http_stream`.
+fn uni_stream_config(
+    max_request_body_size: i64,
+    responses: &crate::config::ConnectCodeToHttpResponse,
+) -> gyre::UniStreamConfig {
+    let mut c = gyre::UniStreamConfig::default();
+    c.max_request_body_size = max_request_body_size.max(0) as usize;
+    if responses.enabled {
+        c.connect_error_responses = Some(
+            responses
+                .transforms
+                .iter()
+                .map(|t| {
+                    let status = u16::try_from(t.to.status_code)
+                        .ok()
+                        .and_then(|s| StatusCode::from_u16(s).ok())
+                        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                    gyre::ConnectErrorResponse::new(t.code, status, t.to.body.clone())
+                })
+                .collect(),
+        );
+    }
+    c
 }
 
 /// Answers 404 with a JSON body for unknown paths.

@@ -124,6 +124,20 @@ pub(crate) fn node_config(config: &Config) -> gyre::Config {
         n.channel_position_check_delay = d;
     }
     n.connect_include_server_time = c.connect_include_server_time;
+    let uni = &c.connect_code_to_unidirectional_disconnect;
+    if uni.enabled {
+        n.unidirectional_code_to_disconnect = uni
+            .transforms
+            .iter()
+            .map(|t| {
+                let d = gyre::Disconnect {
+                    code: t.to.code,
+                    reason: t.to.reason.clone().into(),
+                };
+                (t.code, d)
+            })
+            .collect();
+    }
     n
 }
 

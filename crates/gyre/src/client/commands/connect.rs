@@ -9,6 +9,7 @@ use crate::broker::StreamPosition;
 use crate::client::subscription::SubscribeRequest;
 use crate::client::{Client, ClientInner, Status, unix_now};
 use crate::events::{ConnectEvent, ConnectReply, HandlerError};
+use crate::session::ConnectRefused;
 use crate::{Disconnect, Error};
 
 impl ClientInner {
@@ -17,6 +18,98 @@ impl ClientInner {
         id: u32,
         req: proto::ConnectRequest,
     ) -> Result<(), Disconnect> {
+        let (result, channels) = match self.connect(req).await {
+            Ok(accepted) => accepted,
+            Err(HandlerError::Error(e)) => return self.refuse_connect(id, &e),
+            Err(HandlerError::Disconnect(d)) => return Err(d),
+        };
+        let reply = proto::Reply {
+            id,
+            connect: Some(result),
+            ..Default::default()
+        };
+        self.activate(&reply, &channels)?;
+        self.announce_joins(&channels).await;
+        Ok(())
+    }
+
+    /// The connect of a unidirectional connection: the result goes out as the first
+    /// push, a refusal becomes a disconnect (mapped from error codes as upstream).
+    pub(crate) async fn connect_unidirectional(
+        self: Arc<Self>,
+        req: proto::ConnectRequest,
+    ) -> Result<(), ConnectRefused> {
+        let started = std::time::Instant::now();
+        let outcome = if self.state.lock().status == Status::Connecting {
+            self.connect(req).await
+        } else {
+            Err(HandlerError::Disconnect(Disconnect::BAD_REQUEST))
+        };
+        self.node
+            .metrics
+            .command_duration
+            .get(&["connect"])
+            .observe(started.elapsed().as_secs_f64());
+        let refused = match outcome {
+            Ok((r, channels)) => {
+                let push = proto::Push {
+                    connect: Some(proto::Connect {
+                        client: r.client,
+                        version: r.version,
+                        data: r.data,
+                        subs: r.subs,
+                        expires: r.expires,
+                        ttl: r.ttl,
+                        ping: r.ping,
+                        pong: r.pong,
+                        session: r.session,
+                        node: r.node,
+                        time: r.time,
+                    }),
+                    ..Default::default()
+                };
+                let reply = proto::Reply {
+                    push: Some(push),
+                    ..Default::default()
+                };
+                match self.activate(&reply, &channels) {
+                    Ok(()) => {
+                        self.announce_joins(&channels).await;
+                        return Ok(());
+                    }
+                    Err(d) => HandlerError::Disconnect(d),
+                }
+            }
+            Err(e) => e,
+        };
+        self.state.lock().status = Status::Failed;
+        Err(match refused {
+            HandlerError::Error(e) => {
+                self.node
+                    .metrics
+                    .reply_errors
+                    .get(&["command", &e.code.to_string()])
+                    .inc();
+                ConnectRefused {
+                    code: e.code,
+                    message: e.message.to_string(),
+                    disconnect: self.node.config.unidirectional_disconnect(e.code),
+                }
+            }
+            HandlerError::Disconnect(d) => ConnectRefused {
+                code: d.code,
+                message: d.reason.to_string(),
+                disconnect: d,
+            },
+        })
+    }
+
+    /// Authenticates, registers and subscribes the server-side channels: the connect
+    /// result and the channels to activate once it is queued.
+    async fn connect(
+        self: &Arc<Self>,
+        req: proto::ConnectRequest,
+    ) -> Result<(proto::ConnectResult, Vec<String>), HandlerError> {
         let event = ConnectEvent {
             client_id: self.id.clone(),
             transport: self.transport.name,
@@ -33,14 +126,10 @@ impl ClientInner {
             Some(h) => h(self.client(), event).await,
             None => Ok(ConnectReply::default()),
         };
-        let reply = match reply {
-            Ok(reply) => reply,
-            Err(HandlerError::Error(e)) => return self.refuse_connect(id, &e),
-            Err(HandlerError::Disconnect(d)) => return Err(d),
-        };
+        let reply = reply?;
         let Some(credentials) = reply.credentials else {
             tracing::debug!(client = %self.id, "client credentials not found");
-            return Err(Disconnect::BAD_REQUEST);
+            return Err(Disconnect::BAD_REQUEST.into());
         };
         let config = &self.node.config;
         if config.user_connection_limit > 0
@@ -48,16 +137,16 @@ impl ClientInner {
             && self.node.hub.user_connection_count(&credentials.user)
                 >= config.user_connection_limit
         {
-            return Err(Disconnect::CONNECTION_LIMIT);
+            return Err(Disconnect::CONNECTION_LIMIT.into());
         }
         let now = unix_now();
         if credentials.expire_at > 0 && credentials.expire_at <= now {
-            return self.refuse_connect(id, &Error::EXPIRED);
+            return Err(Error::EXPIRED.into());
         }
         if config.client_channel_limit > 0
             && reply.subscriptions.len() > config.client_channel_limit
         {
-            return Err(Disconnect::CHANNEL_LIMIT);
+            return Err(Disconnect::CHANNEL_LIMIT.into());
         }
         {
             let mut state = self.state.lock();
@@ -112,10 +201,10 @@ impl ClientInner {
                     subs.insert(channel.clone(), result);
                     channels.push(channel);
                 }
-                Err(HandlerError::Disconnect(d)) => return Err(d),
+                Err(HandlerError::Disconnect(d)) => return Err(d.into()),
                 Err(HandlerError::Error(e)) => {
                     tracing::warn!(client = %self.id, channel = %channel, error = %e, "server-side subscription failed");
-                    return Err(Disconnect::INTERNAL_SERVER_ERROR);
+                    return Err(Disconnect::INTERNAL_SERVER_ERROR.into());
                 }
             }
         }
@@ -140,18 +229,13 @@ impl ClientInner {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64);
         }
-        if self.transport.emulation {
+        if self.transport.emulation || self.transport.unidirectional {
             result.session = self.id.clone();
+        }
+        if self.transport.emulation {
             result.node = self.node.id.clone();
         }
-        let reply = proto::Reply {
-            id,
-            connect: Some(result),
-            ..Default::default()
-        };
-        self.activate(&reply, &channels)?;
-        self.announce_joins(&channels).await;
-        Ok(())
+        Ok((result, channels))
     }
 
     /// Answers `connect` with an error; the connection then ignores further input.

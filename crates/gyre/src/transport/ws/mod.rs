@@ -9,7 +9,7 @@ mod config;
 mod conn;
 pub(crate) mod frame;
 mod handler;
-mod handshake;
+pub(crate) mod handshake;
 #[cfg(test)]
 mod tests;
 

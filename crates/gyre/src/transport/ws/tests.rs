@@ -61,6 +61,13 @@ impl Session for TestSession {
         &self.0.outbound
     }
 
+    fn connect_unidirectional(
+        &self,
+        _request: gyre_protocol::proto::ConnectRequest,
+    ) -> impl Future<Output = Result<(), crate::session::ConnectRefused>> + Send + 'static {
+        std::future::ready(Ok(()))
+    }
+
     fn handle_message(
         &self,
         data: Bytes,
