@@ -44,6 +44,11 @@ pub mod __fuzz {
         let (messages, _error) = crate::transport::ws::frame::parse_all(data, 65536);
         messages.len()
     }
+
+    /// Reads a unidirectional connect request from `data` as a body and as a query.
+    pub fn uni_connect(data: &[u8]) {
+        crate::transport::uni_connect_fuzz(data);
+    }
 }
 pub use events::{
     ConnectEvent, ConnectReply, Credentials, DisconnectEvent, HandlerError, HistoryEvent,

@@ -15,6 +15,11 @@ pub use uni::{
 };
 pub use websocket::{WebSocketConfig, WebSocketHandler};
 
+/// Fuzz entry point of the unidirectional connect decoders.
+pub(crate) fn uni_connect_fuzz(data: &[u8]) {
+    uni::fuzz_connect(data);
+}
+
 pub(crate) use gyre_protocol::Protocol;
 
 pub(crate) use crate::session::{Session, SessionFactory, TransportInfo};

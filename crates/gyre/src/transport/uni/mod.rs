@@ -53,6 +53,14 @@ pub(crate) fn disconnect_push(d: &Disconnect) -> Bytes {
     bare_push(crate::wire::encode_push(Protocol::Json, &push).unwrap_or_default())
 }
 
+/// Fuzz entry point: `data` as a connect body and as a query string.
+pub(crate) fn fuzz_connect(data: &[u8]) {
+    let _ = connect::from_body(data);
+    if let Ok(query) = std::str::from_utf8(data) {
+        let _ = connect::from_query(Some(query));
+    }
+}
+
 /// What a unidirectional session knows of its transport.
 pub(crate) fn transport_info(name: &'static str) -> TransportInfo {
     TransportInfo {
