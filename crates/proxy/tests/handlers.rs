@@ -41,6 +41,7 @@ both_flavours!(
     request_headers_and_static_ones_are_forwarded,
     connection_meta_is_included_when_asked,
     backend_behind_tls_is_reached_with_its_ca,
+    far_expiry_from_the_backend_keeps_the_connection,
 );
 
 const INTERNAL: &str = r#"{"code":100,"message":"internal server error","temporary":true}"#;
@@ -539,4 +540,33 @@ async fn backend_behind_tls_is_reached_with_its_ca(flavour: Flavour) {
     let mut ws = Ws::open(&url, &[]).await;
     assert_eq!(ws.connect(json!({})).await["error"], internal());
     assert_eq!(backend.count("connect"), 1);
+}
+
+/// A backend may answer any expiry; one beyond what the clock can hold never comes.
+async fn far_expiry_from_the_backend_keeps_the_connection(flavour: Flavour) {
+    let backend = Backend::start(flavour, |call| match call.event.as_str() {
+        "connect" => Answer::json(json!({"result": {"user": "alice", "expire_at": i64::MAX}})),
+        "subscribe" => Answer::json(json!({"result": {"expire_at": i64::MAX}})),
+        "refresh" | "sub_refresh" => Answer::json(json!({"result": {"expired": true}})),
+        _ => no_call(call),
+    })
+    .await;
+    let (node, url) = serve(
+        ProxyHandlers::new()
+            .connect(backend.proxy("connect"))
+            .refresh(backend.proxy("refresh"))
+            .subscribe(backend.proxy("subscribe"))
+            .sub_refresh(backend.proxy("sub_refresh")),
+    )
+    .await;
+    let mut ws = Ws::open(&url, &[]).await;
+    let reply = ws.connect(json!({})).await;
+    assert!(reply["connect"]["client"].is_string(), "{reply}");
+    let reply = ws.command(2, json!({"subscribe": {"channel": "c"}})).await;
+    assert!(reply["subscribe"].is_object(), "{reply}");
+    node.publish("c", r#"{"n":1}"#, PublishOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(ws.push().await["pub"]["data"], json!({"n": 1}));
+    assert_eq!(backend.count("refresh") + backend.count("sub_refresh"), 0);
 }
