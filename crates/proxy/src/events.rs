@@ -233,8 +233,7 @@ fn protocol(protobuf: bool) -> String {
 /// `encoding`. Data that is not JSON (from a Protobuf connection) cannot travel as raw
 /// JSON: it goes as `b64data` with `encoding: "binary"` rather than failing the call.
 fn data_fields(binary: bool, data: &Bytes) -> (Bytes, String, String) {
-    let as_base64 = binary
-        || (!data.is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(data).is_err());
+    let as_base64 = binary || (!data.is_empty() && !is_json_text(data));
     if as_base64 {
         (
             Bytes::new(),
@@ -244,6 +243,13 @@ fn data_fields(binary: bool, data: &Bytes) -> (Bytes, String, String) {
     } else {
         (data.clone(), String::new(), encoding(false))
     }
+}
+
+/// Whether `data` is written as raw JSON as it is: the same check as the serializer's, which
+/// also wants UTF-8 (`"\xff"` reads as a JSON string when only the syntax is checked).
+fn is_json_text(data: &[u8]) -> bool {
+    std::str::from_utf8(data)
+        .is_ok_and(|text| serde_json::from_str::<&serde_json::value::RawValue>(text).is_ok())
 }
 
 /// `b64x` decoded when set, else the raw `x`.
@@ -874,6 +880,36 @@ mod tests {
                     text
                 }
             })
+    }
+
+    /// Inputs random bytes rarely hit: a JSON string holding bytes that are not UTF-8,
+    /// JSON with surrounding space, and two values in a row.
+    #[test]
+    fn client_data_near_json_is_sent() {
+        for data in [&b"\"\xff\""[..], b" {\"a\":1}\n", b"1 2", b"\"\\ud800\""] {
+            let data = Bytes::from_static(data);
+            let (raw, b64data, encoding) = data_fields(false, &data);
+            let request = proto::RpcRequest {
+                data: raw,
+                b64data,
+                encoding,
+                ..Default::default()
+            };
+            let body = serde_json::to_vec(&request);
+            assert!(body.is_ok(), "{data:?}: {body:?}");
+            // A lone surrogate escape is valid JSON text but no Rust string: read raw.
+            let sent: HashMap<String, Box<serde_json::value::RawValue>> =
+                serde_json::from_slice(&body.unwrap()).unwrap();
+            match sent.get("b64data") {
+                Some(b64) => {
+                    assert_eq!(sent["encoding"].get(), r#""binary""#);
+                    let b64: String = serde_json::from_str(b64.get()).unwrap();
+                    let got = base64::engine::general_purpose::STANDARD.decode(b64);
+                    assert_eq!(got.unwrap(), data);
+                }
+                None => assert_eq!(sent["data"].get().as_bytes(), data.trim_ascii()),
+            }
+        }
     }
 
     proptest! {
