@@ -1,5 +1,6 @@
-//! Repository chores. `cargo xtask codegen` regenerates the committed Protobuf types and
-//! the gRPC server API's service and client code.
+//! Repository chores. `cargo xtask codegen` regenerates the committed Protobuf types, the
+//! gRPC server API's service and client code, and the proxy service that the proxy crate's
+//! tests serve.
 
 use std::path::{Path, PathBuf};
 
@@ -54,18 +55,50 @@ fn codegen() -> Result<()> {
 }
 
 /// The event proxy (`proto/proxy.proto`): messages for the gRPC flavour, which also
-/// (de)serialize as the HTTP flavour's JSON. Field attributes follow each field's type, so
-/// the JSON matches Centrifugo's: empty fields are left out, and `bytes` fields carry raw
-/// JSON (`data`, `info`, `meta`).
+/// (de)serialize as the HTTP flavour's JSON, in the proxy crate; and the same messages
+/// with the service's server side for that crate's tests, which play the backend.
 fn proxy(root: &Path, proto_dir: &Path) -> Result<()> {
-    use prost_types::field_descriptor_proto::{Label, Type};
+    let compile = || {
+        protox::compile([proto_dir.join("proxy.proto")], [proto_dir])
+            .context("compiling proto/proxy.proto")
+    };
+    let name = "centrifugal.centrifugo.proxy.rs";
 
     let out_dir = root.join("crates/proxy/src/generated");
     std::fs::create_dir_all(&out_dir)?;
-    let descriptors = protox::compile([proto_dir.join("proxy.proto")], [proto_dir])
-        .context("compiling proto/proxy.proto")?;
+    let descriptors = compile()?;
+    let mut config = proxy_messages(&descriptors, "crate::proto");
+    config.out_dir(&out_dir);
+    config
+        .compile_fds(descriptors)
+        .context("generating the proxy messages")?;
+    rustfmt(&out_dir.join(name))?;
+
+    let out_dir = root.join("crates/proxy/tests/support");
+    std::fs::create_dir_all(&out_dir)?;
+    let descriptors = compile()?;
+    let config = proxy_messages(&descriptors, "super");
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(false)
+        .out_dir(&out_dir)
+        .compile_fds_with_config(descriptors, config)
+        .context("generating the proxy service for tests")?;
+    rustfmt(&out_dir.join(name))
+}
+
+/// Settings for the proxy messages. Field attributes follow each field's type, so the
+/// JSON matches Centrifugo's: empty fields are left out, and `bytes` fields carry raw JSON
+/// (`data`, `info`, `meta`). `helpers` is the module holding `raw_json`, `is_false` and
+/// `is_zero`.
+fn proxy_messages(
+    descriptors: &prost_types::FileDescriptorSet,
+    helpers: &str,
+) -> prost_build::Config {
+    use prost_types::field_descriptor_proto::{Label, Type};
+
     let mut config = prost_build::Config::new();
-    config.bytes(["."]).out_dir(&out_dir).message_attribute(
+    config.bytes(["."]).message_attribute(
         ".",
         "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]",
     );
@@ -86,17 +119,24 @@ fn proxy(root: &Path, proto_dir: &Path) -> Result<()> {
                         .any(|m| field.type_name().ends_with(&format!(".{m}")));
                 let attribute = if is_map {
                     "#[serde(skip_serializing_if = \"::std::collections::HashMap::is_empty\")]"
+                        .to_owned()
                 } else if repeated {
-                    "#[serde(skip_serializing_if = \"::std::vec::Vec::is_empty\")]"
+                    "#[serde(skip_serializing_if = \"::std::vec::Vec::is_empty\")]".to_owned()
                 } else {
                     match field.r#type() {
-                        Type::String => "#[serde(skip_serializing_if = \"String::is_empty\")]",
-                        Type::Bytes => {
-                            "#[serde(with = \"crate::proto::raw_json\", skip_serializing_if = \"bytes::Bytes::is_empty\")]"
+                        Type::String => {
+                            "#[serde(skip_serializing_if = \"String::is_empty\")]".to_owned()
                         }
-                        Type::Bool => "#[serde(skip_serializing_if = \"crate::proto::is_false\")]",
-                        Type::Message => "#[serde(skip_serializing_if = \"Option::is_none\")]",
-                        _ => "#[serde(skip_serializing_if = \"crate::proto::is_zero\")]",
+                        Type::Bytes => format!(
+                            "#[serde(with = \"{helpers}::raw_json\", skip_serializing_if = \"bytes::Bytes::is_empty\")]"
+                        ),
+                        Type::Bool => {
+                            format!("#[serde(skip_serializing_if = \"{helpers}::is_false\")]")
+                        }
+                        Type::Message => {
+                            "#[serde(skip_serializing_if = \"Option::is_none\")]".to_owned()
+                        }
+                        _ => format!("#[serde(skip_serializing_if = \"{helpers}::is_zero\")]"),
                     }
                 };
                 config.field_attribute(
@@ -107,9 +147,6 @@ fn proxy(root: &Path, proto_dir: &Path) -> Result<()> {
         }
     }
     config
-        .compile_fds(descriptors)
-        .context("generating the proxy messages")?;
-    rustfmt(&out_dir.join("centrifugal.centrifugo.proxy.rs"))
 }
 
 /// Which code of `proto/api.proto` a crate gets.
