@@ -31,7 +31,10 @@ pub use controller::{ControlEventHandler, Controller};
 pub use gyre_protocol::{Disconnect, Error, Unsubscribe};
 pub use local::LocalConnection;
 pub use presence::{MemoryPresenceManager, PresenceError, PresenceManager, PresenceStats};
-pub use transport::{WebSocketConfig, WebSocketHandler};
+pub use transport::{
+    EmulationConfig, EmulationHandler, HttpStreamHandler, ResponseBody, SseHandler, StreamConfig,
+    WebSocketConfig, WebSocketHandler,
+};
 
 /// Entry points for the fuzz targets; not part of the API.
 #[doc(hidden)]

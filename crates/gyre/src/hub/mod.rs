@@ -154,6 +154,9 @@ pub(crate) struct Hub<C> {
     hasher: foldhash::fast::RandomState,
     users: Box<[Mutex<UserShard<C>>]>,
     channels: Box<[RwLock<ChannelShard<C>>]>,
+    /// Connections of emulated transports by their secret session id, for the commands
+    /// that reach them through `/emulation`.
+    sessions: Box<[Mutex<FastMap<Box<str>, Arc<C>>>]>,
 }
 
 /// One shard of the channel map.
@@ -165,6 +168,7 @@ impl<C> Default for Hub<C> {
             hasher: foldhash::fast::RandomState::default(),
             users: (0..SHARDS).map(|_| Mutex::default()).collect(),
             channels: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            sessions: (0..SHARDS).map(|_| Mutex::default()).collect(),
         }
     }
 }
@@ -193,6 +197,26 @@ impl<C: Connection> Hub<C> {
                 shard.users.remove(user);
             }
         }
+    }
+
+    /// Makes a connection of an emulated transport reachable by its session id.
+    pub(crate) fn add_session(&self, session: &str, client: &Arc<C>) {
+        self.sessions[self.shard_of(session)]
+            .lock()
+            .insert(session.into(), client.clone());
+    }
+
+    /// Forgets a session id.
+    pub(crate) fn remove_session(&self, session: &str) {
+        self.sessions[self.shard_of(session)].lock().remove(session);
+    }
+
+    /// The connection holding `session`, if it lives on this node.
+    pub(crate) fn client_by_session(&self, session: &str) -> Option<Arc<C>> {
+        self.sessions[self.shard_of(session)]
+            .lock()
+            .get(session)
+            .cloned()
     }
 
     /// Live connections of `user`.

@@ -75,6 +75,9 @@ impl ClientInner {
             state.timers = timers;
         }
         self.node.hub.add_client(self, &credentials.user);
+        if let Some(session) = &self.session {
+            self.node.hub.add_session(session, self);
+        }
         let metrics = &self.node.metrics;
         metrics
             .connections_accepted
@@ -140,8 +143,8 @@ impl ClientInner {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64);
         }
-        if self.transport.emulation {
-            result.session = self.id.clone();
+        if let Some(session) = &self.session {
+            result.session = session.to_string();
             result.node = self.node.id.clone();
         }
         let reply = proto::Reply {
