@@ -44,6 +44,11 @@ pub mod __fuzz {
         let (messages, _error) = crate::transport::ws::frame::parse_all(data, 65536);
         messages.len()
     }
+
+    /// The `cf_connect` value of an SSE request's query, percent-decoded.
+    pub fn sse_connect_param(query: &str) -> Option<String> {
+        crate::transport::sse_connect_param(query)
+    }
 }
 pub use events::{
     ConnectEvent, ConnectReply, Credentials, DisconnectEvent, HandlerError, HistoryEvent,

@@ -10,6 +10,7 @@ mod emulation;
 mod websocket;
 pub(crate) mod ws;
 
+pub(crate) use emulation::sse_connect_param;
 pub use emulation::{
     EmulationConfig, EmulationHandler, HttpStreamHandler, ResponseBody, SseHandler, StreamConfig,
 };

@@ -27,3 +27,8 @@ pub use endpoint::EmulationHandler;
 pub use http_stream::HttpStreamHandler;
 pub use sse::SseHandler;
 pub use stream::ResponseBody;
+
+/// The `cf_connect` value of an SSE request's query (a fuzz entry point).
+pub(crate) fn sse_connect_param(query: &str) -> Option<String> {
+    request::query_param(query, sse::CONNECT_PARAM)
+}

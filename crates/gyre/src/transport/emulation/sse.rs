@@ -18,7 +18,7 @@ use crate::transport::{Protocol, SessionFactory, TransportInfo};
 
 /// Query parameter of a `GET` that carries the first commands (browsers' `EventSource`
 /// cannot send a body).
-const CONNECT_PARAM: &str = "cf_connect";
+pub(super) const CONNECT_PARAM: &str = "cf_connect";
 
 /// The line written as soon as the stream opens, so that proxies and clients see the
 /// response start before the first event.
