@@ -156,8 +156,11 @@ pub(crate) struct Hub<C> {
     channels: Box<[RwLock<ChannelShard<C>>]>,
     /// Connections of emulated transports by their secret session id, for the commands
     /// that reach them through `/emulation`.
-    sessions: Box<[Mutex<FastMap<Box<str>, Arc<C>>>]>,
+    sessions: Box<[Mutex<SessionShard<C>>]>,
 }
+
+/// One shard of the session map.
+type SessionShard<C> = FastMap<Box<str>, Arc<C>>;
 
 /// One shard of the channel map.
 type ChannelShard<C> = FastMap<String, ChannelSubscribers<C>>;
