@@ -14,12 +14,18 @@ use super::request::{Framing, percent_decode, query_param};
 use super::{
     EmulationConfig, EmulationHandler, HttpStreamHandler, ResponseBody, SseHandler, StreamConfig,
 };
-use crate::{ConnectReply, Credentials, Disconnect, Node, SubscribeOptions, SubscribeReply};
+use crate::{
+    Config, ConnectReply, Credentials, Disconnect, Node, SubscribeOptions, SubscribeReply,
+};
 
 const WAIT: Duration = Duration::from_secs(5);
 
 async fn node() -> Node {
-    let node = Node::builder().build();
+    node_with(Config::default()).await
+}
+
+async fn node_with(config: Config) -> Node {
+    let node = Node::builder().config(config).build();
     node.on_connecting(|event| async move { Ok(ConnectReply::new(Credentials::new(event.token))) });
     node.on_connect(|client| {
         client.on_subscribe(|_| async { Ok(SubscribeReply::new(SubscribeOptions::new())) });
@@ -200,6 +206,38 @@ async fn sse_get_takes_connect_from_the_query_and_writes_data_events() {
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     wait_clients(&node, 2).await;
+}
+
+#[tokio::test]
+async fn pings_go_down_the_stream_and_pongs_come_back_through_emulation() {
+    // As Centrifugo requires, the pong timeout is shorter than the ping interval.
+    let node = node_with(Config {
+        ping_interval: Duration::from_millis(400),
+        pong_timeout: Duration::from_millis(200),
+        ..Config::default()
+    })
+    .await;
+    let (mut body, connect) = open_stream(&node, Protocol::Json).await;
+    assert!(connect.pong, "{connect:?}");
+    let emulation = EmulationHandler::new(node.clone(), EmulationConfig::default());
+    // Three pings answered: the connection lives on.
+    for _ in 0..3 {
+        let ping = chunk(&mut body).await.expect("a ping");
+        assert_eq!(&ping[..], b"{}\n");
+        let pong = emulation_body(Protocol::Json, node.id(), &connect.session, "{}".into());
+        let r = emulation
+            .handle(request(Method::POST, "/emulation", pong))
+            .await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    }
+    // The next one goes unanswered.
+    assert_eq!(&chunk(&mut body).await.expect("a ping")[..], b"{}\n");
+    let push = replies(&mut body, Protocol::Json, 1).await.remove(0);
+    assert_eq!(
+        push.push.and_then(|p| p.disconnect).map(|d| d.code),
+        Some(Disconnect::NO_PONG.code)
+    );
+    assert_eq!(chunk(&mut body).await, None);
 }
 
 #[tokio::test]
