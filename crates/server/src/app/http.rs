@@ -31,7 +31,7 @@ pub(crate) fn routers(app: &App, separate_internal: bool) -> Routers {
     if config.http_stream.enabled {
         let stream = gyre::HttpStreamHandler::new(
             app.node.clone(),
-            stream_config(config.http_stream.max_request_body_size, &config),
+            stream_config(config.http_stream.max_request_body_size),
         );
         let route = connection_route(app, move |r| {
             let stream = stream.clone();
@@ -42,7 +42,7 @@ pub(crate) fn routers(app: &App, separate_internal: bool) -> Routers {
     if config.sse.enabled {
         let sse = gyre::SseHandler::new(
             app.node.clone(),
-            stream_config(config.sse.max_request_body_size, &config),
+            stream_config(config.sse.max_request_body_size),
         );
         let route = connection_route(app, move |r| {
             let sse = sse.clone();
@@ -161,14 +161,11 @@ fn websocket(app: &App) -> axum::routing::MethodRouter {
     })
 }
 
-/// Settings of a streaming endpoint from its body limit and the WebSocket write timeout
-/// (Centrifugo has none of its own for streams; one second either way).
-fn stream_config(max_request_body_size: i64, config: &crate::config::Config) -> gyre::StreamConfig {
+/// Settings of a streaming endpoint from its body limit; the write timeout stays the
+/// library's one second, which is Centrifugo's fixed value for streams.
+fn stream_config(max_request_body_size: i64) -> gyre::StreamConfig {
     let mut stream = gyre::StreamConfig::default();
     stream.max_request_body_size = max_request_body_size.max(0) as usize;
-    if let Some(timeout) = config.websocket.write_timeout.to_std() {
-        stream.write_timeout = timeout;
-    }
     stream
 }
 
