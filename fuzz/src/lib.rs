@@ -59,3 +59,24 @@ fn other_protocol(protocol: Protocol) -> Protocol {
         Protocol::Protobuf => Protocol::Json,
     }
 }
+
+/// Decodes `data` as a `POST /emulation` body in both protocols; a decoded request
+/// re-encodes to one that decodes the same, and its commands are decoded too.
+pub fn check_emulation_request(data: &[u8]) {
+    for protocol in [Protocol::Json, Protocol::Protobuf] {
+        let Ok(req) = gyre_protocol::decode_emulation_request(protocol, Bytes::copy_from_slice(data))
+        else {
+            continue;
+        };
+        let mut out = BytesMut::new();
+        if gyre_protocol::encode_emulation_request(protocol, &req, &mut out).is_ok() {
+            let again = gyre_protocol::decode_emulation_request(protocol, out.freeze())
+                .expect("a re-encoded emulation request decodes");
+            assert_eq!(again, req);
+        }
+        check_commands(protocol, &req.data);
+    }
+    if let Ok(query) = std::str::from_utf8(data) {
+        let _ = gyre::__fuzz::sse_connect_param(query);
+    }
+}

@@ -32,8 +32,9 @@ pub use gyre_protocol::{Disconnect, Error, Unsubscribe};
 pub use local::LocalConnection;
 pub use presence::{MemoryPresenceManager, PresenceError, PresenceManager, PresenceStats};
 pub use transport::{
-    ConnectErrorResponse, UniHttpStreamHandler, UniSseHandler, UniStreamConfig, UniWebSocketConfig,
-    UniWebSocketHandler, WebSocketConfig, WebSocketHandler,
+    ConnectErrorResponse, EmulationConfig, EmulationHandler, HttpStreamHandler, ResponseBody,
+    SseHandler, StreamConfig, UniHttpStreamHandler, UniSseHandler, UniStreamConfig,
+    UniWebSocketConfig, UniWebSocketHandler, WebSocketConfig, WebSocketHandler,
 };
 
 /// Entry points for the fuzz targets; not part of the API.
@@ -48,6 +49,11 @@ pub mod __fuzz {
     /// Reads a unidirectional connect request from `data` as a body and as a query.
     pub fn uni_connect(data: &[u8]) {
         crate::transport::uni_connect_fuzz(data);
+    }
+
+    /// The `cf_connect` value of an SSE request's query, percent-decoded.
+    pub fn sse_connect_param(query: &str) -> Option<String> {
+        crate::transport::sse_connect_param(query)
     }
 }
 pub use events::{

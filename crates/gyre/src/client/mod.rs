@@ -114,6 +114,9 @@ pub(crate) type Shared = NodeShared<ClientInner, ConnectHooks>;
 pub(crate) struct ClientInner {
     pub(crate) seq: u64,
     pub(crate) id: String,
+    /// Emulated transports only: the secret id that `/emulation` requests name to reach
+    /// this connection (the client id is public, through presence).
+    pub(crate) session: Option<Box<str>>,
     /// The node this connection belongs to, as far as the connection needs it.
     pub(crate) node: Arc<Shared>,
     pub(crate) transport: TransportInfo,
@@ -165,6 +168,9 @@ impl ClientInner {
             me: me.clone(),
             seq,
             id: uuid::Uuid::new_v4().to_string(),
+            session: transport
+                .emulation
+                .then(|| uuid::Uuid::new_v4().to_string().into()),
             node,
             transport,
             outbound,
@@ -415,6 +421,9 @@ impl ClientInner {
             .get(&[self.transport.name])
             .add(-1);
         self.node.hub.remove_client(self.seq, &user);
+        if let Some(session) = &self.session {
+            self.node.hub.remove_session(session);
+        }
         for (channel, sub) in subs {
             self.cleanup_subscription(&channel, &sub, Unsubscribe::DISCONNECT.code)
                 .await;
@@ -608,6 +617,11 @@ pub(crate) struct ClientSession(Arc<ClientInner>);
 impl ClientSession {
     pub(crate) fn new(inner: Arc<ClientInner>) -> Self {
         ClientSession(inner)
+    }
+
+    /// Encoding of this connection.
+    pub(crate) fn protocol(&self) -> Protocol {
+        self.0.protocol()
     }
 }
 

@@ -154,7 +154,13 @@ pub(crate) struct Hub<C> {
     hasher: foldhash::fast::RandomState,
     users: Box<[Mutex<UserShard<C>>]>,
     channels: Box<[RwLock<ChannelShard<C>>]>,
+    /// Connections of emulated transports by their secret session id, for the commands
+    /// that reach them through `/emulation`.
+    sessions: Box<[Mutex<SessionShard<C>>]>,
 }
+
+/// One shard of the session map.
+type SessionShard<C> = FastMap<Box<str>, Arc<C>>;
 
 /// One shard of the channel map.
 type ChannelShard<C> = FastMap<String, ChannelSubscribers<C>>;
@@ -165,6 +171,7 @@ impl<C> Default for Hub<C> {
             hasher: foldhash::fast::RandomState::default(),
             users: (0..SHARDS).map(|_| Mutex::default()).collect(),
             channels: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            sessions: (0..SHARDS).map(|_| Mutex::default()).collect(),
         }
     }
 }
@@ -193,6 +200,26 @@ impl<C: Connection> Hub<C> {
                 shard.users.remove(user);
             }
         }
+    }
+
+    /// Makes a connection of an emulated transport reachable by its session id.
+    pub(crate) fn add_session(&self, session: &str, client: &Arc<C>) {
+        self.sessions[self.shard_of(session)]
+            .lock()
+            .insert(session.into(), client.clone());
+    }
+
+    /// Forgets a session id.
+    pub(crate) fn remove_session(&self, session: &str) {
+        self.sessions[self.shard_of(session)].lock().remove(session);
+    }
+
+    /// The connection holding `session`, if it lives on this node.
+    pub(crate) fn client_by_session(&self, session: &str) -> Option<Arc<C>> {
+        self.sessions[self.shard_of(session)]
+            .lock()
+            .get(session)
+            .cloned()
     }
 
     /// Live connections of `user`.

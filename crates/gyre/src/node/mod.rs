@@ -608,6 +608,16 @@ impl Node {
         self.inner.shared.hub.channel_counts()
     }
 
+    /// The connection of an emulated transport (HTTP-streaming, SSE) that holds
+    /// `session`, if it lives on this node.
+    pub(crate) fn emulation_session(&self, session: &str) -> Option<ClientSession> {
+        self.inner
+            .shared
+            .hub
+            .client_by_session(session)
+            .map(ClientSession::new)
+    }
+
     pub(crate) fn next_seq(&self) -> u64 {
         self.inner.next_seq.fetch_add(1, Ordering::Relaxed)
     }

@@ -46,6 +46,46 @@ pub(crate) fn routers(app: &App, separate_internal: bool) -> Routers {
         );
         external = external.route(&c.handler_prefix, limited(app, handler));
     }
+    if config.http_stream.enabled {
+        let stream = gyre::HttpStreamHandler::new(
+            app.node.clone(),
+            stream_config(config.http_stream.max_request_body_size),
+        );
+        let route = connection_route(app, move |r| {
+            let stream = stream.clone();
+            async move { stream.handle(r).await }
+        });
+        external = external.route(&config.http_stream.handler_prefix, route);
+    }
+    if config.sse.enabled {
+        let sse = gyre::SseHandler::new(
+            app.node.clone(),
+            stream_config(config.sse.max_request_body_size),
+        );
+        let route = connection_route(app, move |r| {
+            let sse = sse.clone();
+            async move { sse.handle(r).await }
+        });
+        external = external.route(&config.sse.handler_prefix, route);
+    }
+    if config.http_stream.enabled || config.sse.enabled {
+        let mut emulation_config = gyre::EmulationConfig::default();
+        emulation_config.max_request_body_size =
+            config.emulation.max_request_body_size.max(0) as usize;
+        let emulation = gyre::EmulationHandler::new(app.node.clone(), emulation_config);
+        let cors = OriginCheck::new(&config.client.allowed_origins);
+        external = external.route(
+            &config.emulation.handler_prefix,
+            any(move |request: http::Request<Body>| {
+                let emulation = emulation.clone();
+                let cors = cors.clone();
+                async move {
+                    let headers = cors_headers(&cors, &request);
+                    with_headers(emulation.handle(request).await, headers)
+                }
+            }),
+        );
+    }
     if !config.http_api.disabled {
         let prefix = config.http_api.handler_prefix.trim_end_matches('/');
         let api = crate::api::router(app.clone());
@@ -214,6 +254,76 @@ fn uni_stream_config(
         );
     }
     c
+}
+
+/// Settings of a streaming endpoint from its body limit; the write timeout stays the
+/// library's one second, which is Centrifugo's fixed value for streams.
+fn stream_config(max_request_body_size: i64) -> gyre::StreamConfig {
+    let mut stream = gyre::StreamConfig::default();
+    stream.max_request_body_size = max_request_body_size.max(0) as usize;
+    stream
+}
+
+/// An HTTP-streaming or SSE endpoint behind the node-wide connection limit (503) and
+/// Centrifugo's CORS answer for `client.allowed_origins`.
+fn connection_route<F, Fut>(app: &App, handle: F) -> axum::routing::MethodRouter
+where
+    F: Fn(http::Request<Body>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = http::Response<gyre::ResponseBody>> + Send,
+{
+    let config = app.config();
+    let limit = config.client.connection_limit.max(0) as usize;
+    let cors = OriginCheck::new(&config.client.allowed_origins);
+    let node = app.node.clone();
+    any(move |request: http::Request<Body>| {
+        let handle = handle.clone();
+        let node = node.clone();
+        let cors = cors.clone();
+        async move {
+            let headers = cors_headers(&cors, &request);
+            if limit > 0 && node.info().num_clients >= limit {
+                return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached")
+                    .into_response();
+            }
+            with_headers(handle(request).await, headers)
+        }
+    })
+}
+
+/// CORS headers for a request whose `Origin` is allowed, as Centrifugo's middleware sets
+/// them: the origin itself, credentials allowed, and the requested headers echoed. A
+/// request from an origin not allowed is still served, without them (the browser then
+/// keeps the answer from the page).
+fn cors_headers(check: &OriginCheck, request: &http::Request<Body>) -> http::HeaderMap {
+    use http::header;
+    let mut out = http::HeaderMap::new();
+    let origin = request.headers().get(header::ORIGIN);
+    let Some(origin) = origin else { return out };
+    if !check.allows(origin.to_str().ok()) {
+        return out;
+    }
+    out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    out.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        http::HeaderValue::from_static("true"),
+    );
+    if let Some(requested) = request
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .filter(|v| !v.is_empty() && v.as_bytes() != b"null")
+    {
+        out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, requested.clone());
+    }
+    out
+}
+
+fn with_headers(
+    response: http::Response<gyre::ResponseBody>,
+    headers: http::HeaderMap,
+) -> Response {
+    let mut response = response.map(Body::new);
+    response.headers_mut().extend(headers);
+    response
 }
 
 /// Answers 404 with a JSON body for unknown paths.

@@ -64,8 +64,6 @@ const UNSUPPORTED: &[(&str, Check)] = &[
         },
     ),
     ("uni_grpc", |c| c.uni_grpc.enabled),
-    ("sse", |c| c.sse.enabled),
-    ("http_stream", |c| c.http_stream.enabled),
     ("webtransport", |c| c.webtransport.enabled),
     ("http_server.http3", |c| c.http_server.http3.enabled),
     ("http_server.tls_autocert", |c| {
@@ -105,6 +103,30 @@ pub(crate) fn unsupported(config: &Config) -> Vec<Unsupported> {
         .collect()
 }
 
+/// Whether emulation requests may reach a node that does not hold their session: an
+/// emulated transport is on and nodes share an engine that connects them.
+fn emulation_across_nodes(c: &Config) -> bool {
+    let emulated = c.http_stream.enabled || c.sse.enabled;
+    let multi_node = c.engine.r#type == "redis"
+        || (c.broker.enabled && (c.broker.r#type == "redis" || c.broker.r#type == "nats"));
+    emulated && multi_node
+}
+
+/// Warnings for configured features that Gyre serves with a limit Centrifugo does not
+/// have.
+pub(crate) fn limitations(config: &Config) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if emulation_across_nodes(config) {
+        out.push(
+            "http_stream/sse with a Redis or NATS engine: Gyre does not yet route emulation \
+             requests between nodes, so every /emulation request must reach the node that \
+             holds the client's stream (use sticky sessions at the load balancer); requests \
+             naming another node get 404",
+        );
+    }
+    out
+}
+
 /// Keys of configured features that Gyre does not implement, one per feature.
 pub(crate) fn unsupported_features(config: &Config) -> Vec<&'static str> {
     unsupported(config).iter().map(|u| u.key).collect()
@@ -113,6 +135,27 @@ pub(crate) fn unsupported_features(config: &Config) -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emulation_on_a_shared_engine_warns_about_sticky_sessions() {
+        let mut c = Config::default();
+        c.http_stream.enabled = true;
+        assert!(limitations(&c).is_empty(), "one node: no limit");
+        c.engine.r#type = "redis".into();
+        assert!(limitations(&c)[0].contains("sticky sessions"));
+        c.engine.r#type = "memory".into();
+        c.broker.enabled = true;
+        c.broker.r#type = "nats".into();
+        assert_eq!(limitations(&c).len(), 1);
+        c.http_stream.enabled = false;
+        assert!(
+            limitations(&c).is_empty(),
+            "no emulated transport: no limit"
+        );
+        c.sse.enabled = true;
+        assert_eq!(limitations(&c).len(), 1);
+        assert!(unsupported(&c).is_empty(), "sse and http_stream are served");
+    }
 
     #[test]
     fn every_access_feature_is_a_row() {

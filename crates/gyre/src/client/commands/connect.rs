@@ -164,6 +164,9 @@ impl ClientInner {
             state.timers = timers;
         }
         self.node.hub.add_client(self, &credentials.user);
+        if let Some(session) = &self.session {
+            self.node.hub.add_session(session, self);
+        }
         let metrics = &self.node.metrics;
         metrics
             .connections_accepted
@@ -229,11 +232,13 @@ impl ClientInner {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64);
         }
-        if self.transport.emulation || self.transport.unidirectional {
-            result.session = self.id.clone();
-        }
-        if self.transport.emulation {
+        if let Some(session) = &self.session {
+            result.session = session.to_string();
             result.node = self.node.id.clone();
+        } else if self.transport.unidirectional {
+            // Upstream's uni connect push carries a session too; it opens nothing here,
+            // since only emulated sessions are registered for `/emulation`.
+            result.session = self.id.clone();
         }
         Ok((result, channels))
     }
