@@ -1,6 +1,6 @@
 //! Repository chores. `cargo xtask codegen` regenerates the committed Protobuf types, the
-//! gRPC server API's service and client code, and the proxy service that the proxy crate's
-//! tests serve.
+//! gRPC server API's service and client code, the `uni_grpc` service, and the proxy
+//! service that the proxy crate's tests serve.
 
 use std::path::{Path, PathBuf};
 
@@ -51,7 +51,39 @@ fn codegen() -> Result<()> {
         rustfmt(&out_dir.join(name))?;
     }
     grpc_api(&root, &proto_dir)?;
+    uni_grpc(&root, &proto_dir)?;
     proxy(&root, &proto_dir)
+}
+
+/// The unidirectional gRPC transport (`proto/unistream.proto`): the service in the server
+/// crate, whose `Push` is the library's already encoded push (`RawPush`), and a plain
+/// client for its tests.
+fn uni_grpc(root: &Path, proto_dir: &Path) -> Result<()> {
+    let targets = [
+        (root.join("crates/server/src/unigrpc/generated"), true),
+        (root.join("crates/server/tests/unigrpc_support"), false),
+    ];
+    for (out_dir, server) in targets {
+        std::fs::create_dir_all(&out_dir)?;
+        let descriptors = protox::compile([proto_dir.join("unistream.proto")], [proto_dir])
+            .context("compiling proto/unistream.proto")?;
+        let mut builder = tonic_prost_build::configure()
+            .build_server(server)
+            .build_client(!server)
+            .bytes(".")
+            .out_dir(&out_dir);
+        if server {
+            builder = builder.extern_path(
+                ".centrifugal.centrifugo.unistream.Push",
+                "crate::unigrpc::RawPush",
+            );
+        }
+        builder
+            .compile_fds(descriptors)
+            .context("generating the uni_grpc service")?;
+        rustfmt(&out_dir.join("centrifugal.centrifugo.unistream.rs"))?;
+    }
+    Ok(())
 }
 
 /// The event proxy (`proto/proxy.proto`): messages for the gRPC flavour, which also

@@ -33,8 +33,9 @@ pub use local::LocalConnection;
 pub use presence::{MemoryPresenceManager, PresenceError, PresenceManager, PresenceStats};
 pub use transport::{
     ConnectErrorResponse, EmulationConfig, EmulationHandler, HttpStreamHandler, ResponseBody,
-    SseHandler, StreamConfig, UniHttpStreamHandler, UniSseHandler, UniStreamConfig,
-    UniWebSocketConfig, UniWebSocketHandler, WebSocketConfig, WebSocketHandler,
+    SseHandler, StreamConfig, UniHttpStreamHandler, UniPushStream, UniPushStreamHandler,
+    UniSseHandler, UniStreamConfig, UniWebSocketConfig, UniWebSocketHandler, WebSocketConfig,
+    WebSocketHandler,
 };
 
 /// Entry points for the fuzz targets; not part of the API.

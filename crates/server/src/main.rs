@@ -12,6 +12,7 @@ mod grpc;
 mod jwt;
 mod policy;
 mod proxy;
+mod unigrpc;
 
 use std::process::ExitCode;
 

@@ -278,13 +278,17 @@ fn serve_warns_about_unsupported_features_and_still_starts() {
         format!(r#"{{"graphite": {{"enabled": true}}, "http_server": {{"address": "127.0.0.1", "port": {port}}}}}"#),
     )
     .unwrap();
-    let text = serve_until_listening(dir.path(), &["--uni_grpc.enabled"], &[]);
+    let text = serve_until_listening(
+        dir.path(),
+        &[],
+        &[("CENTRIFUGO_WEBTRANSPORT_ENABLED", "true")],
+    );
     assert!(
         text.contains("graphite is configured but not supported"),
         "{text}"
     );
     assert!(
-        text.contains("uni_grpc is configured but not supported"),
+        text.contains("webtransport is configured but not supported"),
         "{text}"
     );
     assert!(text.contains("serving client connections"), "{text}");
@@ -433,7 +437,7 @@ fn checkconfig_strict_fails_on_every_unsupported_feature() {
                 ]
             },
             "graphite": {"enabled": true},
-            "uni_grpc": {"enabled": true}
+            "webtransport": {"enabled": true}
         }"#,
     )
     .unwrap();
@@ -462,7 +466,7 @@ fn checkconfig_strict_fails_on_every_unsupported_feature() {
         [
             "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
             "map and shared_poll subscription types (channel subscription_type)",
-            "uni_grpc",
+            "webtransport",
             "graphite",
         ]
     );

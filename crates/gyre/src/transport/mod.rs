@@ -16,8 +16,8 @@ pub use emulation::{
     EmulationConfig, EmulationHandler, HttpStreamHandler, ResponseBody, SseHandler, StreamConfig,
 };
 pub use uni::{
-    ConnectErrorResponse, UniHttpStreamHandler, UniSseHandler, UniStreamConfig, UniWebSocketConfig,
-    UniWebSocketHandler,
+    ConnectErrorResponse, UniHttpStreamHandler, UniPushStream, UniPushStreamHandler, UniSseHandler,
+    UniStreamConfig, UniWebSocketConfig, UniWebSocketHandler,
 };
 pub use websocket::{WebSocketConfig, WebSocketHandler};
 

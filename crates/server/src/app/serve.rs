@@ -113,6 +113,19 @@ async fn run(config: config::Config, reload: LoadOptions) -> anyhow::Result<()> 
         tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "serving the gRPC server API");
         tokio::spawn(crate::grpc::serve(app.clone(), listener, tls, stop.clone()));
     }
+    let uni_grpc = &app.config().uni_grpc;
+    if uni_grpc.enabled {
+        let addr = listen_addr(&uni_grpc.address, &uni_grpc.port.to_string())?;
+        let tls = super::tls::acceptor_for(&uni_grpc.tls, b"h2")?;
+        let listener = TcpListener::bind(addr).await?;
+        tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "serving uni_grpc connections");
+        tokio::spawn(crate::unigrpc::serve(
+            app.clone(),
+            listener,
+            tls,
+            stop.clone(),
+        ));
+    }
 
     wait_for_signals(&app, &reload).await?;
 

@@ -697,7 +697,7 @@ fn validation_errors_name_the_key() {
 fn unsupported_features_warn_once_each() {
     let loaded = load_json(json!({
         "broker": {"enabled": true, "type": "postgres"},
-        "uni_grpc": {"enabled": true},
+        "swagger": {"enabled": true},
         "webtransport": {"enabled": true},
         "graphite": {"enabled": true},
         "opentelemetry": {"enabled": true},
@@ -708,7 +708,7 @@ fn unsupported_features_warn_once_each() {
     assert_eq!(features.len(), 6, "{features:?}");
     for f in [
         "broker.type postgres",
-        "uni_grpc",
+        "swagger",
         "webtransport",
         "graphite",
         "opentelemetry",

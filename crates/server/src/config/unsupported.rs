@@ -63,7 +63,6 @@ const UNSUPPORTED: &[(&str, Check)] = &[
             })
         },
     ),
-    ("uni_grpc", |c| c.uni_grpc.enabled),
     ("webtransport", |c| c.webtransport.enabled),
     ("http_server.http3", |c| c.http_server.http3.enabled),
     ("http_server.tls_autocert", |c| {

@@ -322,7 +322,7 @@ fn reflection() -> Result<
 
 /// The TLS connections of `listener`: each handshake runs in its own task, so a slow
 /// client does not hold up the others.
-fn tls_incoming(
+pub(crate) fn tls_incoming(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     stop: CancellationToken,

@@ -6,7 +6,9 @@
 //!   message, one push per text frame;
 //! * `stream` — the HTTP streaming machinery shared by `uni_sse` (`data: …` events) and
 //!   `uni_http_stream` (newline-delimited pushes): [`UniSseHandler`],
-//!   [`UniHttpStreamHandler`].
+//!   [`UniHttpStreamHandler`];
+//! * `push_stream` — [`UniPushStreamHandler`]: one Protobuf `Push` per stream item, for
+//!   an application-served stream such as `uni_grpc`.
 //!
 //! What a unidirectional client receives is bare pushes (`{"pub":…,"channel":…}`, not
 //! `{"push":{…}}`): the connect push first, then publications, joins, pings (`{}`), and a
@@ -16,6 +18,7 @@
 
 mod config;
 mod connect;
+mod push_stream;
 mod stream;
 mod websocket;
 
@@ -23,6 +26,7 @@ use bytes::Bytes;
 use gyre_protocol::{Disconnect, Protocol, proto};
 
 pub use config::{ConnectErrorResponse, UniStreamConfig, UniWebSocketConfig};
+pub use push_stream::{UniPushStream, UniPushStreamHandler};
 pub use stream::{UniHttpStreamHandler, UniSseHandler};
 pub use websocket::UniWebSocketHandler;
 
