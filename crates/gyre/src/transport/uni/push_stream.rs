@@ -192,14 +192,13 @@ fn bare_pushes(message: Bytes, out: &mut Vec<Bytes>) {
         let start = message.len() - rest.len();
         rest = &rest[len..];
         // `Reply` holding only field 4 (the push): a slice of the same buffer.
-        if let Some((&0x22, mut field)) = reply.split_first() {
-            if let Ok(n) = prost::decode_length_delimiter(&mut field) {
-                if n == field.len() {
-                    let end = start + len;
-                    out.push(message.slice(end - n..end));
-                    continue;
-                }
-            }
+        if let Some((&0x22, mut field)) = reply.split_first()
+            && let Ok(n) = prost::decode_length_delimiter(&mut field)
+            && n == field.len()
+        {
+            let end = start + len;
+            out.push(message.slice(end - n..end));
+            continue;
         }
         if let Ok(proto::Reply {
             push: Some(push), ..
