@@ -30,12 +30,20 @@ pub(crate) const HEARTBEAT: Duration = Duration::from_secs(3);
 /// Survey operation answering the channels of a node with their subscriber counts.
 const SURVEY_CHANNELS: &str = "channels";
 
+/// Survey operation carrying an emulation request (a Protobuf `EmulationRequest`) to the
+/// node holding its session; upstream's name, so that the nodes of a mixed cluster
+/// understand each other.
+pub(crate) const SURVEY_EMULATION: &str = "centrifuge_emulation";
+
+/// One survey answer: the answering node, its code and its data.
+type SurveyAnswer = (String, u32, Bytes);
+
 /// What this node knows about the cluster.
 #[derive(Debug, Default)]
 pub(crate) struct Cluster {
     nodes: Mutex<HashMap<String, (NodeInfo, Instant)>>,
     next_survey: AtomicU64,
-    surveys: Mutex<HashMap<u64, mpsc::UnboundedSender<(String, Bytes)>>>,
+    surveys: Mutex<HashMap<u64, mpsc::UnboundedSender<SurveyAnswer>>>,
 }
 
 fn info_from(n: &control::Node) -> NodeInfo {
@@ -217,12 +225,19 @@ impl Node {
             }
             self.local_refresh(&r.user, &filter, &refresh);
         } else if let Some(req) = command.survey_request {
-            let data = self.answer_survey(&req.op);
+            let (code, data) = if req.op == SURVEY_EMULATION {
+                (
+                    self.handle_forwarded_emulation(req.data).await,
+                    Bytes::new(),
+                )
+            } else {
+                (0, self.answer_survey(&req.op))
+            };
             let response = control::Command {
                 uid: self.inner.shared.id.clone(),
                 survey_response: Some(control::SurveyResponse {
                     id: req.id,
-                    code: 0,
+                    code,
                     data,
                 }),
                 ..Default::default()
@@ -233,7 +248,7 @@ impl Node {
         } else if let Some(resp) = command.survey_response {
             let sender = self.inner.cluster.surveys.lock().get(&resp.id).cloned();
             if let Some(sender) = sender {
-                let _ = sender.send((command.uid, resp.data));
+                let _ = sender.send((command.uid, resp.code, resp.data));
             }
         }
     }
@@ -289,13 +304,70 @@ impl Node {
             let deadline = Instant::now() + timeout;
             while answers.len() < expected + 1 {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(answer)) => answers.push(answer),
+                    Ok(Some((node, _, data))) => answers.push((node, data)),
                     _ => break,
                 }
             }
         }
         self.inner.cluster.surveys.lock().remove(&id);
         answers
+    }
+
+    /// Asks node `to` alone and waits at most `timeout` for its answer: `Ok(None)` when
+    /// none came in time.
+    pub(crate) async fn survey_node(
+        &self,
+        to: &str,
+        op: &str,
+        data: Bytes,
+        timeout: Duration,
+    ) -> Result<Option<(u32, Bytes)>, BrokerError> {
+        let id = self
+            .inner
+            .cluster
+            .next_survey
+            .fetch_add(1, Ordering::Relaxed);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        self.inner.cluster.surveys.lock().insert(id, tx);
+        let request = control::Command {
+            uid: self.inner.shared.id.clone(),
+            survey_request: Some(control::SurveyRequest {
+                id,
+                op: op.to_owned(),
+                data,
+            }),
+            ..Default::default()
+        };
+        let result = match self.send_control(request, Some(to)).await {
+            Err(e) => Err(e),
+            Ok(()) => {
+                let deadline = Instant::now() + timeout;
+                loop {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some((node, code, data))) if node == to => break Ok(Some((code, data))),
+                        Ok(Some(_)) => {}
+                        _ => break Ok(None),
+                    }
+                }
+            }
+        };
+        self.inner.cluster.surveys.lock().remove(&id);
+        result
+    }
+
+    /// Whether node `id` is this one or announced itself within the last three
+    /// heartbeats.
+    pub(crate) fn knows_node(&self, id: &str) -> bool {
+        if id == self.inner.shared.id {
+            return true;
+        }
+        let stale = Instant::now().checked_sub(HEARTBEAT * 3);
+        self.inner
+            .cluster
+            .nodes
+            .lock()
+            .get(id)
+            .is_some_and(|(_, seen)| stale.is_none_or(|stale| *seen >= stale))
     }
 
     /// Every node of the cluster, this one included, as last announced.
@@ -343,7 +415,7 @@ impl Node {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use bytes::Bytes;
@@ -356,11 +428,11 @@ mod tests {
 
     /// An in-process bus standing in for a shared engine.
     #[derive(Default)]
-    struct Bus {
+    pub(crate) struct Bus {
         nodes: Mutex<Vec<(String, Arc<dyn ControlEventHandler>)>>,
     }
 
-    struct BusController(Arc<Bus>);
+    pub(crate) struct BusController(pub(crate) Arc<Bus>);
 
     impl Controller for BusController {
         fn run(

@@ -3,7 +3,8 @@
 //! A node owns the hub of live connections, the broker and presence manager, and the
 //! application's connection handlers. Transports hand new connections to it.
 
-mod control;
+pub(crate) mod control;
+pub(crate) use control::SURVEY_EMULATION;
 
 use std::collections::HashMap;
 use std::future::Future;
