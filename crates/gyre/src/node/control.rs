@@ -4,7 +4,8 @@
 //! heartbeats is forgotten. Actions on a user's connections (disconnect, unsubscribe,
 //! subscribe, refresh) run locally and are broadcast so that other nodes apply them to
 //! their own connections. Surveys ask every known node and wait for all answers or a
-//! timeout.
+//! timeout; a survey of one node carries an emulation request to the node holding its
+//! session (`centrifuge_emulation`, as upstream).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
