@@ -13,7 +13,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gyre_protocol::control;
+use gyre_protocol::{Protocol, control, proto};
 use parking_lot::Mutex;
 use prost::Message as _;
 use tokio::sync::mpsc;
@@ -23,6 +23,7 @@ use super::{ClientFilter, NodeInfo, NodeInner};
 use crate::broker::{BrokerError, StreamPosition};
 use crate::controller::ControlEventHandler;
 use crate::events::{RefreshReply, SubscribeOptions};
+use crate::session::Session;
 use crate::{Disconnect, Node, Unsubscribe};
 
 /// How often a node announces itself.
@@ -35,6 +36,11 @@ const SURVEY_CHANNELS: &str = "channels";
 /// node holding its session; upstream's name, so that the nodes of a mixed cluster
 /// understand each other.
 pub(crate) const SURVEY_EMULATION: &str = "centrifuge_emulation";
+
+/// Survey codes answering a forwarded emulation request, as upstream numbers them.
+const EMULATION_TAKEN: u32 = 0;
+const EMULATION_BAD_REQUEST: u32 = 1;
+const EMULATION_NO_SESSION: u32 = 2;
 
 /// One survey answer: the answering node, its code and its data.
 type SurveyAnswer = (String, u32, Bytes);
@@ -356,6 +362,31 @@ impl Node {
         result
     }
 
+    /// Feeds an emulation request forwarded by another node to its session here, as if
+    /// it came through this node's endpoint; answers the survey code.
+    pub(crate) async fn handle_forwarded_emulation(&self, data: Bytes) -> u32 {
+        let Ok(req) = proto::EmulationRequest::decode(data) else {
+            return EMULATION_BAD_REQUEST;
+        };
+        let Some(session) = self.emulation_session(&req.session) else {
+            return EMULATION_NO_SESSION;
+        };
+        let commands = match session.protocol() {
+            // Upstream carries JSON commands as the JSON string the client sent.
+            Protocol::Json => match serde_json::from_slice::<String>(&req.data) {
+                Ok(s) => Bytes::from(s),
+                Err(_) => return EMULATION_BAD_REQUEST,
+            },
+            Protocol::Protobuf => req.data,
+        };
+        if !commands.is_empty()
+            && let Err(d) = session.handle_message(commands).await
+        {
+            session.outbound().close(d);
+        }
+        EMULATION_TAKEN
+    }
+
     /// Whether node `id` is this one or announced itself within the last three
     /// heartbeats.
     pub(crate) fn knows_node(&self, id: &str) -> bool {
@@ -416,54 +447,14 @@ impl Node {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use std::sync::Arc;
 
     use bytes::Bytes;
-    use parking_lot::Mutex;
 
     use super::*;
-    use crate::broker::BoxFuture;
-    use crate::controller::Controller;
+    use crate::node::test_bus::{Bus, BusController};
     use crate::{ConnectReply, Credentials, LocalConnection, SubscribeOptions, SubscribeReply};
-
-    /// An in-process bus standing in for a shared engine.
-    #[derive(Default)]
-    pub(crate) struct Bus {
-        nodes: Mutex<Vec<(String, Arc<dyn ControlEventHandler>)>>,
-    }
-
-    pub(crate) struct BusController(pub(crate) Arc<Bus>);
-
-    impl Controller for BusController {
-        fn run(
-            &self,
-            node_id: &str,
-            handler: Arc<dyn ControlEventHandler>,
-        ) -> BoxFuture<'_, Result<(), BrokerError>> {
-            self.0.nodes.lock().push((node_id.to_owned(), handler));
-            Box::pin(async { Ok(()) })
-        }
-
-        fn publish_control(
-            &self,
-            data: Bytes,
-            to: Option<&str>,
-        ) -> BoxFuture<'_, Result<(), BrokerError>> {
-            let targets: Vec<_> = self
-                .0
-                .nodes
-                .lock()
-                .iter()
-                .filter(|(id, _)| to.is_none_or(|t| t == id))
-                .map(|(_, h)| h.clone())
-                .collect();
-            for h in targets {
-                h.handle_control(data.clone());
-            }
-            Box::pin(async { Ok(()) })
-        }
-    }
 
     async fn node_on(bus: &Arc<Bus>) -> Node {
         let node = Node::builder()

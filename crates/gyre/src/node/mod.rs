@@ -3,7 +3,9 @@
 //! A node owns the hub of live connections, the broker and presence manager, and the
 //! application's connection handlers. Transports hand new connections to it.
 
-pub(crate) mod control;
+mod control;
+#[cfg(test)]
+pub(crate) mod test_bus;
 pub(crate) use control::SURVEY_EMULATION;
 
 use std::collections::HashMap;

@@ -24,13 +24,6 @@ use crate::transport::{Protocol, Session};
 /// forwarded request (upstream's survey timeout).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Answer codes of a forwarded request, as upstream numbers them. The receiving node
-/// answers 204 whatever the code, as upstream does: the client learns of a lost session
-/// from its stream.
-const FORWARDED_OK: u32 = 0;
-const FORWARDED_BAD_REQUEST: u32 = 1;
-const FORWARDED_NO_SESSION: u32 = 2;
-
 /// The endpoint (`/emulation`) through which clients of [`HttpStreamHandler`] and
 /// [`SseHandler`] send their commands after the first ones, as a tower `Service`.
 ///
@@ -139,8 +132,10 @@ async fn forward(node: &Node, mut req: proto::EmulationRequest, protocol: Protoc
         .survey_node(&to, SURVEY_EMULATION, data, FORWARD_TIMEOUT)
         .await
     {
+        // 204 whatever the code (non-zero: not taken), as upstream: the client learns of a
+        // lost session from its stream.
         Ok(Some((code, _))) => {
-            if code != FORWARDED_OK {
+            if code != 0 {
                 tracing::debug!(node = %to, code, "forwarded emulation request not taken");
             }
             StatusCode::NO_CONTENT
@@ -153,32 +148,6 @@ async fn forward(node: &Node, mut req: proto::EmulationRequest, protocol: Protoc
             tracing::warn!(node = %to, error = %e, "can't forward an emulation request");
             StatusCode::INTERNAL_SERVER_ERROR
         }
-    }
-}
-
-impl Node {
-    /// Feeds an emulation request forwarded by another node to its session here, as if
-    /// it came through this node's endpoint; answers the survey code.
-    pub(crate) async fn handle_forwarded_emulation(&self, data: Bytes) -> u32 {
-        let Ok(req) = proto::EmulationRequest::decode(data) else {
-            return FORWARDED_BAD_REQUEST;
-        };
-        let Some(session) = self.emulation_session(&req.session) else {
-            return FORWARDED_NO_SESSION;
-        };
-        let commands = match session.protocol() {
-            Protocol::Json => match serde_json::from_slice::<String>(&req.data) {
-                Ok(s) => Bytes::from(s),
-                Err(_) => return FORWARDED_BAD_REQUEST,
-            },
-            Protocol::Protobuf => req.data,
-        };
-        if !commands.is_empty()
-            && let Err(d) = session.handle_message(commands).await
-        {
-            session.outbound().close(d);
-        }
-        FORWARDED_OK
     }
 }
 

@@ -302,9 +302,9 @@ async fn malformed_commands_disconnect_with_bad_request() {
 
 /// Two nodes on an in-process control bus; the second one is known to the first.
 async fn two_nodes() -> (Node, Node) {
-    let bus = std::sync::Arc::new(crate::node::control::tests::Bus::default());
+    let bus = std::sync::Arc::new(crate::node::test_bus::Bus::default());
     let on_bus = || async {
-        let controller = crate::node::control::tests::BusController(bus.clone());
+        let controller = crate::node::test_bus::BusController(bus.clone());
         let node = Node::builder()
             .controller_arc(std::sync::Arc::new(controller))
             .build();
