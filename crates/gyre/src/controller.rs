@@ -2,7 +2,8 @@
 //!
 //! Nodes announce themselves (heartbeats with their counts), forward server-API actions
 //! that concern connections on other nodes (disconnect, unsubscribe, subscribe, refresh)
-//! and answer surveys (channels across the cluster). A single node needs no controller;
+//! answer surveys (channels across the cluster) and forward emulation requests to the
+//! node holding their session. A single node needs no controller;
 //! engines that connect several nodes (Redis, NATS) implement this trait.
 
 use std::sync::Arc;

@@ -1,8 +1,9 @@
 //! The emulation endpoints as the `gyre` binary serves them: mounted only when
 //! `http_stream` or `sse` is enabled, at their configured prefixes, with their configured
-//! body limits, CORS for `client.allowed_origins`, and the warning about sticky sessions
-//! when nodes share an engine. What the endpoints do is tested in the library; the SDK
-//! over them in `e2e/test/emulation.test.js`.
+//! body limits, CORS for `client.allowed_origins`, and no warning when nodes share an
+//! engine (requests are routed between nodes, see `cluster_emulation.rs`). What the
+//! endpoints do is tested in the library; the SDK over them in
+//! `e2e/test/emulation.test.js`.
 
 mod support;
 
@@ -112,7 +113,7 @@ async fn endpoints_follow_their_configuration() {
 }
 
 #[test]
-fn a_shared_engine_warns_that_emulation_needs_sticky_sessions() {
+fn a_shared_engine_needs_no_warning_for_emulation() {
     let dir = tempfile::tempdir().unwrap();
     let check = |config: Value| {
         std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
@@ -120,12 +121,18 @@ fn a_shared_engine_warns_that_emulation_needs_sticky_sessions() {
         assert!(out.status.success(), "{out:?}");
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    let redis = check(json!({"sse": {"enabled": true}, "engine": {"type": "redis"}}));
-    assert!(redis.contains("sticky sessions"), "{redis}");
-    assert!(
-        !redis.contains("sse is configured but not supported"),
-        "{redis}"
-    );
-    let memory = check(json!({"sse": {"enabled": true}}));
-    assert!(!memory.contains("sticky sessions"), "{memory}");
+    for engine in [
+        json!({"engine": {"type": "redis"}}),
+        json!({"broker": {"enabled": true, "type": "nats"}}),
+    ] {
+        let mut config = json!({"sse": {"enabled": true}, "http_stream": {"enabled": true}});
+        config
+            .as_object_mut()
+            .unwrap()
+            .extend(engine.as_object().unwrap().clone());
+        let out = check(config);
+        assert!(!out.contains("sticky"), "{out}");
+        assert!(!out.contains("not supported"), "{out}");
+        assert!(!out.to_lowercase().contains("warn"), "{out}");
+    }
 }

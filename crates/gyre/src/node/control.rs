@@ -4,7 +4,8 @@
 //! heartbeats is forgotten. Actions on a user's connections (disconnect, unsubscribe,
 //! subscribe, refresh) run locally and are broadcast so that other nodes apply them to
 //! their own connections. Surveys ask every known node and wait for all answers or a
-//! timeout.
+//! timeout; a survey of one node carries an emulation request to the node holding its
+//! session (`centrifuge_emulation`, as upstream).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +13,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gyre_protocol::control;
+use gyre_protocol::{Protocol, control, proto};
 use parking_lot::Mutex;
 use prost::Message as _;
 use tokio::sync::mpsc;
@@ -22,6 +23,7 @@ use super::{ClientFilter, NodeInfo, NodeInner};
 use crate::broker::{BrokerError, StreamPosition};
 use crate::controller::ControlEventHandler;
 use crate::events::{RefreshReply, SubscribeOptions};
+use crate::session::Session;
 use crate::{Disconnect, Node, Unsubscribe};
 
 /// How often a node announces itself.
@@ -30,12 +32,25 @@ pub(crate) const HEARTBEAT: Duration = Duration::from_secs(3);
 /// Survey operation answering the channels of a node with their subscriber counts.
 const SURVEY_CHANNELS: &str = "channels";
 
+/// Survey operation carrying an emulation request (a Protobuf `EmulationRequest`) to the
+/// node holding its session; upstream's name, so that the nodes of a mixed cluster
+/// understand each other.
+pub(crate) const SURVEY_EMULATION: &str = "centrifuge_emulation";
+
+/// Survey codes answering a forwarded emulation request, as upstream numbers them.
+const EMULATION_TAKEN: u32 = 0;
+const EMULATION_BAD_REQUEST: u32 = 1;
+const EMULATION_NO_SESSION: u32 = 2;
+
+/// One survey answer: the answering node, its code and its data.
+type SurveyAnswer = (String, u32, Bytes);
+
 /// What this node knows about the cluster.
 #[derive(Debug, Default)]
 pub(crate) struct Cluster {
     nodes: Mutex<HashMap<String, (NodeInfo, Instant)>>,
     next_survey: AtomicU64,
-    surveys: Mutex<HashMap<u64, mpsc::UnboundedSender<(String, Bytes)>>>,
+    surveys: Mutex<HashMap<u64, mpsc::UnboundedSender<SurveyAnswer>>>,
 }
 
 fn info_from(n: &control::Node) -> NodeInfo {
@@ -217,12 +232,19 @@ impl Node {
             }
             self.local_refresh(&r.user, &filter, &refresh);
         } else if let Some(req) = command.survey_request {
-            let data = self.answer_survey(&req.op);
+            let (code, data) = if req.op == SURVEY_EMULATION {
+                (
+                    self.handle_forwarded_emulation(req.data).await,
+                    Bytes::new(),
+                )
+            } else {
+                (0, self.answer_survey(&req.op))
+            };
             let response = control::Command {
                 uid: self.inner.shared.id.clone(),
                 survey_response: Some(control::SurveyResponse {
                     id: req.id,
-                    code: 0,
+                    code,
                     data,
                 }),
                 ..Default::default()
@@ -233,7 +255,7 @@ impl Node {
         } else if let Some(resp) = command.survey_response {
             let sender = self.inner.cluster.surveys.lock().get(&resp.id).cloned();
             if let Some(sender) = sender {
-                let _ = sender.send((command.uid, resp.data));
+                let _ = sender.send((command.uid, resp.code, resp.data));
             }
         }
     }
@@ -289,13 +311,95 @@ impl Node {
             let deadline = Instant::now() + timeout;
             while answers.len() < expected + 1 {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(answer)) => answers.push(answer),
+                    Ok(Some((node, _, data))) => answers.push((node, data)),
                     _ => break,
                 }
             }
         }
         self.inner.cluster.surveys.lock().remove(&id);
         answers
+    }
+
+    /// Asks node `to` alone and waits at most `timeout` for its answer: `Ok(None)` when
+    /// none came in time.
+    pub(crate) async fn survey_node(
+        &self,
+        to: &str,
+        op: &str,
+        data: Bytes,
+        timeout: Duration,
+    ) -> Result<Option<(u32, Bytes)>, BrokerError> {
+        let id = self
+            .inner
+            .cluster
+            .next_survey
+            .fetch_add(1, Ordering::Relaxed);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        self.inner.cluster.surveys.lock().insert(id, tx);
+        let request = control::Command {
+            uid: self.inner.shared.id.clone(),
+            survey_request: Some(control::SurveyRequest {
+                id,
+                op: op.to_owned(),
+                data,
+            }),
+            ..Default::default()
+        };
+        let result = match self.send_control(request, Some(to)).await {
+            Err(e) => Err(e),
+            Ok(()) => {
+                let deadline = Instant::now() + timeout;
+                loop {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some((node, code, data))) if node == to => break Ok(Some((code, data))),
+                        Ok(Some(_)) => {}
+                        _ => break Ok(None),
+                    }
+                }
+            }
+        };
+        self.inner.cluster.surveys.lock().remove(&id);
+        result
+    }
+
+    /// Feeds an emulation request forwarded by another node to its session here, as if
+    /// it came through this node's endpoint; answers the survey code.
+    pub(crate) async fn handle_forwarded_emulation(&self, data: Bytes) -> u32 {
+        let Ok(req) = proto::EmulationRequest::decode(data) else {
+            return EMULATION_BAD_REQUEST;
+        };
+        let Some(session) = self.emulation_session(&req.session) else {
+            return EMULATION_NO_SESSION;
+        };
+        let commands = match session.protocol() {
+            // Upstream carries JSON commands as the JSON string the client sent.
+            Protocol::Json => match serde_json::from_slice::<String>(&req.data) {
+                Ok(s) => Bytes::from(s),
+                Err(_) => return EMULATION_BAD_REQUEST,
+            },
+            Protocol::Protobuf => req.data,
+        };
+        if !commands.is_empty()
+            && let Err(d) = session.handle_message(commands).await
+        {
+            session.outbound().close(d);
+        }
+        EMULATION_TAKEN
+    }
+
+    /// Whether node `id` is this one or announced itself within the last three
+    /// heartbeats.
+    pub(crate) fn knows_node(&self, id: &str) -> bool {
+        if id == self.inner.shared.id {
+            return true;
+        }
+        let stale = Instant::now().checked_sub(HEARTBEAT * 3);
+        self.inner
+            .cluster
+            .nodes
+            .lock()
+            .get(id)
+            .is_some_and(|(_, seen)| stale.is_none_or(|stale| *seen >= stale))
     }
 
     /// Every node of the cluster, this one included, as last announced.
@@ -347,50 +451,10 @@ mod tests {
     use std::sync::Arc;
 
     use bytes::Bytes;
-    use parking_lot::Mutex;
 
     use super::*;
-    use crate::broker::BoxFuture;
-    use crate::controller::Controller;
+    use crate::node::test_bus::{Bus, BusController};
     use crate::{ConnectReply, Credentials, LocalConnection, SubscribeOptions, SubscribeReply};
-
-    /// An in-process bus standing in for a shared engine.
-    #[derive(Default)]
-    struct Bus {
-        nodes: Mutex<Vec<(String, Arc<dyn ControlEventHandler>)>>,
-    }
-
-    struct BusController(Arc<Bus>);
-
-    impl Controller for BusController {
-        fn run(
-            &self,
-            node_id: &str,
-            handler: Arc<dyn ControlEventHandler>,
-        ) -> BoxFuture<'_, Result<(), BrokerError>> {
-            self.0.nodes.lock().push((node_id.to_owned(), handler));
-            Box::pin(async { Ok(()) })
-        }
-
-        fn publish_control(
-            &self,
-            data: Bytes,
-            to: Option<&str>,
-        ) -> BoxFuture<'_, Result<(), BrokerError>> {
-            let targets: Vec<_> = self
-                .0
-                .nodes
-                .lock()
-                .iter()
-                .filter(|(id, _)| to.is_none_or(|t| t == id))
-                .map(|(_, h)| h.clone())
-                .collect();
-            for h in targets {
-                h.handle_control(data.clone());
-            }
-            Box::pin(async { Ok(()) })
-        }
-    }
 
     async fn node_on(bus: &Arc<Bus>) -> Node {
         let node = Node::builder()

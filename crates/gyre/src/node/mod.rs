@@ -4,6 +4,9 @@
 //! application's connection handlers. Transports hand new connections to it.
 
 mod control;
+#[cfg(test)]
+pub(crate) mod test_bus;
+pub(crate) use control::SURVEY_EMULATION;
 
 use std::collections::HashMap;
 use std::future::Future;

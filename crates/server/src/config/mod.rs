@@ -36,7 +36,7 @@ pub(crate) use format::Format;
     reason = "the full configuration tree is API for the server modules"
 )]
 pub(crate) use sections::*;
-pub(crate) use unsupported::{Unsupported, limitations, unsupported, unsupported_features};
+pub(crate) use unsupported::{Unsupported, unsupported, unsupported_features};
 
 /// Default config file name (`-c/--config`).
 pub(crate) const DEFAULT_CONFIG_FILE: &str = "config.json";
@@ -173,7 +173,6 @@ pub(crate) fn load_unvalidated(options: LoadOptions) -> Result<Loaded, ConfigErr
             .filter(|u| u.instead.is_none())
             .map(Unsupported::message),
     );
-    warnings.extend(limitations(&config).into_iter().map(str::to_owned));
 
     Ok(Loaded {
         config,

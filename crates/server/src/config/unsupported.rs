@@ -102,30 +102,6 @@ pub(crate) fn unsupported(config: &Config) -> Vec<Unsupported> {
         .collect()
 }
 
-/// Whether emulation requests may reach a node that does not hold their session: an
-/// emulated transport is on and nodes share an engine that connects them.
-fn emulation_across_nodes(c: &Config) -> bool {
-    let emulated = c.http_stream.enabled || c.sse.enabled;
-    let multi_node = c.engine.r#type == "redis"
-        || (c.broker.enabled && (c.broker.r#type == "redis" || c.broker.r#type == "nats"));
-    emulated && multi_node
-}
-
-/// Warnings for configured features that Gyre serves with a limit Centrifugo does not
-/// have.
-pub(crate) fn limitations(config: &Config) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    if emulation_across_nodes(config) {
-        out.push(
-            "http_stream/sse with a Redis or NATS engine: Gyre does not yet route emulation \
-             requests between nodes, so every /emulation request must reach the node that \
-             holds the client's stream (use sticky sessions at the load balancer); requests \
-             naming another node get 404",
-        );
-    }
-    out
-}
-
 /// Keys of configured features that Gyre does not implement, one per feature.
 pub(crate) fn unsupported_features(config: &Config) -> Vec<&'static str> {
     unsupported(config).iter().map(|u| u.key).collect()
@@ -136,23 +112,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn emulation_on_a_shared_engine_warns_about_sticky_sessions() {
+    fn emulated_transports_are_served_on_any_engine() {
         let mut c = Config::default();
         c.http_stream.enabled = true;
-        assert!(limitations(&c).is_empty(), "one node: no limit");
-        c.engine.r#type = "redis".into();
-        assert!(limitations(&c)[0].contains("sticky sessions"));
-        c.engine.r#type = "memory".into();
-        c.broker.enabled = true;
-        c.broker.r#type = "nats".into();
-        assert_eq!(limitations(&c).len(), 1);
-        c.http_stream.enabled = false;
-        assert!(
-            limitations(&c).is_empty(),
-            "no emulated transport: no limit"
-        );
         c.sse.enabled = true;
-        assert_eq!(limitations(&c).len(), 1);
+        c.engine.r#type = "redis".into();
         assert!(unsupported(&c).is_empty(), "sse and http_stream are served");
     }
 

@@ -17,8 +17,8 @@ use crate::transport::{Protocol, SessionFactory, TransportInfo};
 
 /// The bidirectional HTTP-streaming endpoint (`/connection/http_stream`) as a tower
 /// `Service`, for clients that cannot use WebSocket. Commands after the first ones reach
-/// the connection through an [`EmulationHandler`](crate::EmulationHandler) on the same
-/// node.
+/// the connection through an [`EmulationHandler`](crate::EmulationHandler) on any node of
+/// the cluster.
 ///
 /// The request body holds the first commands (connect), JSON or, with
 /// `Content-Type: application/octet-stream`, Protobuf; the response streams the replies

@@ -26,7 +26,7 @@ const PRELUDE: &[u8] = b"\r\n";
 
 /// The bidirectional server-sent events endpoint (`/connection/sse`, JSON only) as a
 /// tower `Service`. Commands after the first ones reach the connection through an
-/// [`EmulationHandler`](crate::EmulationHandler) on the same node.
+/// [`EmulationHandler`](crate::EmulationHandler) on any node of the cluster.
 ///
 /// `GET` takes the first commands (connect) from the `cf_connect` query parameter,
 /// `POST` from its body; each reply or push is one `data:` event.

@@ -300,6 +300,103 @@ async fn malformed_commands_disconnect_with_bad_request() {
     assert_eq!(chunk(&mut body).await, None);
 }
 
+/// Two nodes on an in-process control bus; the second one is known to the first.
+async fn two_nodes() -> (Node, Node) {
+    let bus = std::sync::Arc::new(crate::node::test_bus::Bus::default());
+    let on_bus = || async {
+        let controller = crate::node::test_bus::BusController(bus.clone());
+        let node = Node::builder()
+            .controller_arc(std::sync::Arc::new(controller))
+            .build();
+        node.on_connecting(|e| async move { Ok(ConnectReply::new(Credentials::new(e.token))) });
+        node.on_connect(|client| {
+            client.on_subscribe(|_| async { Ok(SubscribeReply::new(SubscribeOptions::new())) });
+        });
+        node.run().await.unwrap();
+        node
+    };
+    let first = on_bus().await;
+    let second = on_bus().await;
+    // The second node's first heartbeat, sent as it starts, introduces it to the first.
+    tokio::time::timeout(WAIT, async {
+        while !first.knows_node(second.id()) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the first node hears of the second");
+    (first, second)
+}
+
+#[tokio::test]
+async fn emulation_requests_reach_the_node_holding_the_session() {
+    for protocol in [Protocol::Json, Protocol::Protobuf] {
+        let (receiver, holder) = two_nodes().await;
+        let (mut body, connect) = open_stream(&holder, protocol).await;
+        assert_eq!(connect.node, holder.id());
+
+        let emulation = EmulationHandler::new(receiver.clone(), EmulationConfig::default());
+        let data = encode_commands(protocol, &[subscribe(2, "a"), subscribe(3, "b")]);
+        let mut r = request(
+            Method::POST,
+            "/emulation",
+            emulation_body(protocol, holder.id(), &connect.session, data),
+        );
+        if protocol == Protocol::Protobuf {
+            r = protobuf(r);
+        }
+        assert_eq!(emulation.handle(r).await.status(), StatusCode::NO_CONTENT);
+        let got = replies(&mut body, protocol, 2).await;
+        assert_eq!(got.iter().map(|r| r.id).collect::<Vec<_>>(), [2, 3]);
+        assert!(got.iter().all(|r| r.subscribe.is_some()), "{got:?}");
+        assert_eq!(holder.channels().len(), 2);
+        assert!(receiver.channels().is_empty());
+
+        // A session the other node does not hold: accepted and dropped, as upstream.
+        let mut r = request(
+            Method::POST,
+            "/emulation",
+            emulation_body(protocol, holder.id(), "no-such-session", Bytes::new()),
+        );
+        if protocol == Protocol::Protobuf {
+            r = protobuf(r);
+        }
+        assert_eq!(emulation.handle(r).await.status(), StatusCode::NO_CONTENT);
+    }
+}
+
+#[tokio::test]
+async fn forwarded_json_commands_travel_as_a_json_string() {
+    let (_, holder) = two_nodes().await;
+    let (mut body, connect) = open_stream(&holder, Protocol::Json).await;
+    // What an upstream node sends: the client's `data` kept as a JSON string.
+    let commands = encode_commands(Protocol::Json, &[subscribe(2, "a")]);
+    let quoted = serde_json::to_vec(std::str::from_utf8(&commands).unwrap()).unwrap();
+    let req = proto::EmulationRequest {
+        node: holder.id().into(),
+        session: connect.session.clone(),
+        data: quoted.into(),
+    };
+    let encoded = Bytes::from(prost::Message::encode_to_vec(&req));
+    assert_eq!(holder.handle_forwarded_emulation(encoded).await, 0);
+    let got = replies(&mut body, Protocol::Json, 1).await;
+    assert!(got[0].subscribe.is_some(), "{got:?}");
+
+    // Raw commands where a JSON string is due: refused with upstream's code 1.
+    let raw = proto::EmulationRequest {
+        data: commands,
+        ..req.clone()
+    };
+    let encoded = Bytes::from(prost::Message::encode_to_vec(&raw));
+    assert_eq!(holder.handle_forwarded_emulation(encoded).await, 1);
+    let gone = proto::EmulationRequest {
+        session: "gone".into(),
+        ..req
+    };
+    let encoded = Bytes::from(prost::Message::encode_to_vec(&gone));
+    assert_eq!(holder.handle_forwarded_emulation(encoded).await, 2);
+}
+
 #[tokio::test]
 async fn emulation_answers_bad_requests_with_statuses() {
     let node = node().await;
@@ -340,7 +437,8 @@ async fn emulation_answers_bad_requests_with_statuses() {
         status(emulation.handle(post(big)).await),
         StatusCode::PAYLOAD_TOO_LARGE
     );
-    // Another node: the client must reconnect (the SDK closes its transport on 404).
+    // A node not in the cluster: the client must reconnect (the SDK closes its
+    // transport on 404).
     let elsewhere = emulation_body(Protocol::Json, "other-node", &connect.session, ping.clone());
     assert_eq!(
         status(emulation.handle(post(elsewhere)).await),
