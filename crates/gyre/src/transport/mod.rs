@@ -7,6 +7,7 @@
 //! with the [`Disconnect`](gyre_protocol::Disconnect) the session or the queue asks for.
 
 mod emulation;
+mod pump;
 mod uni;
 mod websocket;
 pub(crate) mod ws;

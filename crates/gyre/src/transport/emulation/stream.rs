@@ -1,11 +1,5 @@
-//! One streamed connection: a task drives the session (its first commands, its timers,
-//! its queue) and hands each batch of queued messages to the response body.
-//!
-//! The body and the task share a channel of one chunk: the task waits (at most the write
-//! timeout) until the server took the previous chunk, so a client that stops reading
-//! grows its session's queue until the queue's limit closes it, as with WebSocket. When
-//! the client goes away, the server drops the body, the channel closes and the task
-//! ends the session.
+//! One streamed connection: the body of its response, fed by the connection task
+//! (`transport::pump`) after the session handled the commands of the request.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -19,8 +13,8 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::mpsc;
 
 use super::request::Framing;
-use crate::queue::Drained;
 use crate::transport::Session;
+use crate::transport::pump::{Chunks, pump};
 use crate::wire;
 
 /// The body of every response of the emulation endpoints: a fixed one, or the stream of
@@ -145,63 +139,23 @@ fn disconnect_push(protocol: Protocol, d: &Disconnect) -> Option<Bytes> {
     wire::encode_push(protocol, &push)
 }
 
-/// Hands one chunk to the body. `Err` = the connection is over, with this disconnect.
-async fn send(tx: &mpsc::Sender<Bytes>, chunk: Bytes, timeout: Duration) -> Result<(), Disconnect> {
-    match tokio::time::timeout(timeout, tx.send(chunk)).await {
-        Ok(Ok(())) => Ok(()),
-        // The server dropped the body: the client is gone.
-        Ok(Err(_)) => Err(Disconnect::CONNECTION_CLOSED),
-        Err(_) => Err(Disconnect::WRITE_ERROR),
+/// Framing of one emulated stream: every batch in one chunk.
+struct Emulated(StreamParams);
+
+impl Chunks for Emulated {
+    fn messages(&mut self, batch: &mut Vec<Bytes>, out: &mut Vec<Bytes>) {
+        out.push(self.0.framing.encode(batch));
+    }
+
+    fn disconnect(&mut self, d: &Disconnect) -> Option<Bytes> {
+        let push = disconnect_push(self.0.protocol, d)?;
+        Some(self.0.framing.encode(&[push]))
     }
 }
 
 async fn run<S: Session>(session: S, first: Bytes, tx: mpsc::Sender<Bytes>, params: StreamParams) {
-    let outbound = session.outbound().clone();
     if let Err(d) = session.handle_message(first).await {
-        outbound.close(d);
+        session.outbound().close(d);
     }
-    let mut batch = Vec::new();
-    let disconnect = loop {
-        match outbound.drain(0, &mut batch) {
-            Drained::Messages => {
-                let chunk = params.framing.encode(&batch);
-                batch.clear();
-                match send(&tx, chunk, params.write_timeout).await {
-                    Ok(()) => continue,
-                    Err(d) => break d,
-                }
-            }
-            Drained::Close(d) => {
-                if let Some(push) = disconnect_push(params.protocol, &d) {
-                    let chunk = params.framing.encode(&[push]);
-                    let _ = send(&tx, chunk, params.write_timeout).await;
-                }
-                break d;
-            }
-            Drained::Empty => {
-                // An idle connection keeps no batch buffer.
-                batch = Vec::new();
-            }
-        }
-        let deadline = session.next_deadline();
-        tokio::select! {
-            () = tx.closed() => break Disconnect::CONNECTION_CLOSED,
-            () = outbound.wait() => {}
-            () = sleep_until(deadline) => {
-                if let Err(d) = session.on_timer().await {
-                    outbound.close(d);
-                }
-            }
-        }
-    };
-    // Ends the response before the session's cleanup runs.
-    drop(tx);
-    session.finish(disconnect).await;
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
+    pump(session, tx, Emulated(params), params.write_timeout).await;
 }

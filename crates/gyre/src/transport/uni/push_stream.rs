@@ -18,7 +18,7 @@ use prost::Message;
 use tokio::sync::mpsc;
 
 use crate::Node;
-use crate::queue::Drained;
+use crate::transport::pump::{Chunks, pump};
 use crate::transport::{Session, SessionFactory, TransportInfo};
 
 const NAME: &str = "uni_grpc";
@@ -105,7 +105,7 @@ async fn start<F: SessionFactory>(
     let refused = match factory.new_session(info(), request) {
         Ok(session) => match session.connect_unidirectional(connect).await {
             Ok(()) => {
-                tokio::spawn(drive(session, tx, write_timeout));
+                tokio::spawn(pump(session, tx, PushChunks, write_timeout));
                 return UniPushStream(rx);
             }
             Err(refused) => {
@@ -119,61 +119,18 @@ async fn start<F: SessionFactory>(
     UniPushStream(rx)
 }
 
-/// The connection task: queue → stream, session timers, and the end.
-async fn drive<S: Session>(session: S, tx: mpsc::Sender<Bytes>, write_timeout: Duration) {
-    let outbound = Arc::clone(session.outbound());
-    let mut batch = Vec::new();
-    let mut pushes = Vec::new();
-    let send = |push: Bytes| {
-        let tx = &tx;
-        async move {
-            match tokio::time::timeout(write_timeout, tx.send(push)).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(_)) => Err(Disconnect::CONNECTION_CLOSED),
-                Err(_) => Err(Disconnect::WRITE_ERROR),
-            }
-        }
-    };
-    let disconnect = 'outer: loop {
-        match outbound.drain(0, &mut batch) {
-            Drained::Messages => {
-                for message in batch.drain(..) {
-                    bare_pushes(message, &mut pushes);
-                }
-                for push in pushes.drain(..) {
-                    if let Err(d) = send(push).await {
-                        break 'outer d;
-                    }
-                }
-                continue;
-            }
-            Drained::Close(d) => {
-                if d.code != Disconnect::CONNECTION_CLOSED.code {
-                    let _ = send(disconnect_push(&d)).await;
-                }
-                break d;
-            }
-            Drained::Empty => {}
-        }
-        let deadline = session.next_deadline();
-        tokio::select! {
-            () = outbound.wait() => {}
-            () = tx.closed() => break Disconnect::CONNECTION_CLOSED,
-            () = sleep_until(deadline) => {
-                if let Err(d) = session.on_timer().await {
-                    outbound.close(d);
-                }
-            }
-        }
-    };
-    drop(tx);
-    session.finish(disconnect).await;
-}
+/// Bare Protobuf pushes of a uni gRPC stream, one per stream message.
+struct PushChunks;
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+impl Chunks for PushChunks {
+    fn messages(&mut self, batch: &mut Vec<Bytes>, out: &mut Vec<Bytes>) {
+        for message in batch.drain(..) {
+            bare_pushes(message, out);
+        }
+    }
+
+    fn disconnect(&mut self, d: &Disconnect) -> Option<Bytes> {
+        Some(disconnect_push(d))
     }
 }
 

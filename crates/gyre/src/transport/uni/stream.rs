@@ -21,8 +21,8 @@ use tokio::sync::mpsc;
 use super::config::UniStreamConfig;
 use super::{bare_push, connect, disconnect_push, transport_info};
 use crate::Node;
-use crate::queue::Drained;
 use crate::session::ConnectRefused;
+use crate::transport::pump::{Chunks, pump};
 use crate::transport::{Session, SessionFactory};
 
 /// The response body of the streaming endpoints.
@@ -198,8 +198,13 @@ impl<F: SessionFactory> StreamHandler<F> {
                 if !first.is_empty() {
                     let _ = tx.try_send(first.freeze());
                 }
-                tokio::spawn(drive(session, tx, framing, inner.config.write_timeout));
-                StreamBody::new(Chunks(rx)).boxed()
+                tokio::spawn(pump(
+                    session,
+                    tx,
+                    UniChunks(framing),
+                    inner.config.write_timeout,
+                ));
+                StreamBody::new(ChunkStream(rx)).boxed()
             }
             Err((session, refused)) => {
                 if let Some(responses) = &inner.config.connect_error_responses {
@@ -241,9 +246,9 @@ impl<F: SessionFactory> StreamHandler<F> {
 }
 
 /// The body: chunks from the connection task until it drops its sender.
-struct Chunks(mpsc::Receiver<Bytes>);
+struct ChunkStream(mpsc::Receiver<Bytes>);
 
-impl futures_util::Stream for Chunks {
+impl futures_util::Stream for ChunkStream {
     type Item = Result<Frame<Bytes>, Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -251,68 +256,22 @@ impl futures_util::Stream for Chunks {
     }
 }
 
-/// The connection task: queue → body, session timers, and the end (disconnect push
-/// after everything queued, or the client going away).
-async fn drive<S: Session>(
-    session: S,
-    tx: mpsc::Sender<Bytes>,
-    framing: Framing,
-    write_timeout: std::time::Duration,
-) {
-    use gyre_protocol::Disconnect;
-    let outbound = Arc::clone(session.outbound());
-    let mut batch = Vec::new();
-    let send = |chunk: Bytes| {
-        let tx = &tx;
-        async move {
-            match tokio::time::timeout(write_timeout, tx.send(chunk)).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(_)) => Err(Disconnect::CONNECTION_CLOSED),
-                Err(_) => Err(Disconnect::WRITE_ERROR),
-            }
-        }
-    };
-    let disconnect = loop {
-        match outbound.drain(0, &mut batch) {
-            Drained::Messages => {
-                let mut chunk = BytesMut::new();
-                for message in batch.drain(..) {
-                    framing.append(&bare_push(message), &mut chunk);
-                }
-                if let Err(d) = send(chunk.freeze()).await {
-                    break d;
-                }
-                continue;
-            }
-            Drained::Close(d) => {
-                if d.code != Disconnect::CONNECTION_CLOSED.code {
-                    let mut chunk = BytesMut::new();
-                    framing.append(&disconnect_push(&d), &mut chunk);
-                    let _ = send(chunk.freeze()).await;
-                }
-                break d;
-            }
-            Drained::Empty => {}
-        }
-        let deadline = session.next_deadline();
-        tokio::select! {
-            () = outbound.wait() => {}
-            () = tx.closed() => break Disconnect::CONNECTION_CLOSED,
-            () = sleep_until(deadline) => {
-                if let Err(d) = session.on_timer().await {
-                    outbound.close(d);
-                }
-            }
-        }
-    };
-    drop(tx);
-    session.finish(disconnect).await;
-}
+/// Pushes of a uni stream, framed for SSE or as lines, a batch per chunk.
+struct UniChunks(Framing);
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+impl Chunks for UniChunks {
+    fn messages(&mut self, batch: &mut Vec<Bytes>, out: &mut Vec<Bytes>) {
+        let mut chunk = BytesMut::new();
+        for message in batch.drain(..) {
+            self.0.append(&bare_push(message), &mut chunk);
+        }
+        out.push(chunk.freeze());
+    }
+
+    fn disconnect(&mut self, d: &gyre_protocol::Disconnect) -> Option<Bytes> {
+        let mut chunk = BytesMut::new();
+        self.0.append(&disconnect_push(d), &mut chunk);
+        Some(chunk.freeze())
     }
 }
 
