@@ -702,10 +702,16 @@ fn unsupported_features_warn_once_each() {
         "graphite": {"enabled": true},
         "opentelemetry": {"enabled": true},
         "consumers": [{"name": "kafka1", "type": "kafka"}],
+        "websocket": {"compression": true},
+        "uni_websocket": {"compression": true},
+        "channel": {"namespaces": [
+            {"name": "deltas", "allowed_delta_types": ["fossil"]},
+            {"name": "cached", "force_recovery_mode": "cache"},
+        ]},
     }))
     .unwrap();
     let features = unsupported_features(&loaded.config);
-    assert_eq!(features.len(), 6, "{features:?}");
+    assert_eq!(features.len(), 10, "{features:?}");
     for f in [
         "broker.type postgres",
         "swagger",
@@ -713,6 +719,10 @@ fn unsupported_features_warn_once_each() {
         "graphite",
         "opentelemetry",
         "consumers",
+        "websocket.compression (permessage-deflate)",
+        "uni_websocket.compression (permessage-deflate)",
+        "allowed_delta_types (delta compression)",
+        "force_recovery_mode cache",
     ] {
         assert_eq!(
             loaded

@@ -63,6 +63,18 @@ const UNSUPPORTED: &[(&str, Check)] = &[
             })
         },
     ),
+    ("websocket.compression (permessage-deflate)", |c| {
+        c.websocket.compression
+    }),
+    ("uni_websocket.compression (permessage-deflate)", |c| {
+        c.uni_websocket.compression
+    }),
+    ("allowed_delta_types (delta compression)", |c| {
+        any_channel_options(c, |o| !o.allowed_delta_types.is_empty())
+    }),
+    ("force_recovery_mode cache", |c| {
+        any_channel_options(c, |o| o.force_recovery_mode == "cache")
+    }),
     ("webtransport", |c| c.webtransport.enabled),
     ("http_server.http3", |c| c.http_server.http3.enabled),
     ("http_server.tls_autocert", |c| {
