@@ -18,6 +18,7 @@ pub mod cli;
 pub mod client;
 pub mod compare;
 pub mod conns;
+pub mod emulated;
 pub mod frame;
 pub mod grpc;
 pub mod gyre_server;
