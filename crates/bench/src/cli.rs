@@ -10,6 +10,7 @@ use gyre_protocol::Protocol;
 use serde_json::Value;
 
 use crate::api::ApiTarget;
+use crate::client::Transport;
 use crate::conns::{self, ConnectConfig, IdleConfig, parse_source_ips};
 use crate::grpc::GrpcTarget;
 use crate::load::{self, LoadConfig, PublishVia};
@@ -94,6 +95,10 @@ pub struct PubSubArgs {
     /// Server process id: report its CPU time per delivery (`{pid}` in `compare`).
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Transport of the subscribers: `http_stream` and `sse` use the address of
+    /// --server (`/connection/http_stream`, `/connection/sse`, `/emulation`), JSON only.
+    #[arg(long, value_enum, default_value_t = Transport::Websocket)]
+    pub transport: Transport,
 }
 
 /// `fanout` flags.
@@ -360,6 +365,9 @@ fn default_api(server: &str) -> anyhow::Result<String> {
 
 impl PubSubArgs {
     fn load_config(&self, scenario: &'static str) -> anyhow::Result<LoadConfig> {
+        if self.protobuf && self.transport != Transport::Websocket {
+            anyhow::bail!("--transport {} is JSON only", self.transport.name());
+        }
         let via = if self.publish_via_clients {
             PublishVia::Clients
         } else {
@@ -391,6 +399,7 @@ impl PubSubArgs {
             drain_timeout: Duration::from_secs_f64(self.drain_timeout.max(0.1)),
             quiet: self.quiet,
             server_pid: self.server_pid,
+            transport: self.transport,
         })
     }
 }

@@ -1,5 +1,6 @@
-//! The bench client: a bare tokio-tungstenite connection speaking just enough of the
-//! Centrifugal protocol (connect, subscribe, publish, pong), one task per connection.
+//! The bench client: a bare tokio-tungstenite connection (or an HTTP-streaming / SSE
+//! stream, [`emulated`](crate::emulated)) speaking just enough of the Centrifugal
+//! protocol (connect, subscribe, publish, pong), one task per connection.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -15,7 +16,34 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use crate::emulated::{Kind, StreamWire};
 use crate::frame::{self, Inbound};
+
+/// The transport of the bench connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    /// WebSocket at the `--server` URL.
+    #[default]
+    Websocket,
+    /// Bidirectional HTTP-streaming: `POST /connection/http_stream` on the same
+    /// address, later commands through `POST /emulation`.
+    #[value(name = "http_stream", alias = "http-stream")]
+    HttpStream,
+    /// Server-sent events: `GET /connection/sse?cf_connect=…` on the same address,
+    /// later commands through `POST /emulation`.
+    Sse,
+}
+
+impl Transport {
+    /// Name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Websocket => "websocket",
+            Transport::HttpStream => "http_stream",
+            Transport::Sse => "sse",
+        }
+    }
+}
 
 /// How to open connections.
 #[derive(Debug, Clone)]
@@ -32,6 +60,8 @@ pub struct Dialer {
     pub source_ips: Vec<IpAddr>,
     /// tungstenite read buffer per connection (allocated up front).
     pub read_buffer: usize,
+    /// WebSocket, or a streamed transport on the same address (JSON only).
+    pub transport: Transport,
 }
 
 impl Dialer {
@@ -53,11 +83,13 @@ impl Dialer {
             token: String::new(),
             source_ips: Vec::new(),
             read_buffer: 16 * 1024,
+            transport: Transport::Websocket,
         })
     }
 
     /// Opens connection number `index` (used to pick a source address) and completes
-    /// the WebSocket handshake.
+    /// the WebSocket handshake; a streamed transport sends nothing until the first
+    /// commands, which open the stream.
     pub async fn open(&self, index: usize) -> anyhow::Result<Conn> {
         let stream = match self.source_ips.get(index % self.source_ips.len().max(1)) {
             Some(ip) => {
@@ -71,6 +103,21 @@ impl Dialer {
             None => TcpStream::connect(self.addr).await?,
         };
         stream.set_nodelay(true)?;
+        let kind = match self.transport {
+            Transport::Websocket => None,
+            Transport::HttpStream => Some(Kind::HttpStream),
+            Transport::Sse => Some(Kind::Sse),
+        };
+        if let Some(kind) = kind {
+            if self.protocol != Protocol::Json {
+                bail!("{} is benchmarked with JSON only", self.transport.name());
+            }
+            return Ok(Conn {
+                wire: Wire::Stream(Box::new(StreamWire::new(kind, self.addr, stream))),
+                protocol: self.protocol,
+                next_id: 1,
+            });
+        }
         let mut request = self.url.as_str().into_client_request()?;
         if self.protocol == Protocol::Protobuf {
             request.headers_mut().insert(
@@ -84,7 +131,7 @@ impl Dialer {
         let (ws, _) =
             tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
         Ok(Conn {
-            ws,
+            wire: Wire::Ws(ws),
             protocol: self.protocol,
             next_id: 1,
         })
@@ -123,9 +170,17 @@ pub trait Sink {
 /// An open bench connection.
 #[derive(Debug)]
 pub struct Conn {
-    ws: WebSocketStream<TcpStream>,
+    wire: Wire,
     protocol: Protocol,
     next_id: u32,
+}
+
+// Unboxed WebSocket: the common case keeps the layout it had before streams existed.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Wire {
+    Ws(WebSocketStream<TcpStream>),
+    Stream(Box<StreamWire>),
 }
 
 /// Unix time in nanoseconds.
@@ -158,11 +213,15 @@ impl Conn {
     }
 
     async fn send_frame(&mut self, frame: BytesMut) -> anyhow::Result<()> {
+        let ws = match &mut self.wire {
+            Wire::Ws(ws) => ws,
+            Wire::Stream(s) => return s.send(&frame).await,
+        };
         let msg = match self.protocol {
             Protocol::Json => Message::Text(Utf8Bytes::try_from(frame.freeze())?),
             Protocol::Protobuf => Message::Binary(frame.freeze()),
         };
-        self.ws.send(msg).await?;
+        ws.send(msg).await?;
         Ok(())
     }
 
@@ -190,14 +249,25 @@ impl Conn {
                 &mut out,
             ));
         }
+        let connect_id = pending[0];
         self.send_frame(out).await?;
         while !pending.is_empty() {
             let frame = self.next_frame().await?;
             for rec in frame::split(self.protocol, frame) {
-                match frame::classify(self.protocol, &rec?)? {
+                let rec = rec?;
+                match frame::classify(self.protocol, &rec)? {
                     Inbound::Reply { id, error } => {
                         if let Some((code, message)) = error {
                             bail!("command {id} failed: {code} {message}");
+                        }
+                        if id == connect_id
+                            && let Wire::Stream(s) = &mut self.wire
+                        {
+                            let reply: serde_json::Value = serde_json::from_slice(&rec.body)?;
+                            let field = |k: &str| {
+                                reply["connect"][k].as_str().unwrap_or_default().to_owned()
+                            };
+                            s.set_session(field("node"), field("session"));
                         }
                         pending.retain(|&p| p != id);
                     }
@@ -252,8 +322,12 @@ impl Conn {
 
     /// The payload of the next data frame (answers WebSocket pings on the way).
     async fn next_frame(&mut self) -> anyhow::Result<Bytes> {
+        let ws = match &mut self.wire {
+            Wire::Ws(ws) => ws,
+            Wire::Stream(s) => return s.next_frame().await,
+        };
         loop {
-            match self.ws.next().await {
+            match ws.next().await {
                 Some(Ok(Message::Text(t))) => return Ok(Bytes::from(t)),
                 Some(Ok(Message::Binary(b))) => return Ok(b),
                 Some(Ok(Message::Close(frame))) => {
@@ -312,7 +386,12 @@ impl Conn {
     }
 
     /// Closes the connection politely, without waiting long.
-    pub async fn close(mut self) {
-        let _ = tokio::time::timeout(Duration::from_millis(200), self.ws.close(None)).await;
+    pub async fn close(self) {
+        match self.wire {
+            Wire::Ws(mut ws) => {
+                let _ = tokio::time::timeout(Duration::from_millis(200), ws.close(None)).await;
+            }
+            Wire::Stream(s) => s.close().await,
+        }
     }
 }

@@ -1,17 +1,21 @@
 //! The Gyre target server for benchmarks: a `gyre::Node` with permissive handlers,
 //! `gyre::WebSocketHandler` at `/connection/websocket` served by hyper's HTTP/1
 //! connection with upgrades (the library's fast path), and `POST /api/publish`
-//! (Centrifugo body format; `X-API-Key` is not checked) calling `Node::publish`.
+//! (Centrifugo body format; `X-API-Key` is not checked) calling `Node::publish`. The
+//! emulated transports are served too: `/connection/http_stream`, `/connection/sse` and
+//! `/emulation`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 use gyre::{
-    ClientHandlers, ConnectReply, Credentials, Node, PublishOptions, PublishReply,
+    ClientHandlers, ConnectReply, Credentials, EmulationConfig, EmulationHandler,
+    HttpStreamHandler, Node, PublishOptions, PublishReply, SseHandler, StreamConfig,
     SubscribeOptions, SubscribeReply, WebSocketConfig, WebSocketHandler,
 };
 use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -83,19 +87,25 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let mut config = WebSocketConfig::default().check_origin(|_| true);
     config.write_delay = write_delay;
-    let ws = WebSocketHandler::new(node.clone(), config);
+    let handlers = Handlers {
+        ws: WebSocketHandler::new(node.clone(), config),
+        http_stream: HttpStreamHandler::new(node.clone(), StreamConfig::default()),
+        sse: SseHandler::new(node.clone(), StreamConfig::default()),
+        emulation: EmulationHandler::new(node.clone(), EmulationConfig::default()),
+    };
     let api = api_thread()?;
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        let (node, ws, api) = (node.clone(), ws.clone(), api.clone());
+        let (node, ws, api) = (node.clone(), handlers.clone(), api.clone());
         tokio::spawn(async move {
             // `POST /api/...` connections are served on their own thread, as the `gyre`
             // server does: on the runtime that runs the subscribers' connections, a
             // publisher waits behind all the writes its publication caused.
-            let mut head = [0u8; 5];
+            // (Streamed transports' `POST`s stay with the subscribers.)
+            let mut head = [0u8; 10];
             let n = stream.peek(&mut head).await.unwrap_or(0);
-            if &head[..n] == b"POST " {
+            if &head[..n] == b"POST /api/" {
                 let Ok(std_stream) = stream.into_std() else {
                     return;
                 };
@@ -123,24 +133,46 @@ fn api_thread() -> anyhow::Result<tokio::runtime::Handle> {
     Ok(handle)
 }
 
-/// One HTTP/1.1 connection: the WebSocket upgrade or the publish API.
-async fn serve_http(stream: tokio::net::TcpStream, node: Node, ws: WebSocketHandler) {
+/// The transports' handlers.
+#[derive(Clone)]
+struct Handlers {
+    ws: WebSocketHandler,
+    http_stream: HttpStreamHandler,
+    sse: SseHandler,
+    emulation: EmulationHandler,
+}
+
+type AnyBody = UnsyncBoxBody<Bytes, Infallible>;
+
+fn boxed<B>(resp: Response<B>) -> Response<AnyBody>
+where
+    B: hyper::body::Body<Data = Bytes, Error = Infallible> + Send + 'static,
+{
+    resp.map(|b| b.boxed_unsync())
+}
+
+/// One HTTP/1.1 connection: the WebSocket upgrade, a streamed transport's request or
+/// the publish API.
+async fn serve_http(stream: tokio::net::TcpStream, node: Node, handlers: Handlers) {
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let (node, mut ws) = (node.clone(), ws.clone());
+        let (node, mut h) = (node.clone(), handlers.clone());
         async move {
             let path = req.uri().path();
-            let resp = if path == "/connection/websocket" {
-                match ws.call(req).await {
-                    Ok(r) => r,
+            let resp = match path {
+                "/connection/websocket" => match h.ws.call(req).await {
+                    Ok(r) => boxed(r),
                     Err(never) => match never {},
+                },
+                "/connection/http_stream" => boxed(h.http_stream.handle(req).await),
+                "/connection/sse" => boxed(h.sse.handle(req).await),
+                "/emulation" => boxed(h.emulation.handle(req).await),
+                "/api/publish" if req.method() == Method::POST => {
+                    boxed(api_publish(&node, req).await)
                 }
-            } else if req.method() == Method::POST && path == "/api/publish" {
-                api_publish(&node, req).await
-            } else {
-                json_response(
+                _ => boxed(json_response(
                     StatusCode::NOT_FOUND,
                     r#"{"error":{"code":104,"message":"not found"}}"#,
-                )
+                )),
             };
             Ok::<_, Infallible>(resp)
         }

@@ -10,7 +10,8 @@
 //! alternately ([`compare`]).
 //!
 //! The bench clients are bare tokio-tungstenite connections using `gyre-protocol` for
-//! encoding, one task per connection ([`client`]). Every inbound frame is split into
+//! encoding, one task per connection ([`client`]); subscribers may use HTTP-streaming or
+//! SSE instead ([`emulated`]). Every inbound frame is split into
 //! its messages ([`frame::split`]) so batched deliveries are counted exactly once.
 
 pub mod api;
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod client;
 pub mod compare;
 pub mod conns;
+pub mod emulated;
 pub mod frame;
 pub mod grpc;
 pub mod gyre_server;

@@ -19,7 +19,7 @@ use tokio::sync::{Barrier, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiConn, ApiTarget};
-use crate::client::{Dialer, Sink, now_ns};
+use crate::client::{Dialer, Sink, Transport, now_ns};
 use crate::frame::payload;
 use crate::grpc::{GrpcConn, GrpcTarget};
 use crate::stats::{ShardedHistogram, Spread, commas, latency_json, latency_line};
@@ -73,6 +73,8 @@ pub struct LoadConfig {
     pub quiet: bool,
     /// Server process whose CPU time is measured over the publishing phase.
     pub server_pid: Option<u32>,
+    /// Transport of the subscribers (client publishers always use WebSocket).
+    pub transport: Transport,
 }
 
 impl LoadConfig {
@@ -226,6 +228,8 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
     let mut dialer = Dialer::new(&cfg.url, cfg.protocol).await?;
     dialer.token = cfg.token.clone();
     dialer.read_buffer = 32 * 1024;
+    let pub_dialer = Arc::new(dialer.clone());
+    dialer.transport = cfg.transport;
     let dialer = Arc::new(dialer);
     let cfg = Arc::new(cfg);
     let shared = Arc::new(Shared {
@@ -346,8 +350,12 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
     let fanout = subs_ok as f64 / cfg.channels as f64;
     let mut pub_tasks = Vec::with_capacity(cfg.pubs);
     for p in 0..cfg.pubs {
-        let (dialer, cfg, shared, barrier) =
-            (dialer.clone(), cfg.clone(), shared.clone(), barrier.clone());
+        let (dialer, cfg, shared, barrier) = (
+            pub_dialer.clone(),
+            cfg.clone(),
+            shared.clone(),
+            barrier.clone(),
+        );
         let stop = stop.clone();
         pub_tasks.push(tokio::spawn(async move {
             publisher(p, &dialer, &cfg, &shared, &barrier, fanout, &stop).await
@@ -605,6 +613,7 @@ fn summarize(
         "scenario": cfg.scenario,
         "url": cfg.url,
         "protocol": protocol,
+        "transport": cfg.transport.name(),
         "publish_via": via,
         "subs": cfg.subs,
         "pubs": cfg.pubs,
@@ -645,8 +654,15 @@ fn summarize(
     use std::fmt::Write;
     let _ = writeln!(
         text,
-        "{} {}: {} subs × {} pubs over {} channel(s), {} msgs × {} B, {protocol}, publish via {via}",
-        cfg.scenario, cfg.url, cfg.subs, cfg.pubs, cfg.channels, cfg.msgs, cfg.size
+        "{} {}: {} subs × {} pubs over {} channel(s), {} msgs × {} B, {protocol}, subscribers over {}, publish via {via}",
+        cfg.scenario,
+        cfg.url,
+        cfg.subs,
+        cfg.pubs,
+        cfg.channels,
+        cfg.msgs,
+        cfg.size,
+        cfg.transport.name()
     );
     let _ = writeln!(
         text,

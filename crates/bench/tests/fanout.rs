@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use gyre_bench::api::ApiTarget;
+use gyre_bench::client::{Dialer, Transport};
 use gyre_bench::load::{self, LoadConfig, PublishVia};
 use gyre_bench::stats::json_line;
 use gyre_protocol::Protocol;
@@ -32,6 +33,7 @@ fn config(addr: std::net::SocketAddr, protocol: Protocol, via_api: bool) -> Load
         drain_timeout: Duration::from_secs(3),
         quiet: true,
         server_pid: Some(std::process::id()),
+        transport: Transport::Websocket,
     }
 }
 
@@ -81,6 +83,55 @@ async fn fanout_against_gyre_counts_every_delivery_once() {
         assert_complete(&report, 20, 200);
         // Batched frames happen: fewer frames than deliveries is allowed, more is not.
         assert!(report.json["frames"].as_u64().unwrap() <= 20 * 200 + 20 * 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_over_http_stream_and_sse_counts_every_delivery_once() {
+    let (_node, addr) =
+        gyre_bench::gyre_server::spawn("127.0.0.1:0".parse().unwrap(), std::time::Duration::ZERO)
+            .await
+            .unwrap();
+    for transport in [Transport::HttpStream, Transport::Sse] {
+        for via_api in [true, false] {
+            let mut cfg = config(addr, Protocol::Json, via_api);
+            cfg.transport = transport;
+            let report = load::run(cfg).await.unwrap();
+            assert_eq!(report.json["transport"], transport.name());
+            assert_complete(&report, 20, 200);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_connections_send_later_commands_through_emulation() {
+    let (_node, addr) =
+        gyre_bench::gyre_server::spawn("127.0.0.1:0".parse().unwrap(), std::time::Duration::ZERO)
+            .await
+            .unwrap();
+    for transport in [Transport::HttpStream, Transport::Sse] {
+        let mut dialer = Dialer::new(&format!("ws://{addr}/connection/websocket"), Protocol::Json)
+            .await
+            .unwrap();
+        dialer.transport = transport;
+        let mut conn = dialer.open_subscribed(0, &[]).await.unwrap();
+        // The publish goes through POST /emulation; its reply comes back on the stream.
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            conn.publish("emulated", br#"{"x":1}"#.to_vec()),
+        )
+        .await
+        .expect("publish reply in time")
+        .unwrap();
+        // A refused command comes back as an error on the stream, not as a hang.
+        let refused = tokio::time::timeout(
+            Duration::from_secs(5),
+            conn.publish("", br#"{"x":1}"#.to_vec()),
+        )
+        .await
+        .expect("publish reply in time");
+        assert!(refused.is_err(), "{transport:?}");
+        conn.close().await;
     }
 }
 
