@@ -53,7 +53,9 @@ async function startRpcEcho() {
   };
 }
 
-async function startGyre(rpcEndpoint) {
+/** A `gyre` node; `extra` is merged into the top level of its configuration (e.g. an
+ * `engine` section to run several nodes as one cluster). */
+async function startGyre(rpcEndpoint, extra = {}) {
   const port = await freePort();
   const config = {
     log: { level: 'info' },
@@ -78,6 +80,7 @@ async function startGyre(rpcEndpoint) {
       ],
     },
     rpc: { proxy: { endpoint: rpcEndpoint, timeout: '3s' }, without_namespace: { proxy_enabled: true } },
+    ...extra,
   };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gyre-e2e-emulation-'));
   const file = path.join(dir, 'config.json');
