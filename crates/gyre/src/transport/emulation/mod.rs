@@ -13,6 +13,38 @@
 //! * `request` — reading bounded request bodies, small responses, and the framings
 //!   (sans-IO, property-tested).
 
+/// `tower_service::Service` for a handler with an `async fn handle(&self, request) ->
+/// http::Response<ResponseBody>`: the three endpoints serve the same way.
+macro_rules! service_via_handle {
+    ($handler:ident) => {
+        impl<B> tower_service::Service<http::Request<B>> for $handler
+        where
+            B: hyper::body::Body + Send + 'static,
+            B::Data: Send,
+            B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        {
+            type Response = http::Response<super::stream::ResponseBody>;
+            type Error = std::convert::Infallible;
+            type Future = std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+            >;
+
+            fn poll_ready(
+                &mut self,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), Self::Error>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn call(&mut self, request: http::Request<B>) -> Self::Future {
+                let this = self.clone();
+                Box::pin(async move { Ok(this.handle(request).await) })
+            }
+        }
+    };
+}
+use service_via_handle;
+
 mod config;
 mod endpoint;
 mod http_stream;
