@@ -10,7 +10,7 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 
-const { binary, startProcess } = require('./harness');
+const { GYRE_LISTENING, binary, startProcess } = require('./harness');
 
 const SECRET = 'e2e-emulation-secret-0123456789abcdef';
 const API_KEY = 'e2e-emulation-api-key';
@@ -88,7 +88,7 @@ async function startGyre(rpcEndpoint, extra = {}) {
   const { stop } = await startProcess(
     binary('GYRE_BIN', 'gyre'),
     ['--config', file],
-    /serving client connections address=127\.0\.0\.1:(\d+)/,
+    GYRE_LISTENING,
   );
   const base = `http://127.0.0.1:${port}`;
   const api = async (method, body) => {

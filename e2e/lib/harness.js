@@ -17,6 +17,14 @@ function binary(envVar, name) {
 }
 
 /**
+ * The line where `gyre` says it listens for clients, in its text form
+ * (`serving client connections address=127.0.0.1:8000`) or its JSON form (what it writes
+ * when stdout is not a terminal); group 1 is the port.
+ */
+const GYRE_LISTENING =
+  /^(?=.*serving client connections).*address(?:=|":")127\.0\.0\.1:(\d+)/m;
+
+/**
  * Starts `bin` with `args`, waits (at most `timeoutMs`) until it prints a line matching
  * `readyPattern` on stdout, and returns `{ match, child, stop }`. `stop()` kills the process
  * by its PID (SIGTERM, then SIGKILL after 3 s) and resolves once it exited.
@@ -222,6 +230,7 @@ function unique(prefix) {
 }
 
 module.exports = {
+  GYRE_LISTENING,
   REPO,
   binary,
   startProcess,

@@ -15,7 +15,7 @@ const path = require('node:path');
 const WebSocket = require('ws');
 const { Centrifuge } = require('centrifuge');
 
-const { binary, startProcess, once, unique } = require('../lib/harness');
+const { GYRE_LISTENING, binary, startProcess, once, unique } = require('../lib/harness');
 const { ProxyBackend } = require('../lib/proxy_backend');
 
 const T = { timeout: 30000 };
@@ -76,7 +76,7 @@ async function startGyre(backend, flavour) {
   const { stop } = await startProcess(
     binary('GYRE_BIN', 'gyre'),
     ['--config', file],
-    /serving client connections address=127\.0\.0\.1:(\d+)/,
+    GYRE_LISTENING,
   );
   return {
     wsUrl: `ws://127.0.0.1:${port}/connection/websocket`,

@@ -189,6 +189,22 @@ enum Command {
         #[arg(long = "base-non-zero-only")]
         base_non_zero_only: bool,
     },
+    /// Show the configuration reference: every key with its type, default and env var
+    /// (an HTML page served on localhost, or Markdown on stdout with --markdown).
+    Configdoc {
+        /// Output Markdown to stdout.
+        #[arg(short = 'm', long = "markdown")]
+        markdown: bool,
+        /// Filter by top-level section name.
+        #[arg(short = 's', long = "section")]
+        section: Option<String>,
+        /// Port to serve the HTML page on (127.0.0.1).
+        #[arg(short = 'p', long = "port", default_value_t = 6060)]
+        port: u16,
+        /// Base heading level of the Markdown output.
+        #[arg(short = 'l', long = "base-level", default_value_t = 0)]
+        base_level: usize,
+    },
     /// Print version information.
     Version,
     /// Generate sample connection JWT for user.
@@ -238,11 +254,60 @@ pub(crate) fn run() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`gyre defaultenv | head -1`): what it wanted was written.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            println!("error: {e:#}");
+            let _ = writeln!(std::io::stdout().lock(), "error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `gyre configdoc`: Markdown to stdout, or the HTML page served until interrupted.
+fn configdoc(
+    markdown: bool,
+    section: Option<&str>,
+    port: u16,
+    base_level: usize,
+) -> anyhow::Result<()> {
+    if markdown {
+        write!(
+            std::io::stdout().lock(),
+            "{}",
+            config::doc::markdown(section, base_level)
+        )?;
+        return Ok(());
+    }
+    let page = config::doc::html(section);
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+        .with_context(|| format!("error listening on 127.0.0.1:{port}"))?;
+    let addr = listener.local_addr()?;
+    writeln!(
+        std::io::stdout().lock(),
+        "configuration reference at http://{addr}/ (Ctrl+C to stop)"
+    )?;
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        // One small page: read the request head, answer it, close.
+        let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+        let mut head = [0u8; 4096];
+        let _ = std::io::Read::read(&mut stream, &mut head);
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{page}",
+            page.len()
+        );
+    }
+    Ok(())
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -267,8 +332,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             base,
             base_non_zero_only,
         }) => defaultenv(base, base_non_zero_only),
+        Some(Command::Configdoc {
+            markdown,
+            section,
+            port,
+            base_level,
+        }) => configdoc(markdown, section.as_deref(), port, base_level),
         Some(Command::Version) => {
-            println!("{}", version_text());
+            writeln!(std::io::stdout().lock(), "{}", version_text())?;
             Ok(())
         }
         Some(Command::Gentoken(args)) => crate::cli_jwt::gentoken(&args),

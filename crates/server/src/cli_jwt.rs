@@ -62,7 +62,8 @@ pub(crate) fn checktoken(args: &CheckTokenArgs) -> anyhow::Result<()> {
         bail!("provide token to check [gyre checktoken <TOKEN>]");
     };
     let cfg = VerifierConfig::for_connections(&loaded.config.client);
-    println!("{}", block_on(crate::jwt::cli::checktoken(&cfg, token))??);
+    let text = block_on(crate::jwt::cli::checktoken(&cfg, token))??;
+    writeln!(std::io::stdout().lock(), "{text}")?;
     Ok(())
 }
 
@@ -72,9 +73,7 @@ pub(crate) fn checksubtoken(args: &CheckTokenArgs) -> anyhow::Result<()> {
         bail!("provide token to check [gyre checksubtoken <TOKEN>]");
     };
     let cfg = VerifierConfig::for_subscriptions(&loaded.config.client);
-    println!(
-        "{}",
-        block_on(crate::jwt::cli::checksubtoken(&cfg, token))??
-    );
+    let text = block_on(crate::jwt::cli::checksubtoken(&cfg, token))??;
+    writeln!(std::io::stdout().lock(), "{text}")?;
     Ok(())
 }

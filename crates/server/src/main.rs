@@ -20,18 +20,42 @@ fn main() -> ExitCode {
     cli::run()
 }
 
-/// Logging to stdout at `log.level` (`none` disables it; `fatal` logs errors only).
-pub(crate) fn init_logging(log: &config::Log) {
+/// Logging as Centrifugo does it: at `log.level` (`none` disables it; `fatal` logs errors
+/// only), human-readable on a terminal, JSON lines otherwise (what log collectors parse),
+/// and JSON appended to `log.file` when one is set.
+pub(crate) fn init_logging(log: &config::Log) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+
     let level = match log.level.as_str() {
-        "none" => return,
+        "none" => return Ok(()),
         "trace" => tracing::Level::TRACE,
         "debug" => tracing::Level::DEBUG,
         "warn" => tracing::Level::WARN,
         "error" | "fatal" => tracing::Level::ERROR,
         _ => tracing::Level::INFO,
     };
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .try_init();
+    let builder = tracing_subscriber::fmt().with_max_level(level);
+    if !log.file.is_empty() {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log.file)
+            .with_context(|| format!("error opening log file {}", log.file))?;
+        let _ = builder
+            .json()
+            .flatten_event(true)
+            .with_writer(std::sync::Mutex::new(file))
+            .try_init();
+    } else if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        let _ = builder.with_ansi(true).try_init();
+    } else {
+        let _ = builder.json().flatten_event(true).try_init();
+    }
+    if !matches!(
+        log.level.as_str(),
+        "none" | "trace" | "debug" | "info" | "warn" | "error" | "fatal"
+    ) {
+        tracing::warn!(level = %log.level, "unknown log level, defaulting to info");
+    }
+    Ok(())
 }

@@ -333,11 +333,15 @@ fn config_with_stream_proxy(extra: &str) -> String {
     )
 }
 
-/// The lines of a log at `level` that mention `text`.
+/// The lines of a log at `level` that mention `text` (text or JSON log lines).
 fn logged(log: &str, level: &str, text: &str) -> usize {
     log.lines()
-        .filter(|l| l.contains(&format!(" {level} ")) && l.contains(text))
+        .filter(|l| at_level(l, level) && l.contains(text))
         .count()
+}
+
+fn at_level(line: &str, level: &str) -> bool {
+    line.contains(&format!(" {level} ")) || line.contains(&format!("\"level\":\"{level}\""))
 }
 
 #[test]
@@ -419,7 +423,7 @@ fn serve_only_warns_about_unsupported_features_that_decide_no_access() {
         let line = format!("{feature} is configured but not supported by Gyre yet; ignoring it");
         assert_eq!(logged(&text, "WARN", &line), 1, "{feature}: {text}");
     }
-    assert!(!text.contains(" ERROR "), "{text}");
+    assert!(!text.lines().any(|l| at_level(l, "ERROR")), "{text}");
 }
 
 #[test]
@@ -537,4 +541,113 @@ fn version_names_gyre_and_centrifugo() {
         lines.next().unwrap().starts_with("Centrifugo v6."),
         "{text}"
     );
+}
+
+/// `gyre <args> | head -1`: the reader takes one line and closes the pipe. The config
+/// file in the working directory has many namespaces, so that `defaultenv` writes more
+/// than a pipe holds and is sure to meet the closed pipe.
+fn first_line_then_close(args: &[&str]) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let namespaces: Vec<String> = (0..100)
+        .map(|i| format!(r#"{{"name": "ns{i}"}}"#))
+        .collect();
+    std::fs::write(
+        dir.path().join("config.json"),
+        format!(
+            r#"{{"channel": {{"namespaces": [{}]}}}}"#,
+            namespaces.join(",")
+        ),
+    )
+    .unwrap();
+    let mut child = binary()
+        .command(dir.path(), args, &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = Vec::new();
+    let mut byte = [0u8; 1];
+    while stdout.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        first.push(byte[0]);
+    }
+    drop(stdout);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    (status.code(), String::from_utf8(first).unwrap(), stderr)
+}
+
+#[test]
+fn commands_survive_a_closed_pipe() {
+    for args in [
+        &["defaultenv", "-b", "config.json"][..],
+        &["configdoc", "--markdown"],
+    ] {
+        let (code, first, stderr) = first_line_then_close(args);
+        assert!(!first.is_empty(), "{args:?}: nothing written");
+        assert_eq!(code, Some(0), "{args:?}: stderr {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn configdoc_lists_every_key_with_default_and_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gyre(dir.path(), &["configdoc", "-m"], &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let md = stdout(&out);
+    assert!(md.starts_with("# Gyre configuration reference"), "{md}");
+    for text in [
+        "## `http_server.port`\n\nType: integer. Default: `8000`. Env: `CENTRIFUGO_HTTP_SERVER_PORT`.",
+        "`client.allowed_origins`",
+        "Env: `CENTRIFUGO_CHANNEL_NAMESPACES_<NAME>_HISTORY_SIZE`",
+        "Default: `\"25s\"`",
+    ] {
+        assert!(md.contains(text), "missing {text:?}");
+    }
+    // Every variable defaultenv prints has its entry.
+    let env = stdout(&gyre(dir.path(), &["defaultenv"], &[]));
+    for name in env
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(n, _)| n)
+    {
+        assert!(md.contains(&format!("`{name}`")), "{name} undocumented");
+    }
+    let section = stdout(&gyre(dir.path(), &["configdoc", "-m", "-s", "admin"], &[]));
+    assert!(section.contains("`admin.password`") && !section.contains("`client."));
+
+    // Without --markdown it serves the page on localhost.
+    let port = free_port();
+    let mut child = binary()
+        .command(dir.path(), &["configdoc", "-p", &port.to_string()], &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let page = loop {
+        let got = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
+            use std::io::Write as _;
+            s.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")?;
+            let mut text = String::new();
+            s.read_to_string(&mut text)?;
+            Ok(text)
+        });
+        match got {
+            Ok(text) => break text,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("configdoc never served: {e}"),
+        }
+    };
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+    assert!(page.contains("text/html") && page.contains("<code>client.ping_interval</code>"));
 }

@@ -128,3 +128,75 @@ async fn tls_from_pem_files() {
             .is_err()
     );
 }
+
+/// Every JSON log line of `log` that carries `message`.
+fn json_lines(log: &str, message: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == message)
+        .collect()
+}
+
+#[tokio::test]
+async fn logs_say_what_starts_where_and_why_clients_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_file = dir.path().join("gyre-json.log");
+    let mut config = open_config();
+    config["client"] = json!({"token": {"hmac_secret_key": "secret"}});
+    config["channel"] = json!({"without_namespace": {}});
+    config["log"] = json!({"file": log_file.to_str().unwrap()});
+    let server = Server::start(config);
+    // A connect with a token signed by someone else, and a subscribe without permission.
+    let bad = support::hs256("not-the-secret", json!({"sub": "mallory"}));
+    let (mut refused, reply) = WsClient::connect(&server.ws_url(), json!({"token": bad})).await;
+    assert_eq!(reply.closed(), Some(3500), "a foreign token is refused");
+    drop(refused.closed().await);
+    let good = support::hs256("secret", json!({"sub": "alice"}));
+    let (mut alice, reply) = WsClient::connect(&server.ws_url(), json!({"token": good})).await;
+    let alice_id = reply.ok()["client"].as_str().unwrap().to_owned();
+    let sub = alice
+        .call("subscribe", json!({"channel": "secret-room"}))
+        .await;
+    assert_eq!(sub.error(), Some(103));
+
+    // The log line of the refusal is written as the reply goes out: wait for it.
+    let deadline = std::time::Instant::now() + support::TIMEOUT;
+    let log = loop {
+        let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+        if log.contains("subscribe refused") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let start = json_lines(&log, "starting Gyre");
+    assert_eq!(start.len(), 1, "{log}");
+    assert_eq!(start[0]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(start[0]["level"], "INFO");
+    let file = json_lines(&log, "using config file");
+    assert!(
+        file[0]["path"].as_str().unwrap().ends_with("config.json"),
+        "{log}"
+    );
+    let engines = &json_lines(&log, "engines")[0];
+    assert_eq!(
+        (&engines["engine"], &engines["broker"]),
+        (&json!("memory"), &json!("memory"))
+    );
+    let urls: Vec<String> = json_lines(&log, "endpoint enabled")
+        .iter()
+        .map(|v| v["url"].as_str().unwrap().to_owned())
+        .collect();
+    for path in ["/connection/websocket", "/api", "/health", "/metrics"] {
+        let want = format!("{}{path}", server.http_url());
+        assert!(urls.contains(&want), "{want} not in {urls:?}");
+    }
+    let connect = json_lines(&log, "connect refused with disconnect");
+    assert_eq!(connect.len(), 1, "{log}");
+    assert_eq!(connect[0]["level"], "INFO");
+    assert_eq!(connect[0]["code"], 3500);
+    assert!(!connect[0]["reason"].as_str().unwrap().is_empty());
+    let subscribe = json_lines(&log, "subscribe refused");
+    assert_eq!(subscribe[0]["level"], "INFO");
+    assert_eq!(subscribe[0]["client"], alice_id.as_str());
+    assert_eq!(subscribe[0]["channel"], "secret-room");
+}

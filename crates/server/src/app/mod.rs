@@ -2,6 +2,7 @@
 //! HTTP endpoints.
 
 mod api_lane;
+mod banner;
 mod engine;
 mod http;
 mod origin;

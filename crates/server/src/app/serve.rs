@@ -18,7 +18,8 @@ use crate::config::{self, LoadOptions, Loaded};
 /// Runs the server until SIGINT/SIGTERM. `reload` is how the configuration was loaded,
 /// to load it again on SIGHUP.
 pub(crate) fn serve(loaded: Loaded, reload: LoadOptions) -> anyhow::Result<()> {
-    crate::init_logging(&loaded.config.log);
+    crate::init_logging(&loaded.config.log)?;
+    super::banner::log_start(&loaded.config, reload.path.as_deref(), loaded.file_found);
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
@@ -83,6 +84,12 @@ async fn run(config: config::Config, reload: LoadOptions) -> anyhow::Result<()> 
     let main_tls = super::tls::acceptor(&http.tls)?;
     let main = TcpListener::bind(main_addr).await?;
     tracing::info!(address = %main.local_addr()?, tls = main_tls.is_some(), "serving client connections");
+    super::banner::log_endpoints(
+        app.config().as_ref(),
+        main.local_addr()?,
+        main_tls.is_some(),
+        internal_addr.map(|_| false),
+    );
     let main_lane = main_route.map(|route| (lane.clone(), route));
     tokio::spawn(accept_loop(
         main,
@@ -95,6 +102,12 @@ async fn run(config: config::Config, reload: LoadOptions) -> anyhow::Result<()> 
         let internal_tls = super::tls::acceptor(&http.internal_tls)?;
         let internal = TcpListener::bind(addr).await?;
         tracing::info!(address = %internal.local_addr()?, tls = internal_tls.is_some(), "serving internal endpoints");
+        super::banner::log_endpoints(
+            app.config().as_ref(),
+            internal.local_addr()?,
+            internal_tls.is_some(),
+            Some(true),
+        );
         let internal_lane = Some((lane.clone(), Route::All));
         tokio::spawn(accept_loop(
             internal,

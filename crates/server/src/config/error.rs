@@ -26,8 +26,14 @@ pub(crate) enum ConfigError {
         value: String,
         reason: String,
     },
-    #[error("invalid value for {key}: {message}")]
-    Invalid { key: String, message: String },
+    #[error("invalid value for {key}{}: {message}", in_file(.file.as_deref()))]
+    Invalid {
+        key: String,
+        message: String,
+        /// The config file the value may come from (the value of a key can also come
+        /// from a default or a flag; env values are reported as [`ConfigError::Env`]).
+        file: Option<PathBuf>,
+    },
     #[error(
         "refusing to run: {keys} configured but not supported by Gyre, which would decide \
          differently who may connect, subscribe, publish or call RPC; set \
@@ -41,8 +47,26 @@ impl ConfigError {
         Self::Invalid {
             key: key.into(),
             message: message.into(),
+            file: None,
         }
     }
+
+    /// Names the config file in a key's error, when a file was read.
+    pub(crate) fn in_file(self, file_found: bool, path: &Option<PathBuf>) -> Self {
+        match self {
+            Self::Invalid { key, message, .. } if file_found => Self::Invalid {
+                key,
+                message,
+                file: path.clone(),
+            },
+            other => other,
+        }
+    }
+}
+
+fn in_file(file: Option<&std::path::Path>) -> String {
+    file.map(|path| format!(" in {}", path.display()))
+        .unwrap_or_default()
 }
 
 /// A channel's namespace is not configured (client error 102 "unknown channel").

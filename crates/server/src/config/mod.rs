@@ -8,6 +8,7 @@
 //! invalid values are a [`ConfigError`] naming the key.
 
 mod channels;
+pub(crate) mod doc;
 mod duration;
 pub(crate) mod env;
 mod error;
@@ -115,8 +116,9 @@ impl Loaded {
 
 /// Loads, layers and validates the configuration.
 pub(crate) fn load(options: LoadOptions) -> Result<Loaded, ConfigError> {
+    let path = options.path.clone();
     let loaded = load_unvalidated(options)?;
-    validate::validate(&loaded.config)?;
+    validate::validate(&loaded.config).map_err(|e| e.in_file(loaded.file_found, &path))?;
     Ok(loaded)
 }
 
@@ -154,10 +156,11 @@ pub(crate) fn load_unvalidated(options: LoadOptions) -> Result<Loaded, ConfigErr
     }
     tree::finish_string_maps(&mut tree, fields, "", &options.env)?;
 
-    tree::check_types(&tree, fields, "")?;
+    tree::weaken(&mut tree, fields);
+    tree::check_types(&tree, fields, "").map_err(|e| e.in_file(file_found, &options.path))?;
     let config: Config = serde_path_to_error::deserialize(&tree).map_err(|e| {
         let key = e.path().to_string();
-        ConfigError::invalid(key, e.into_inner().to_string())
+        ConfigError::invalid(key, e.into_inner().to_string()).in_file(file_found, &options.path)
     })?;
 
     for key in &unknown_keys {

@@ -594,7 +594,7 @@ fn type_errors_name_the_key() {
     );
     assert_eq!(
         invalid_key(load_json(
-            json!({"client": {"allowed_origins": "https://a"}})
+            json!({"client": {"allowed_origins": {"https://a": true}}})
         )),
         "client.allowed_origins"
     );
@@ -922,4 +922,116 @@ fn the_grpc_api_and_its_options_are_served() {
         "{:?}",
         served.warnings
     );
+}
+
+#[test]
+fn a_single_string_stands_for_a_list_like_in_centrifugo() {
+    // Forms seen in Centrifugo's docs and configs: one string where the key holds a list,
+    // and comma- or space-separated strings as in env values.
+    let loaded = load_json(json!({
+        "client": {"allowed_origins": "http://localhost:3000",
+            "proxy": {"connect": {"http_headers": "Authorization,Cookie"}}},
+        "engine": {"type": "redis", "redis": {
+            "address": "redis://127.0.0.1:6379",
+            "cluster_address": "127.0.0.1:7000, 127.0.0.1:7001",
+            "sentinel_address": "127.0.0.1:26379 127.0.0.1:26380"
+        }},
+        "channel": {"namespaces": [{"name": "ns", "allowed_delta_types": "fossil",
+            "history_size": 10, "history_ttl": "60s", "force_positioning": true}]},
+    }))
+    .expect("single strings for lists load");
+    let c = &loaded.config;
+    assert_eq!(c.client.allowed_origins, ["http://localhost:3000"]);
+    assert_eq!(
+        c.engine.redis.redis_prefixed.redis.address,
+        ["redis://127.0.0.1:6379"]
+    );
+    assert_eq!(
+        c.engine.redis.redis_prefixed.redis.cluster_address,
+        ["127.0.0.1:7000", "127.0.0.1:7001"]
+    );
+    assert_eq!(
+        c.engine.redis.redis_prefixed.redis.sentinel_address,
+        ["127.0.0.1:26379", "127.0.0.1:26380"]
+    );
+    assert_eq!(
+        c.channel.namespaces[0].options.allowed_delta_types,
+        ["fossil"]
+    );
+    assert_eq!(
+        c.client.proxy.connect.proxy.proxy_common.http_headers,
+        ["Authorization", "Cookie"]
+    );
+}
+
+#[test]
+fn scalars_in_strings_are_read_like_centrifugo_weak_decoding() {
+    let loaded = load_json(json!({
+        "http_server": {"port": "8001", "internal_port": 9001},
+        "client": {"channel_limit": "0x10", "insecure": "true"},
+        "channel": {"namespaces": [{"name": "ns", "presence": "1", "history_size": "5",
+            "history_ttl": "30s"}]},
+    }))
+    .expect("weakly typed scalars load");
+    let c = &loaded.config;
+    assert_eq!(c.http_server.port, 8001);
+    assert_eq!(c.client.channel_limit, 16);
+    assert!(c.client.insecure);
+    assert_eq!(c.http_server.internal_port, "9001");
+    assert!(c.channel.namespaces[0].options.presence);
+    assert_eq!(c.channel.namespaces[0].options.history_size, 5);
+}
+
+#[test]
+fn errors_name_the_file_the_key_and_the_expected_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(Value, &str)] = &[
+        (
+            json!({"http_server": {"port": "eighty"}}),
+            "invalid value for http_server.port in FILE: expected an integer, got \"eighty\"",
+        ),
+        (
+            json!({"client": {"allowed_origins": {"a": 1}}}),
+            "invalid value for client.allowed_origins in FILE: expected a list of strings, got {\"a\":1}",
+        ),
+        (
+            json!({"channel": {"namespaces": [{"name": "n", "presence": "maybe"}]}}),
+            "invalid value for channel.namespaces.[0].presence in FILE: expected a boolean, got \"maybe\"",
+        ),
+        (
+            json!({"client": {"ping_interval": "5 seconds"}}),
+            "invalid value for client.ping_interval in FILE: ",
+        ),
+        (
+            json!({"channel": {"namespaces": "chat"}}),
+            "invalid value for channel.namespaces in FILE: expected a list of objects, got \"chat\"",
+        ),
+    ];
+    for (i, (value, want)) in cases.iter().enumerate() {
+        let path = write(dir.path(), &format!("case{i}.json"), &value.to_string());
+        let err = load(opts(Some(path.clone()), &[]))
+            .expect_err("an invalid value is refused")
+            .to_string();
+        let want = want.replace("FILE", &path.display().to_string());
+        assert!(
+            err.starts_with(&want),
+            "case {i}: got {err:?}, want {want:?}"
+        );
+    }
+    // Semantic validation errors name the file too.
+    let path = write(
+        dir.path(),
+        "bad_ns.json",
+        &json!({"channel": {"namespaces": [{"name": "bad name!"}]}}).to_string(),
+    );
+    let err = load(opts(Some(path.clone()), &[])).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!(" in {}", path.display())),
+        "validation error without file: {err}"
+    );
+    // Without a file there is no file to name.
+    let err = load_env(&[("CENTRIFUGO_CHANNEL_NAMESPACES", r#"[{"name":"bad name!"}]"#)])
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains(" in "), "{err}");
 }

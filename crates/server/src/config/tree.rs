@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::duration::Duration;
-use super::env::Env;
+use super::env::{Env, parse_go_bool, parse_go_int};
 use super::error::ConfigError;
 use super::schema::{Shape, field};
 
@@ -267,6 +267,74 @@ pub(crate) fn expand_vars(s: &str, env: &Env) -> Result<String, String> {
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// Converts values given in a looser form than their key's shape, as Centrifugo's decoder
+/// (viper with weakly typed input) does for config files: a single string for a list of
+/// strings (split on commas and white space, which also covers every form Centrifugo
+/// lifts into a one-item list), `"true"`/`"1"` for booleans, `"8000"` for integers, and
+/// numbers or booleans for strings. Anything that still does not fit is left for
+/// [`check_types`] to report.
+pub(crate) fn weaken(value: &mut Value, fields: &[(&'static str, Shape)]) {
+    let Value::Object(map) = value else { return };
+    for (key, shape) in fields {
+        let Some(v) = map.get_mut(*key) else { continue };
+        match shape {
+            Shape::Struct(children) => weaken(v, children),
+            Shape::List { item, .. } => {
+                if let Value::Array(items) = v {
+                    for elem in items {
+                        weaken(elem, item);
+                    }
+                }
+            }
+            _ => {
+                if let Some(loose) = weak_value(shape, v) {
+                    *v = loose;
+                }
+            }
+        }
+    }
+}
+
+/// The strict form of one loosely typed scalar, or `None` when it is already strict or
+/// cannot be converted.
+fn weak_value(shape: &Shape, v: &Value) -> Option<Value> {
+    match (shape, v) {
+        (Shape::StrList, Value::String(s)) => Some(Value::Array(
+            s.split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|part| !part.is_empty())
+                .map(|part| Value::String(part.to_owned()))
+                .collect(),
+        )),
+        (Shape::StrList, Value::Array(items)) if !items.iter().all(Value::is_string) => {
+            let strings: Option<Vec<Value>> = items
+                .iter()
+                .map(|item| scalar_string(item).map(Value::String))
+                .collect();
+            strings.map(Value::Array)
+        }
+        (Shape::Bool, Value::String(s)) if s.is_empty() => Some(Value::Bool(false)),
+        (Shape::Bool, Value::String(s)) => parse_go_bool(s).map(Value::Bool),
+        (Shape::Bool, Value::Number(n)) => n.as_f64().map(|f| Value::Bool(f != 0.0)),
+        (Shape::Int, Value::String(s)) => parse_go_int(s.trim()).map(Value::from),
+        (Shape::Uint, Value::String(s)) => parse_go_int(s.trim())
+            .and_then(|n| u64::try_from(n).ok())
+            .map(Value::from),
+        (Shape::Int | Shape::Uint, Value::Bool(b)) => Some(Value::from(u8::from(*b))),
+        (Shape::Str, Value::Number(_) | Value::Bool(_)) => scalar_string(v).map(Value::String),
+        _ => None,
+    }
+}
+
+/// A number or boolean written the way Go's weak decoding writes it into a string.
+fn scalar_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(if *b { "1" } else { "0" }.to_owned()),
+        _ => None,
+    }
 }
 
 /// Checks every value against its key's shape, so type errors name the exact key (serde's

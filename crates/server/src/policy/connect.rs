@@ -19,10 +19,10 @@ fn refuse(client: &str, reason: &str, err: impl Into<HandlerError>) -> HandlerEr
     let err = err.into();
     match &err {
         HandlerError::Error(e) => {
-            tracing::debug!(client, reason, code = e.code, "connect refused with error");
+            tracing::info!(client, reason, code = e.code, "connect refused with error");
         }
         HandlerError::Disconnect(d) => {
-            tracing::debug!(
+            tracing::info!(
                 client,
                 reason,
                 code = d.code,

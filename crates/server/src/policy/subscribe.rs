@@ -18,7 +18,7 @@ fn deny(
     reason: &str,
     err: impl Into<HandlerError>,
 ) -> HandlerError {
-    tracing::debug!(client = %client.id(), user = %client.user_id(), channel, reason, "subscribe refused");
+    tracing::info!(client = %client.id(), user = %client.user_id(), channel, reason, "subscribe refused");
     err.into()
 }
 
