@@ -3,6 +3,7 @@
 //! Glue and policy on top of the `gyre` library: configuration with Centrifugo's keys,
 //! JWT authentication, namespaces and permissions, the server API.
 
+mod admin;
 mod api;
 mod app;
 mod cli;

@@ -21,7 +21,7 @@
 
 pub(crate) mod executor;
 mod glob;
-mod legacy;
+pub(crate) mod legacy;
 pub(crate) mod methods;
 pub(crate) mod proto;
 
@@ -214,6 +214,51 @@ async fn legacy_handler(
         return bad_request();
     }
     match legacy::run(&app, &body).await {
+        Ok(replies) => json_response(StatusCode::OK, replies),
+        Err(_) => bad_request(),
+    }
+}
+
+/// The admin UI's command endpoint (upstream serves the legacy handler there, behind the
+/// admin token instead of the API key): legacy commands, plus, as a Gyre extension, one
+/// `{"method": "batch", "params": {"commands": [...], "parallel": bool}}` answered
+/// `{"result": {"replies": [...]}}`.
+pub(crate) async fn admin_command(app: &App, body: Body) -> Response {
+    #[derive(serde::Deserialize)]
+    struct BatchCommand {
+        method: String,
+        #[serde(default)]
+        params: Option<BatchRequest>,
+    }
+    #[derive(Serialize)]
+    struct BatchAnswer {
+        result: proto::BatchResult,
+    }
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+        let code = ApiError::BAD_REQUEST.code;
+        return error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code,
+            "request body too large",
+        );
+    };
+    if app.node.is_shutting_down() {
+        let code = ApiError::INTERNAL.code;
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, code, "shutting down");
+    }
+    if body.is_empty() {
+        return bad_request();
+    }
+    if let Ok(command) = serde_json::from_slice::<BatchCommand>(&body)
+        && command.method.eq_ignore_ascii_case("batch")
+    {
+        let Some(batch) = command.params else {
+            return bad_request();
+        };
+        let result = executor::batch(app, batch).await;
+        return serialize(StatusCode::OK, &BatchAnswer { result });
+    }
+    match legacy::run(app, &body).await {
         Ok(replies) => json_response(StatusCode::OK, replies),
         Err(_) => bad_request(),
     }

@@ -101,6 +101,22 @@ pub(crate) fn routers(app: &App, separate_internal: bool) -> Routers {
             std::mem::take(target).nest(prefix, api)
         };
     }
+    if config.admin.enabled {
+        let same_router = !separate_internal || config.admin.external == config.http_api.external;
+        let api_at_root = !config.http_api.disabled
+            && config
+                .http_api
+                .handler_prefix
+                .trim_end_matches('/')
+                .is_empty()
+            && same_router;
+        let admin = crate::admin::router(app, api_at_root);
+        if config.admin.external {
+            external = external.merge(admin);
+        } else {
+            internal = internal.merge(admin);
+        }
+    }
     if config.health.enabled {
         internal = internal.route(
             &config.health.handler_prefix,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+pub(crate) use origin::OriginCheck;
 pub(crate) use serve::serve;
 
 use crate::config::Config;

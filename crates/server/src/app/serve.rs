@@ -23,6 +23,9 @@ pub(crate) fn serve(loaded: Loaded, reload: LoadOptions) -> anyhow::Result<()> {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
+    for warning in crate::admin::startup_warnings(&loaded.config) {
+        tracing::warn!("{warning}");
+    }
     for error in loaded.access_errors() {
         tracing::error!("{error}");
     }

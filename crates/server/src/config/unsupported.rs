@@ -82,6 +82,10 @@ const UNSUPPORTED: &[(&str, Check)] = &[
     }),
     ("graphite", |c| c.graphite.enabled),
     ("opentelemetry", |c| c.opentelemetry.enabled),
+    (
+        "admin.web_proxy_address (the embedded admin UI is served instead)",
+        |c| c.admin.enabled && !c.admin.web_proxy_address.is_empty(),
+    ),
     ("swagger", |c| c.swagger.enabled),
     ("debug (pprof endpoints)", |c| c.debug.enabled),
 ];

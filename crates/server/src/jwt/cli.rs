@@ -17,7 +17,7 @@ fn now_unix() -> i64 {
 
 /// Sets `value` at a dotted path, creating objects on the way (what `sjson.SetBytes` does
 /// for the paths used as `user_id_claim`). A non-object in the way is replaced.
-fn set_path(root: &mut Map<String, Value>, path: &str, value: &str) {
+pub(crate) fn set_path(root: &mut Map<String, Value>, path: &str, value: &str) {
     let mut parts = path.split('.').peekable();
     let mut cur = root;
     while let Some(part) = parts.next() {
