@@ -137,6 +137,26 @@ mod tests {
     }
 
     #[test]
+    fn admin_is_served_but_not_its_web_proxy() {
+        let mut c = Config::default();
+        c.admin.enabled = true;
+        c.admin.insecure = true;
+        c.admin.web_path = "/srv/admin".into();
+        assert!(unsupported(&c).is_empty());
+        c.admin.web_proxy_address = "http://127.0.0.1:3000".into();
+        assert_eq!(unsupported(&c).len(), 1);
+        assert!(
+            unsupported(&c)[0]
+                .key
+                .starts_with("admin.web_proxy_address")
+        );
+        assert!(
+            unsupported(&c)[0].instead.is_none(),
+            "a warning, not a refusal"
+        );
+    }
+
+    #[test]
     fn every_access_feature_is_a_row() {
         for (key, _) in ACCESS {
             assert!(UNSUPPORTED.iter().any(|(row, _)| row == key), "{key}");
