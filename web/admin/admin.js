@@ -77,7 +77,7 @@ function show(page) {
 }
 function route() {
   const page = (location.hash || '#status').slice(1);
-  show(METHODS && ['status', 'actions', 'channels', 'live'].includes(page) ? page : 'status');
+  show(['status', 'actions', 'channels', 'live'].includes(page) ? page : 'status');
 }
 function enter() {
   $('#nav').hidden = false;
