@@ -142,7 +142,8 @@ describe('admin web UI', { skip: SKIP }, () => {
     await page.getByRole('link', { name: 'Live' }).click();
     await page.getByLabel('Channel', { exact: true }).fill(channel);
     await page.getByRole('button', { name: 'Watch' }).click();
-    await page.locator('#live-state').filter({ hasText: 'Watching' }).waitFor({ timeout: 10000 });
+    // (`hasText` with a string ignores case: "Not watching." would match.)
+    await page.locator('#live-state').filter({ hasText: /^Watching / }).waitFor({ timeout: 10000 });
     await b.api('publish', { channel, data: { text: 'through the API', n: 42 } });
     await page.locator('#live-pubs li').filter({ hasText: 'through the API' }).waitFor({ timeout: 10000 });
 
