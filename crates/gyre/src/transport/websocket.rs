@@ -49,6 +49,11 @@ pub struct WebSocketConfig {
     /// Largest inbound message once decompressed, against decompression bombs (0 = ten
     /// times `message_size_limit`); exceeding it closes with 1009.
     pub decompressed_message_size_limit: usize,
+    /// Keep the compressed form of recent messages per thread so that a publication is
+    /// compressed once per thread rather than once per subscriber (on by default). Off
+    /// only to measure what the cache saves.
+    #[doc(hidden)]
+    pub compression_cache: bool,
     check_origin: Option<OriginCheck>,
 }
 
@@ -64,6 +69,7 @@ impl Default for WebSocketConfig {
             compression_level: 1,
             compression_min_size: 0,
             decompressed_message_size_limit: 0,
+            compression_cache: true,
             check_origin: None,
         }
     }
@@ -131,8 +137,9 @@ impl WebSocketHandler {
             write_timeout: config.write_timeout,
             max_messages_in_frame: config.max_messages_in_frame,
             write_delay: config.write_delay,
-            compression: config.compression.then(|| {
-                DeflateConfig::new(
+            compression: config.compression.then(|| DeflateConfig {
+                cache: config.compression_cache,
+                ..DeflateConfig::new(
                     config.compression_level,
                     config.compression_min_size,
                     config.decompressed_message_size_limit,

@@ -221,8 +221,9 @@ struct Conn<IO, S> {
     session: S,
     config: Arc<WsConfig>,
     json: bool,
-    /// Compression settings when permessage-deflate was negotiated.
-    deflate: Option<DeflateConfig>,
+    /// permessage-deflate was negotiated (the settings are in `config.compression`; a
+    /// flag keeps every connection a few words smaller).
+    deflate: bool,
     parser: Parser,
     /// Parsed messages not dispatched yet (at most one read's worth).
     inbound: VecDeque<Message>,
@@ -277,6 +278,7 @@ where
         if let Some(d) = deflate {
             parser = parser.with_deflate(d.decompressed_limit);
         }
+        let deflate = deflate.is_some();
         Conn {
             io,
             session,
@@ -457,7 +459,8 @@ where
                     len += self.batch.len() - 1;
                 }
                 let opcode = if self.json { OP_TEXT } else { OP_BINARY };
-                let (header, joined) = match self.deflate.filter(|d| d.wants(len)) {
+                let compression = self.config.compression.filter(|_| self.deflate);
+                let (header, joined) = match compression.filter(|d: &DeflateConfig| d.wants(len)) {
                     Some(d) => {
                         // The batch becomes the compressed segments, separators included.
                         let segments = deflate::compress_batch(&d, &self.batch, self.json);
