@@ -4,8 +4,10 @@
 //! One thread runs the server (a `Node` and the `WebSocketHandler` on hyper, on a
 //! current-thread runtime), another runs the subscribers: raw clients that inflate what
 //! they receive and count the publications. The server publishes one publication at a
-//! time and lets every connection write it before the next (each delivery is one frame,
-//! the case where compression costs most). Server CPU is the time the server thread
+//! time and yields between them; with few subscribers every delivery is then a frame of
+//! its own, with hundreds the connections fall behind and frames carry several
+//! publications (compressed as one stream without the cache, message by message with
+//! it). Server CPU is the time the server thread
 //! spent on a CPU (`/proc/thread-self/schedstat`) from the first publication until every
 //! subscriber had the last one; publishing itself is included, in every mode alike.
 //!
