@@ -47,6 +47,20 @@ pub mod __fuzz {
         messages.len()
     }
 
+    /// Parses client WebSocket frames with permessage-deflate negotiated: a 64 KiB wire
+    /// limit and a 640 KiB limit after decompression.
+    pub fn ws_parse_deflate(data: &[u8]) -> usize {
+        let (messages, _error) =
+            crate::transport::ws::frame::parse_all_deflate(data, 65536, 655_360);
+        messages.len()
+    }
+
+    /// Compresses `data` as one message and as a batch of its halves (JSON and binary),
+    /// inflates each again and checks that the round trip is exact: panics if not.
+    pub fn ws_deflate_round_trip(data: &[u8], level: u8) {
+        crate::transport::ws::deflate::fuzz_round_trip(data, u32::from(level % 10));
+    }
+
     /// Reads a unidirectional connect request from `data` as a body and as a query.
     pub fn uni_connect(data: &[u8]) {
         crate::transport::uni_connect_fuzz(data);

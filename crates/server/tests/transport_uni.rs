@@ -563,3 +563,197 @@ async fn connect_errors_map_to_http_responses_and_custom_disconnects() {
         .expect("a ping within 5 s");
     assert_eq!(ping, Some(json!({})));
 }
+
+// ---- uni_websocket with permessage-deflate ---------------------------------------------
+
+/// A raw `uni_websocket` client that offers permessage-deflate (no WebSocket library here
+/// speaks it): the handshake, then frames read by hand and inflated as RFC 7692 says.
+struct DeflateClient {
+    stream: tokio::net::TcpStream,
+    /// The response's `Sec-WebSocket-Extensions`, lower-cased (empty when none).
+    extensions: String,
+}
+
+impl DeflateClient {
+    async fn open(server: &Server, connect: &Value) -> DeflateClient {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = server
+            .ws_url()
+            .trim_start_matches("ws://")
+            .trim_end_matches("/connection/websocket")
+            .to_string();
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let request = format!(
+            "GET /connection/uni_websocket?cf_connect={} HTTP/1.1\r\nHost: {addr}\r\n\
+             Upgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
+            escape(&connect.to_string())
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut b = [0u8; 1];
+            stream.read_exact(&mut b).await.unwrap();
+            head.push(b[0]);
+        }
+        let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 101"), "{head}");
+        let extensions = head
+            .lines()
+            .find_map(|l| l.strip_prefix("sec-websocket-extensions:"))
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        DeflateClient { stream, extensions }
+    }
+
+    /// The next data or close frame: (compressed?, payload inflated when it was).
+    async fn frame(&mut self) -> (u8, bool, Vec<u8>) {
+        use tokio::io::AsyncReadExt;
+        loop {
+            let mut h = [0u8; 2];
+            tokio::time::timeout(TIMEOUT, self.stream.read_exact(&mut h))
+                .await
+                .expect("frame in time")
+                .unwrap();
+            let len = match h[1] & 0x7F {
+                126 => usize::from(self.stream.read_u16().await.unwrap()),
+                127 => self.stream.read_u64().await.unwrap() as usize,
+                n => usize::from(n),
+            };
+            let mut payload = vec![0u8; len];
+            self.stream.read_exact(&mut payload).await.unwrap();
+            let opcode = h[0] & 0x0F;
+            if opcode == 0x9 {
+                continue;
+            }
+            let compressed = h[0] & 0x40 != 0;
+            if compressed {
+                payload = inflate(&payload);
+            }
+            return (opcode, compressed, payload);
+        }
+    }
+
+    /// The next push (protocol pings skipped), and whether its frame was compressed.
+    async fn push(&mut self) -> (bool, Value) {
+        loop {
+            let (opcode, compressed, payload) = self.frame().await;
+            assert_eq!(
+                opcode,
+                0x1,
+                "text frame: {:?}",
+                String::from_utf8_lossy(&payload)
+            );
+            let value: Value = serde_json::from_slice(&payload).expect("push is JSON");
+            if value != json!({}) {
+                return (compressed, value);
+            }
+        }
+    }
+}
+
+fn inflate(payload: &[u8]) -> Vec<u8> {
+    let mut d = flate2::Decompress::new(false);
+    let input = [payload, &[0, 0, 0xff, 0xff]].concat();
+    let mut out = Vec::with_capacity(1 << 20);
+    d.decompress_vec(&input, &mut out, flate2::FlushDecompress::Sync)
+        .expect("valid deflate");
+    out
+}
+
+fn deflate(data: &[u8]) -> Vec<u8> {
+    let mut c = flate2::Compress::new(flate2::Compression::new(9), false);
+    let mut out = Vec::with_capacity(data.len() + 64);
+    c.compress_vec(data, &mut out, flate2::FlushCompress::Sync)
+        .unwrap();
+    out.truncate(out.len() - 4);
+    out
+}
+
+/// A masked client frame.
+fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [7u8, 1, 9, 3];
+    let mut f = vec![first];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n if n <= 0xFFFF => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+#[tokio::test]
+async fn uni_websocket_compression() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start(config(json!({
+        "uni_websocket": {"compression": true, "compression_min_size": 100}
+    })));
+    let connect = json!({"token": token_with_channels("alice", &["news"])});
+    let mut ws = DeflateClient::open(&server, &connect).await;
+    assert_eq!(
+        ws.extensions,
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+    );
+    let (_, first) = ws.push().await;
+    connect_push(&first);
+
+    // Over compression_min_size: compressed (RSV1), and inflates to the push.
+    let text = "the quick brown fox jumps over the lazy dog ".repeat(20);
+    publish(&server, "news", json!({"text": text})).await;
+    let (compressed, push) = ws.push().await;
+    assert!(compressed, "a large push is compressed");
+    assert_eq!(
+        push,
+        json!({"channel": "news", "pub": {"data": {"text": text}}})
+    );
+    // At most compression_min_size: sent as it is.
+    publish(&server, "news", json!({"n": 1})).await;
+    let (compressed, push) = ws.push().await;
+    assert!(!compressed, "a small push is not compressed");
+    assert_eq!(push, json!({"channel": "news", "pub": {"data": {"n": 1}}}));
+
+    // A decompression bomb: about 2 KB on the wire, 1 MB inflated, over the default
+    // limit of ten times message_size_limit (640 KiB): 1009.
+    let bomb = deflate(&vec![b' '; 1 << 20]);
+    assert!(bomb.len() < 65536, "{}", bomb.len());
+    ws.stream.write_all(&masked(0xC1, &bomb)).await.unwrap();
+    let (opcode, _, payload) = ws.frame().await;
+    assert_eq!(opcode, 0x8);
+    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1009);
+}
+
+#[tokio::test]
+async fn uni_websocket_compression_is_off_by_default() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start(config(json!({})));
+    let connect = json!({"token": token_with_channels("bob", &["news"])});
+    let mut ws = DeflateClient::open(&server, &connect).await;
+    assert_eq!(ws.extensions, "", "nothing negotiated");
+    let (compressed, first) = ws.push().await;
+    assert!(!compressed);
+    connect_push(&first);
+    let text = "x".repeat(500);
+    publish(&server, "news", json!(text)).await;
+    assert_eq!(
+        ws.push().await,
+        (false, json!({"channel": "news", "pub": {"data": text}}))
+    );
+    // RSV1 without the extension is a protocol error.
+    ws.stream
+        .write_all(&masked(0xC1, &deflate(b"{}")))
+        .await
+        .unwrap();
+    let (opcode, _, payload) = ws.frame().await;
+    assert_eq!(opcode, 0x8);
+    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1002);
+}

@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 
+use super::ws::deflate::DeflateConfig;
 use super::ws::{OriginCheck, WsConfig, WsHandler};
 use crate::Node;
 
@@ -17,13 +18,17 @@ use crate::Node;
 ///
 /// ```
 /// use gyre::WebSocketConfig;
-/// let config = WebSocketConfig::default().check_origin(|_request| true);
+/// let mut config = WebSocketConfig::default().check_origin(|_request| true);
 /// assert_eq!(config.message_size_limit, 65536);
+/// // Offer permessage-deflate; messages of 256 bytes or less go out as they are.
+/// config.compression = true;
+/// config.compression_min_size = 256;
 /// ```
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct WebSocketConfig {
     /// Largest inbound message in bytes (0 = no limit); exceeding it closes with 1009.
+    /// With compression it counts the compressed bytes received.
     pub message_size_limit: usize,
     /// How long one write may take before the client is dropped (3009).
     pub write_timeout: Duration,
@@ -33,6 +38,22 @@ pub struct WebSocketConfig {
     /// share its frame and its write (as upstream's `write_delay`). Zero writes at once;
     /// a millisecond or two trades that much latency for far fewer syscalls under load.
     pub write_delay: Duration,
+    /// Negotiate permessage-deflate (RFC 7692) with clients that offer it, always without
+    /// context takeover. Costs CPU; saves bandwidth on compressible messages.
+    pub compression: bool,
+    /// Compression level, 0 (stored) to 9 (best); 1 is the fastest that compresses.
+    pub compression_level: u32,
+    /// Frames with a payload of at most this many bytes are sent uncompressed (0 =
+    /// compress every frame).
+    pub compression_min_size: usize,
+    /// Largest inbound message once decompressed, against decompression bombs (0 = ten
+    /// times `message_size_limit`); exceeding it closes with 1009.
+    pub decompressed_message_size_limit: usize,
+    /// Keep the compressed form of recent messages per thread so that a publication is
+    /// compressed once per thread rather than once per subscriber (on by default). Off
+    /// only to measure what the cache saves.
+    #[doc(hidden)]
+    pub compression_cache: bool,
     check_origin: Option<OriginCheck>,
 }
 
@@ -44,6 +65,11 @@ impl Default for WebSocketConfig {
             write_timeout: ws.write_timeout,
             max_messages_in_frame: ws.max_messages_in_frame,
             write_delay: ws.write_delay,
+            compression: false,
+            compression_level: 1,
+            compression_min_size: 0,
+            decompressed_message_size_limit: 0,
+            compression_cache: true,
             check_origin: None,
         }
     }
@@ -56,6 +82,13 @@ impl fmt::Debug for WebSocketConfig {
             .field("write_timeout", &self.write_timeout)
             .field("max_messages_in_frame", &self.max_messages_in_frame)
             .field("write_delay", &self.write_delay)
+            .field("compression", &self.compression)
+            .field("compression_level", &self.compression_level)
+            .field("compression_min_size", &self.compression_min_size)
+            .field(
+                "decompressed_message_size_limit",
+                &self.decompressed_message_size_limit,
+            )
             .field(
                 "check_origin",
                 &self.check_origin.as_ref().map(|_| "custom"),
@@ -104,6 +137,15 @@ impl WebSocketHandler {
             write_timeout: config.write_timeout,
             max_messages_in_frame: config.max_messages_in_frame,
             write_delay: config.write_delay,
+            compression: config.compression.then(|| DeflateConfig {
+                cache: config.compression_cache,
+                ..DeflateConfig::new(
+                    config.compression_level,
+                    config.compression_min_size,
+                    config.decompressed_message_size_limit,
+                    config.message_size_limit,
+                )
+            }),
             check_origin: config.check_origin,
             ..WsConfig::default()
         };

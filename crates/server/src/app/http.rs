@@ -176,8 +176,24 @@ fn websocket(app: &App) -> axum::routing::MethodRouter {
     if let Some(timeout) = config.websocket.write_timeout.to_std() {
         ws_config.write_timeout = timeout;
     }
+    let c = &config.websocket;
+    ws_config.compression = c.compression;
+    ws_config.compression_level = compression_level(c.compression_level);
+    ws_config.compression_min_size = c.compression_min_size.max(0) as usize;
+    ws_config.decompressed_message_size_limit = c.decompressed_message_size_limit.max(0) as usize;
     let handler = gyre::WebSocketHandler::new(app.node.clone(), ws_config);
     limited(app, handler)
+}
+
+/// Upstream's `compression_level` follows Go's `compress/flate` numbering (-1 the default
+/// level 6, -2 Huffman only, closest to our level 1) as a zlib level 0–9.
+fn compression_level(level: i64) -> u32 {
+    match level {
+        -1 => 6,
+        i64::MIN..=-2 => 1,
+        0..=9 => level as u32,
+        _ => 9,
+    }
 }
 
 /// Serves `handler` behind the node-wide connection limit (503 before anything else, as
@@ -233,6 +249,10 @@ fn uni_websocket(app: &App) -> axum::routing::MethodRouter {
         uni.write_timeout = timeout;
     }
     uni.join_push_messages = c.join_push_messages;
+    uni.compression = c.compression;
+    uni.compression_level = compression_level(c.compression_level);
+    uni.compression_min_size = c.compression_min_size.max(0) as usize;
+    uni.decompressed_message_size_limit = c.decompressed_message_size_limit.max(0) as usize;
     uni.disable_closing_handshake = c.disable_closing_handshake;
     uni.disable_disconnect_push = c.disable_disconnect_push;
     // WebSocket pings follow `client.ping_pong`, with upstream's 25 s / 10 s when it

@@ -63,12 +63,6 @@ const UNSUPPORTED: &[(&str, Check)] = &[
             })
         },
     ),
-    ("websocket.compression (permessage-deflate)", |c| {
-        c.websocket.compression
-    }),
-    ("uni_websocket.compression (permessage-deflate)", |c| {
-        c.uni_websocket.compression
-    }),
     ("allowed_delta_types (delta compression)", |c| {
         any_channel_options(c, |o| !o.allowed_delta_types.is_empty())
     }),

@@ -19,8 +19,19 @@ use crate::transport::ws::OriginCheck;
 #[non_exhaustive]
 pub struct UniWebSocketConfig {
     /// Largest inbound message (the connect request) in bytes; exceeding it closes with
-    /// 1009.
+    /// 1009. With compression it counts the compressed bytes received.
     pub message_size_limit: usize,
+    /// Negotiate permessage-deflate (RFC 7692, without context takeover) with clients
+    /// that offer it.
+    pub compression: bool,
+    /// Compression level, 0 (stored) to 9 (best).
+    pub compression_level: u32,
+    /// Frames with a payload of at most this many bytes are sent uncompressed (0 =
+    /// compress every frame).
+    pub compression_min_size: usize,
+    /// Largest inbound message once decompressed (0 = ten times `message_size_limit`);
+    /// exceeding it closes with 1009.
+    pub decompressed_message_size_limit: usize,
     /// How long one write may take before the client is dropped (3009).
     pub write_timeout: Duration,
     /// Put everything queued into one text frame, pushes separated by `\n`, instead of
@@ -43,6 +54,10 @@ impl Default for UniWebSocketConfig {
     fn default() -> Self {
         UniWebSocketConfig {
             message_size_limit: 65536,
+            compression: false,
+            compression_level: 1,
+            compression_min_size: 0,
+            decompressed_message_size_limit: 0,
             write_timeout: Duration::from_secs(1),
             join_push_messages: false,
             disable_closing_handshake: false,
@@ -70,6 +85,13 @@ impl fmt::Debug for UniWebSocketConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UniWebSocketConfig")
             .field("message_size_limit", &self.message_size_limit)
+            .field("compression", &self.compression)
+            .field("compression_level", &self.compression_level)
+            .field("compression_min_size", &self.compression_min_size)
+            .field(
+                "decompressed_message_size_limit",
+                &self.decompressed_message_size_limit,
+            )
             .field("write_timeout", &self.write_timeout)
             .field("join_push_messages", &self.join_push_messages)
             .field("disable_closing_handshake", &self.disable_closing_handshake)

@@ -25,6 +25,7 @@ use super::{bare_push, connect, disconnect_push, transport_info};
 use crate::Node;
 use crate::queue::Drained;
 use crate::session::ConnectRefused;
+use crate::transport::ws::deflate::{self, DeflateConfig};
 use crate::transport::ws::frame::{self, Message, OP_PING, OP_PONG, OP_TEXT, Parser};
 use crate::transport::ws::{WsConfig, handshake};
 use crate::transport::{Session, SessionFactory};
@@ -68,6 +69,14 @@ impl UniWebSocketHandler {
     pub fn new(node: Node, config: UniWebSocketConfig) -> Self {
         let handshake = WsConfig {
             check_origin: config.check_origin.clone(),
+            compression: config.compression.then(|| {
+                DeflateConfig::new(
+                    config.compression_level,
+                    config.compression_min_size,
+                    config.decompressed_message_size_limit,
+                    config.message_size_limit,
+                )
+            }),
             ..WsConfig::default()
         };
         UniWebSocketHandler {
@@ -114,6 +123,7 @@ impl<F: SessionFactory> Inner<F> {
             );
         };
         let me = Arc::clone(self);
+        let accepted_deflate = accepted.deflate;
         tokio::spawn(async move {
             let upgraded = match on_upgrade.await {
                 Ok(u) => u,
@@ -126,7 +136,15 @@ impl<F: SessionFactory> Inner<F> {
                 .factory
                 .new_session(transport_info("uni_websocket"), &parts);
             drop(parts);
-            run(TokioIo::new(upgraded), session, connect, me.config.clone()).await;
+            let deflate = me.handshake.compression.filter(|_| accepted_deflate);
+            run(
+                TokioIo::new(upgraded),
+                session,
+                connect,
+                me.config.clone(),
+                deflate,
+            )
+            .await;
         });
         accepted.response
     }
@@ -150,6 +168,8 @@ impl<B> tower_service::Service<http::Request<B>> for UniWebSocketHandler {
 struct Conn<IO> {
     io: IO,
     config: UniWebSocketConfig,
+    /// Compression settings when permessage-deflate was negotiated.
+    deflate: Option<DeflateConfig>,
     parser: Parser,
     inbound: VecDeque<Message>,
     read_buf: Box<[u8]>,
@@ -176,11 +196,30 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         }
     }
 
-    async fn write_text(&mut self, payload: &[u8]) -> Result<(), Disconnect> {
-        let header = frame::FrameHeader::new(OP_TEXT, payload.len());
-        let mut out = BytesMut::with_capacity(header.as_bytes().len() + payload.len());
+    /// One text frame with `pushes` joined by `\n`, compressed when negotiated and the
+    /// payload is long enough.
+    async fn write_text(&mut self, pushes: &[Bytes]) -> Result<(), Disconnect> {
+        let len = pushes.iter().map(Bytes::len).sum::<usize>() + pushes.len().saturating_sub(1);
+        let (header, segments, joined) = match self.deflate.filter(|d| d.wants(len)) {
+            Some(d) => {
+                let segments = deflate::compress_batch(&d, pushes, true);
+                let len = segments.iter().map(Bytes::len).sum();
+                (
+                    frame::FrameHeader::compressed(OP_TEXT, len),
+                    segments,
+                    false,
+                )
+            }
+            None => (frame::FrameHeader::new(OP_TEXT, len), pushes.to_vec(), true),
+        };
+        let mut out = BytesMut::with_capacity(header.as_bytes().len() + len);
         out.put_slice(header.as_bytes());
-        out.put_slice(payload);
+        for (i, s) in segments.iter().enumerate() {
+            if joined && i > 0 {
+                out.put_u8(b'\n');
+            }
+            out.put_slice(s);
+        }
         self.write_frame(&out).await
     }
 
@@ -188,11 +227,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
     async fn write_batch(&mut self, batch: &mut Vec<Bytes>) -> Result<(), End> {
         let pushes: Vec<Bytes> = batch.drain(..).map(bare_push).collect();
         if self.config.join_push_messages {
-            let joined = pushes.join(&b'\n');
-            self.write_text(&joined).await.map_err(End::Gone)
+            self.write_text(&pushes).await.map_err(End::Gone)
         } else {
             for push in pushes {
-                self.write_text(&push).await.map_err(End::Gone)?;
+                self.write_text(std::slice::from_ref(&push))
+                    .await
+                    .map_err(End::Gone)?;
             }
             Ok(())
         }
@@ -221,7 +261,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         }
         if !self.config.disable_disconnect_push {
             let push = disconnect_push(d);
-            if self.write_text(&push).await.is_err() {
+            if self.write_text(std::slice::from_ref(&push)).await.is_err() {
                 return;
             }
         }
@@ -259,14 +299,20 @@ async fn run<IO, S>(
     session: Result<S, Disconnect>,
     mut connect: Option<gyre_protocol::proto::ConnectRequest>,
     config: UniWebSocketConfig,
+    deflate: Option<DeflateConfig>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin,
     S: Session,
 {
     let now = Instant::now();
+    let mut parser = Parser::new(config.message_size_limit);
+    if let Some(d) = deflate {
+        parser = parser.with_deflate(d.decompressed_limit);
+    }
     let mut conn = Conn {
         io,
-        parser: Parser::new(config.message_size_limit),
+        deflate,
+        parser,
         inbound: VecDeque::new(),
         read_buf: vec![0; 4096].into_boxed_slice(),
         read_deadline: now + config.ping_interval + config.pong_timeout,

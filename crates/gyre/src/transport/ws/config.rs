@@ -4,6 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::deflate::DeflateConfig;
+
 /// Decides whether a handshake's `Origin` is acceptable.
 pub(crate) type OriginCheck = Arc<dyn Fn(&http::request::Parts) -> bool + Send + Sync>;
 
@@ -30,6 +32,8 @@ pub(crate) struct WsConfig {
     pub(crate) close_wait: Duration,
     /// Custom origin check; `None` = no `Origin` header, or its host equals `Host`.
     pub(crate) check_origin: Option<OriginCheck>,
+    /// Offer permessage-deflate with these settings (`None` = never negotiate it).
+    pub(crate) compression: Option<DeflateConfig>,
 }
 
 impl Default for WsConfig {
@@ -43,6 +47,7 @@ impl Default for WsConfig {
             native_pong_timeout: Duration::from_secs(10),
             close_wait: Duration::from_secs(5),
             check_origin: None,
+            compression: None,
         }
     }
 }
@@ -57,6 +62,7 @@ impl fmt::Debug for WsConfig {
             .field("native_ping_interval", &self.native_ping_interval)
             .field("native_pong_timeout", &self.native_pong_timeout)
             .field("close_wait", &self.close_wait)
+            .field("compression", &self.compression)
             .field(
                 "check_origin",
                 &self.check_origin.as_ref().map(|_| "custom"),

@@ -25,6 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use super::config::WsConfig;
+use super::deflate::{self, DeflateConfig};
 use super::frame::{
     self, FrameHeader, Message, OP_BINARY, OP_PING, OP_PONG, OP_TEXT, ParseError, Parser,
 };
@@ -58,6 +59,8 @@ type SessionFuture = Pin<Box<dyn Future<Output = Result<(), Disconnect>> + Send>
 pub(crate) struct ConnParams {
     pub(crate) protocol: Protocol,
     pub(crate) native_ping_pong: bool,
+    /// permessage-deflate was negotiated.
+    pub(crate) deflate: bool,
 }
 
 /// Runs a connection to its end and calls `session.finish` exactly once.
@@ -187,11 +190,13 @@ enum Then {
 }
 
 enum WriteKind {
-    /// Header, then the drained batch (JSON: joined with `\n`); `len` is the payload's.
+    /// Header, then the drained batch (joined with `\n` when `joined`); `len` is the
+    /// payload's.
     Data {
         header: FrameHeader,
         len: usize,
         seg: usize,
+        joined: bool,
     },
     /// A complete control frame.
     Control(Bytes),
@@ -216,6 +221,9 @@ struct Conn<IO, S> {
     session: S,
     config: Arc<WsConfig>,
     json: bool,
+    /// permessage-deflate was negotiated (the settings are in `config.compression`; a
+    /// flag keeps every connection a few words smaller).
+    deflate: bool,
     parser: Parser,
     /// Parsed messages not dispatched yet (at most one read's worth).
     inbound: VecDeque<Message>,
@@ -265,11 +273,18 @@ where
                 read_deadline: now + config.native_ping_interval + config.native_pong_timeout,
             }
         });
+        let deflate = config.compression.filter(|_| params.deflate);
+        let mut parser = Parser::new(config.message_size_limit);
+        if let Some(d) = deflate {
+            parser = parser.with_deflate(d.decompressed_limit);
+        }
+        let deflate = deflate.is_some();
         Conn {
             io,
             session,
             json: params.protocol == Protocol::Json,
-            parser: Parser::new(config.message_size_limit),
+            deflate,
+            parser,
             config,
             inbound: VecDeque::new(),
             handling: None,
@@ -444,11 +459,24 @@ where
                     len += self.batch.len() - 1;
                 }
                 let opcode = if self.json { OP_TEXT } else { OP_BINARY };
+                let compression = self.config.compression.filter(|_| self.deflate);
+                let (header, joined) = match compression.filter(|d: &DeflateConfig| d.wants(len)) {
+                    Some(d) => {
+                        // The batch becomes the compressed segments, separators included.
+                        let segments = deflate::compress_batch(&d, &self.batch, self.json);
+                        self.batch.clear();
+                        self.batch.extend(segments);
+                        len = self.batch.iter().map(Bytes::len).sum();
+                        (FrameHeader::compressed(opcode, len), false)
+                    }
+                    None => (FrameHeader::new(opcode, len), self.json),
+                };
                 self.cur = Some(Write {
                     kind: WriteKind::Data {
-                        header: FrameHeader::new(opcode, len),
+                        header,
                         len,
                         seg: 0,
+                        joined,
                     },
                     off: 0,
                     then: Then::Nothing,
@@ -549,9 +577,15 @@ where
                 w.off += n;
                 Poll::Ready(Ok(w.off >= frame.len()))
             }
-            WriteKind::Data { header, len, seg } => {
+            WriteKind::Data {
+                header,
+                len,
+                seg,
+                joined,
+            } => {
+                let joined = *joined;
                 let polled = if *seg == 0 && w.off == 0 && self.batch.len() > 1 {
-                    gather_write(&mut self.io, cx, header, *len, &self.batch, self.json)
+                    gather_write(&mut self.io, cx, header, *len, &self.batch, joined)
                 } else {
                     None
                 };
@@ -563,7 +597,7 @@ where
                         let mut i = *seg;
                         let mut first = true;
                         while count < MAX_IOVECS {
-                            let Some(bytes) = segment(header, &self.batch, self.json, i) else {
+                            let Some(bytes) = segment(header, &self.batch, joined, i) else {
                                 break;
                             };
                             let bytes = if first { &bytes[w.off..] } else { bytes };
@@ -587,7 +621,7 @@ where
                     Poll::Pending => return Poll::Pending,
                 };
                 // Advance (segment, offset) past the bytes the socket took.
-                while let Some(bytes) = segment(header, &self.batch, self.json, *seg) {
+                while let Some(bytes) = segment(header, &self.batch, joined, *seg) {
                     let left = bytes.len() - w.off;
                     if n < left {
                         w.off += n;

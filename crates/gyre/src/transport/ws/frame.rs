@@ -93,6 +93,10 @@ pub(crate) enum ParseError {
     TooBig,
     #[error("text message or close reason is not valid UTF-8")]
     InvalidUtf8,
+    #[error("compressed bit on a control or continuation frame")]
+    CompressedBitMisplaced,
+    #[error("compressed message is not valid DEFLATE data")]
+    InvalidCompressed,
 }
 
 impl ParseError {
@@ -100,7 +104,7 @@ impl ParseError {
     pub(crate) fn close_code(self) -> u16 {
         match self {
             ParseError::TooBig => CLOSE_TOO_BIG,
-            ParseError::InvalidUtf8 => CLOSE_INVALID_DATA,
+            ParseError::InvalidUtf8 | ParseError::InvalidCompressed => CLOSE_INVALID_DATA,
             _ => CLOSE_PROTOCOL_ERROR,
         }
     }
@@ -110,6 +114,7 @@ impl ParseError {
         match self {
             ParseError::TooBig => "message too big",
             ParseError::InvalidUtf8 => "invalid utf-8",
+            ParseError::InvalidCompressed => "invalid compressed data",
             _ => "protocol error",
         }
     }
@@ -145,6 +150,12 @@ pub(crate) struct Parser {
     msg_opcode: u8,
     /// Payload of the control frame being received; allocated only while one is.
     ctrl: Vec<u8>,
+    /// permessage-deflate was negotiated: RSV1 marks a compressed message.
+    deflate: bool,
+    /// The open data message is compressed (RSV1 on its first frame).
+    msg_compressed: bool,
+    /// Limit on a compressed message once inflated (0 = none).
+    inflated_limit: usize,
 }
 
 impl Parser {
@@ -159,7 +170,19 @@ impl Parser {
             msg: BytesMut::new(),
             msg_opcode: 0,
             ctrl: Vec::new(),
+            deflate: false,
+            msg_compressed: false,
+            inflated_limit: 0,
         }
+    }
+
+    /// Accepts compressed messages (RSV1), as negotiated with permessage-deflate; they may
+    /// inflate to at most `inflated_limit` bytes (0 = no limit). `limit` still bounds the
+    /// bytes on the wire.
+    pub(crate) fn with_deflate(mut self, inflated_limit: usize) -> Self {
+        self.deflate = true;
+        self.inflated_limit = inflated_limit;
+        self
     }
 
     /// Whether the parser holds heap memory for a message that has not completed yet.
@@ -269,10 +292,15 @@ impl Parser {
     }
 
     fn check_first_bytes(&self, b0: u8, b1: u8) -> Result<(), ParseError> {
-        if b0 & 0x70 != 0 {
+        // RSV1 is permessage-deflate's, and only on the first frame of a data message.
+        let rsv1 = b0 & 0x40 != 0;
+        if b0 & 0x30 != 0 || (rsv1 && !self.deflate) {
             return Err(ParseError::ReservedBits);
         }
         let opcode = b0 & 0x0F;
+        if rsv1 && !matches!(opcode, OP_TEXT | OP_BINARY) {
+            return Err(ParseError::CompressedBitMisplaced);
+        }
         let fin = b0 & 0x80 != 0;
         let len7 = b1 & 0x7F;
         match opcode {
@@ -338,6 +366,7 @@ impl Parser {
             }
             if opcode != OP_CONTINUATION {
                 self.msg_opcode = opcode;
+                self.msg_compressed = header[0] & 0x40 != 0;
             }
             let want = usize::try_from(len).unwrap_or(usize::MAX).min(MAX_PREALLOC);
             self.msg.reserve(want);
@@ -386,8 +415,19 @@ impl Parser {
                 }
                 // `take` (not `split`) so the parser keeps no reference to the buffer the
                 // message now owns: an idle connection must not pin its last message.
-                let payload = std::mem::take(&mut self.msg).freeze();
+                let mut payload = std::mem::take(&mut self.msg).freeze();
                 let kind = std::mem::replace(&mut self.msg_opcode, 0);
+                if std::mem::take(&mut self.msg_compressed) {
+                    payload =
+                        super::deflate::decompress(&payload, self.inflated_limit).map_err(|e| {
+                            match e {
+                                super::deflate::InflateError::TooBig => ParseError::TooBig,
+                                super::deflate::InflateError::Invalid => {
+                                    ParseError::InvalidCompressed
+                                }
+                            }
+                        })?;
+                }
                 if kind == OP_TEXT {
                     if std::str::from_utf8(&payload).is_err() {
                         return Err(ParseError::InvalidUtf8);
@@ -472,6 +512,13 @@ pub(crate) struct FrameHeader {
 }
 
 impl FrameHeader {
+    /// Header of a final frame whose payload is compressed (RSV1, RFC 7692 §6).
+    pub(crate) fn compressed(opcode: u8, payload_len: usize) -> Self {
+        let mut h = FrameHeader::new(opcode, payload_len);
+        h.buf[0] |= 0x40;
+        h
+    }
+
     /// Header of a final (unfragmented) frame with this opcode and payload length.
     pub(crate) fn new(opcode: u8, payload_len: usize) -> Self {
         let mut buf = [0u8; 10];
@@ -534,7 +581,19 @@ pub(crate) fn truncate_reason(reason: &str) -> &str {
 /// Parses a whole client byte stream at once. This is the entry point for fuzzing: it must
 /// never panic, whatever `data` holds.
 pub(crate) fn parse_all(data: &[u8], limit: usize) -> (Vec<Message>, Option<ParseError>) {
-    let mut parser = Parser::new(limit);
+    parse_with(Parser::new(limit), data)
+}
+
+/// [`parse_all`] with permessage-deflate negotiated (fuzz entry point as well).
+pub(crate) fn parse_all_deflate(
+    data: &[u8],
+    limit: usize,
+    inflated_limit: usize,
+) -> (Vec<Message>, Option<ParseError>) {
+    parse_with(Parser::new(limit).with_deflate(inflated_limit), data)
+}
+
+fn parse_with(mut parser: Parser, data: &[u8]) -> (Vec<Message>, Option<ParseError>) {
     let mut out = VecDeque::new();
     let err = parser.feed(data, &mut out).err();
     (out.into(), err)
@@ -643,6 +702,79 @@ pub(crate) mod tests {
         data.extend_from_slice(&u64::MAX.to_be_bytes());
         data.extend_from_slice(&M);
         assert_eq!(parse_all(&data, 0).1, Some(ParseError::BadLength));
+    }
+
+    fn deflated(data: &[u8]) -> Vec<u8> {
+        let config = super::super::deflate::DeflateConfig {
+            level: 1,
+            min_size: 0,
+            decompressed_limit: 0,
+            cache: false,
+        };
+        super::super::deflate::compress_message(&config, &Bytes::copy_from_slice(data)).to_vec()
+    }
+
+    #[test]
+    fn compressed_messages() {
+        let text = "ééé hello hello hello hello";
+        let z = deflated(text.as_bytes());
+        // RSV1 without negotiation: 1002.
+        let (msgs, err) = parse(&client_frame(0xC1, &z, M));
+        assert!(msgs.is_empty());
+        assert_eq!(err, Some(ParseError::ReservedBits));
+        assert_eq!(ParseError::ReservedBits.close_code(), 1002);
+        // Negotiated: inflated, then checked as UTF-8.
+        let (msgs, err) = parse_all_deflate(&client_frame(0xC1, &z, M), 1000, 1000);
+        assert_eq!(err, None);
+        assert_eq!(msgs, vec![Message::Text(Bytes::from(text))]);
+        // Uncompressed messages still pass, and RSV2/RSV3 never do.
+        let (msgs, err) = parse_all_deflate(&client_frame(0x82, b"raw", M), 1000, 1000);
+        assert_eq!(
+            (msgs, err),
+            (vec![Message::Binary(Bytes::from_static(b"raw"))], None)
+        );
+        for b0 in [0xA1u8, 0x91, 0xE1] {
+            let err = parse_all_deflate(&client_frame(b0, &z, M), 0, 0).1;
+            assert_eq!(err, Some(ParseError::ReservedBits), "{b0:#x}");
+        }
+        // Fragmented: RSV1 on the first frame only.
+        let mut data = client_frame(0x41, &z[..3], M);
+        data.extend(client_frame(0x80, &z[3..], M));
+        assert_eq!(
+            parse_all_deflate(&data, 0, 0).0,
+            vec![Message::Text(Bytes::from(text))]
+        );
+        let mut data = client_frame(0x41, &z[..3], M);
+        data.extend(client_frame(0xC0, &z[3..], M));
+        let err = parse_all_deflate(&data, 0, 0).1;
+        assert_eq!(err, Some(ParseError::CompressedBitMisplaced));
+        assert_eq!(ParseError::CompressedBitMisplaced.close_code(), 1002);
+        // On a control frame.
+        let err = parse_all_deflate(&client_frame(0xC9, b"", M), 0, 0).1;
+        assert_eq!(err, Some(ParseError::CompressedBitMisplaced));
+        // Garbage: 1007.
+        let err = parse_all_deflate(&client_frame(0xC2, &[0xff, 0xff, 0xff], M), 0, 0).1;
+        assert_eq!(err, Some(ParseError::InvalidCompressed));
+        assert_eq!(ParseError::InvalidCompressed.close_code(), 1007);
+        // Compressed text that inflates to invalid UTF-8: 1007 as well.
+        let err = parse_all_deflate(&client_frame(0xC1, &deflated(&[0xC3, 0x28]), M), 0, 0).1;
+        assert_eq!(err, Some(ParseError::InvalidUtf8));
+        // A bomb: 1 MB of zeros in about 10 KB (level 1), under the wire limit but over the
+        // inflated one: 1009.
+        let bomb = deflated(&vec![0u8; 1 << 20]);
+        assert!(bomb.len() < 16384, "{}", bomb.len());
+        let (msgs, err) = parse_all_deflate(&client_frame(0xC2, &bomb, M), 65536, 655_360);
+        assert!(msgs.is_empty());
+        assert_eq!(err, Some(ParseError::TooBig));
+        assert_eq!(ParseError::TooBig.close_code(), 1009);
+        // The wire limit still counts compressed bytes.
+        let err = parse_all_deflate(&client_frame(0xC2, &bomb, M), 100, 0).1;
+        assert_eq!(err, Some(ParseError::TooBig));
+    }
+
+    #[test]
+    fn compressed_header_sets_rsv1() {
+        assert_eq!(FrameHeader::compressed(OP_TEXT, 5).as_bytes(), &[0xC1, 5]);
     }
 
     #[test]

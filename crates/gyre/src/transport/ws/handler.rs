@@ -71,6 +71,7 @@ impl<F: SessionFactory> WsHandler<F> {
         let params = ConnParams {
             protocol: accepted.protocol,
             native_ping_pong: accepted.native_ping_pong,
+            deflate: accepted.deflate,
         };
         tokio::spawn(serve(
             on_upgrade,

@@ -4,13 +4,15 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{
     CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue, ORIGIN, SEC_WEBSOCKET_ACCEPT,
-    SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
+    SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION,
+    UPGRADE,
 };
 use http::{Method, Response, StatusCode, Version};
 use http_body_util::Full;
 use sha1::{Digest, Sha1};
 
 use super::config::WsConfig;
+use super::deflate;
 use crate::transport::Protocol;
 
 /// What the handler answers with.
@@ -29,6 +31,8 @@ pub(crate) struct Accepted {
     pub(crate) protocol: Protocol,
     /// `cf_ws_frame_ping_pong=true`: the transport pings, not the session.
     pub(crate) native_ping_pong: bool,
+    /// permessage-deflate was negotiated (the response says so).
+    pub(crate) deflate: bool,
 }
 
 /// Validates an upgrade request. `Err` is the response to send instead (400, 403, 405,
@@ -126,10 +130,18 @@ pub(crate) fn accept(
         // Browsers fail the handshake when a requested subprotocol is not echoed.
         h.insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(sp));
     }
+    let deflate = config.compression.is_some() && deflate::negotiate(headers);
+    if deflate {
+        h.insert(
+            SEC_WEBSOCKET_EXTENSIONS,
+            HeaderValue::from_static(deflate::RESPONSE),
+        );
+    }
     Ok(Accepted {
         response,
         protocol,
         native_ping_pong,
+        deflate,
     })
 }
 
@@ -376,6 +388,42 @@ mod tests {
         let r = accept(&p, &WsConfig::default()).unwrap_err();
         assert_eq!(r.status(), StatusCode::UPGRADE_REQUIRED);
         assert_eq!(r.headers()[SEC_WEBSOCKET_VERSION], "13");
+    }
+
+    #[test]
+    fn deflate_only_when_enabled_and_offered() {
+        let offer = [(
+            "Sec-WebSocket-Extensions",
+            "permessage-deflate; client_max_window_bits",
+        )];
+        let a = ok(&request("/ws", &offer));
+        assert!(!a.deflate, "compression is off by default");
+        assert!(a.response.headers().get(SEC_WEBSOCKET_EXTENSIONS).is_none());
+
+        let config = WsConfig {
+            compression: Some(deflate::DeflateConfig {
+                level: 1,
+                min_size: 0,
+                decompressed_limit: 0,
+                cache: true,
+            }),
+            ..WsConfig::default()
+        };
+        let a = accept(&request("/ws", &offer), &config).unwrap();
+        assert!(a.deflate);
+        assert_eq!(
+            a.response.headers()[SEC_WEBSOCKET_EXTENSIONS],
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        );
+        let a = accept(&request("/ws", &[]), &config).unwrap();
+        assert!(!a.deflate);
+        let declined = [(
+            "Sec-WebSocket-Extensions",
+            "permessage-deflate; server_max_window_bits=9",
+        )];
+        let a = accept(&request("/ws", &declined), &config).unwrap();
+        assert!(!a.deflate);
+        assert!(a.response.headers().get(SEC_WEBSOCKET_EXTENSIONS).is_none());
     }
 
     #[test]

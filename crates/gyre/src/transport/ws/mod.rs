@@ -2,11 +2,13 @@
 //!
 //! * `frame` — sans-IO parser and frame writer (fuzz entry point: `frame::parse_all`);
 //! * `handshake` — upgrade validation, encoding and subprotocol selection, origin check;
+//! * `deflate` — permessage-deflate negotiation and the per-thread (de)compressor;
 //! * `conn` — the one task per connection that drives a [`Session`](super::Session);
 //! * `handler` — [`WsHandler`], the tower `Service` mounted on the HTTP server.
 
 mod config;
 mod conn;
+pub(crate) mod deflate;
 pub(crate) mod frame;
 mod handler;
 pub(crate) mod handshake;

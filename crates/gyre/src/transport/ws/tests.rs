@@ -760,8 +760,18 @@ async fn connection_future_is_small() {
     let params = ConnParams {
         protocol: Protocol::Json,
         native_ping_pong: false,
+        deflate: true,
     };
-    let config = Arc::new(WsConfig::default());
+    // With compression negotiated: the connection holds only its settings, no zlib state.
+    let config = Arc::new(WsConfig {
+        compression: Some(super::deflate::DeflateConfig {
+            level: 1,
+            min_size: 0,
+            decompressed_limit: 655_360,
+            cache: true,
+        }),
+        ..WsConfig::default()
+    });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let client = TcpStream::connect(listener.local_addr().unwrap())
         .await
@@ -811,4 +821,201 @@ async fn client_that_stops_reading_hits_write_timeout() {
     assert_eq!(factory.finished(0).await, Disconnect::WRITE_ERROR);
     assert!(started.elapsed() >= Duration::from_millis(200));
     drop(s);
+}
+
+// ---- permessage-deflate -----------------------------------------------------------------
+
+fn deflate_config(min_size: usize, decompressed_limit: usize) -> WsConfig {
+    WsConfig {
+        message_size_limit: 65536,
+        compression: Some(super::deflate::DeflateConfig {
+            level: 1,
+            min_size,
+            decompressed_limit,
+            cache: true,
+        }),
+        ..WsConfig::default()
+    }
+}
+
+/// Raw handshake offering permessage-deflate as browsers do; returns the response head.
+async fn raw_connect_deflate(addr: &str) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /connection/websocket HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    (s, head.to_ascii_lowercase())
+}
+
+/// One server frame with its first byte: (FIN/RSV/opcode byte, payload).
+async fn raw_frame_with_bits(s: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut h = [0u8; 2];
+    timeout(Duration::from_secs(10), s.read_exact(&mut h))
+        .await
+        .expect("no frame in time")
+        .unwrap();
+    let len = match h[1] & 0x7F {
+        126 => usize::from(s.read_u16().await.unwrap()),
+        127 => s.read_u64().await.unwrap() as usize,
+        n => usize::from(n),
+    };
+    let mut payload = vec![0u8; len];
+    s.read_exact(&mut payload).await.unwrap();
+    (h[0], payload)
+}
+
+/// A client's compressed message: raw DEFLATE with the sync-flush tail stripped.
+fn client_deflate(data: &[u8]) -> Vec<u8> {
+    use flate2::{Compress, Compression, FlushCompress};
+    let mut c = Compress::new(Compression::new(6), false);
+    let mut out = Vec::with_capacity(data.len() + 64);
+    c.compress_vec(data, &mut out, FlushCompress::Sync).unwrap();
+    assert!(out.ends_with(&[0, 0, 0xff, 0xff]));
+    out.truncate(out.len() - 4);
+    out
+}
+
+/// What a client does with a compressed frame: append the tail and inflate.
+fn client_inflate(payload: &[u8]) -> Vec<u8> {
+    use flate2::{Decompress, FlushDecompress};
+    let mut d = Decompress::new(false);
+    let input = [payload, &[0, 0, 0xff, 0xff]].concat();
+    let mut out = Vec::with_capacity(1 << 20);
+    d.decompress_vec(&input, &mut out, FlushDecompress::Sync)
+        .expect("valid deflate");
+    out
+}
+
+#[tokio::test]
+async fn deflate_round_trip_over_a_socket() {
+    for wrap in [false, true] {
+        let factory = TestFactory::with(Behaviour {
+            prequeue: vec![
+                r#"{"a":"hello hello hello"}"#,
+                r#"{"b":"hello hello hello"}"#,
+            ],
+            echo_times: 2,
+            ..Behaviour::default()
+        });
+        let addr = serve_with(Arc::clone(&factory), deflate_config(0, 0), wrap).await;
+        let (mut s, head) = raw_connect_deflate(&addr).await;
+        assert!(
+            head.contains(
+                "sec-websocket-extensions: permessage-deflate; server_no_context_takeover; \
+                 client_no_context_takeover"
+            ),
+            "{head}"
+        );
+        // The messages queued before the first write: one compressed frame (RSV1).
+        let (b0, payload) = raw_frame_with_bits(&mut s).await;
+        assert_eq!(b0, 0xC1, "FIN + RSV1 + text");
+        assert_eq!(
+            client_inflate(&payload),
+            br#"{"a":"hello hello hello"}
+{"b":"hello hello hello"}"#
+        );
+        // A compressed command is inflated before the session sees it; the echoes come
+        // back compressed.
+        let command = r#"{"id":1,"publish":{"channel":"x","data":"zzzzzzzzzzzzzzzzzzzzzz"}}"#;
+        s.write_all(&client_frame(
+            0xC1,
+            &client_deflate(command.as_bytes()),
+            MASK,
+        ))
+        .await
+        .unwrap();
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            let (b0, payload) = raw_frame_with_bits(&mut s).await;
+            assert_eq!(b0, 0xC1);
+            let text = String::from_utf8(client_inflate(&payload)).unwrap();
+            got.extend(text.split('\n').map(str::to_owned));
+        }
+        assert_eq!(got, vec![command.to_string(), command.to_string()]);
+        // An uncompressed message is fine as well.
+        s.write_all(&client_frame(0x81, b"plain", MASK))
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            let (_, payload) = raw_frame_with_bits(&mut s).await;
+            let text = String::from_utf8(client_inflate(&payload)).unwrap();
+            got.extend(text.split('\n').map(str::to_owned));
+        }
+        assert_eq!(got, vec!["plain", "plain"]);
+    }
+}
+
+#[tokio::test]
+async fn deflate_min_size_and_off_by_default() {
+    // Frames of at most 30 bytes stay uncompressed.
+    let factory = TestFactory::with(Behaviour::default());
+    let addr = serve_with(Arc::clone(&factory), deflate_config(30, 0), false).await;
+    let (mut s, _) = raw_connect_deflate(&addr).await;
+    s.write_all(&client_frame(0x81, b"short", MASK))
+        .await
+        .unwrap();
+    assert_eq!(raw_frame_with_bits(&mut s).await, (0x81, b"short".to_vec()));
+    let long = "l".repeat(31);
+    s.write_all(&client_frame(0x81, long.as_bytes(), MASK))
+        .await
+        .unwrap();
+    let (b0, payload) = raw_frame_with_bits(&mut s).await;
+    assert_eq!(b0, 0xC1);
+    assert_eq!(client_inflate(&payload), long.as_bytes());
+
+    // Compression off (the default): nothing negotiated, RSV1 is a protocol error.
+    let factory = TestFactory::with(Behaviour::default());
+    let addr = serve(Arc::clone(&factory)).await;
+    let (mut s, head) = raw_connect_deflate(&addr).await;
+    assert!(!head.contains("sec-websocket-extensions"), "{head}");
+    s.write_all(&client_frame(0xC1, &client_deflate(b"hello"), MASK))
+        .await
+        .unwrap();
+    let (b0, payload) = raw_frame_with_bits(&mut s).await;
+    assert_eq!((b0, close_code_of(&payload)), (0x88, 1002));
+}
+
+#[tokio::test]
+async fn deflate_bad_input_closes_with_rfc_codes() {
+    let factory = TestFactory::with(Behaviour::default());
+    let addr = serve_with(Arc::clone(&factory), deflate_config(0, 100_000), false).await;
+
+    // A bomb: 10 MB of zeros in a few KB, under the 64 KiB wire limit: 1009.
+    let (mut s, _) = raw_connect_deflate(&addr).await;
+    let bomb = client_deflate(&vec![b' '; 10 << 20]);
+    assert!(bomb.len() < 65536, "{}", bomb.len());
+    s.write_all(&client_frame(0xC1, &bomb, MASK)).await.unwrap();
+    let (b0, payload) = raw_frame_with_bits(&mut s).await;
+    assert_eq!((b0, close_code_of(&payload)), (0x88, 1009));
+
+    // Not DEFLATE: 1007.
+    let (mut s, _) = raw_connect_deflate(&addr).await;
+    s.write_all(&client_frame(0xC2, &[0xff, 0xff, 0xff, 0xff], MASK))
+        .await
+        .unwrap();
+    let (b0, payload) = raw_frame_with_bits(&mut s).await;
+    assert_eq!((b0, close_code_of(&payload)), (0x88, 1007));
+
+    // RSV1 on a ping: 1002.
+    let (mut s, _) = raw_connect_deflate(&addr).await;
+    s.write_all(&client_frame(0xC9, b"", MASK)).await.unwrap();
+    let (b0, payload) = raw_frame_with_bits(&mut s).await;
+    assert_eq!((b0, close_code_of(&payload)), (0x88, 1002));
+
+    for i in 0..3 {
+        assert_eq!(factory.finished(i).await, Disconnect::CONNECTION_CLOSED);
+    }
 }
