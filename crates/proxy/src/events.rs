@@ -291,9 +291,18 @@ impl Proxy {
         caller: &Caller,
         context: &CallContext,
     ) -> Result<E::Response, HandlerError> {
-        self.call(request, context)
-            .await
-            .map_err(|e| self.failure(e, caller, E::EVENT))
+        let stats = self.stats().event(E::INDEX);
+        let started = std::time::Instant::now();
+        let outcome = {
+            // A guard, so that a call dropped halfway (the client went away) leaves too.
+            let _inflight = stats.enter();
+            self.call(request, context).await
+        };
+        stats.duration.observe_since(started);
+        outcome.map_err(|e| {
+            stats.errors.inc();
+            self.failure(e, caller, E::EVENT)
+        })
     }
 
     /// What the client gets when the backend gave no answer: the status transform of an

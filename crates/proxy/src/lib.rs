@@ -36,6 +36,7 @@ mod error;
 mod events;
 mod handlers;
 mod proto;
+mod stats;
 mod transport;
 
 pub use config::{ProxyConfig, StatusTransform, TlsOptions};
@@ -43,4 +44,5 @@ pub use context::{CallContext, Contexts};
 pub use error::ProxyError;
 pub use events::{Caller, ConnectAnswer, Grant, Overrides, PublishAnswer, RefreshAnswer};
 pub use handlers::ProxyHandlers;
+pub use stats::{EventStats, ProxyStats};
 pub use transport::Proxy;

@@ -10,6 +10,7 @@ use crate::config::ProxyConfig;
 use crate::context::CallContext;
 use crate::error::{CallError, ProxyError};
 use crate::proto;
+use crate::stats::ProxyStats;
 
 /// One request of the proxy service and its response type.
 pub(crate) trait Exchange:
@@ -20,26 +21,29 @@ pub(crate) trait Exchange:
     const PATH: &'static str;
     /// The event's name in logs and metrics.
     const EVENT: &'static str;
+    /// The event's place in [`crate::stats::EVENTS`].
+    const INDEX: usize;
 }
 
 macro_rules! exchanges {
-    ($($request:ident => $response:ident, $method:literal, $event:literal;)*) => {$(
+    ($($request:ident => $response:ident, $method:literal, $event:literal, $index:literal;)*) => {$(
         impl Exchange for proto::$request {
             type Response = proto::$response;
             const PATH: &'static str =
                 concat!("/centrifugal.centrifugo.proxy.CentrifugoProxy/", $method);
             const EVENT: &'static str = $event;
+            const INDEX: usize = $index;
         }
     )*};
 }
 
 exchanges! {
-    ConnectRequest => ConnectResponse, "Connect", "connect";
-    RefreshRequest => RefreshResponse, "Refresh", "refresh";
-    SubscribeRequest => SubscribeResponse, "Subscribe", "subscribe";
-    PublishRequest => PublishResponse, "Publish", "publish";
-    RpcRequest => RpcResponse, "RPC", "rpc";
-    SubRefreshRequest => SubRefreshResponse, "SubRefresh", "sub_refresh";
+    ConnectRequest => ConnectResponse, "Connect", "connect", 0;
+    RefreshRequest => RefreshResponse, "Refresh", "refresh", 1;
+    SubscribeRequest => SubscribeResponse, "Subscribe", "subscribe", 2;
+    PublishRequest => PublishResponse, "Publish", "publish", 3;
+    RpcRequest => RpcResponse, "RPC", "rpc", 4;
+    SubRefreshRequest => SubRefreshResponse, "SubRefresh", "sub_refresh", 5;
 }
 
 #[derive(Debug)]
@@ -77,6 +81,7 @@ pub struct Proxy {
 struct Inner {
     config: ProxyConfig,
     transport: Transport,
+    stats: ProxyStats,
 }
 
 impl Proxy {
@@ -92,7 +97,11 @@ impl Proxy {
             return Err(ProxyError::Endpoint(config.endpoint.clone()));
         };
         Ok(Proxy {
-            inner: Arc::new(Inner { config, transport }),
+            inner: Arc::new(Inner {
+                config,
+                transport,
+                stats: ProxyStats::default(),
+            }),
         })
     }
 
@@ -107,6 +116,19 @@ impl Proxy {
     /// The options this proxy was built with.
     pub fn config(&self) -> &ProxyConfig {
         &self.inner.config
+    }
+
+    /// Calls, errors and durations so far, per event (clones share them).
+    ///
+    /// ```
+    /// use gyre_proxy::{Proxy, ProxyConfig};
+    ///
+    /// let proxy = Proxy::new(ProxyConfig::new("http://127.0.0.1:3000/connect")).unwrap();
+    /// let (event, stats) = proxy.stats().events().next().unwrap();
+    /// assert_eq!((event, stats.duration.count()), ("connect", 0));
+    /// ```
+    pub fn stats(&self) -> &ProxyStats {
+        &self.inner.stats
     }
 
     /// Sends one request and decodes the answer. A non-200 HTTP status comes back as

@@ -378,6 +378,7 @@ async fn backend_down_is_error_100(flavour: Flavour) {
         Flavour::Grpc => format!("grpc://{}", closed_port().await),
     };
     let dead = gyre_proxy::Proxy::new(gyre_proxy::ProxyConfig::new(dead)).unwrap();
+    let stats = dead.clone();
 
     let (_node, url) = serve(ProxyHandlers::new().connect(dead.clone())).await;
     let mut ws = Ws::open(&url, &[]).await;
@@ -406,6 +407,15 @@ async fn backend_down_is_error_100(flavour: Flavour) {
     for (id, command) in (2..).zip(commands) {
         let reply = ws.command(id, command).await;
         assert_eq!(reply["error"], internal(), "{reply}");
+    }
+    // Every failed call is counted once, per event, and none is left in flight.
+    for (event, s) in stats.stats().events() {
+        let calls = u64::from(matches!(event, "connect" | "subscribe" | "publish" | "rpc"));
+        assert_eq!(
+            (s.duration.count(), s.errors.get(), s.inflight.get()),
+            (calls, calls, 0),
+            "{event}"
+        );
     }
 }
 

@@ -11,6 +11,7 @@ mod cli_jwt;
 mod config;
 mod grpc;
 mod jwt;
+mod metrics;
 mod policy;
 mod proxy;
 mod unigrpc;

@@ -59,8 +59,8 @@ async fn metrics_use_centrifugo_names_and_health_answers() {
     for line in [
         "centrifugo_node_num_clients 1",
         "centrifugo_node_num_subscriptions 1",
-        "centrifugo_client_connections_accepted{transport=\"websocket\"} 1",
-        "centrifugo_client_command_duration_seconds_count{method=\"subscribe\"} 1",
+        "centrifugo_client_connections_accepted{transport=\"websocket\",accept_protocol=\"\",client_name=\"unnamed\",client_version=\"unversioned\"} 1",
+        "centrifugo_client_command_duration_seconds_count{method=\"subscribe\",channel_namespace=\"\"} 1",
     ] {
         assert!(
             metrics.lines().any(|l| l == line),

@@ -34,7 +34,7 @@ use crate::events::{
     SubscribeEvent, SubscribeOptions, SubscribeReply, UnsubscribeEvent,
 };
 use crate::hub::Connection;
-use crate::metrics::TransportCounters;
+use crate::metrics::{Action, ClientMethod, ConnectionStats, TransportCounters};
 use crate::queue::Outbound;
 use crate::session::{ConnectRefused, Session, TransportInfo};
 use crate::shared::NodeShared;
@@ -43,33 +43,33 @@ use crate::{Disconnect, Error, Unsubscribe};
 use handler::{Observer, handler};
 
 /// The metric label of a command (`None` for pongs).
-fn command_method(c: &proto::Command) -> Option<&'static str> {
+fn command_method(c: &proto::Command) -> Option<ClientMethod> {
     Some(if c.connect.is_some() {
-        "connect"
+        ClientMethod::Connect
     } else if c.subscribe.is_some() {
-        "subscribe"
+        ClientMethod::Subscribe
     } else if c.unsubscribe.is_some() {
-        "unsubscribe"
+        ClientMethod::Unsubscribe
     } else if c.publish.is_some() {
-        "publish"
+        ClientMethod::Publish
     } else if c.presence.is_some() {
-        "presence"
+        ClientMethod::Presence
     } else if c.presence_stats.is_some() {
-        "presence_stats"
+        ClientMethod::PresenceStats
     } else if c.history.is_some() {
-        "history"
+        ClientMethod::History
     } else if c.rpc.is_some() {
-        "rpc"
+        ClientMethod::Rpc
     } else if c.send.is_some() {
-        "send"
+        ClientMethod::Send
     } else if c.refresh.is_some() {
-        "refresh"
+        ClientMethod::Refresh
     } else if c.sub_refresh.is_some() {
-        "sub_refresh"
-    } else if c.ping.is_some() {
-        "ping"
-    } else {
+        ClientMethod::SubRefresh
+    } else if c.id == 0 {
         return None;
+    } else {
+        ClientMethod::Unknown
     })
 }
 
@@ -122,6 +122,9 @@ pub(crate) struct ClientInner {
     pub(crate) transport: TransportInfo,
     pub(crate) outbound: Arc<Outbound>,
     counters: Arc<TransportCounters>,
+    /// The `client_connections_*` label set of this connection once it is connected, and
+    /// whether the client named itself (the `client_name` of subscription metrics).
+    connection_stats: std::sync::OnceLock<(Arc<ConnectionStats>, bool)>,
     pub(crate) state: Mutex<State>,
     /// Shared (see [`ClientHandlers`]) or this connection's own; `None` costs nothing.
     handlers: Mutex<Option<Arc<ClientHandlers>>>,
@@ -175,6 +178,7 @@ impl ClientInner {
             transport,
             outbound,
             counters,
+            connection_stats: std::sync::OnceLock::new(),
             state: Mutex::new(State {
                 status: Status::Connecting,
                 user: String::new(),
@@ -247,12 +251,13 @@ impl ClientInner {
         })
     }
 
-    fn write_error(&self, id: u32, error: &Error) -> Result<(), Disconnect> {
-        self.node
-            .metrics
-            .reply_errors
-            .get(&["command", &error.code.to_string()])
-            .inc();
+    /// Whether the client gave a name when it connected.
+    pub(crate) fn named_client(&self) -> bool {
+        self.connection_stats.get().is_some_and(|(_, named)| *named)
+    }
+
+    fn write_error(&self, id: u32, method: ClientMethod, error: &Error) -> Result<(), Disconnect> {
+        self.node.metrics.reply_error(method, error.code);
         self.write_reply(&proto::Reply {
             id,
             error: Some(error.to_proto()),
@@ -280,18 +285,20 @@ impl ClientInner {
     async fn handle_command(self: &Arc<Self>, command: proto::Command) -> Result<(), Disconnect> {
         let method = command_method(&command);
         let started = std::time::Instant::now();
-        let result = self.dispatch(command).await;
+        let result = self
+            .dispatch(command, method.unwrap_or(ClientMethod::Unknown))
+            .await;
         if let Some(method) = method {
-            self.node
-                .metrics
-                .command_duration
-                .get(&[method])
-                .observe(started.elapsed().as_secs_f64());
+            self.node.metrics.command(method).observe_since(started);
         }
         result
     }
 
-    async fn dispatch(self: &Arc<Self>, command: proto::Command) -> Result<(), Disconnect> {
+    async fn dispatch(
+        self: &Arc<Self>,
+        command: proto::Command,
+        method: ClientMethod,
+    ) -> Result<(), Disconnect> {
         let status = self.state.lock().status;
         match status {
             Status::Failed | Status::Closed => return Ok(()),
@@ -369,7 +376,7 @@ impl ClientInner {
                 reply.id = id;
                 self.write_reply(&reply)
             }
-            Err(HandlerError::Error(e)) => self.write_error(id, &e),
+            Err(HandlerError::Error(e)) => self.write_error(id, method, &e),
             Err(HandlerError::Disconnect(d)) => Err(d),
         }
     }
@@ -408,18 +415,18 @@ impl ClientInner {
         self.outbound.close(disconnect.clone());
         let metrics = &self.node.metrics;
         if disconnect.code != Disconnect::CONNECTION_CLOSED.code {
-            metrics
-                .server_disconnects
-                .get(&[&disconnect.code.to_string()])
-                .inc();
+            metrics.server_disconnect(disconnect.code);
+            if self.transport.name == "websocket" {
+                metrics.outgoing_close(self.transport.name, disconnect.code);
+            }
         }
         if !was_connected {
             return;
         }
-        metrics
-            .connections_inflight
-            .get(&[self.transport.name])
-            .add(-1);
+        metrics.action(Action::RemoveClient);
+        if let Some((stats, _)) = self.connection_stats.get() {
+            stats.inflight.add(-1);
+        }
         self.node.hub.remove_client(self.seq, &user);
         if let Some(session) = &self.session {
             self.node.hub.remove_session(session);

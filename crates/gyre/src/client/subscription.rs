@@ -17,6 +17,7 @@ use super::{ClientInner, Status, get_handler, unix_now};
 use crate::broker::{BrokerError, HistoryOptions, Publication, StreamPosition};
 use crate::events::{HandlerError, SubscribeOptions, UnsubscribeEvent};
 use crate::hub::SubShared;
+use crate::metrics::{Action, Message};
 use crate::recovery::{PositionCheck, check_position, is_recovered};
 use crate::wire::{encode_push, encode_reply, publication_to_proto};
 use crate::{Disconnect, Error, Unsubscribe};
@@ -182,7 +183,13 @@ impl ClientInner {
         let node = &self.node;
         let opts = &req.options;
         let channel = req.channel.as_str();
+        let metrics = &node.metrics;
+        metrics.action(Action::AddSubscription);
+        let stats = metrics.subscriptions(self.named_client());
+        stats.accepted.inc();
+        stats.inflight.add(1);
         if node.hub.add_subscriber(channel, self, shared.clone()) {
+            metrics.action(Action::BrokerSubscribe);
             node.broker.subscribe(channel).await.map_err(broker_error)?;
         }
         let mut result = proto::SubscribeResult {
@@ -203,9 +210,7 @@ impl ClientInner {
                     let (recovered, top, publications) = self.recover(channel, since).await?;
                     self.node
                         .metrics
-                        .recover
-                        .get(&[if recovered { "yes" } else { "no" }])
-                        .inc();
+                        .recovered(recovered, !publications.is_empty());
                     if !recovered && req.reject_unrecovered {
                         return Err(Error::UNRECOVERABLE_POSITION.into());
                     }
@@ -238,6 +243,7 @@ impl ClientInner {
             }
         }
         if opts.emit_presence {
+            node.metrics.action(Action::AddPresence);
             let info = self.client_info(opts.channel_info.clone());
             node.presence
                 .add_presence(channel, &self.id, info)
@@ -258,6 +264,7 @@ impl ClientInner {
     ) -> Result<(bool, StreamPosition, Vec<Publication>), HandlerError> {
         let limit = self.node.config.recovery_max_publication_limit;
         let limit = if limit == 0 { -1 } else { limit as i32 };
+        self.node.metrics.action(Action::HistoryRecover);
         let read = self
             .node
             .broker
@@ -342,8 +349,9 @@ impl ClientInner {
                 }
             };
             let info = self.client_info(chan_info);
-            if let Err(e) = self.node.broker.publish_join(channel, info).await {
-                tracing::warn!(channel = %channel, error = %e, "join publish failed");
+            match self.node.broker.publish_join(channel, info).await {
+                Ok(()) => self.node.metrics.sent(Message::Join),
+                Err(e) => tracing::warn!(channel = %channel, error = %e, "join publish failed"),
             }
         }
     }
@@ -353,6 +361,11 @@ impl ClientInner {
         let removed = self.state.lock().subs.remove(channel);
         if let Some(sub) = removed {
             let hub = &self.node.hub;
+            self.node
+                .metrics
+                .subscriptions(self.named_client())
+                .inflight
+                .add(-1);
             if hub.remove_subscriber(channel, self.seq) {
                 let _ = self.node.broker.unsubscribe(channel).await;
             }
@@ -371,13 +384,20 @@ impl ClientInner {
     /// leave event and the application's unsubscribe handler.
     pub(crate) async fn cleanup_subscription(&self, channel: &str, sub: &SubState, code: u32) {
         let node = &self.node;
-        if node.hub.remove_subscriber(channel, self.seq)
-            && let Err(e) = node.broker.unsubscribe(channel).await
-        {
-            tracing::warn!(channel = %channel, error = %e, "broker unsubscribe failed");
+        node.metrics.action(Action::RemoveSubscription);
+        node.metrics
+            .subscriptions(self.named_client())
+            .inflight
+            .add(-1);
+        if node.hub.remove_subscriber(channel, self.seq) {
+            node.metrics.action(Action::BrokerUnsubscribe);
+            if let Err(e) = node.broker.unsubscribe(channel).await {
+                tracing::warn!(channel = %channel, error = %e, "broker unsubscribe failed");
+            }
         }
         let active = sub.buffer.is_none();
         if sub.emit_presence {
+            node.metrics.action(Action::RemovePresence);
             let user = self.user();
             if let Err(e) = node
                 .presence
@@ -389,8 +409,9 @@ impl ClientInner {
         }
         if sub.emit_join_leave && active {
             let info = self.client_info(sub.chan_info.clone());
-            if let Err(e) = node.broker.publish_leave(channel, info).await {
-                tracing::warn!(channel = %channel, error = %e, "leave publish failed");
+            match node.broker.publish_leave(channel, info).await {
+                Ok(()) => node.metrics.sent(Message::Leave),
+                Err(e) => tracing::warn!(channel = %channel, error = %e, "leave publish failed"),
             }
         }
         if let Some(h) = get_handler!(self, unsubscribe) {
@@ -430,6 +451,7 @@ impl ClientInner {
             }
             sub
         };
+        self.node.metrics.server_unsubscribe(unsubscribe.code);
         self.cleanup_subscription(channel, &sub, unsubscribe.code)
             .await;
     }

@@ -23,6 +23,7 @@ use super::{ClientFilter, NodeInfo, NodeInner};
 use crate::broker::{BrokerError, StreamPosition};
 use crate::controller::ControlEventHandler;
 use crate::events::{RefreshReply, SubscribeOptions};
+use crate::metrics::Message;
 use crate::session::Session;
 use crate::{Disconnect, Node, Unsubscribe};
 
@@ -82,6 +83,7 @@ impl ControlEventHandler for NodeControl {
         let Some(inner) = self.0.upgrade() else {
             return;
         };
+        inner.shared.metrics.received(Message::Control);
         let command = match control::Command::decode(data) {
             Ok(c) => c,
             Err(e) => {
@@ -164,7 +166,12 @@ impl Node {
         to: Option<&str>,
     ) -> Result<(), BrokerError> {
         match &self.inner.controller {
-            Some(c) => c.publish_control(command.encode_to_vec().into(), to).await,
+            Some(c) => {
+                c.publish_control(command.encode_to_vec().into(), to)
+                    .await?;
+                self.inner.shared.metrics.sent(Message::Control);
+                Ok(())
+            }
             None => Ok(()),
         }
     }

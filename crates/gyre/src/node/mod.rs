@@ -26,7 +26,7 @@ use crate::client::{Client, ClientInner, ClientSession, ConnectHooks, Shared};
 use crate::controller::Controller;
 use crate::events::{ConnectEvent, ConnectReply, HandlerError, RefreshReply, SubscribeOptions};
 use crate::hub::Hub;
-use crate::metrics::{Exposition, NodeMetrics};
+use crate::metrics::{Action, Exposition, Kind, Message, NodeMetrics};
 use crate::presence::{MemoryPresenceManager, PresenceError, PresenceManager, PresenceStats};
 use crate::session::{SessionFactory, TransportInfo};
 use crate::shared::NodeShared;
@@ -224,19 +224,18 @@ impl BrokerEventHandler for NodeEvents {
         _prev: Option<Publication>,
     ) {
         if let Some(node) = self.0.upgrade() {
-            node.metrics.received_publication.inc();
-            let sent = node
-                .hub
+            node.metrics.received(Message::Publication);
+            let started = std::time::Instant::now();
+            node.hub
                 .broadcast_publication(channel, &publication, &position);
-            node.metrics.sent_publication.add(sent);
+            node.metrics.broadcast_duration.observe_since(started);
         }
     }
 
     fn handle_join(&self, channel: &str, info: ClientInfo) {
         if let Some(node) = self.0.upgrade() {
-            node.metrics.received_join.inc();
-            let sent = node.hub.broadcast_join_leave(channel, &info, true);
-            node.metrics.sent_join.add(sent);
+            node.metrics.received(Message::Join);
+            node.hub.broadcast_join_leave(channel, &info, true);
         }
     }
 
@@ -250,9 +249,8 @@ impl BrokerEventHandler for NodeEvents {
 
     fn handle_leave(&self, channel: &str, info: ClientInfo) {
         if let Some(node) = self.0.upgrade() {
-            node.metrics.received_leave.inc();
-            let sent = node.hub.broadcast_join_leave(channel, &info, false);
-            node.metrics.sent_leave.add(sent);
+            node.metrics.received(Message::Leave);
+            node.hub.broadcast_join_leave(channel, &info, false);
         }
     }
 }
@@ -322,11 +320,12 @@ impl Node {
         data: impl Into<Bytes>,
         options: PublishOptions,
     ) -> Result<PublishResult, BrokerError> {
-        self.inner
-            .shared
-            .broker
-            .publish(channel, data.into(), options)
-            .await
+        let shared = &self.inner.shared;
+        let result = shared.broker.publish(channel, data.into(), options).await;
+        if result.is_ok() {
+            shared.metrics.sent(Message::Publication);
+        }
+        result
     }
 
     /// Reads `channel`'s history stream.
@@ -335,11 +334,13 @@ impl Node {
         channel: &str,
         options: HistoryOptions,
     ) -> Result<HistoryResult, BrokerError> {
+        self.inner.shared.metrics.action(Action::History);
         self.inner.shared.broker.history(channel, options).await
     }
 
     /// Drops `channel`'s history (its position stays).
     pub async fn remove_history(&self, channel: &str) -> Result<(), BrokerError> {
+        self.inner.shared.metrics.action(Action::HistoryRemove);
         self.inner.shared.broker.remove_history(channel).await
     }
 
@@ -348,11 +349,13 @@ impl Node {
         &self,
         channel: &str,
     ) -> Result<HashMap<String, ClientInfo>, PresenceError> {
+        self.inner.shared.metrics.action(Action::Presence);
         self.inner.shared.presence.presence(channel).await
     }
 
     /// Counts of `channel`'s presence.
     pub async fn presence_stats(&self, channel: &str) -> Result<PresenceStats, PresenceError> {
+        self.inner.shared.metrics.action(Action::PresenceStats);
         self.inner.shared.presence.presence_stats(channel).await
     }
 
@@ -556,48 +559,39 @@ impl Node {
     pub fn write_metrics(&self, namespace: &str, out: &mut String) {
         let info = self.info();
         let mut e = Exposition::new(out, namespace);
-        e.gauge(
-            "node_num_clients",
-            "Number of clients connected.",
-            &[],
-            info.num_clients as f64,
-        )
-        .gauge(
-            "node_num_users",
-            "Number of unique users connected.",
-            &[],
-            info.num_users as f64,
-        )
-        .gauge(
-            "node_num_channels",
-            "Number of channels with one or more subscribers.",
-            &[],
-            info.num_channels as f64,
-        )
-        .gauge(
-            "node_num_subscriptions",
-            "Number of subscriptions.",
-            &[],
-            info.num_subscriptions as f64,
-        )
-        .gauge(
-            "node_num_nodes",
-            "Number of nodes in the cluster.",
-            &[],
-            self.num_nodes() as f64,
-        )
-        .gauge(
-            "node_build",
-            "Node build info.",
-            &[("version", &self.inner.shared.config.version)],
-            1.0,
-        )
-        .gauge(
-            "node_uptime_seconds",
-            "Seconds since the node started.",
-            &[],
-            info.uptime as f64,
-        );
+        for (name, help, value) in [
+            (
+                "node_num_clients",
+                "Number of clients connected.",
+                info.num_clients,
+            ),
+            (
+                "node_num_users",
+                "Number of unique users connected.",
+                info.num_users,
+            ),
+            (
+                "node_num_subscriptions",
+                "Number of subscriptions.",
+                info.num_subscriptions,
+            ),
+            (
+                "node_num_channels",
+                "Number of channels with one or more subscribers.",
+                info.num_channels,
+            ),
+            (
+                "node_num_nodes",
+                "Number of nodes in the cluster.",
+                self.num_nodes(),
+            ),
+        ] {
+            e.family(name, help, Kind::Gauge).value(&[], value);
+        }
+        let version = &self.inner.shared.config.version;
+        let version = if version.is_empty() { "_" } else { version };
+        e.family("node_build", "Node build info.", Kind::Gauge)
+            .value(&[("version", version)], 1);
         self.inner.shared.metrics.write(&mut e);
     }
 

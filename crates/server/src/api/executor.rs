@@ -24,6 +24,7 @@ use super::proto::{
 };
 use crate::app::App;
 use crate::config::{ChannelOptions, Config};
+use crate::metrics::ApiProtocol;
 
 /// Upstream runs at most this many publishes of a broadcast, and commands of a parallel
 /// batch, at once.
@@ -32,12 +33,12 @@ const MAX_CONCURRENCY: usize = 1024;
 type ApiResult<T> = Result<T, ApiError>;
 
 /// Runs a batch, in order or concurrently; replies keep the order of the commands.
-pub(crate) async fn batch(app: &App, request: BatchRequest) -> BatchResult {
+pub(crate) async fn batch(app: &App, request: BatchRequest, protocol: ApiProtocol) -> BatchResult {
     let run = |command: Option<Command>| async move {
         Reply(match command.map(|c| c.into_request()) {
             None => Err(ApiError::BAD_REQUEST),
             Some(None) => Err(ApiError::NOT_FOUND),
-            Some(Some(request)) => execute(app, request).await,
+            Some(Some(request)) => execute(app, request, protocol).await,
         })
     };
     let replies = if request.parallel {

@@ -14,6 +14,7 @@ use serde_json::value::RawValue;
 use super::methods::{Method, Outcome, Source, execute};
 use super::proto::ApiError;
 use crate::app::App;
+use crate::metrics::ApiProtocol;
 
 /// Upstream's `Command_MethodType` names that this server does not serve (PRO and
 /// experimental methods), with their numbers: they decode, then answer 104. The served
@@ -115,7 +116,7 @@ pub(crate) async fn run(app: &App, body: &[u8]) -> Result<Vec<u8>, serde_json::E
         let outcome = match Method::from_legacy_id(command.method.0) {
             None => Err(ApiError::NOT_FOUND),
             Some(method) => match method.decode(Params(command.params.as_deref())) {
-                Ok(request) => execute(app, request).await,
+                Ok(request) => execute(app, request, ApiProtocol::Http).await,
                 Err(error) => Err(error),
             },
         };

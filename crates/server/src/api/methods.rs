@@ -55,6 +55,7 @@ use super::executor;
 // The rows name request and result types by their short names.
 use super::proto::*;
 use crate::app::App;
+use crate::metrics::ApiProtocol;
 
 /// The server API's methods: `api_methods!(generator)` calls `generator!` with every row,
 /// `name: Variant = legacy_id, Request => Result;`, in upstream's batch order.
@@ -194,13 +195,32 @@ macro_rules! json_api {
             }
         }
 
-        /// Runs one request with its method's executor function.
-        pub(crate) async fn execute(app: &App, request: Request) -> Result<Outcome, ApiError> {
-            match request {
+        impl Request {
+            /// The method this request is for.
+            pub(crate) fn method(&self) -> Method {
+                match self {
+                    $(Request::$variant(_) => Method::$variant,)*
+                }
+            }
+        }
+
+        /// Runs one request with its method's executor function, counted in the API
+        /// metrics of `protocol`.
+        pub(crate) async fn execute(
+            app: &App,
+            request: Request,
+            protocol: ApiProtocol,
+        ) -> Result<Outcome, ApiError> {
+            let method = request.method();
+            let started = std::time::Instant::now();
+            let outcome = match request {
                 $(Request::$variant(request) => {
                     executor::$name(app, request).await.map(Outcome::$variant)
                 })*
-            }
+            };
+            app.api_metrics
+                .observe(protocol, method, started, outcome.as_ref().err());
+            outcome
         }
     };
 }

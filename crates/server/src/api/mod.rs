@@ -34,6 +34,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use serde::Serialize;
 
 use crate::app::App;
+use crate::metrics::ApiProtocol;
 use methods::Method;
 use proto::{ApiError, BatchRequest};
 
@@ -181,7 +182,10 @@ async fn method_handler(
     };
     let Some(api_method) = api_method else {
         return match serde_json::from_slice::<BatchRequest>(&body) {
-            Ok(batch) => serialize(StatusCode::OK, &executor::batch(&app, batch).await),
+            Ok(batch) => serialize(
+                StatusCode::OK,
+                &executor::batch(&app, batch, ApiProtocol::Http).await,
+            ),
             Err(_) => bad_request(),
         };
     };
@@ -189,7 +193,7 @@ async fn method_handler(
         Ok(request) => request,
         Err(_) => return bad_request(),
     };
-    match methods::execute(&app, request).await {
+    match methods::execute(&app, request, ApiProtocol::Http).await {
         Err(error) if transport_errors => serialize(error.http_status(), &error),
         outcome => serialize(StatusCode::OK, &proto::Response::from(outcome)),
     }

@@ -125,14 +125,13 @@ pub(crate) fn routers(app: &App, separate_internal: bool) -> Routers {
     }
 
     if config.prometheus.enabled {
-        let node = app.node.clone();
+        let app = app.clone();
         internal = internal.route(
             &config.prometheus.handler_prefix,
             get(move || {
-                let node = node.clone();
+                let app = app.clone();
                 async move {
-                    let mut out = String::new();
-                    node.write_metrics("centrifugo", &mut out);
+                    let out = crate::metrics::render(&app);
                     (
                         [(
                             http::header::CONTENT_TYPE,

@@ -31,6 +31,8 @@ pub(crate) struct AppInner {
     pub(crate) subscribe_tokens: TokenVerifier,
     /// Built once at start: a reload does not change proxy endpoints.
     pub(crate) proxies: crate::proxy::Proxies,
+    /// Server API calls, for `/metrics`.
+    pub(crate) api_metrics: crate::metrics::ApiMetrics,
 }
 
 impl std::ops::Deref for App {
@@ -67,6 +69,7 @@ impl App {
             connect_tokens,
             subscribe_tokens,
             proxies,
+            api_metrics: Default::default(),
         })))
     }
 

@@ -35,10 +35,11 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::api::executor;
-use crate::api::methods::{Command, Outcome, api_methods};
+use crate::api::methods::{Command, Method, Outcome, api_methods};
 // The table's rows name the HTTP API's request and result types by their short names.
 use crate::api::proto::*;
 use crate::app::App;
+use crate::metrics::ApiProtocol;
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -184,7 +185,15 @@ macro_rules! grpc_service {
             ) -> Result<Response<$name::Response>, Status> {
                 let transport_errors = self.transport_errors(request.metadata());
                 let request: $request = request.into_inner().into();
-                match executor::$name(&self.app, request).await {
+                let started = std::time::Instant::now();
+                let outcome = executor::$name(&self.app, request).await;
+                self.app.api_metrics.observe(
+                    ApiProtocol::Grpc,
+                    Method::$variant,
+                    started,
+                    outcome.as_ref().err(),
+                );
+                match outcome {
                     Err(error) if transport_errors => Err(transport_error(error)),
                     outcome => Ok(Response::new(answer(outcome))),
                 }
@@ -199,7 +208,7 @@ macro_rules! grpc_service {
                     commands: request.commands.into_iter().map(|c| Some(command(c))).collect(),
                     parallel: request.parallel,
                 };
-                let result = executor::batch(&self.app, batch).await;
+                let result = executor::batch(&self.app, batch, ApiProtocol::Grpc).await;
                 let replies = result.replies.into_iter().map(|r| reply(r.0)).collect();
                 Ok(Response::new(pb::BatchResponse { replies }))
             }

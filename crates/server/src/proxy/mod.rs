@@ -146,6 +146,28 @@ impl Proxies {
         Ok(p)
     }
 
+    /// Every proxy with its metrics name: `default` for the event sections, else the
+    /// name of the `proxies` entry.
+    pub(crate) fn all(&self) -> Vec<(&str, &Proxy)> {
+        let sections = [
+            &self.connect,
+            &self.refresh,
+            &self.subscribe,
+            &self.publish,
+            &self.sub_refresh,
+            &self.rpc,
+        ];
+        let mut all: Vec<(&str, &Proxy)> = sections
+            .into_iter()
+            .flatten()
+            .map(|p| (DEFAULT, p))
+            .collect();
+        let mut named: Vec<_> = self.named.iter().map(|(n, p)| (n.as_str(), p)).collect();
+        named.sort_by_key(|(n, _)| *n);
+        all.extend(named);
+        all
+    }
+
     /// The proxy a namespace names for an event: its own section for `default`, else a
     /// named proxy.
     pub(crate) fn get(&self, event: Event, name: &str) -> Option<&Proxy> {

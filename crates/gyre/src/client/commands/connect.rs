@@ -9,6 +9,7 @@ use crate::broker::StreamPosition;
 use crate::client::subscription::SubscribeRequest;
 use crate::client::{Client, ClientInner, Status, unix_now};
 use crate::events::{ConnectEvent, ConnectReply, HandlerError};
+use crate::metrics::{Action, ClientMethod};
 use crate::session::ConnectRefused;
 use crate::{Disconnect, Error};
 
@@ -47,9 +48,8 @@ impl ClientInner {
         };
         self.node
             .metrics
-            .command_duration
-            .get(&["connect"])
-            .observe(started.elapsed().as_secs_f64());
+            .command(ClientMethod::Connect)
+            .observe_since(started);
         let refused = match outcome {
             Ok((r, channels)) => {
                 let push = proto::Push {
@@ -85,11 +85,7 @@ impl ClientInner {
         self.state.lock().status = Status::Failed;
         Err(match refused {
             HandlerError::Error(e) => {
-                self.node
-                    .metrics
-                    .reply_errors
-                    .get(&["command", &e.code.to_string()])
-                    .inc();
+                self.node.metrics.reply_error(ClientMethod::Connect, e.code);
                 ConnectRefused {
                     code: e.code,
                     message: e.message.to_string(),
@@ -168,14 +164,11 @@ impl ClientInner {
             self.node.hub.add_session(session, self);
         }
         let metrics = &self.node.metrics;
-        metrics
-            .connections_accepted
-            .get(&[self.transport.name])
-            .inc();
-        metrics
-            .connections_inflight
-            .get(&[self.transport.name])
-            .add(1);
+        metrics.action(Action::AddClient);
+        let stats = metrics.connection(self.transport.name, &req.name, &req.version);
+        stats.accepted.inc();
+        stats.inflight.add(1);
+        let _ = self.connection_stats.set((stats, !req.name.is_empty()));
         tracing::debug!(client = %self.id, user = %credentials.user, transport = self.transport.name, "client connected");
         if let Some(on_connect) = self.node.hooks.connect() {
             on_connect(Client {
@@ -246,6 +239,6 @@ impl ClientInner {
     /// Answers `connect` with an error; the connection then ignores further input.
     fn refuse_connect(&self, id: u32, error: &Error) -> Result<(), Disconnect> {
         self.state.lock().status = Status::Failed;
-        self.write_error(id, error)
+        self.write_error(id, ClientMethod::Connect, error)
     }
 }

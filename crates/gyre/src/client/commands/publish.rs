@@ -5,6 +5,7 @@ use gyre_protocol::proto;
 use crate::client::subscription::broker_error;
 use crate::client::{ClientInner, get_handler};
 use crate::events::{HandlerError, PublishEvent};
+use crate::metrics::Message;
 use crate::{Disconnect, Error};
 
 impl ClientInner {
@@ -50,6 +51,7 @@ impl ClientInner {
             .publish(&req.channel, data, options)
             .await
             .map_err(broker_error)?;
+        self.node.metrics.sent(Message::Publication);
         Ok(proto::PublishResult {})
     }
 }

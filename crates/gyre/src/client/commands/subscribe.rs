@@ -8,6 +8,7 @@ use crate::broker::StreamPosition;
 use crate::client::subscription::SubscribeRequest;
 use crate::client::{ClientInner, get_handler};
 use crate::events::{HandlerError, SubscribeEvent};
+use crate::metrics::ClientMethod;
 use crate::{Disconnect, Error, Unsubscribe};
 
 /// `SubscribeRequest.flag` bit: fail with 112 instead of `recovered: false`.
@@ -26,17 +27,17 @@ impl ClientInner {
             return Err(Disconnect::BAD_REQUEST);
         }
         if let Err(e) = self.validate_channel(&req.channel) {
-            return self.write_error(id, &e);
+            return self.write_error(id, ClientMethod::Subscribe, &e);
         }
         if req.tf.is_some() {
             // Tags filters need an explicit opt-in that the library does not grant.
-            return self.write_error(id, &Error::BAD_REQUEST);
+            return self.write_error(id, ClientMethod::Subscribe, &Error::BAD_REQUEST);
         }
         if req.r#type != 0 {
-            return self.write_error(id, &Error::NOT_AVAILABLE);
+            return self.write_error(id, ClientMethod::Subscribe, &Error::NOT_AVAILABLE);
         }
         let Some(h) = get_handler!(self, subscribe) else {
-            return self.write_error(id, &Error::NOT_AVAILABLE);
+            return self.write_error(id, ClientMethod::Subscribe, &Error::NOT_AVAILABLE);
         };
         let event = SubscribeEvent {
             channel: req.channel.clone(),
@@ -48,7 +49,9 @@ impl ClientInner {
         };
         let reply = match h(self.client(), event).await {
             Ok(reply) => reply,
-            Err(HandlerError::Error(e)) => return self.write_error(id, &e),
+            Err(HandlerError::Error(e)) => {
+                return self.write_error(id, ClientMethod::Subscribe, &e);
+            }
             Err(HandlerError::Disconnect(d)) => return Err(d),
         };
         let sub = SubscribeRequest {
@@ -62,7 +65,9 @@ impl ClientInner {
         };
         let result = match self.prepare_subscription(sub).await {
             Ok(result) => result,
-            Err(HandlerError::Error(e)) => return self.write_error(id, &e),
+            Err(HandlerError::Error(e)) => {
+                return self.write_error(id, ClientMethod::Subscribe, &e);
+            }
             Err(HandlerError::Disconnect(d)) => return Err(d),
         };
         let reply = proto::Reply {
