@@ -520,7 +520,10 @@ async fn serves_over_tls() {
         "key_pem": format!("{dir}/key.pem"),
     }}));
     let log = std::fs::read_to_string(&setup.server.log).unwrap();
-    assert!(log.contains("tls=true") || log.contains("\"tls\":true"), "{log}");
+    assert!(
+        log.contains("tls=true") || log.contains("\"tls\":true"),
+        "{log}"
+    );
     assert!(!log.contains("grpc_api.tls"), "{log}");
     let ca = std::fs::read(format!("{dir}/ca.pem")).unwrap();
     let tls = ClientTlsConfig::new()

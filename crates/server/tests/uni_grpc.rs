@@ -231,7 +231,10 @@ async fn serves_over_tls() {
         "key_pem": format!("{dir}/key.pem"),
     }}));
     let log = setup.server.logs();
-    assert!(log.contains("tls=true") || log.contains("\"tls\":true"), "{log}");
+    assert!(
+        log.contains("tls=true") || log.contains("\"tls\":true"),
+        "{log}"
+    );
     let ca = std::fs::read(format!("{dir}/ca.pem")).unwrap();
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(ca))
