@@ -259,7 +259,7 @@ pub(crate) async fn admin_command(app: &App, body: Body) -> Response {
         let Some(batch) = command.params else {
             return bad_request();
         };
-        let result = executor::batch(app, batch).await;
+        let result = executor::batch(app, batch, ApiProtocol::Http).await;
         return serialize(StatusCode::OK, &BatchAnswer { result });
     }
     match legacy::run(app, &body).await {
