@@ -705,13 +705,12 @@ fn unsupported_features_warn_once_each() {
         "websocket": {"compression": true},
         "uni_websocket": {"compression": true},
         "channel": {"namespaces": [
-            {"name": "deltas", "allowed_delta_types": ["fossil"]},
             {"name": "cached", "force_recovery_mode": "cache"},
         ]},
     }))
     .unwrap();
     let features = unsupported_features(&loaded.config);
-    assert_eq!(features.len(), 10, "{features:?}");
+    assert_eq!(features.len(), 9, "{features:?}");
     for f in [
         "broker.type postgres",
         "swagger",
@@ -721,7 +720,6 @@ fn unsupported_features_warn_once_each() {
         "consumers",
         "websocket.compression (permessage-deflate)",
         "uni_websocket.compression (permessage-deflate)",
-        "allowed_delta_types (delta compression)",
         "force_recovery_mode cache",
     ] {
         assert_eq!(

@@ -69,9 +69,6 @@ const UNSUPPORTED: &[(&str, Check)] = &[
     ("uni_websocket.compression (permessage-deflate)", |c| {
         c.uni_websocket.compression
     }),
-    ("allowed_delta_types (delta compression)", |c| {
-        any_channel_options(c, |o| !o.allowed_delta_types.is_empty())
-    }),
     ("force_recovery_mode cache", |c| {
         any_channel_options(c, |o| o.force_recovery_mode == "cache")
     }),
