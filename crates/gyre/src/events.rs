@@ -178,6 +178,43 @@ pub struct SubscribeOptions {
     pub recover_since: Option<StreamPosition>,
     /// The subscription refreshes with `sub_refresh` (client is told `expires`/`ttl`).
     pub client_side_refresh: bool,
+    /// Delta types a client may ask for in its subscribe request (`delta`). Deltas go
+    /// only to positioned subscriptions, and only for publications made with
+    /// [`PublishOptions::use_delta`](crate::PublishOptions::use_delta) in a channel with
+    /// history.
+    pub allowed_delta_types: Vec<DeltaType>,
+}
+
+/// A delta encoding of publications a subscriber can negotiate.
+///
+/// ```
+/// use gyre::DeltaType;
+/// assert_eq!(DeltaType::parse("fossil"), Some(DeltaType::Fossil));
+/// assert_eq!(DeltaType::Fossil.as_str(), "fossil");
+/// assert_eq!(DeltaType::parse("xdelta"), None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeltaType {
+    /// Fossil delta (`"fossil"`), see [`gyre_protocol::fossil`].
+    Fossil,
+}
+
+impl DeltaType {
+    /// The name used in subscribe requests and configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeltaType::Fossil => "fossil",
+        }
+    }
+
+    /// The delta type of a name, `None` for unknown names.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "fossil" => Some(DeltaType::Fossil),
+            _ => None,
+        }
+    }
 }
 
 impl SubscribeOptions {
@@ -227,6 +264,12 @@ impl SubscribeOptions {
     /// Data returned in the subscribe result.
     pub fn data(mut self, data: impl Into<Bytes>) -> Self {
         self.data = data.into();
+        self
+    }
+
+    /// Let subscribers ask for these delta types.
+    pub fn allowed_delta_types(mut self, types: impl IntoIterator<Item = DeltaType>) -> Self {
+        self.allowed_delta_types = types.into_iter().collect();
         self
     }
 

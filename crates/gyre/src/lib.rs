@@ -72,9 +72,9 @@ pub mod __fuzz {
     }
 }
 pub use events::{
-    ConnectEvent, ConnectReply, Credentials, DisconnectEvent, HandlerError, HistoryEvent,
-    MessageEvent, PresenceEvent, PublishEvent, PublishReply, RefreshEvent, RefreshReply, RpcEvent,
-    RpcReply, SubRefreshEvent, SubRefreshReply, SubscribeEvent, SubscribeOptions, SubscribeReply,
-    UnsubscribeEvent,
+    ConnectEvent, ConnectReply, Credentials, DeltaType, DisconnectEvent, HandlerError,
+    HistoryEvent, MessageEvent, PresenceEvent, PublishEvent, PublishReply, RefreshEvent,
+    RefreshReply, RpcEvent, RpcReply, SubRefreshEvent, SubRefreshReply, SubscribeEvent,
+    SubscribeOptions, SubscribeReply, UnsubscribeEvent,
 };
 pub use node::{ClientFilter, Config, Node, NodeBuilder, NodeInfo};

@@ -29,6 +29,7 @@
 
 mod codes;
 mod error;
+pub mod fossil;
 mod json;
 mod protobuf;
 
@@ -76,6 +77,21 @@ impl Protocol {
             Protocol::Protobuf => b"",
         }
     }
+}
+
+/// `data` as a quoted JSON string, the form of `Publication.data` on JSON connections of
+/// a delta subscription (full payloads and fossil deltas alike); `None` when `data` is
+/// not UTF-8 and so cannot be carried as a string the SDK re-encodes byte for byte.
+///
+/// ```
+/// let s = gyre_protocol::json_string(b"{\"a\":1}\n").unwrap();
+/// assert_eq!(&s[..], br#""{\"a\":1}\n""#);
+/// ```
+pub fn json_string(data: &[u8]) -> Option<Bytes> {
+    let text = std::str::from_utf8(data).ok()?;
+    let mut out = BytesMut::with_capacity(data.len() + 2);
+    json::write_str(text, &mut out);
+    Some(out.freeze())
 }
 
 /// Appends one encoded `Reply` to `out`.

@@ -33,7 +33,7 @@ use crate::events::{
     PublishReply, RefreshEvent, RefreshReply, RpcEvent, RpcReply, SubRefreshEvent, SubRefreshReply,
     SubscribeEvent, SubscribeOptions, SubscribeReply, UnsubscribeEvent,
 };
-use crate::hub::Connection;
+use crate::hub::{Connection, Frames};
 use crate::metrics::{Action, ClientMethod, ConnectionStats, TransportCounters};
 use crate::queue::Outbound;
 use crate::session::{ConnectRefused, Session, TransportInfo};
@@ -478,9 +478,9 @@ impl Connection for ClientInner {
         channel: &str,
         publication: &Publication,
         position: &StreamPosition,
-        encoded: &Bytes,
+        frames: &Frames,
     ) {
-        this.deliver_publication(channel, publication, position, encoded);
+        this.deliver_publication(channel, publication, position, frames);
     }
 }
 

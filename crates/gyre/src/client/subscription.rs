@@ -9,14 +9,14 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use gyre_protocol::proto;
+use gyre_protocol::{Protocol, proto};
 use tokio::time::Instant;
 
 use super::timers::deadline_of;
 use super::{ClientInner, Status, get_handler, unix_now};
 use crate::broker::{BrokerError, HistoryOptions, Publication, StreamPosition};
-use crate::events::{HandlerError, SubscribeOptions, UnsubscribeEvent};
-use crate::hub::SubShared;
+use crate::events::{DeltaType, HandlerError, SubscribeOptions, UnsubscribeEvent};
+use crate::hub::{Frames, SubShared};
 use crate::metrics::{Action, Message};
 use crate::recovery::{PositionCheck, check_position, is_recovered};
 use crate::wire::{encode_push, encode_reply, publication_to_proto};
@@ -33,7 +33,10 @@ pub(crate) struct SubState {
     /// Last position delivered (positioned subscriptions).
     pub(crate) position: StreamPosition,
     /// Live publications buffered while the subscribe is in flight.
-    pub(crate) buffer: Option<Vec<(Publication, StreamPosition, Bytes)>>,
+    pub(crate) buffer: Option<Vec<(Publication, StreamPosition, Frames)>>,
+    /// Delta subscription: the client holds the previous publication of the stream, so
+    /// the next one may go as a delta against it.
+    pub(crate) delta_ready: bool,
     pub(crate) expire_at: i64,
     pub(crate) expire_deadline: Option<Instant>,
     pub(crate) client_side_refresh: bool,
@@ -48,6 +51,21 @@ pub(crate) struct SubscribeRequest {
     pub(crate) recover: Option<StreamPosition>,
     /// Fail with 112 instead of answering `recovered: false`.
     pub(crate) reject_unrecovered: bool,
+    /// The client asked for fossil deltas.
+    pub(crate) delta: Option<DeltaType>,
+}
+
+impl SubState {
+    /// The form of a publication to send next, given what the client holds.
+    fn pick(&mut self, frames: &Frames) -> Bytes {
+        if self.shared.delta {
+            let ready = std::mem::replace(&mut self.delta_ready, true);
+            if ready && let Some(delta) = &frames.delta {
+                return delta.clone();
+            }
+        }
+        frames.full.clone()
+    }
 }
 
 pub(crate) fn broker_error(e: BrokerError) -> Error {
@@ -70,24 +88,28 @@ impl ClientInner {
         channel: &str,
         publication: &Publication,
         position: &StreamPosition,
-        encoded: &Bytes,
+        frames: &Frames,
     ) {
         let mut state = self.state.lock();
         let Some(sub) = state.subs.get_mut(channel) else {
             return;
         };
         if let Some(buffer) = &mut sub.buffer {
-            buffer.push((publication.clone(), position.clone(), encoded.clone()));
+            buffer.push((publication.clone(), position.clone(), frames.clone()));
             return;
         }
         // A publication made without history has no position to check.
         if !sub.shared.positioned || publication.offset == 0 {
-            self.outbound.push(encoded.clone());
+            // It becomes the client's delta base but is not the stream's: the next
+            // publication goes in full.
+            sub.delta_ready = false;
+            self.outbound.push(frames.full.clone());
             return;
         }
         match check_position(&mut sub.position, publication.offset, &position.epoch) {
             PositionCheck::Deliver => {
-                self.outbound.push(encoded.clone());
+                let bytes = sub.pick(frames);
+                self.outbound.push(bytes);
             }
             PositionCheck::Duplicate => {}
             PositionCheck::InsufficientState => {
@@ -130,7 +152,10 @@ impl ClientInner {
         let opts = &req.options;
         let recoverable = opts.enable_recovery;
         let positioned = recoverable || opts.enable_positioning;
-        let shared = SubShared::new(positioned, opts.push_join_leave);
+        let delta = req
+            .delta
+            .is_some_and(|d| opts.allowed_delta_types.contains(&d));
+        let shared = SubShared::new(positioned, opts.push_join_leave, delta);
         let now = unix_now();
         if opts.expire_at > 0 && opts.expire_at <= now {
             return Err(Error::EXPIRED.into());
@@ -153,6 +178,7 @@ impl ClientInner {
                     chan_info: opts.channel_info.clone(),
                     position: StreamPosition::default(),
                     buffer: Some(Vec::new()),
+                    delta_ready: false,
                     expire_at: opts.expire_at,
                     expire_deadline: (opts.expire_at > 0).then(|| {
                         let at = deadline_of(opts.expire_at);
@@ -194,8 +220,10 @@ impl ClientInner {
         }
         let mut result = proto::SubscribeResult {
             data: opts.data.clone(),
+            delta: shared.delta,
             ..Default::default()
         };
+        let mut delta_ready = false;
         if opts.expire_at > 0 && opts.client_side_refresh {
             result.expires = true;
             result.ttl = (opts.expire_at - unix_now()).max(0) as u32;
@@ -220,6 +248,10 @@ impl ClientInner {
                         result.offset = since.offset;
                         result.publications =
                             publications.iter().map(publication_to_proto).collect();
+                        if shared.delta && !result.publications.is_empty() {
+                            delta_chain(self.protocol(), &mut result.publications);
+                            delta_ready = true;
+                        }
                     } else {
                         result.offset = top.offset;
                     }
@@ -240,6 +272,7 @@ impl ClientInner {
             };
             if let Some(sub) = self.state.lock().subs.get_mut(channel) {
                 sub.position = position;
+                sub.delta_ready = delta_ready;
             }
         }
         if opts.emit_presence {
@@ -308,14 +341,16 @@ impl ClientInner {
                     continue;
                 };
                 let buffered = sub.buffer.take().unwrap_or_default();
-                for (publication, position, encoded) in buffered {
+                for (publication, position, frames) in buffered {
                     if !sub.shared.positioned || publication.offset == 0 {
-                        self.outbound.push(encoded);
+                        sub.delta_ready = false;
+                        self.outbound.push(frames.full);
                         continue;
                     }
                     match check_position(&mut sub.position, publication.offset, &position.epoch) {
                         PositionCheck::Deliver => {
-                            self.outbound.push(encoded);
+                            let bytes = sub.pick(&frames);
+                            self.outbound.push(bytes);
                         }
                         PositionCheck::Duplicate => {}
                         PositionCheck::InsufficientState => {
@@ -481,6 +516,7 @@ impl ClientInner {
             options,
             server_side: true,
             reject_unrecovered: false,
+            delta: None,
         };
         let result = match self.prepare_subscription(req).await {
             Ok(r) => r,
@@ -511,5 +547,35 @@ impl ClientInner {
         }
         self.announce_joins(&channels).await;
         Ok(())
+    }
+}
+
+/// Turns recovered publications of a delta subscription into the chain the client applies:
+/// the first in full, each next one as a fossil delta against the one before when that is
+/// smaller. On JSON every `data` becomes a string (deltas that are not UTF-8 go in full).
+fn delta_chain(protocol: Protocol, publications: &mut [proto::Publication]) {
+    let mut prev: Option<Bytes> = None;
+    for p in publications.iter_mut() {
+        let full = std::mem::take(&mut p.data);
+        let delta = prev
+            .as_ref()
+            .map(|prev| gyre_protocol::fossil::create(prev, &full))
+            .filter(|d| d.len() < full.len());
+        p.data = match (protocol, delta) {
+            (Protocol::Protobuf, Some(delta)) => {
+                p.delta = true;
+                Bytes::from(delta)
+            }
+            (Protocol::Json, Some(delta)) if std::str::from_utf8(&delta).is_ok() => {
+                p.delta = true;
+                gyre_protocol::json_string(&delta).unwrap_or_default()
+            }
+            (Protocol::Protobuf, _) => full.clone(),
+            // Not UTF-8: left as it is, and the encoder refuses it as for any subscriber.
+            (Protocol::Json, _) => {
+                gyre_protocol::json_string(&full).unwrap_or_else(|| full.clone())
+            }
+        };
+        prev = Some(full);
     }
 }

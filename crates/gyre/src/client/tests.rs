@@ -11,8 +11,8 @@ use gyre_protocol::{Protocol, proto};
 use crate::queue::Drained;
 use crate::session::{Session, SessionFactory, TransportInfo};
 use crate::{
-    ClientSession, Config, ConnectReply, Credentials, Disconnect, Error, Node, PublishOptions,
-    PublishReply, RefreshReply, RpcReply, SubscribeOptions, SubscribeReply,
+    ClientSession, Config, ConnectReply, Credentials, DeltaType, Disconnect, Error, Node,
+    PublishOptions, PublishReply, RefreshReply, RpcReply, SubscribeOptions, SubscribeReply,
 };
 
 fn transport(protocol: Protocol) -> TransportInfo {
@@ -36,14 +36,16 @@ fn open_node(config: Config) -> Node {
         Ok(ConnectReply::new(Credentials::new(event.token)).data(Bytes::new()))
     });
     node.on_connect(|client| {
-        client.on_subscribe(|_| async {
-            Ok(SubscribeReply::new(
-                SubscribeOptions::new()
-                    .history(10, Duration::from_secs(300))
-                    .recovery(true)
-                    .presence(true)
-                    .join_leave(true),
-            ))
+        client.on_subscribe(|e| async move {
+            let mut options = SubscribeOptions::new()
+                .history(10, Duration::from_secs(300))
+                .recovery(true)
+                .presence(true)
+                .join_leave(true);
+            if e.channel.starts_with("delta") {
+                options = options.allowed_delta_types([DeltaType::Fossil]);
+            }
+            Ok(SubscribeReply::new(options))
         });
         client.on_publish(|_| async {
             Ok(PublishReply::new(
@@ -868,4 +870,237 @@ async fn shared_handler_sets_see_their_connection_and_copy_on_write() {
         conn.session.clone().finish(Disconnect::SHUTDOWN).await;
     }
     assert_eq!(disconnected.load(Ordering::SeqCst), 3);
+}
+
+/// A ~1 KB JSON document; `version` changes a few values in it.
+fn document(version: u32) -> String {
+    let items: Vec<String> = (0..12)
+        .map(|i| {
+            let price = if i == version % 12 {
+                1000 + version
+            } else {
+                1000 + i
+            };
+            format!(r#"{{"id":{i},"name":"instrument-{i}","price":{price},"currency":"EUR"}}"#)
+        })
+        .collect();
+    format!(r#"{{"version":{version},"items":[{}]}}"#, items.join(","))
+}
+
+fn delta_publish() -> PublishOptions {
+    history().use_delta(true)
+}
+
+/// Follows a delta subscription's publications as the SDK does: returns the payloads and
+/// whether each came as a delta. `json`: `data` is a JSON string.
+fn apply_chain(
+    base: &mut Option<Vec<u8>>,
+    pubs: &[proto::Publication],
+    json: bool,
+) -> Vec<(String, bool)> {
+    pubs.iter()
+        .map(|p| {
+            let data = if json {
+                serde_json::from_slice::<String>(&p.data)
+                    .expect("data of a delta subscription is a JSON string")
+                    .into_bytes()
+            } else {
+                p.data.to_vec()
+            };
+            let full = if p.delta {
+                let prev = base.as_ref().expect("a delta comes after a full payload");
+                gyre_protocol::fossil::apply(prev, &data).expect("delta applies")
+            } else {
+                data
+            };
+            *base = Some(full.clone());
+            (String::from_utf8(full).unwrap(), p.delta)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn delta_negotiation_first_full_then_deltas_json() {
+    let node = open_node(Config::default());
+    node.run().await.unwrap();
+    let conn = Conn::connect(&node, "d").await;
+    conn.send(r#"{"id":2,"subscribe":{"channel":"delta:a","delta":"fossil"}}"#)
+        .await
+        .unwrap();
+    assert!(conn.replies()[0].subscribe.as_ref().unwrap().delta);
+    // Not allowed in the channel: no delta, plain JSON payloads.
+    conn.send(r#"{"id":3,"subscribe":{"channel":"plain","delta":"fossil"}}"#)
+        .await
+        .unwrap();
+    assert!(!conn.replies()[0].subscribe.as_ref().unwrap().delta);
+    // A subscriber that did not ask.
+    let other = Conn::connect(&node, "o").await;
+    other
+        .send(r#"{"id":2,"subscribe":{"channel":"delta:a"}}"#)
+        .await
+        .unwrap();
+    assert!(!other.replies()[0].subscribe.as_ref().unwrap().delta);
+
+    for v in 1..=5 {
+        node.publish("delta:a", document(v), delta_publish())
+            .await
+            .unwrap();
+        node.publish("plain", document(v), delta_publish())
+            .await
+            .unwrap();
+    }
+    let replies = conn.replies();
+    let pubs_of = |channel: &str| -> Vec<proto::Publication> {
+        replies
+            .iter()
+            .filter_map(|r| r.push.as_ref())
+            .filter(|p| p.channel == channel)
+            .filter_map(|p| p.r#pub.clone())
+            .collect()
+    };
+    let pubs = pubs_of("delta:a");
+    let got = apply_chain(&mut None, &pubs, true);
+    let expected: Vec<_> = (1..=5).map(|v| (document(v), v > 1)).collect();
+    assert_eq!(got, expected);
+    for p in &pubs[1..] {
+        assert!(
+            p.data.len() * 4 < document(1).len(),
+            "delta of {} bytes",
+            p.data.len()
+        );
+    }
+    let plain = pubs_of("plain");
+    assert!(plain.iter().all(|p| !p.delta));
+    assert_eq!(plain[4].data, Bytes::from(document(5)));
+    let theirs = other.publications("delta:a");
+    assert!(theirs.iter().all(|p| !p.delta));
+    assert_eq!(theirs[2].data, Bytes::from(document(3)));
+
+    // Without the publisher's delta flag the payload goes in full (as a string).
+    node.publish("delta:a", document(6), history())
+        .await
+        .unwrap();
+    let pubs = conn.publications("delta:a");
+    assert!(!pubs[0].delta);
+    assert_eq!(
+        serde_json::from_slice::<String>(&pubs[0].data).unwrap(),
+        document(6)
+    );
+}
+
+#[tokio::test]
+async fn unknown_delta_type_is_a_bad_request() {
+    let node = open_node(Config::default());
+    node.run().await.unwrap();
+    let conn = Conn::connect(&node, "d").await;
+    let result = conn
+        .send(r#"{"id":2,"subscribe":{"channel":"delta:a","delta":"xdelta"}}"#)
+        .await;
+    assert_eq!(result, Err(Disconnect::BAD_REQUEST));
+}
+
+#[tokio::test]
+async fn delta_chain_protobuf_carries_raw_bytes() {
+    let node = open_node(Config::default());
+    node.run().await.unwrap();
+    let conn = Conn::open_with(&node, Protocol::Protobuf);
+    let mut frame = bytes::BytesMut::new();
+    for command in [
+        proto::Command {
+            id: 1,
+            connect: Some(proto::ConnectRequest {
+                token: "p".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        proto::Command {
+            id: 2,
+            subscribe: Some(proto::SubscribeRequest {
+                channel: "delta:p".into(),
+                delta: "fossil".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ] {
+        gyre_protocol::encode_command(Protocol::Protobuf, &command, &mut frame).unwrap();
+    }
+    conn.session.handle_message(frame.freeze()).await.unwrap();
+    assert!(conn.replies()[1].subscribe.as_ref().unwrap().delta);
+    for v in 1..=4 {
+        node.publish("delta:p", document(v), delta_publish())
+            .await
+            .unwrap();
+    }
+    let pubs = conn.publications("delta:p");
+    assert_eq!(pubs[0].data, Bytes::from(document(1)), "first in full, raw");
+    let got = apply_chain(&mut None, &pubs, false);
+    let expected: Vec<_> = (1..=4).map(|v| (document(v), v > 1)).collect();
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn delta_chain_continues_through_recovery() {
+    let node = open_node(Config::default());
+    node.run().await.unwrap();
+    let conn = Conn::connect(&node, "r").await;
+    conn.send(r#"{"id":2,"subscribe":{"channel":"delta:r","delta":"fossil"}}"#)
+        .await
+        .unwrap();
+    let epoch = conn.replies()[0].subscribe.clone().unwrap().epoch;
+    let mut base = None;
+    for v in 1..=2 {
+        node.publish("delta:r", document(v), delta_publish())
+            .await
+            .unwrap();
+    }
+    apply_chain(&mut base, &conn.publications("delta:r"), true);
+    conn.session
+        .clone()
+        .finish(Disconnect::CONNECTION_CLOSED)
+        .await;
+    for v in 3..=5 {
+        node.publish("delta:r", document(v), delta_publish())
+            .await
+            .unwrap();
+    }
+
+    let conn = Conn::connect(&node, "r").await;
+    conn.send(&format!(
+        r#"{{"id":2,"subscribe":{{"channel":"delta:r","delta":"fossil","recover":true,"offset":2,"epoch":"{epoch}"}}}}"#
+    ))
+    .await
+    .unwrap();
+    let sub = conn.replies()[0].subscribe.clone().unwrap();
+    assert!(sub.recovered && sub.delta);
+    // Recovered: the first in full, the next ones as deltas against each other.
+    let got = apply_chain(&mut base, &sub.publications, true);
+    assert_eq!(
+        got,
+        vec![
+            (document(3), false),
+            (document(4), true),
+            (document(5), true)
+        ]
+    );
+    // Live publications continue the chain from the last recovered one.
+    node.publish("delta:r", document(6), delta_publish())
+        .await
+        .unwrap();
+    let got = apply_chain(&mut base, &conn.publications("delta:r"), true);
+    assert_eq!(got, vec![(document(6), true)]);
+
+    // A fresh subscribe (no recovery) starts over with a full payload.
+    let fresh = Conn::connect(&node, "f").await;
+    fresh
+        .send(r#"{"id":2,"subscribe":{"channel":"delta:r","delta":"fossil"}}"#)
+        .await
+        .unwrap();
+    fresh.replies();
+    node.publish("delta:r", document(7), delta_publish())
+        .await
+        .unwrap();
+    let got = apply_chain(&mut None, &fresh.publications("delta:r"), true);
+    assert_eq!(got, vec![(document(7), false)]);
 }

@@ -35,17 +35,21 @@ pub(crate) struct SubShared {
     pub(crate) positioned: bool,
     /// Join/leave events are pushed to this subscriber.
     pub(crate) push_join_leave: bool,
+    /// Fossil delta compression was negotiated: publications are encoded in the delta
+    /// subscription's forms (on JSON, `data` as a string).
+    pub(crate) delta: bool,
 }
 
 const SUBSCRIBING: u8 = 0;
 const SUBSCRIBED: u8 = 1;
 
 impl SubShared {
-    pub(crate) fn new(positioned: bool, push_join_leave: bool) -> Arc<Self> {
+    pub(crate) fn new(positioned: bool, push_join_leave: bool, delta: bool) -> Arc<Self> {
         Arc::new(SubShared {
             state: AtomicU8::new(SUBSCRIBING),
             positioned,
             push_join_leave,
+            delta,
         })
     }
 
@@ -80,8 +84,19 @@ pub(crate) trait Connection: Send + Sync + 'static {
         channel: &str,
         publication: &Publication,
         position: &StreamPosition,
-        encoded: &Bytes,
+        frames: &Frames,
     );
+}
+
+/// One publication encoded for one subscriber, as the slow path needs it.
+#[derive(Debug, Clone)]
+pub(crate) struct Frames {
+    /// The full publication (for a delta subscription, in its full form).
+    pub(crate) full: Bytes,
+    /// For a delta subscription: the publication as a fossil delta against the previous
+    /// publication of the stream, when there is one and it is smaller. Only valid for a
+    /// subscriber whose last received publication is that previous one.
+    pub(crate) delta: Option<Bytes>,
 }
 
 #[derive(Debug)]
@@ -145,6 +160,102 @@ impl<'a> Encoded<'a> {
         };
         slot.get_or_insert_with(|| crate::wire::encode_push(protocol, self.push))
             .as_ref()
+    }
+}
+
+/// A publication encoded lazily in every form its subscribers need: plain per protocol,
+/// and for delta subscriptions the full and delta forms. The fossil delta is computed at
+/// most once per publication, whatever the number of subscribers.
+struct PublicationForms<'a> {
+    plain: Encoded<'a>,
+    data: &'a Bytes,
+    /// The previous publication of the stream, when the publisher asked for deltas.
+    prev: Option<&'a Publication>,
+    /// The fossil delta against `prev` when it is smaller than the payload.
+    delta: Option<Option<Vec<u8>>>,
+    json_full: Option<Option<Bytes>>,
+    json_delta: Option<Option<Bytes>>,
+    protobuf_delta: Option<Option<Bytes>>,
+}
+
+impl<'a> PublicationForms<'a> {
+    fn new(push: &'a proto::Push, data: &'a Bytes, prev: Option<&'a Publication>) -> Self {
+        PublicationForms {
+            plain: Encoded::new(push),
+            data,
+            prev,
+            delta: None,
+            json_full: None,
+            json_delta: None,
+            protobuf_delta: None,
+        }
+    }
+
+    /// The push with `data` and `delta` replaced.
+    fn encode_with(&self, protocol: Protocol, data: Bytes, delta: bool) -> Option<Bytes> {
+        let mut push = self.plain.push.clone();
+        if let Some(p) = push.r#pub.as_mut() {
+            p.data = data;
+            p.delta = delta;
+        }
+        crate::wire::encode_push(protocol, &push)
+    }
+
+    fn raw_delta(&mut self) -> Option<&Vec<u8>> {
+        let (data, prev) = (self.data, self.prev);
+        self.delta
+            .get_or_insert_with(|| {
+                let prev = prev?;
+                let delta = gyre_protocol::fossil::create(&prev.data, data);
+                // Upstream sends the payload itself when the delta would not be smaller.
+                (delta.len() < data.len()).then_some(delta)
+            })
+            .as_ref()
+    }
+
+    /// Full form for a subscriber of `protocol` (`delta`: a delta subscription).
+    fn full(&mut self, protocol: Protocol, delta: bool) -> Option<Bytes> {
+        if !delta || protocol == Protocol::Protobuf {
+            return self.plain.get(protocol).cloned();
+        }
+        if self.json_full.is_none() {
+            let full = gyre_protocol::json_string(self.data)
+                .and_then(|s| self.encode_with(Protocol::Json, s, false));
+            self.json_full = Some(full);
+        }
+        self.json_full.clone().flatten()
+    }
+
+    /// Delta form for a delta subscriber of `protocol`, if there is one.
+    fn delta(&mut self, protocol: Protocol) -> Option<Bytes> {
+        let cached = match protocol {
+            Protocol::Json => &self.json_delta,
+            Protocol::Protobuf => &self.protobuf_delta,
+        };
+        if let Some(done) = cached {
+            return done.clone();
+        }
+        let raw = self.raw_delta().cloned();
+        let encoded = raw.and_then(|raw| match protocol {
+            // On JSON the delta travels as a string the SDK turns back into UTF-8
+            // bytes: a delta that is not UTF-8 (an insert cutting a character) would
+            // not survive, so such a publication goes in full.
+            Protocol::Json => {
+                gyre_protocol::json_string(&raw).and_then(|s| self.encode_with(protocol, s, true))
+            }
+            Protocol::Protobuf => self.encode_with(protocol, Bytes::from(raw), true),
+        });
+        match protocol {
+            Protocol::Json => self.json_delta = Some(encoded.clone()),
+            Protocol::Protobuf => self.protobuf_delta = Some(encoded.clone()),
+        }
+        encoded
+    }
+
+    fn frames(&mut self, protocol: Protocol, delta: bool) -> Option<Frames> {
+        let full = self.full(protocol, delta)?;
+        let delta = if delta { self.delta(protocol) } else { None };
+        Some(Frames { full, delta })
     }
 }
 
@@ -340,13 +451,15 @@ impl<C: Connection> Hub<C> {
         false
     }
 
-    /// Delivers a publication to every subscriber of `channel` on this node.
+    /// Delivers a publication to every subscriber of `channel` on this node. `prev` is
+    /// the previous publication of the stream when the publisher asked for deltas.
     /// Returns how many subscribers it was queued for.
     pub(crate) fn broadcast_publication(
         &self,
         channel: &str,
         publication: &Publication,
         position: &StreamPosition,
+        prev: Option<&Publication>,
     ) -> u64 {
         let shard = self.channels[self.shard_of(channel)].read();
         let Some(subs) = shard.get(channel) else {
@@ -357,18 +470,26 @@ impl<C: Connection> Hub<C> {
             r#pub: Some(crate::wire::publication_to_proto(publication)),
             ..Default::default()
         };
-        let mut encoded = Encoded::new(&push);
+        // A delta is only meaningful against the publication right before this one: the
+        // one a subscriber with an unbroken position holds (Redis hands it over without
+        // its offset).
+        let prev = prev.filter(|p| {
+            publication.offset > 0 && (p.offset == 0 || p.offset + 1 == publication.offset)
+        });
+        let mut forms = PublicationForms::new(&push, &publication.data, prev);
         let mut sent = 0;
         for sub in &subs.list {
-            let Some(bytes) = encoded.get(sub.client.protocol()) else {
-                sub.client
-                    .outbound()
-                    .close(Disconnect::INAPPROPRIATE_PROTOCOL);
-                continue;
-            };
+            let protocol = sub.client.protocol();
             if !sub.shared.positioned && sub.shared.is_subscribed() {
-                // The common case: no per-subscriber work beyond a refcount bump.
-                match sub.client.outbound().push(bytes.clone()) {
+                // The common case: no per-subscriber work beyond a refcount bump. Without
+                // positioning a delta subscriber has no guaranteed base: always full.
+                let Some(bytes) = forms.full(protocol, sub.shared.delta) else {
+                    sub.client
+                        .outbound()
+                        .close(Disconnect::INAPPROPRIATE_PROTOCOL);
+                    continue;
+                };
+                match sub.client.outbound().push(bytes) {
                     PushOutcome::Queued => sent += 1,
                     PushOutcome::Overflow => {
                         tracing::debug!(client = %sub.client.id(), "client queue overflow, disconnecting (slow)");
@@ -376,8 +497,14 @@ impl<C: Connection> Hub<C> {
                     PushOutcome::Closed => {}
                 }
             } else {
+                let Some(frames) = forms.frames(protocol, sub.shared.delta) else {
+                    sub.client
+                        .outbound()
+                        .close(Disconnect::INAPPROPRIATE_PROTOCOL);
+                    continue;
+                };
                 sent += 1;
-                C::deliver_publication(&sub.client, channel, publication, position, bytes);
+                C::deliver_publication(&sub.client, channel, publication, position, &frames);
             }
         }
         sent

@@ -220,14 +220,15 @@ impl BrokerEventHandler for NodeEvents {
         channel: &str,
         publication: Publication,
         position: StreamPosition,
-        _use_delta: bool,
-        _prev: Option<Publication>,
+        use_delta: bool,
+        prev: Option<Publication>,
     ) {
         if let Some(node) = self.0.upgrade() {
             node.metrics.received(Message::Publication);
+            let prev = prev.as_ref().filter(|_| use_delta);
             let started = std::time::Instant::now();
             node.hub
-                .broadcast_publication(channel, &publication, &position);
+                .broadcast_publication(channel, &publication, &position, prev);
             node.metrics.broadcast_duration.observe_since(started);
         }
     }

@@ -15,6 +15,7 @@ use crate::proto;
 pub(crate) use decode::FromJson;
 use decode::{JsonFields, ObjectVisitor};
 pub(crate) use encode::ToJson;
+pub(crate) use encode::write_str;
 
 /// Writes one message as a JSON object. On error `out` is left as it was.
 pub(crate) fn encode<T: ToJson>(msg: &T, out: &mut BytesMut) -> Result<(), EncodeError> {

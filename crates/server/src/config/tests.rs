@@ -705,14 +705,13 @@ fn unsupported_features_warn_once_each() {
         "websocket": {"compression": true},
         "uni_websocket": {"compression": true},
         "channel": {"namespaces": [
-            {"name": "deltas", "allowed_delta_types": ["fossil"]},
             {"name": "cached", "force_recovery_mode": "cache"},
         ]},
     }))
     .unwrap();
     let features = unsupported_features(&loaded.config);
-    // permessage-deflate is implemented: configuring it warns about nothing.
-    assert_eq!(features.len(), 8, "{features:?}");
+    // permessage-deflate and delta compression are implemented: configuring it warns about nothing.
+    assert_eq!(features.len(), 7, "{features:?}");
     assert!(
         !loaded.warnings.iter().any(|w| w.contains("compression (")),
         "{:?}",
@@ -725,7 +724,6 @@ fn unsupported_features_warn_once_each() {
         "graphite",
         "opentelemetry",
         "consumers",
-        "allowed_delta_types (delta compression)",
         "force_recovery_mode cache",
     ] {
         assert_eq!(

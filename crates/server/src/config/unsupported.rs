@@ -63,9 +63,6 @@ const UNSUPPORTED: &[(&str, Check)] = &[
             })
         },
     ),
-    ("allowed_delta_types (delta compression)", |c| {
-        any_channel_options(c, |o| !o.allowed_delta_types.is_empty())
-    }),
     ("force_recovery_mode cache", |c| {
         any_channel_options(c, |o| o.force_recovery_mode == "cache")
     }),

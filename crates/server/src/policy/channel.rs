@@ -155,6 +155,12 @@ pub(super) fn namespace_options(options: &ChannelOptions) -> SubscribeOptions {
     o.push_join_leave = options.force_push_join_leave;
     o.enable_recovery = options.force_recovery;
     o.enable_positioning = options.force_positioning;
+    // Validation refused unknown names at load.
+    o.allowed_delta_types = options
+        .allowed_delta_types
+        .iter()
+        .filter_map(|t| gyre::DeltaType::parse(t))
+        .collect();
     o
 }
 

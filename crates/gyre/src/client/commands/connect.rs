@@ -191,6 +191,11 @@ impl ClientInner {
                 server_side: true,
                 recover,
                 reject_unrecovered: false,
+                // Server-side subscriptions negotiate deltas through `ConnectRequest.subs`.
+                delta: req
+                    .subs
+                    .get(&channel)
+                    .and_then(|s| crate::DeltaType::parse(&s.delta)),
             };
             match self.prepare_subscription(sub).await {
                 Ok(result) => {

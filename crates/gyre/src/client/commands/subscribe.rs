@@ -7,7 +7,7 @@ use gyre_protocol::proto;
 use crate::broker::StreamPosition;
 use crate::client::subscription::SubscribeRequest;
 use crate::client::{ClientInner, get_handler};
-use crate::events::{HandlerError, SubscribeEvent};
+use crate::events::{DeltaType, HandlerError, SubscribeEvent};
 use crate::metrics::ClientMethod;
 use crate::{Disconnect, Error, Unsubscribe};
 
@@ -23,9 +23,12 @@ impl ClientInner {
         if req.channel.is_empty() {
             return Err(Disconnect::BAD_REQUEST);
         }
-        if !req.delta.is_empty() && req.delta != "fossil" {
-            return Err(Disconnect::BAD_REQUEST);
-        }
+        let delta = if req.delta.is_empty() {
+            None
+        } else {
+            // An unknown delta type is a client bug (upstream: bad request disconnect).
+            Some(DeltaType::parse(&req.delta).ok_or(Disconnect::BAD_REQUEST)?)
+        };
         if let Err(e) = self.validate_channel(&req.channel) {
             return self.write_error(id, ClientMethod::Subscribe, &e);
         }
@@ -62,6 +65,7 @@ impl ClientInner {
                 .recover
                 .then(|| StreamPosition::new(req.offset, req.epoch.clone())),
             reject_unrecovered: req.flag & FLAG_REJECT_UNRECOVERED != 0,
+            delta,
         };
         let result = match self.prepare_subscription(sub).await {
             Ok(result) => result,
