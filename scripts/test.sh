@@ -32,6 +32,7 @@ status=0
   GYRE_E2E_SERVER="$CARGO_TARGET_DIR/debug/gyre-e2e-server" \
   GYRE_BIN="$CARGO_TARGET_DIR/debug/gyre" \
   GYRE_CHAT_BIN="$CARGO_TARGET_DIR/debug/gyre-example-chat" \
+  GYRE_FOSSIL="$CARGO_TARGET_DIR/debug/gyre-fossil" \
     node --test --test-concurrency=1 --test-timeout=180000 \
       --test-reporter=spec --test-reporter-destination=stdout \
       --test-reporter=tap --test-reporter-destination="$tap" \
