@@ -1,6 +1,7 @@
 //! `/metrics` of the real `gyre` binary after a workload: every family the Grafana
 //! dashboard queries is declared, the ones the workload drives have non-zero samples, and
-//! histograms carry Centrifugo's buckets.
+//! histograms carry Centrifugo's buckets. The workload: WebSocket connect, subscribe,
+//! publish, a recovery, an RPC through the event proxy, and HTTP API calls.
 
 mod support;
 
@@ -40,13 +41,36 @@ fn parse(text: &str) -> HashMap<String, (String, Vec<(String, f64)>)> {
     families
 }
 
+/// An RPC proxy backend answering every call with `{"result": {"data": {"ok": true}}}`.
+async fn rpc_backend() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .fallback(|| async { axum::Json(json!({"result": {"data": {"ok": true}}})) });
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    format!("http://{addr}/rpc")
+}
+
 #[tokio::test]
 async fn dashboard_families_exist_after_a_workload() {
+    let rpc_endpoint = rpc_backend().await;
     let server = Server::start(json!({
         "client": {"allow_anonymous_connect_without_token": true},
-        "channel": {"without_namespace": {
-            "allow_subscribe_for_anonymous": true, "allow_subscribe_for_client": true,
-            "allow_publish_for_anonymous": true, "allow_publish_for_client": true}},
+        "channel": {
+            "without_namespace": {
+                "allow_subscribe_for_anonymous": true, "allow_subscribe_for_client": true,
+                "allow_publish_for_anonymous": true, "allow_publish_for_client": true},
+            "namespaces": [{
+                "name": "hist", "history_size": 10, "history_ttl": "300s",
+                "force_recovery": true,
+                "allow_subscribe_for_anonymous": true, "allow_subscribe_for_client": true}]
+        },
+        "rpc": {
+            "proxy": {"endpoint": rpc_endpoint, "timeout": "3s"},
+            "without_namespace": {"proxy_enabled": true}
+        },
         "prometheus": {"enabled": true},
         "http_api": {"key": "k"}
     }));
@@ -71,6 +95,45 @@ async fn dashboard_families_exist_after_a_workload() {
         .unwrap();
     assert_eq!(api.status(), 200);
     assert!(client.publication("news").await.is_some());
+
+    // A recovery that brings back two missed publications.
+    let subscribed = client
+        .call("subscribe", json!({"channel": "hist:a"}))
+        .await
+        .ok();
+    let epoch = subscribed["epoch"].clone();
+    client
+        .call("unsubscribe", json!({"channel": "hist:a"}))
+        .await
+        .ok();
+    for n in 0..2 {
+        let status = http
+            .post(format!("{}/api/publish", server.http_url()))
+            .header("X-API-Key", "k")
+            .body(json!({"channel": "hist:a", "data": {"n": n}}).to_string())
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+    let recovered = client
+        .call(
+            "subscribe",
+            json!({"channel": "hist:a", "recover": true, "offset": 0, "epoch": epoch}),
+        )
+        .await
+        .ok();
+    assert_eq!(recovered["recovered"], true, "{recovered}");
+    assert_eq!(recovered["publications"].as_array().map(Vec::len), Some(2));
+
+    // An RPC through the event proxy.
+    let rpc = client
+        .call("rpc", json!({"method": "echo", "data": {}}))
+        .await
+        .ok();
+    assert_eq!(rpc["data"]["ok"], true, "{rpc}");
+
     let text = http
         .get(format!("{}/metrics", server.http_url()))
         .send()
@@ -135,6 +198,19 @@ async fn dashboard_families_exist_after_a_workload() {
             "_count{protocol=\"http\",method=\"publish\""
         ) >= 1.0
     );
+    assert!(
+        total(
+            "centrifugo_client_recover",
+            "{recovered=\"yes\",channel_namespace=\"\",has_recovered_publications=\"yes\"}"
+        ) >= 1.0
+    );
+    assert!(
+        total(
+            "centrifugo_proxy_duration_seconds_histogram",
+            "_count{protocol=\"http\",type=\"rpc\",name=\"default\"}"
+        ) >= 1.0
+    );
+    assert_eq!(total("centrifugo_proxy_errors", "type=\"rpc\""), 0.0);
     assert!(total("process_resident_memory_bytes", "") > 0.0);
     assert_eq!(
         families["centrifugo_client_command_duration_seconds"].0,
