@@ -193,6 +193,24 @@ async fn auth(State(app): State<App>, method: http::Method, uri: Uri, body: Body
     axum::Json(json!({ "token": token })).into_response()
 }
 
+/// The configuration for a `POST` carrying a valid admin token (or any `POST` when
+/// `admin.insecure`); otherwise the 405 or 401 to answer.
+fn authorized_post(
+    app: &App,
+    method: &http::Method,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<std::sync::Arc<Config>, Box<Response>> {
+    if method != http::Method::POST {
+        return Err(Box::new(method_not_allowed()));
+    }
+    let config = app.config();
+    if !authenticated(&config, headers, uri) {
+        return Err(Box::new(unauthorized(&config)));
+    }
+    Ok(config)
+}
+
 async fn api(
     State(app): State<App>,
     method: http::Method,
@@ -200,12 +218,8 @@ async fn api(
     uri: Uri,
     body: Body,
 ) -> Response {
-    if method != http::Method::POST {
-        return method_not_allowed();
-    }
-    let config = app.config();
-    if !authenticated(&config, &headers, &uri) {
-        return unauthorized(&config);
+    if let Err(refused) = authorized_post(&app, &method, &headers, &uri) {
+        return *refused;
     }
     crate::api::admin_command(&app, body).await
 }
@@ -222,13 +236,10 @@ async fn live(
     uri: Uri,
     body: Body,
 ) -> Response {
-    if method != http::Method::POST {
-        return method_not_allowed();
-    }
-    let config = app.config();
-    if !authenticated(&config, &headers, &uri) {
-        return unauthorized(&config);
-    }
+    let config = match authorized_post(&app, &method, &headers, &uri) {
+        Ok(config) => config,
+        Err(refused) => return *refused,
+    };
     let Ok(body) = axum::body::to_bytes(body, MAX_FORM).await else {
         return json_error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
     };
