@@ -18,7 +18,7 @@ use gyre_protocol::Disconnect;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use crate::metrics::TransportCounters;
+use crate::metrics::{FrameType, TransportCounters};
 
 /// Outcome of [`Outbound::push`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +33,8 @@ pub(crate) enum PushOutcome {
 
 #[derive(Debug)]
 struct State {
-    items: VecDeque<Bytes>,
+    /// Each message with its type, counted by type when the writer takes it.
+    items: VecDeque<(Bytes, FrameType)>,
     bytes: usize,
     /// Set once: the writer flushes what is queued, then closes the transport with it.
     close: Option<Disconnect>,
@@ -83,8 +84,8 @@ impl Outbound {
         }
     }
 
-    /// Queues one encoded message. Never blocks.
-    pub(crate) fn push(&self, message: Bytes) -> PushOutcome {
+    /// Queues one encoded message of type `frame`. Never blocks.
+    pub(crate) fn push(&self, message: Bytes, frame: FrameType) -> PushOutcome {
         let mut state = self.state.lock();
         if state.close.is_some() {
             return PushOutcome::Closed;
@@ -101,7 +102,7 @@ impl Outbound {
         }
         state.bytes = bytes;
         let was_empty = state.items.is_empty();
-        state.items.push_back(message);
+        state.items.push_back((message, frame));
         drop(state);
         // The writer is only parked when the queue was empty; avoid redundant wake-ups.
         if was_empty {
@@ -161,15 +162,30 @@ impl Outbound {
             max_messages.min(state.items.len())
         };
         let mut taken = 0;
-        for item in state.items.drain(..n) {
+        // Counted per run of one type: a drain is mostly one type (a burst of
+        // publications), so this is one pair of atomic adds per drain, as before types.
+        let mut run: Option<(FrameType, u64, u64)> = None;
+        for (item, frame) in state.items.drain(..n) {
             taken += item.len();
+            let len = item.len() as u64;
+            match &mut run {
+                Some((f, count, bytes)) if *f == frame => {
+                    *count += 1;
+                    *bytes += len;
+                }
+                other => {
+                    if let (Some((f, count, bytes)), Some(c)) = (*other, &self.counters) {
+                        c.sent(f, count, bytes);
+                    }
+                    *other = Some((frame, 1, len));
+                }
+            }
             out.push(item);
         }
         state.bytes -= taken;
         drop(state);
-        if let Some(c) = &self.counters {
-            c.messages_sent.add(n as u64);
-            c.bytes_sent.add(taken as u64);
+        if let (Some((f, count, bytes)), Some(c)) = (run, &self.counters) {
+            c.sent(f, count, bytes);
         }
         Drained::Messages
     }
@@ -188,8 +204,8 @@ mod tests {
     #[test]
     fn drains_in_order_and_accounts_bytes() {
         let q = Outbound::new(100);
-        assert_eq!(q.push(Bytes::from_static(b"ab")), PushOutcome::Queued);
-        assert_eq!(q.push(Bytes::from_static(b"cde")), PushOutcome::Queued);
+        assert_eq!(q.push(Bytes::from_static(b"ab"), FrameType::Unknown), PushOutcome::Queued);
+        assert_eq!(q.push(Bytes::from_static(b"cde"), FrameType::Unknown), PushOutcome::Queued);
         assert_eq!(q.len_bytes(), 5);
         let mut out = Vec::new();
         assert_eq!(q.drain(0, &mut out), Drained::Messages);
@@ -204,18 +220,33 @@ mod tests {
     #[test]
     fn overflow_closes_with_slow_and_drops_queue() {
         let q = Outbound::new(4);
-        assert_eq!(q.push(Bytes::from_static(b"abc")), PushOutcome::Queued);
-        assert_eq!(q.push(Bytes::from_static(b"de")), PushOutcome::Overflow);
-        assert_eq!(q.push(Bytes::from_static(b"f")), PushOutcome::Closed);
+        assert_eq!(q.push(Bytes::from_static(b"abc"), FrameType::Unknown), PushOutcome::Queued);
+        assert_eq!(q.push(Bytes::from_static(b"de"), FrameType::Unknown), PushOutcome::Overflow);
+        assert_eq!(q.push(Bytes::from_static(b"f"), FrameType::Unknown), PushOutcome::Closed);
         let mut out = Vec::new();
         assert_eq!(q.drain(0, &mut out), Drained::Close(Disconnect::SLOW));
         assert!(out.is_empty());
     }
 
     #[test]
+    fn drained_messages_are_counted_by_frame_type() {
+        let counters = Arc::new(TransportCounters::default());
+        let q = Outbound::with_counters(0, Some(counters.clone()));
+        q.push(Bytes::from_static(b"p1"), FrameType::PushPublication);
+        q.push(Bytes::from_static(b"p2"), FrameType::PushPublication);
+        q.push(Bytes::from_static(b"r"), FrameType::Subscribe);
+        q.push(Bytes::from_static(b"p3"), FrameType::PushPublication);
+        let mut out = Vec::new();
+        assert_eq!(q.drain(0, &mut out), Drained::Messages);
+        assert_eq!(counters.sent_of(FrameType::PushPublication), 3);
+        assert_eq!(counters.sent_of(FrameType::Subscribe), 1);
+        assert_eq!(counters.sent_of(FrameType::ServerPing), 0);
+    }
+
+    #[test]
     fn close_flushes_queued_first() {
         let q = Outbound::new(0);
-        q.push(Bytes::from_static(b"x"));
+        q.push(Bytes::from_static(b"x"), FrameType::Unknown);
         q.close(Disconnect::SHUTDOWN);
         q.close(Disconnect::SLOW);
         let mut out = Vec::new();

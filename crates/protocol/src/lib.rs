@@ -355,6 +355,14 @@ impl FrameDecoder {
 /// Iterator over the commands of one frame, returned by [`decode_commands`].
 pub struct CommandDecoder(FrameDecoder);
 
+impl CommandDecoder {
+    /// Bytes of the frame not decoded yet: the difference before and after a command
+    /// is that command's size on the wire (with its separator).
+    pub fn remaining(&self) -> usize {
+        self.0.rest.len()
+    }
+}
+
 impl Iterator for CommandDecoder {
     type Item = Result<proto::Command, DecodeError>;
 

@@ -45,7 +45,7 @@ impl Drop for Inflight<'_> {
 impl Default for EventStats {
     fn default() -> Self {
         EventStats {
-            duration: Histogram::new(DEFAULT_BUCKETS),
+            duration: Histogram::with_quantiles(DEFAULT_BUCKETS),
             errors: Counter::default(),
             inflight: Gauge::default(),
         }

@@ -1,11 +1,13 @@
 //! `/metrics` of the real `gyre` binary after a workload: every family the Grafana
 //! dashboard queries is declared, the ones the workload drives have non-zero samples, and
 //! histograms carry Centrifugo's buckets. The workload: WebSocket connect, subscribe,
-//! publish, a recovery, an RPC through the event proxy, and HTTP API calls.
+//! publish, a recovery, an RPC through the event proxy, HTTP API calls (one of them
+//! `channels`, which surveys the nodes) and a server ping answered by a pong.
 
 mod support;
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
 use serde_json::json;
 use support::{Server, WsClient};
@@ -57,7 +59,6 @@ async fn rpc_backend() -> String {
 async fn dashboard_families_exist_after_a_workload() {
     let rpc_endpoint = rpc_backend().await;
     let server = Server::start(json!({
-        "client": {"allow_anonymous_connect_without_token": true},
         "channel": {
             "without_namespace": {
                 "allow_subscribe_for_anonymous": true, "allow_subscribe_for_client": true,
@@ -71,7 +72,11 @@ async fn dashboard_families_exist_after_a_workload() {
             "proxy": {"endpoint": rpc_endpoint, "timeout": "3s"},
             "without_namespace": {"proxy_enabled": true}
         },
-        "prometheus": {"enabled": true},
+        "client": {
+            "allow_anonymous_connect_without_token": true,
+            "ping_pong": {"ping_interval": "1s", "pong_timeout": "500ms"}
+        },
+        "prometheus": {"enabled": true, "instrument_http_handlers": true},
         "http_api": {"key": "k"}
     }));
     let (mut client, reply) = WsClient::connect(&server.ws_url(), json!({"name": "t"})).await;
@@ -133,6 +138,22 @@ async fn dashboard_families_exist_after_a_workload() {
         .await
         .ok();
     assert_eq!(rpc["data"]["ok"], true, "{rpc}");
+
+    // `channels` surveys the nodes (this one alone here).
+    let channels = http
+        .post(format!("{}/api/channels", server.http_url()))
+        .header("X-API-Key", "k")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(channels.status(), 200);
+
+    // The first ping comes within a ping interval; the helper answers it with a pong.
+    assert!(matches!(
+        client.push_within(Duration::from_millis(2500)).await,
+        Ok(None)
+    ));
 
     let text = http
         .get(format!("{}/metrics", server.http_url()))
@@ -231,4 +252,150 @@ async fn dashboard_families_exist_after_a_workload() {
         ]
     );
     assert!(!text.contains("_total_total"));
+
+    // Frame types as upstream names them, on both directions.
+    let sent = |frame: &str| {
+        total(
+            "centrifugo_transport_messages_sent",
+            &format!("{{transport=\"websocket\",frame_type=\"{frame}\",channel_namespace=\"\"}}"),
+        )
+    };
+    assert_eq!(sent("connect"), 1.0);
+    assert_eq!(sent("subscribe"), 3.0);
+    assert_eq!(sent("rpc"), 1.0);
+    assert!(sent("push_publication") >= 2.0);
+    assert!(sent("server_ping") >= 1.0);
+    let received = |frame: &str| {
+        total(
+            "centrifugo_transport_messages_received",
+            &format!("{{transport=\"websocket\",frame_type=\"{frame}\",channel_namespace=\"\"}}"),
+        )
+    };
+    assert_eq!(received("connect"), 1.0);
+    assert_eq!(received("publish"), 1.0);
+    assert!(received("client_pong") >= 1.0);
+    assert!(
+        total(
+            "centrifugo_transport_messages_received_size",
+            "frame_type=\"publish\""
+        ) > 20.0
+    );
+    assert_eq!(
+        total("centrifugo_transport_messages_sent", "frame_type=\"\""),
+        0.0
+    );
+
+    // Ping/pong round trips per transport.
+    assert_eq!(
+        families["centrifugo_client_ping_pong_duration_seconds"].0,
+        "histogram"
+    );
+    assert!(
+        total(
+            "centrifugo_client_ping_pong_duration_seconds",
+            "_count{transport=\"websocket\"}"
+        ) >= 1.0
+    );
+
+    // Publications reach this node's broker subscriber: the lag since their publish.
+    assert!(
+        total(
+            "centrifugo_node_pub_sub_lag_seconds",
+            "_count{channel_namespace=\"\"}"
+        ) >= 4.0
+    );
+    let lag_buckets: Vec<&str> = families["centrifugo_node_pub_sub_lag_seconds"]
+        .1
+        .iter()
+        .filter_map(|(s, _)| s.split("le=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(
+        lag_buckets,
+        [
+            "0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.2", "0.5", "1", "2", "5", "10",
+            "+Inf"
+        ]
+    );
+
+    // The `channels` survey, as a summary and a histogram.
+    assert_eq!(
+        families["centrifugo_node_survey_duration_seconds"].0,
+        "summary"
+    );
+    assert!(
+        total(
+            "centrifugo_node_survey_duration_seconds_histogram",
+            "_count{op=\"channels\"}"
+        ) >= 1.0
+    );
+    assert!(
+        total(
+            "centrifugo_node_action_count",
+            "{action=\"survey\",channel_namespace=\"\"}"
+        ) >= 1.0
+    );
+
+    // The deprecated summaries carry quantile lines: numbers where there were
+    // observations, NaN where none.
+    let quantile = |family: &str, series: &str| -> f64 {
+        families[family]
+            .1
+            .iter()
+            .find(|(s, _)| s == series)
+            .unwrap_or_else(|| panic!("no {series}"))
+            .1
+    };
+    let publish_p99 = quantile(
+        "centrifugo_client_command_duration_seconds",
+        "centrifugo_client_command_duration_seconds{method=\"publish\",channel_namespace=\"\",quantile=\"0.99\"}",
+    );
+    assert!(publish_p99 > 0.0 && publish_p99 < 10.0, "{publish_p99}");
+    assert!(
+        quantile(
+            "centrifugo_client_command_duration_seconds",
+            "centrifugo_client_command_duration_seconds{method=\"presence\",channel_namespace=\"\",quantile=\"0.5\"}",
+        )
+        .is_nan()
+    );
+    assert!(
+        quantile(
+            "centrifugo_api_command_duration_seconds",
+            "centrifugo_api_command_duration_seconds{protocol=\"http\",method=\"publish\",quantile=\"0.5\"}",
+        ) > 0.0
+    );
+    assert!(
+        quantile(
+            "centrifugo_proxy_duration_seconds",
+            "centrifugo_proxy_duration_seconds{protocol=\"http\",type=\"rpc\",name=\"default\",quantile=\"0.999\"}",
+        ) > 0.0
+    );
+    assert!(
+        quantile(
+            "centrifugo_node_survey_duration_seconds",
+            "centrifugo_node_survey_duration_seconds{op=\"channels\",quantile=\"0.5\"}",
+        ) > 0.0
+    );
+
+    // `prometheus.instrument_http_handlers`: requests by matched route, method, status.
+    assert!(
+        total(
+            "centrifugo_node_incoming_http_requests_total",
+            "{path=\"/api/publish\",method=\"POST\",status=\"200\"}"
+        ) >= 3.0
+    );
+    assert!(
+        total(
+            "centrifugo_node_incoming_http_requests_total",
+            "{path=\"/connection/websocket\",method=\"GET\""
+        ) >= 1.0
+    );
+
+    // Redis PUB/SUB drops: registered as upstream registers them, zero (Gyre's reader
+    // has no buffer that drops; see the metric's comment in the library).
+    assert_eq!(
+        families["centrifugo_broker_redis_pub_sub_dropped_messages"]
+            .1
+            .len(),
+        2
+    );
 }

@@ -34,7 +34,7 @@ use crate::events::{
     SubscribeEvent, SubscribeOptions, SubscribeReply, UnsubscribeEvent,
 };
 use crate::hub::{Connection, Frames};
-use crate::metrics::{Action, ClientMethod, ConnectionStats, TransportCounters};
+use crate::metrics::{Action, ClientMethod, ConnectionStats, FrameType, TransportCounters};
 use crate::queue::Outbound;
 use crate::session::{ConnectRefused, Session, TransportInfo};
 use crate::shared::NodeShared;
@@ -237,9 +237,14 @@ impl ClientInner {
 
     /// Encodes and queues a reply. `Err` when the connection must close.
     pub(crate) fn write_reply(&self, reply: &proto::Reply) -> Result<(), Disconnect> {
+        self.write_reply_as(reply, FrameType::of_reply(reply))
+    }
+
+    /// [`Self::write_reply`] counted as `frame` (an error reply names its command).
+    fn write_reply_as(&self, reply: &proto::Reply, frame: FrameType) -> Result<(), Disconnect> {
         let bytes =
             encode_reply(self.protocol(), reply).ok_or(Disconnect::INAPPROPRIATE_PROTOCOL)?;
-        self.outbound.push(bytes);
+        self.outbound.push(bytes, frame);
         Ok(())
     }
 
@@ -258,22 +263,37 @@ impl ClientInner {
 
     fn write_error(&self, id: u32, method: ClientMethod, error: &Error) -> Result<(), Disconnect> {
         self.node.metrics.reply_error(method, error.code);
-        self.write_reply(&proto::Reply {
-            id,
-            error: Some(error.to_proto()),
-            ..Default::default()
-        })
+        self.write_reply_as(
+            &proto::Reply {
+                id,
+                error: Some(error.to_proto()),
+                ..Default::default()
+            },
+            method.into(),
+        )
     }
 
     /// Handles every command of one transport message, in order.
     async fn handle_message(self: Arc<Self>, data: Bytes) -> Result<(), Disconnect> {
-        self.counters.messages_received.inc();
-        self.counters.bytes_received.add(data.len() as u64);
-        for command in gyre_protocol::decode_commands(self.protocol(), data) {
+        let mut commands = gyre_protocol::decode_commands(self.protocol(), data);
+        loop {
+            let before = commands.remaining();
+            let Some(command) = commands.next() else {
+                break;
+            };
             let command = command.map_err(|e| {
                 tracing::debug!(client = %self.id, error = %e, "malformed command");
                 Disconnect::BAD_REQUEST
             })?;
+            // Counted per command with its size, as upstream counts (a JSON command's
+            // size includes its newline).
+            let frame = match command_method(&command) {
+                Some(m) => m.into(),
+                None if command.id == 0 => FrameType::ClientPong,
+                None => FrameType::Unknown,
+            };
+            self.counters
+                .received(frame, (before - commands.remaining()) as u64);
             self.handle_command(command).await?;
             if self.outbound.is_closed() {
                 break;
@@ -383,10 +403,18 @@ impl ClientInner {
 
     fn handle_pong(&self) -> Result<(), Disconnect> {
         let mut state = self.state.lock();
-        if state.status != Status::Connected || !state.timers.pong_received() {
+        let round_trip = match state.status {
+            Status::Connected => state.timers.pong_received(),
+            _ => None,
+        };
+        drop(state);
+        let Some(round_trip) = round_trip else {
             tracing::debug!(client = %self.id, "unexpected pong");
             return Err(Disconnect::BAD_REQUEST);
-        }
+        };
+        self.counters
+            .ping_pong
+            .observe(round_trip.as_secs_f64());
         Ok(())
     }
 

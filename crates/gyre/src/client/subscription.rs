@@ -17,7 +17,7 @@ use super::{ClientInner, Status, get_handler, unix_now};
 use crate::broker::{BrokerError, HistoryOptions, Publication, StreamPosition};
 use crate::events::{DeltaType, HandlerError, SubscribeOptions, UnsubscribeEvent};
 use crate::hub::{Frames, SubShared};
-use crate::metrics::{Action, Message};
+use crate::metrics::{Action, FrameType, Message};
 use crate::recovery::{PositionCheck, check_position, is_recovered};
 use crate::wire::{encode_push, encode_reply, publication_to_proto};
 use crate::{Disconnect, Error, Unsubscribe};
@@ -103,13 +103,14 @@ impl ClientInner {
             // It becomes the client's delta base but is not the stream's: the next
             // publication goes in full.
             sub.delta_ready = false;
-            self.outbound.push(frames.full.clone());
+            self.outbound
+                .push(frames.full.clone(), FrameType::PushPublication);
             return;
         }
         match check_position(&mut sub.position, publication.offset, &position.epoch) {
             PositionCheck::Deliver => {
                 let bytes = sub.pick(frames);
-                self.outbound.push(bytes);
+                self.outbound.push(bytes, FrameType::PushPublication);
             }
             PositionCheck::Duplicate => {}
             PositionCheck::InsufficientState => {
@@ -335,7 +336,7 @@ impl ClientInner {
         let mut insufficient = Vec::new();
         {
             let mut state = self.state.lock();
-            self.outbound.push(bytes);
+            self.outbound.push(bytes, FrameType::of_reply(first));
             for channel in channels {
                 let Some(sub) = state.subs.get_mut(channel) else {
                     continue;
@@ -344,13 +345,14 @@ impl ClientInner {
                 for (publication, position, frames) in buffered {
                     if !sub.shared.positioned || publication.offset == 0 {
                         sub.delta_ready = false;
-                        self.outbound.push(frames.full);
+                        self.outbound
+                            .push(frames.full, FrameType::PushPublication);
                         continue;
                     }
                     match check_position(&mut sub.position, publication.offset, &position.epoch) {
                         PositionCheck::Deliver => {
                             let bytes = sub.pick(&frames);
-                            self.outbound.push(bytes);
+                            self.outbound.push(bytes, FrameType::PushPublication);
                         }
                         PositionCheck::Duplicate => {}
                         PositionCheck::InsufficientState => {
@@ -482,7 +484,7 @@ impl ClientInner {
                 ..Default::default()
             };
             if let Some(bytes) = encode_push(self.protocol(), &push) {
-                self.outbound.push(bytes);
+                self.outbound.push(bytes, FrameType::PushUnsubscribe);
             }
             sub
         };

@@ -14,6 +14,7 @@ use tokio::time::{Duration, Instant};
 use super::{ClientInner, Status, get_handler, unix_now};
 use crate::broker::{HistoryOptions, StreamPosition};
 use crate::events::{HandlerError, RefreshEvent, RefreshReply, SubRefreshEvent};
+use crate::metrics::FrameType;
 use crate::{Disconnect, Unsubscribe};
 
 /// Deadlines of one connection.
@@ -24,6 +25,8 @@ pub(crate) struct Timers {
     next_ping: Option<Instant>,
     /// Set while a pong is awaited.
     pong_deadline: Option<Instant>,
+    /// When the awaited pong's ping was queued.
+    ping_sent: Option<Instant>,
     /// Connection expiry action time.
     expire: Option<Instant>,
     next_presence: Option<Instant>,
@@ -38,9 +41,10 @@ impl Timers {
         }
     }
 
-    /// A pong arrived: true when one was awaited.
-    pub(crate) fn pong_received(&mut self) -> bool {
-        self.pong_deadline.take().is_some()
+    /// A pong arrived: the time since its ping when one was awaited.
+    pub(crate) fn pong_received(&mut self) -> Option<Duration> {
+        self.pong_deadline.take()?;
+        Some(self.ping_sent.take().map_or(Duration::ZERO, |at| at.elapsed()))
     }
 }
 
@@ -145,9 +149,11 @@ impl ClientInner {
                 return Err(Disconnect::NO_PONG);
             }
             if t.next_ping.is_some_and(|d| d <= now) {
-                self.outbound.push(ping_bytes(self.protocol()));
+                self.outbound
+                    .push(ping_bytes(self.protocol()), FrameType::ServerPing);
                 if self.expects_pong() {
                     t.pong_deadline = Some(now + config.pong_timeout);
+                    t.ping_sent = Some(now);
                 }
                 t.next_ping = Some(now + config.ping_interval);
             }

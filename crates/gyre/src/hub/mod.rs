@@ -20,6 +20,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::broker::{ClientInfo, Publication, StreamPosition};
 use crate::queue::{Outbound, PushOutcome};
+use crate::metrics::FrameType;
 
 const SHARDS: usize = 64;
 
@@ -489,7 +490,7 @@ impl<C: Connection> Hub<C> {
                         .close(Disconnect::INAPPROPRIATE_PROTOCOL);
                     continue;
                 };
-                match sub.client.outbound().push(bytes) {
+                match sub.client.outbound().push(bytes, FrameType::PushPublication) {
                     PushOutcome::Queued => sent += 1,
                     PushOutcome::Overflow => {
                         tracing::debug!(client = %sub.client.id(), "client queue overflow, disconnecting (slow)");
@@ -531,6 +532,11 @@ impl<C: Connection> Hub<C> {
             }
         };
         let mut encoded = Encoded::new(&push);
+        let frame = if join {
+            FrameType::PushJoin
+        } else {
+            FrameType::PushLeave
+        };
         let mut sent = 0;
         for sub in &subs.list {
             if !sub.shared.push_join_leave || !sub.shared.is_subscribed() {
@@ -538,7 +544,7 @@ impl<C: Connection> Hub<C> {
             }
             match encoded.get(sub.client.protocol()) {
                 Some(bytes) => {
-                    if sub.client.outbound().push(bytes.clone()) == PushOutcome::Queued {
+                    if sub.client.outbound().push(bytes.clone(), frame) == PushOutcome::Queued {
                         sent += 1;
                     }
                 }

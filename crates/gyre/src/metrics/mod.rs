@@ -14,11 +14,12 @@
 //!
 //! Centrifugo exposes each duration twice: a summary under the historical name (for
 //! example `centrifugo_client_command_duration_seconds`) and a histogram under the name
-//! with `_histogram` appended. Both come from one [`Histogram`] here; the summary carries
-//! `_sum` and `_count` (no quantile lines: `histogram_quantile` over the `_histogram`
-//! family is the query to use).
+//! with `_histogram` appended. Both come from one [`Histogram`] made with
+//! [`Histogram::with_quantiles`]; the summary's quantile lines (0.5, 0.99, 0.999, as
+//! Centrifugo's objectives) come from its sliding window (see `window.rs`).
 
 mod node;
+mod window;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -28,8 +29,10 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use parking_lot::RwLock;
 
 pub(crate) use node::{
-    Action, ClientMethod, ConnectionStats, Message, NodeMetrics, TransportCounters,
+    Action, ClientMethod, ConnectionStats, FrameType, Message, NodeMetrics, SurveyOp,
+    TransportCounters,
 };
+use window::Window;
 
 /// A monotonically increasing count.
 #[derive(Debug, Default)]
@@ -86,6 +89,19 @@ pub const DEFAULT_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Buckets of `node_pub_sub_lag_seconds`.
+pub const PUB_SUB_LAG_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
+/// Buckets of `node_survey_duration_seconds_histogram`.
+pub const SURVEY_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The quantiles of Centrifugo's summaries (its `Objectives`).
+pub const QUANTILES: &[f64] = &[0.5, 0.99, 0.999];
+
 /// A distribution of observed values over fixed buckets.
 #[derive(Debug)]
 pub struct Histogram {
@@ -94,6 +110,8 @@ pub struct Histogram {
     count: AtomicU64,
     /// Sum in nanounits, so that it can be an integer atomic.
     sum_nanos: AtomicU64,
+    /// Recent observations for the quantile lines of a summary; made on first use.
+    window: Option<std::sync::OnceLock<Box<Window>>>,
 }
 
 impl Histogram {
@@ -104,22 +122,56 @@ impl Histogram {
             buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
             count: AtomicU64::new(0),
             sum_nanos: AtomicU64::new(0),
+            window: None,
+        }
+    }
+
+    /// A histogram that also keeps a sliding window of recent observations, so that it
+    /// can be written as a summary with quantile lines too ([`Exposition::durations`]).
+    pub fn with_quantiles(bounds: &'static [f64]) -> Self {
+        Histogram {
+            window: Some(std::sync::OnceLock::new()),
+            ..Histogram::new(bounds)
         }
     }
 
     /// Records one value.
     pub fn observe(&self, value: f64) {
+        self.record(value, None);
+    }
+
+    fn record(&self, value: f64, now: Option<std::time::Instant>) {
         if let Some(i) = self.bounds.iter().position(|b| value <= *b) {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_nanos
             .fetch_add((value.max(0.0) * 1e9) as u64, Ordering::Relaxed);
+        if let Some(window) = &self.window {
+            let now = now.unwrap_or_else(std::time::Instant::now);
+            window.get_or_init(Box::default).record(value, now);
+        }
     }
 
     /// Records the time elapsed since `started`, in seconds.
     pub fn observe_since(&self, started: std::time::Instant) {
-        self.observe(started.elapsed().as_secs_f64());
+        let now = std::time::Instant::now();
+        self.record(now.saturating_duration_since(started).as_secs_f64(), Some(now));
+    }
+
+    /// The values at [`QUANTILES`] over the window (NaN when it holds nothing, as the
+    /// Prometheus Go client writes an empty summary); `None` without a window.
+    fn quantiles(&self) -> Option<[f64; 3]> {
+        let slot = self.window.as_ref()?;
+        let Some(w) = slot.get() else {
+            return Some([f64::NAN; 3]);
+        };
+        let mut samples = w.recent(std::time::Instant::now());
+        let mut out = [f64::NAN; 3];
+        for (o, q) in out.iter_mut().zip(QUANTILES) {
+            *o = window::quantile(&mut samples, *q);
+        }
+        Some(out)
     }
 
     /// Number of observations.
@@ -184,7 +236,7 @@ pub enum Kind {
     Gauge,
     /// Buckets, sum and count.
     Histogram,
-    /// Sum and count (quantiles are not computed).
+    /// Quantiles over a sliding window, sum and count.
     Summary,
 }
 
@@ -300,8 +352,19 @@ impl<'a> Exposition<'a> {
         self
     }
 
-    /// The samples of one summary (sum and count of `h`) of the current summary family.
+    /// The samples of one summary of the current summary family: the quantile lines
+    /// (when `h` keeps a window), sum and count.
     pub fn summary(&mut self, labels: &[(&str, &str)], h: &Histogram) -> &mut Self {
+        if let Some(values) = h.quantiles() {
+            for (q, v) in QUANTILES.iter().zip(values) {
+                let q = q.to_string();
+                self.out.push_str(&self.current);
+                let mut with_q: Vec<(&str, &str)> = labels.to_vec();
+                with_q.push(("quantile", &q));
+                write_labels(self.out, &with_q, None);
+                let _ = writeln!(self.out, " {}", go_float(v));
+            }
+        }
         let count = h.count();
         self.suffixed("_sum", labels, None, h.sum());
         self.suffixed("_count", labels, None, count as f64);
@@ -357,6 +420,15 @@ impl<'a> Exposition<'a> {
             self.histogram(labels, h);
         }
         self
+    }
+}
+
+/// A sample value as the text format spells the special ones.
+fn go_float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_owned()
+    } else {
+        v.to_string()
     }
 }
 
@@ -431,6 +503,34 @@ mod tests {
             "c_api_command_duration_seconds_histogram_bucket{protocol=\"http\",method=\"publish\",le=\"0.025\"} 1\n"
         ));
         assert!(!out.contains("_total"));
+    }
+
+    #[test]
+    fn summaries_write_quantiles_from_the_window() {
+        let h = Histogram::with_quantiles(DEFAULT_BUCKETS);
+        let mut out = String::new();
+        Exposition::new(&mut out, "c")
+            .family("d", "D.", Kind::Summary)
+            .summary(&[("m", "x")], &h);
+        assert!(out.contains("c_d{m=\"x\",quantile=\"0.5\"} NaN\n"), "{out}");
+        for v in 1..=200 {
+            h.observe(f64::from(v) / 200.0);
+        }
+        let mut out = String::new();
+        Exposition::new(&mut out, "c")
+            .family("d", "D.", Kind::Summary)
+            .summary(&[("m", "x")], &h);
+        assert!(out.contains("c_d{m=\"x\",quantile=\"0.5\"} 0.5"), "{out}");
+        assert!(out.contains("c_d{m=\"x\",quantile=\"0.99\"} 0.99"), "{out}");
+        assert!(out.contains("c_d{m=\"x\",quantile=\"0.999\"} 1\n"), "{out}");
+        assert!(out.contains("c_d_count{m=\"x\"} 200\n"), "{out}");
+        // A histogram without a window writes no quantile lines.
+        let plain = Histogram::new(DEFAULT_BUCKETS);
+        let mut out = String::new();
+        Exposition::new(&mut out, "c")
+            .family("d", "D.", Kind::Summary)
+            .summary(&[], &plain);
+        assert!(!out.contains("quantile"), "{out}");
     }
 
     #[test]

@@ -1,22 +1,64 @@
 //! The families a node keeps: Centrifugo's `node_*`, `client_*` and `transport_*`,
-//! with their label sets. A label that Gyre has no value for (`channel_namespace`, which
-//! Centrifugo fills only when configured to; `accept_protocol`; `frame_type`) is written
-//! empty, which Prometheus reads as the label being absent, as Centrifugo's default does.
+//! with their label sets. `channel_namespace` is written empty, as Centrifugo v6 writes
+//! it: its library fills the label only when an application sets
+//! `MetricsConfig.GetChannelNamespaceLabel`, and Centrifugo never does (no config key
+//! turns it on). `accept_protocol` is empty too (Gyre does not tell HTTP versions apart
+//! there). `frame_type` carries the frame type names of Centrifugo's protocol library
+//! (`push_publication`, `subscribe`, `server_ping`, …).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use super::{BROADCAST_BUCKETS, COMMAND_BUCKETS, Counter, Exposition, Family, Gauge, Histogram};
+use gyre_protocol::proto;
 
-/// Per-transport counters, held by each connection and its outbound queue.
-#[derive(Debug, Default)]
+use super::{
+    BROADCAST_BUCKETS, COMMAND_BUCKETS, Counter, Exposition, Family, Gauge, Histogram,
+    PUB_SUB_LAG_BUCKETS, SURVEY_BUCKETS,
+};
+
+/// Per-transport counters, held by each connection and its outbound queue: messages and
+/// bytes by frame type (indexed by [`FrameType`]), and the ping/pong round trips.
+#[derive(Debug)]
 pub(crate) struct TransportCounters {
-    pub(crate) messages_sent: Counter,
-    pub(crate) bytes_sent: Counter,
-    pub(crate) messages_received: Counter,
-    pub(crate) bytes_received: Counter,
+    messages_sent: Box<[Counter]>,
+    bytes_sent: Box<[Counter]>,
+    messages_received: Box<[Counter]>,
+    bytes_received: Box<[Counter]>,
+    pub(crate) ping_pong: Histogram,
+}
+
+impl Default for TransportCounters {
+    fn default() -> Self {
+        let row = || FrameType::ALL.iter().map(|_| Counter::default()).collect();
+        TransportCounters {
+            messages_sent: row(),
+            bytes_sent: row(),
+            messages_received: row(),
+            bytes_received: row(),
+            ping_pong: Histogram::new(COMMAND_BUCKETS),
+        }
+    }
+}
+
+impl TransportCounters {
+    /// `n` messages of `frame` type, `bytes` in all, went to a client.
+    pub(crate) fn sent(&self, frame: FrameType, n: u64, bytes: u64) {
+        self.messages_sent[frame as usize].add(n);
+        self.bytes_sent[frame as usize].add(bytes);
+    }
+
+    /// One command (or pong) of `bytes` came from a client.
+    pub(crate) fn received(&self, frame: FrameType, bytes: u64) {
+        self.messages_received[frame as usize].inc();
+        self.bytes_received[frame as usize].add(bytes);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn sent_of(&self, frame: FrameType) -> u64 {
+        self.messages_sent[frame as usize].get()
+    }
 }
 
 macro_rules! label_enum {
@@ -54,6 +96,122 @@ label_enum! {
         Refresh = "refresh",
         SubRefresh = "sub_refresh",
         Unknown = "unknown",
+    }
+}
+
+label_enum! {
+    /// The `frame_type` label of the transport metrics: what a message sent to or
+    /// received from a client is (upstream's `protocol.FrameType` names). A reply has the
+    /// type of the command it answers.
+    FrameType {
+        ServerPing = "server_ping",
+        ClientPong = "client_pong",
+        PushConnect = "push_connect",
+        PushSubscribe = "push_subscribe",
+        PushPublication = "push_publication",
+        PushJoin = "push_join",
+        PushLeave = "push_leave",
+        PushUnsubscribe = "push_unsubscribe",
+        PushMessage = "push_message",
+        PushRefresh = "push_refresh",
+        PushDisconnect = "push_disconnect",
+        Connect = "connect",
+        Subscribe = "subscribe",
+        Publish = "publish",
+        Unsubscribe = "unsubscribe",
+        Rpc = "rpc",
+        Presence = "presence",
+        PresenceStats = "presence_stats",
+        History = "history",
+        Refresh = "refresh",
+        SubRefresh = "sub_refresh",
+        Send = "send",
+        Unknown = "unknown",
+    }
+}
+
+impl FrameType {
+    /// The type of an encoded reply: the push it carries or the command it answers.
+    /// An error reply carries no result to tell; its writer names the command instead.
+    pub(crate) fn of_reply(reply: &proto::Reply) -> FrameType {
+        if let Some(push) = &reply.push {
+            return FrameType::of_push(push);
+        }
+        if reply.connect.is_some() {
+            FrameType::Connect
+        } else if reply.subscribe.is_some() {
+            FrameType::Subscribe
+        } else if reply.unsubscribe.is_some() {
+            FrameType::Unsubscribe
+        } else if reply.publish.is_some() {
+            FrameType::Publish
+        } else if reply.presence.is_some() {
+            FrameType::Presence
+        } else if reply.presence_stats.is_some() {
+            FrameType::PresenceStats
+        } else if reply.history.is_some() {
+            FrameType::History
+        } else if reply.rpc.is_some() {
+            FrameType::Rpc
+        } else if reply.refresh.is_some() {
+            FrameType::Refresh
+        } else if reply.sub_refresh.is_some() {
+            FrameType::SubRefresh
+        } else {
+            FrameType::Unknown
+        }
+    }
+
+    /// The type of a push.
+    pub(crate) fn of_push(push: &proto::Push) -> FrameType {
+        if push.r#pub.is_some() {
+            FrameType::PushPublication
+        } else if push.join.is_some() {
+            FrameType::PushJoin
+        } else if push.leave.is_some() {
+            FrameType::PushLeave
+        } else if push.unsubscribe.is_some() {
+            FrameType::PushUnsubscribe
+        } else if push.message.is_some() {
+            FrameType::PushMessage
+        } else if push.subscribe.is_some() {
+            FrameType::PushSubscribe
+        } else if push.connect.is_some() {
+            FrameType::PushConnect
+        } else if push.disconnect.is_some() {
+            FrameType::PushDisconnect
+        } else if push.refresh.is_some() {
+            FrameType::PushRefresh
+        } else {
+            FrameType::Unknown
+        }
+    }
+}
+
+impl From<ClientMethod> for FrameType {
+    fn from(m: ClientMethod) -> FrameType {
+        match m {
+            ClientMethod::Connect => FrameType::Connect,
+            ClientMethod::Subscribe => FrameType::Subscribe,
+            ClientMethod::Unsubscribe => FrameType::Unsubscribe,
+            ClientMethod::Publish => FrameType::Publish,
+            ClientMethod::Presence => FrameType::Presence,
+            ClientMethod::PresenceStats => FrameType::PresenceStats,
+            ClientMethod::History => FrameType::History,
+            ClientMethod::Send => FrameType::Send,
+            ClientMethod::Rpc => FrameType::Rpc,
+            ClientMethod::Refresh => FrameType::Refresh,
+            ClientMethod::SubRefresh => FrameType::SubRefresh,
+            ClientMethod::Unknown => FrameType::Unknown,
+        }
+    }
+}
+
+label_enum! {
+    /// The `op` label of `node_survey_duration_seconds`: the surveys a node sends.
+    SurveyOp {
+        Channels = "channels",
+        Emulation = "centrifuge_emulation",
     }
 }
 
@@ -121,6 +279,9 @@ pub(crate) struct NodeMetrics {
     messages_received: [Counter; 4],
     actions: Box<[Counter]>,
     pub(crate) broadcast_duration: Histogram,
+    pub(crate) pub_sub_lag: Histogram,
+    /// Indexed by [`SurveyOp`].
+    surveys: Box<[Histogram]>,
     connections: Family<ConnectionStats>,
     /// Indexed by whether the client sent a name (`unnamed`, `unregistered`).
     subscriptions: [SubscriptionStats; 2],
@@ -141,11 +302,16 @@ impl Default for NodeMetrics {
             messages_received: Default::default(),
             actions: Action::ALL.iter().map(|_| Counter::default()).collect(),
             broadcast_duration: Histogram::new(BROADCAST_BUCKETS),
+            pub_sub_lag: Histogram::new(PUB_SUB_LAG_BUCKETS),
+            surveys: SurveyOp::ALL
+                .iter()
+                .map(|_| Histogram::with_quantiles(SURVEY_BUCKETS))
+                .collect(),
             connections: Family::new(ConnectionStats::default),
             subscriptions: Default::default(),
             commands: ClientMethod::ALL
                 .iter()
-                .map(|_| Histogram::new(COMMAND_BUCKETS))
+                .map(|_| Histogram::with_quantiles(COMMAND_BUCKETS))
                 .collect(),
             reply_errors: Family::new(Counter::default),
             server_unsubscribes: Family::new(Counter::default),
@@ -188,6 +354,24 @@ impl NodeMetrics {
 
     pub(crate) fn command(&self, method: ClientMethod) -> &Histogram {
         &self.commands[method as usize]
+    }
+
+    pub(crate) fn survey(&self, op: SurveyOp) -> &Histogram {
+        &self.surveys[op as usize]
+    }
+
+    /// A publication made at `time` (Unix milliseconds, 0 when unknown) reached this
+    /// node's broker subscriber now. Upstream takes the absolute difference, so a clock
+    /// behind another node's still counts as lag.
+    pub(crate) fn pub_sub_delivered(&self, time: i64) {
+        if time <= 0 {
+            return;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        self.pub_sub_lag
+            .observe((now - time).unsigned_abs() as f64 / 1000.0);
     }
 
     /// The connection counters of a connection that just authenticated.
@@ -265,6 +449,25 @@ impl NodeMetrics {
         .histogram(
             &[("type", "publication"), ("channel_namespace", "")],
             &self.broadcast_duration,
+        );
+        if self.pub_sub_lag.count() > 0 {
+            e.family(
+                "node_pub_sub_lag_seconds",
+                "Pub sub lag in seconds",
+                super::Kind::Histogram,
+            )
+            .histogram(&[("channel_namespace", "")], &self.pub_sub_lag);
+        }
+        let surveys: Vec<(Vec<(&str, &str)>, &Histogram)> = SurveyOp::ALL
+            .iter()
+            .zip(self.surveys.iter())
+            .filter(|(_, h)| h.count() > 0)
+            .map(|(op, h)| (vec![("op", op.label())], h))
+            .collect();
+        e.durations(
+            "node_survey_duration_seconds",
+            "Survey duration.",
+            &surveys,
         );
 
         let connections = self.connections.snapshot();
@@ -388,45 +591,63 @@ impl NodeMetrics {
             t.sort_by_key(|(k, _)| *k);
             t
         };
-        type Pick = fn(&TransportCounters) -> u64;
+        type Pick = fn(&TransportCounters) -> &[Counter];
         let picks: [(&str, &str, Pick); 4] = [
             (
                 "transport_messages_sent",
                 "Number of messages sent to client connections over specific transport.",
-                |c| c.messages_sent.get(),
+                |c| &c.messages_sent[..],
             ),
             (
                 "transport_messages_sent_size",
                 "Size in bytes of messages sent to client connections over specific transport.",
-                |c| c.bytes_sent.get(),
+                |c| &c.bytes_sent[..],
             ),
             (
                 "transport_messages_received",
                 "Number of messages received from client connections over specific transport.",
-                |c| c.messages_received.get(),
+                |c| &c.messages_received[..],
             ),
             (
                 "transport_messages_received_size",
                 "Size in bytes of messages received from client connections over specific transport.",
-                |c| c.bytes_received.get(),
+                |c| &c.bytes_received[..],
             ),
         ];
         for (name, help, pick) in picks {
             e.family(name, help, super::Kind::Counter);
             for (transport, c) in &transports {
-                e.value(
-                    &[
-                        ("transport", transport),
-                        ("frame_type", ""),
-                        ("channel_namespace", ""),
-                    ],
-                    pick(c),
-                );
+                // Only the frame types seen, as upstream creates a series on first use.
+                for (frame, n) in FrameType::ALL.iter().zip(pick(c).iter()) {
+                    if n.get() > 0 {
+                        e.value(
+                            &[
+                                ("transport", transport),
+                                ("frame_type", frame.label()),
+                                ("channel_namespace", ""),
+                            ],
+                            n.get(),
+                        );
+                    }
+                }
+            }
+        }
+        e.family(
+            "client_ping_pong_duration_seconds",
+            "Ping/Pong duration in seconds",
+            super::Kind::Histogram,
+        );
+        for (transport, c) in &transports {
+            if c.ping_pong.count() > 0 {
+                e.histogram(&[("transport", transport)], &c.ping_pong);
             }
         }
 
-        // Upstream registers these for every broker; Gyre's Redis subscriber has no
-        // application-level buffer that could drop, so they stay at zero.
+        // Upstream registers these for every broker and counts what its PUB/SUB reader
+        // drops when its bounded hand-off buffer is full. Gyre's reader has no such
+        // buffer: it hands each message to the hub inside the read loop, and the Redis
+        // client queues what arrives meanwhile without bound (redis-rs' PUB/SUB stream
+        // is an unbounded channel). Nothing is dropped, so the series stay at zero.
         e.family(
             "broker_redis_pub_sub_dropped_messages",
             "Number of dropped messages on application level in Redis PUB/SUB.",
@@ -448,7 +669,11 @@ mod tests {
         m.sent(Message::Publication);
         m.received(Message::Join);
         m.command(ClientMethod::Subscribe).observe(0.003);
-        m.transport("websocket").messages_sent.add(7);
+        m.transport("websocket")
+            .sent(FrameType::PushPublication, 7, 70);
+        m.transport("websocket").ping_pong.observe(0.002);
+        m.survey(SurveyOp::Channels).observe(0.003);
+        m.pub_sub_delivered(1);
         m.connection("websocket", "js", "").accepted.inc();
         m.reply_error(ClientMethod::Publish, 103);
         m.recovered(true, false);
@@ -468,7 +693,13 @@ mod tests {
             "centrifugo_client_connections_accepted{transport=\"websocket\",accept_protocol=\"\",client_name=\"unregistered\",client_version=\"unversioned\"} 1\n",
             "centrifugo_client_num_reply_errors{method=\"publish\",code=\"103\",channel_namespace=\"\"} 1\n",
             "centrifugo_client_recover{recovered=\"yes\",channel_namespace=\"\",has_recovered_publications=\"no\"} 1\n",
-            "centrifugo_transport_messages_sent{transport=\"websocket\",frame_type=\"\",channel_namespace=\"\"} 7\n",
+            "centrifugo_transport_messages_sent{transport=\"websocket\",frame_type=\"push_publication\",channel_namespace=\"\"} 7\n",
+            "centrifugo_transport_messages_sent_size{transport=\"websocket\",frame_type=\"push_publication\",channel_namespace=\"\"} 70\n",
+            "centrifugo_client_ping_pong_duration_seconds_bucket{transport=\"websocket\",le=\"0.005\"} 1\n",
+            "centrifugo_node_survey_duration_seconds{op=\"channels\",quantile=\"0.5\"} 0.003\n",
+            "centrifugo_node_survey_duration_seconds_histogram_bucket{op=\"channels\",le=\"0.005\"} 1\n",
+            "centrifugo_node_pub_sub_lag_seconds_bucket{channel_namespace=\"\",le=\"+Inf\"} 1\n",
+            "centrifugo_client_command_duration_seconds{method=\"subscribe\",channel_namespace=\"\",quantile=\"0.99\"} 0.003\n",
             "# TYPE centrifugo_node_broadcast_duration_seconds histogram\n",
             "centrifugo_node_broadcast_duration_seconds_bucket{type=\"publication\",channel_namespace=\"\",le=\"1e-06\"} 0\n",
         ] {

@@ -23,7 +23,7 @@ use super::{ClientFilter, NodeInfo, NodeInner};
 use crate::broker::{BrokerError, StreamPosition};
 use crate::controller::ControlEventHandler;
 use crate::events::{RefreshReply, SubscribeOptions};
-use crate::metrics::Message;
+use crate::metrics::{Action, Message, SurveyOp};
 use crate::session::Session;
 use crate::{Disconnect, Node, Unsubscribe};
 
@@ -288,6 +288,26 @@ impl Node {
     /// Asks every known node (this one included) and collects the answers that arrive
     /// within `timeout`.
     async fn survey(&self, op: &str, timeout: Duration) -> Vec<(String, Bytes)> {
+        let started = std::time::Instant::now();
+        let answers = self.survey_all(op, timeout).await;
+        self.observe_survey(op, started);
+        answers
+    }
+
+    /// Counts a survey as upstream's `Node.Survey` does: the `survey` action and its
+    /// duration under its op.
+    fn observe_survey(&self, op: &str, started: std::time::Instant) {
+        let metrics = &self.inner.shared.metrics;
+        metrics.action(Action::Survey);
+        let op = match op {
+            SURVEY_CHANNELS => SurveyOp::Channels,
+            SURVEY_EMULATION => SurveyOp::Emulation,
+            _ => return,
+        };
+        metrics.survey(op).observe_since(started);
+    }
+
+    async fn survey_all(&self, op: &str, timeout: Duration) -> Vec<(String, Bytes)> {
         let mut answers = vec![(self.inner.shared.id.clone(), self.answer_survey(op))];
         if self.inner.controller.is_none() {
             return answers;
@@ -330,6 +350,19 @@ impl Node {
     /// Asks node `to` alone and waits at most `timeout` for its answer: `Ok(None)` when
     /// none came in time.
     pub(crate) async fn survey_node(
+        &self,
+        to: &str,
+        op: &str,
+        data: Bytes,
+        timeout: Duration,
+    ) -> Result<Option<(u32, Bytes)>, BrokerError> {
+        let started = std::time::Instant::now();
+        let result = self.survey_one(to, op, data, timeout).await;
+        self.observe_survey(op, started);
+        result
+    }
+
+    async fn survey_one(
         &self,
         to: &str,
         op: &str,

@@ -225,6 +225,7 @@ impl BrokerEventHandler for NodeEvents {
     ) {
         if let Some(node) = self.0.upgrade() {
             node.metrics.received(Message::Publication);
+            node.metrics.pub_sub_delivered(publication.time);
             let prev = prev.as_ref().filter(|_| use_delta);
             let started = std::time::Instant::now();
             node.hub

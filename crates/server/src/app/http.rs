@@ -144,7 +144,7 @@ pub(crate) fn routers(app: &App, separate_internal: bool) -> Routers {
         );
     }
 
-    if separate_internal {
+    let mut routers = if separate_internal {
         Routers {
             external,
             internal: Some(internal),
@@ -154,7 +154,17 @@ pub(crate) fn routers(app: &App, separate_internal: bool) -> Routers {
             external: external.merge(internal),
             internal: None,
         }
+    };
+    if config.prometheus.enabled && config.prometheus.instrument_http_handlers {
+        // A route layer runs after routing, so the middleware sees the matched pattern;
+        // the fallback goes in first so that unmatched requests are counted too.
+        let instrument =
+            axum::middleware::from_fn_with_state(app.clone(), crate::metrics::instrument);
+        let layered = |r: Router| r.fallback(not_found).layer(instrument.clone());
+        routers.external = layered(routers.external);
+        routers.internal = routers.internal.map(layered);
     }
+    routers
 }
 
 /// `/connection/websocket` with the origin check and the node-wide connection limit

@@ -33,6 +33,8 @@ pub(crate) struct AppInner {
     pub(crate) proxies: crate::proxy::Proxies,
     /// Server API calls, for `/metrics`.
     pub(crate) api_metrics: crate::metrics::ApiMetrics,
+    /// HTTP requests, for `/metrics` with `prometheus.instrument_http_handlers`.
+    pub(crate) http_metrics: crate::metrics::HttpMetrics,
 }
 
 impl std::ops::Deref for App {
@@ -70,6 +72,7 @@ impl App {
             subscribe_tokens,
             proxies,
             api_metrics: Default::default(),
+            http_metrics: Default::default(),
         })))
     }
 

@@ -43,7 +43,7 @@ impl Default for ApiMetrics {
         let row = || {
             Method::ALL
                 .iter()
-                .map(|_| Histogram::new(DEFAULT_BUCKETS))
+                .map(|_| Histogram::with_quantiles(DEFAULT_BUCKETS))
                 .collect()
         };
         ApiMetrics {
@@ -99,6 +99,59 @@ impl ApiMetrics {
     }
 }
 
+/// `node_incoming_http_requests_total`: with `prometheus.instrument_http_handlers`,
+/// every HTTP request by its route (the pattern it matched, as upstream labels by the
+/// registered pattern so that client-chosen paths cannot grow the series; `other` when
+/// none matched), method and status.
+#[derive(Debug)]
+pub(crate) struct HttpMetrics {
+    requests: Family<Counter>,
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        HttpMetrics {
+            requests: Family::new(Counter::default),
+        }
+    }
+}
+
+impl HttpMetrics {
+    pub(crate) fn request(&self, path: &str, method: &str, status: u16) {
+        // Not the message hot path (one lookup per HTTP request, opt-in as upstream's).
+        self.requests
+            .get(&[path, method, &status.to_string()])
+            .inc();
+    }
+
+    fn write(&self, e: &mut Exposition<'_>) {
+        e.counters(
+            "node_incoming_http_requests_total",
+            "Number of incoming HTTP requests",
+            &["path", "method", "status"],
+            &self.requests,
+        );
+    }
+}
+
+/// Counts one request in [`HttpMetrics`] (the middleware of
+/// `prometheus.instrument_http_handlers`).
+pub(crate) async fn instrument(
+    axum::extract::State(app): axum::extract::State<App>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "other".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    app.http_metrics
+        .request(&path, method.as_str(), response.status().as_u16());
+    response
+}
+
 /// Every proxy with its `name` label: the event sections are `default`.
 fn write_proxies(app: &App, e: &mut Exposition<'_>) {
     let proxies = app.proxies.all();
@@ -145,6 +198,7 @@ pub(crate) fn render(app: &App) -> String {
     {
         let mut e = Exposition::new(&mut out, "centrifugo");
         app.api_metrics.write(&mut e);
+        app.http_metrics.write(&mut e);
         write_proxies(app, &mut e);
     }
     process::write(&mut out);

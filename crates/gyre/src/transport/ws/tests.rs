@@ -24,6 +24,7 @@ use super::config::WsConfig;
 use super::conn::{self, ConnParams};
 use super::frame::tests::client_frame;
 use super::handler::WsHandler;
+use crate::metrics::FrameType;
 use crate::queue::Outbound;
 use crate::transport::{Protocol, Session, SessionFactory, TransportInfo};
 
@@ -79,11 +80,11 @@ impl Session for TestSession {
             if &data[..] == b"boom"
                 && let Some(d) = this.0.behaviour.boom.clone()
             {
-                this.0.outbound.push(Bytes::from_static(b"last"));
+                this.0.outbound.push(Bytes::from_static(b"last"), FrameType::Unknown);
                 return Err(d);
             }
             for _ in 0..this.0.behaviour.echo_times.max(1) {
-                this.0.outbound.push(data.clone());
+                this.0.outbound.push(data.clone(), FrameType::Unknown);
             }
             Ok(())
         }
@@ -132,7 +133,7 @@ impl SessionFactory for TestFactory {
         }
         let outbound = Arc::new(Outbound::new(self.queue_max));
         for m in &self.behaviour.prequeue {
-            outbound.push(Bytes::from_static(m.as_bytes()));
+            outbound.push(Bytes::from_static(m.as_bytes()), FrameType::Unknown);
         }
         let deadline = self
             .behaviour
