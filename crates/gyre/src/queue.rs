@@ -204,8 +204,14 @@ mod tests {
     #[test]
     fn drains_in_order_and_accounts_bytes() {
         let q = Outbound::new(100);
-        assert_eq!(q.push(Bytes::from_static(b"ab"), FrameType::Unknown), PushOutcome::Queued);
-        assert_eq!(q.push(Bytes::from_static(b"cde"), FrameType::Unknown), PushOutcome::Queued);
+        assert_eq!(
+            q.push(Bytes::from_static(b"ab"), FrameType::Unknown),
+            PushOutcome::Queued
+        );
+        assert_eq!(
+            q.push(Bytes::from_static(b"cde"), FrameType::Unknown),
+            PushOutcome::Queued
+        );
         assert_eq!(q.len_bytes(), 5);
         let mut out = Vec::new();
         assert_eq!(q.drain(0, &mut out), Drained::Messages);
@@ -220,9 +226,18 @@ mod tests {
     #[test]
     fn overflow_closes_with_slow_and_drops_queue() {
         let q = Outbound::new(4);
-        assert_eq!(q.push(Bytes::from_static(b"abc"), FrameType::Unknown), PushOutcome::Queued);
-        assert_eq!(q.push(Bytes::from_static(b"de"), FrameType::Unknown), PushOutcome::Overflow);
-        assert_eq!(q.push(Bytes::from_static(b"f"), FrameType::Unknown), PushOutcome::Closed);
+        assert_eq!(
+            q.push(Bytes::from_static(b"abc"), FrameType::Unknown),
+            PushOutcome::Queued
+        );
+        assert_eq!(
+            q.push(Bytes::from_static(b"de"), FrameType::Unknown),
+            PushOutcome::Overflow
+        );
+        assert_eq!(
+            q.push(Bytes::from_static(b"f"), FrameType::Unknown),
+            PushOutcome::Closed
+        );
         let mut out = Vec::new();
         assert_eq!(q.drain(0, &mut out), Drained::Close(Disconnect::SLOW));
         assert!(out.is_empty());

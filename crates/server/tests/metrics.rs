@@ -74,7 +74,7 @@ async fn dashboard_families_exist_after_a_workload() {
         },
         "client": {
             "allow_anonymous_connect_without_token": true,
-            "ping_pong": {"ping_interval": "1s", "pong_timeout": "500ms"}
+            "ping_interval": "1s", "pong_timeout": "500ms"
         },
         "prometheus": {"enabled": true, "instrument_http_handlers": true},
         "http_api": {"key": "k"}
@@ -377,17 +377,20 @@ async fn dashboard_families_exist_after_a_workload() {
     );
 
     // `prometheus.instrument_http_handlers`: requests by matched route, method, status.
+    let requests = &families["centrifugo_node_incoming_http_requests_total"].1;
     assert!(
         total(
             "centrifugo_node_incoming_http_requests_total",
             "{path=\"/api/publish\",method=\"POST\",status=\"200\"}"
-        ) >= 3.0
+        ) >= 3.0,
+        "{requests:?}"
     );
     assert!(
         total(
             "centrifugo_node_incoming_http_requests_total",
             "{path=\"/connection/websocket\",method=\"GET\""
-        ) >= 1.0
+        ) >= 1.0,
+        "{requests:?}"
     );
 
     // Redis PUB/SUB drops: registered as upstream registers them, zero (Gyre's reader

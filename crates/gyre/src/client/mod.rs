@@ -412,9 +412,7 @@ impl ClientInner {
             tracing::debug!(client = %self.id, "unexpected pong");
             return Err(Disconnect::BAD_REQUEST);
         };
-        self.counters
-            .ping_pong
-            .observe(round_trip.as_secs_f64());
+        self.counters.ping_pong.observe(round_trip.as_secs_f64());
         Ok(())
     }
 

@@ -345,8 +345,7 @@ impl ClientInner {
                 for (publication, position, frames) in buffered {
                     if !sub.shared.positioned || publication.offset == 0 {
                         sub.delta_ready = false;
-                        self.outbound
-                            .push(frames.full, FrameType::PushPublication);
+                        self.outbound.push(frames.full, FrameType::PushPublication);
                         continue;
                     }
                     match check_position(&mut sub.position, publication.offset, &position.epoch) {

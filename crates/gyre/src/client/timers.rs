@@ -44,7 +44,11 @@ impl Timers {
     /// A pong arrived: the time since its ping when one was awaited.
     pub(crate) fn pong_received(&mut self) -> Option<Duration> {
         self.pong_deadline.take()?;
-        Some(self.ping_sent.take().map_or(Duration::ZERO, |at| at.elapsed()))
+        Some(
+            self.ping_sent
+                .take()
+                .map_or(Duration::ZERO, |at| at.elapsed()),
+        )
     }
 }
 

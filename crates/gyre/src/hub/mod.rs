@@ -19,8 +19,8 @@ use gyre_protocol::{Disconnect, Protocol, proto};
 use parking_lot::{Mutex, RwLock};
 
 use crate::broker::{ClientInfo, Publication, StreamPosition};
-use crate::queue::{Outbound, PushOutcome};
 use crate::metrics::FrameType;
+use crate::queue::{Outbound, PushOutcome};
 
 const SHARDS: usize = 64;
 
@@ -490,7 +490,11 @@ impl<C: Connection> Hub<C> {
                         .close(Disconnect::INAPPROPRIATE_PROTOCOL);
                     continue;
                 };
-                match sub.client.outbound().push(bytes, FrameType::PushPublication) {
+                match sub
+                    .client
+                    .outbound()
+                    .push(bytes, FrameType::PushPublication)
+                {
                     PushOutcome::Queued => sent += 1,
                     PushOutcome::Overflow => {
                         tracing::debug!(client = %sub.client.id(), "client queue overflow, disconnecting (slow)");

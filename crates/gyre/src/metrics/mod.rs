@@ -156,7 +156,10 @@ impl Histogram {
     /// Records the time elapsed since `started`, in seconds.
     pub fn observe_since(&self, started: std::time::Instant) {
         let now = std::time::Instant::now();
-        self.record(now.saturating_duration_since(started).as_secs_f64(), Some(now));
+        self.record(
+            now.saturating_duration_since(started).as_secs_f64(),
+            Some(now),
+        );
     }
 
     /// The values at [`QUANTILES`] over the window (NaN when it holds nothing, as the

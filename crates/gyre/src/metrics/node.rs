@@ -464,11 +464,7 @@ impl NodeMetrics {
             .filter(|(_, h)| h.count() > 0)
             .map(|(op, h)| (vec![("op", op.label())], h))
             .collect();
-        e.durations(
-            "node_survey_duration_seconds",
-            "Survey duration.",
-            &surveys,
-        );
+        e.durations("node_survey_duration_seconds", "Survey duration.", &surveys);
 
         let connections = self.connections.snapshot();
         let conn_labels = |v: &[String]| -> [(&'static str, String); 4] {

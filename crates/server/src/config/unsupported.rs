@@ -76,7 +76,9 @@ const UNSUPPORTED: &[(&str, Check)] = &[
     ("prometheus.recovered_publications_histogram", |c| {
         c.prometheus.recovered_publications_histogram
     }),
-    ("prometheus.native_histograms", |c| c.prometheus.native_histograms),
+    ("prometheus.native_histograms", |c| {
+        c.prometheus.native_histograms
+    }),
     (
         "admin.web_proxy_address (the embedded admin UI is served instead)",
         |c| c.admin.enabled && !c.admin.web_proxy_address.is_empty(),

@@ -141,14 +141,24 @@ pub(crate) async fn instrument(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let path = request
+    let pattern = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| "other".to_owned(), |p| p.as_str().to_owned());
+        .map(|p| p.as_str().to_owned());
+    let uri_path = request.uri().path().to_owned();
     let method = request.method().clone();
     let response = next.run(request).await;
+    let status = response.status();
+    // Upstream registers one pattern per API method (`/api/publish`); Gyre routes
+    // `/api/{method}`, so a served method takes its own path and an unknown one, which
+    // the client chose, counts as `other` (as no pattern of upstream's matches it).
+    let path = match pattern {
+        Some(p) if !p.contains('{') => p,
+        Some(_) if status != http::StatusCode::NOT_FOUND => uri_path,
+        _ => "other".to_owned(),
+    };
     app.http_metrics
-        .request(&path, method.as_str(), response.status().as_u16());
+        .request(&path, method.as_str(), status.as_u16());
     response
 }
 

@@ -80,7 +80,9 @@ impl Session for TestSession {
             if &data[..] == b"boom"
                 && let Some(d) = this.0.behaviour.boom.clone()
             {
-                this.0.outbound.push(Bytes::from_static(b"last"), FrameType::Unknown);
+                this.0
+                    .outbound
+                    .push(Bytes::from_static(b"last"), FrameType::Unknown);
                 return Err(d);
             }
             for _ in 0..this.0.behaviour.echo_times.max(1) {
