@@ -2,9 +2,48 @@
 //! dashboard queries is declared, the ones the workload drives have non-zero samples, and
 //! histograms carry Centrifugo's buckets. The workload: WebSocket connect, subscribe,
 //! publish, a recovery, an RPC through the event proxy, HTTP API calls (one of them
-//! `channels`, which surveys the nodes) and a server ping answered by a pong.
+//! `channels`, which surveys the nodes), a gRPC API call and a server ping answered by
+//! a pong.
 
 mod support;
+
+#[allow(missing_docs, unreachable_pub, clippy::all, reason = "generated code")]
+mod pb {
+    include!("grpc_support/centrifugal.centrifugo.api.rs");
+}
+
+/// Payload bytes as JSON (the generated types serialize with it).
+fn json_bytes<S: serde::Serializer>(bytes: &bytes::Bytes, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&String::from_utf8_lossy(bytes))
+}
+
+/// A fixed port in this suite's range for the gRPC API.
+const GRPC_PORT: u16 = 21012;
+
+/// Publishes once through the gRPC API, waiting for it to listen.
+async fn grpc_publish(channel: &str) {
+    let url = format!("http://127.0.0.1:{GRPC_PORT}");
+    let endpoint = tonic::transport::Channel::from_shared(url).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let channel_conn = loop {
+        match endpoint.connect().await {
+            Ok(c) => break c,
+            Err(e) if std::time::Instant::now() > deadline => panic!("gRPC API: {e:?}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let mut client = pb::centrifugo_api_client::CentrifugoApiClient::new(channel_conn);
+    let mut request = tonic::Request::new(pb::PublishRequest {
+        channel: channel.to_owned(),
+        data: bytes::Bytes::from_static(br#"{"g":1}"#),
+        ..Default::default()
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", "apikey gk".parse().unwrap());
+    let reply = client.publish(request).await.unwrap().into_inner();
+    assert!(reply.error.is_none(), "{:?}", reply.error);
+}
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -77,7 +116,8 @@ async fn dashboard_families_exist_after_a_workload() {
             "ping_interval": "1s", "pong_timeout": "500ms"
         },
         "prometheus": {"enabled": true, "instrument_http_handlers": true},
-        "http_api": {"key": "k"}
+        "http_api": {"key": "k"},
+        "grpc_api": {"enabled": true, "address": "127.0.0.1", "port": GRPC_PORT, "key": "gk"}
     }));
     let (mut client, reply) = WsClient::connect(&server.ws_url(), json!({"name": "t"})).await;
     reply.ok();
@@ -138,6 +178,9 @@ async fn dashboard_families_exist_after_a_workload() {
         .await
         .ok();
     assert_eq!(rpc["data"]["ok"], true, "{rpc}");
+
+    grpc_publish("news").await;
+    assert!(client.publication("news").await.is_some());
 
     // `channels` surveys the nodes (this one alone here).
     let channels = http
@@ -217,6 +260,12 @@ async fn dashboard_families_exist_after_a_workload() {
         total(
             "centrifugo_api_command_duration_seconds_histogram",
             "_count{protocol=\"http\",method=\"publish\""
+        ) >= 1.0
+    );
+    assert!(
+        total(
+            "centrifugo_api_command_duration_seconds_histogram",
+            "_count{protocol=\"grpc\",method=\"publish\""
         ) >= 1.0
     );
     assert!(

@@ -70,17 +70,9 @@ impl Default for AgeBucket {
 }
 
 /// Recent observations of one series.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Window {
     buckets: [AgeBucket; BUCKETS as usize],
-}
-
-impl Default for Window {
-    fn default() -> Self {
-        Window {
-            buckets: Default::default(),
-        }
-    }
 }
 
 impl Window {

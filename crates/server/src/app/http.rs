@@ -160,9 +160,13 @@ pub(crate) fn routers(app: &App, separate_internal: bool) -> Routers {
         // the fallback goes in first so that unmatched requests are counted too.
         let instrument =
             axum::middleware::from_fn_with_state(app.clone(), crate::metrics::instrument);
-        let layered = |r: Router| r.fallback(not_found).layer(instrument.clone());
-        routers.external = layered(routers.external);
-        routers.internal = routers.internal.map(layered);
+        routers.external = std::mem::take(&mut routers.external)
+            .fallback(not_found)
+            .layer(instrument.clone());
+        routers.internal = routers
+            .internal
+            .take()
+            .map(|r| r.fallback(not_found).layer(instrument));
     }
     routers
 }
