@@ -33,6 +33,8 @@ pub(crate) struct AppInner {
     pub(crate) proxies: crate::proxy::Proxies,
     /// Server API calls, for `/metrics`.
     pub(crate) api_metrics: crate::metrics::ApiMetrics,
+    /// Messages of the asynchronous consumers, for `/metrics`.
+    pub(crate) consumer_metrics: crate::consumers::ConsumerMetrics,
 }
 
 impl std::ops::Deref for App {
@@ -70,6 +72,7 @@ impl App {
             subscribe_tokens,
             proxies,
             api_metrics: Default::default(),
+            consumer_metrics: Default::default(),
         })))
     }
 
