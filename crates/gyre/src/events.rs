@@ -183,6 +183,47 @@ pub struct SubscribeOptions {
     /// [`PublishOptions::use_delta`](crate::PublishOptions::use_delta) in a channel with
     /// history.
     pub allowed_delta_types: Vec<DeltaType>,
+    /// Accept a tags filter (`tf`) in the client's subscribe request: the subscriber then
+    /// receives only publications whose tags match it. Without this, a request carrying a
+    /// filter is refused with error 107 (bad request), as upstream's `AllowTagsFilter`.
+    pub allow_tags_filter: bool,
+    /// How a recovering subscriber catches up (see [`RecoveryMode`]).
+    pub recovery_mode: RecoveryMode,
+    /// With [`RecoveryMode::Cache`] and recovery enabled: every subscription recovers,
+    /// asked or not, so even a first subscribe starts with the latest publication
+    /// (upstream's `auto_cache_recover`).
+    pub auto_cache_recover: bool,
+}
+
+/// How a recovering subscription catches up with its channel.
+///
+/// ```
+/// use gyre::RecoveryMode;
+/// assert_eq!(RecoveryMode::default(), RecoveryMode::Stream);
+/// assert_eq!(RecoveryMode::parse("cache"), Some(RecoveryMode::Cache));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RecoveryMode {
+    /// Every publication missed since the client's position (all or nothing).
+    #[default]
+    Stream,
+    /// Only the channel's latest publication, for channels whose publications each carry
+    /// the full state (upstream's `RecoveryModeCache`): the client is always told
+    /// `recovered: true` when the channel has one, and receives it unless it already holds
+    /// it.
+    Cache,
+}
+
+impl RecoveryMode {
+    /// The mode of a configuration name (`"stream"` or `""`, `"cache"`).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "" | "stream" => Some(RecoveryMode::Stream),
+            "cache" => Some(RecoveryMode::Cache),
+            _ => None,
+        }
+    }
 }
 
 /// A delta encoding of publications a subscriber can negotiate.
@@ -276,6 +317,18 @@ impl SubscribeOptions {
     /// Expire at this Unix time (seconds).
     pub fn expire_at(mut self, unix_seconds: i64) -> Self {
         self.expire_at = unix_seconds;
+        self
+    }
+
+    /// Accept client tags filters.
+    pub fn allow_tags_filter(mut self, on: bool) -> Self {
+        self.allow_tags_filter = on;
+        self
+    }
+
+    /// Recover in this mode.
+    pub fn recovery_mode(mut self, mode: RecoveryMode) -> Self {
+        self.recovery_mode = mode;
         self
     }
 }

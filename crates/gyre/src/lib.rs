@@ -5,6 +5,7 @@ mod client;
 mod config;
 mod controller;
 mod events;
+mod filter;
 mod hub;
 mod local;
 pub mod metrics;
@@ -73,8 +74,8 @@ pub mod __fuzz {
 }
 pub use events::{
     ConnectEvent, ConnectReply, Credentials, DeltaType, DisconnectEvent, HandlerError,
-    HistoryEvent, MessageEvent, PresenceEvent, PublishEvent, PublishReply, RefreshEvent,
-    RefreshReply, RpcEvent, RpcReply, SubRefreshEvent, SubRefreshReply, SubscribeEvent,
-    SubscribeOptions, SubscribeReply, UnsubscribeEvent,
+    HistoryEvent, MessageEvent, PresenceEvent, PublishEvent, PublishReply, RecoveryMode,
+    RefreshEvent, RefreshReply, RpcEvent, RpcReply, SubRefreshEvent, SubRefreshReply,
+    SubscribeEvent, SubscribeOptions, SubscribeReply, UnsubscribeEvent,
 };
 pub use node::{ClientFilter, Config, Node, NodeBuilder, NodeInfo};

@@ -11,6 +11,7 @@ use std::path::Path;
 const ORDER: &[&str] = &[
     // Foundations: values, extension points and counters; no connection state.
     "metrics",
+    "filter",
     "broker",
     "presence",
     "controller",

@@ -3,7 +3,7 @@
 //! The session drives the I/O (buffering live publications, reading history); these
 //! functions only decide, so they are tested without sockets or timers (PROTOCOL §7.3, §9).
 
-use crate::broker::{HistoryResult, StreamPosition};
+use crate::broker::{HistoryResult, Publication, StreamPosition};
 
 /// Whether `history` (read with since = the client's position and limit = recovery cap) proves
 /// the client missed nothing it cannot get back. True iff since.epoch is empty or equals the
@@ -27,6 +27,33 @@ pub(crate) fn is_recovered(history: &HistoryResult, since: &StreamPosition) -> b
     since.offset.checked_add(1) == Some(first.offset)
         && last.offset == top.offset
         && u64::try_from(pubs.len()) == Ok(missed)
+}
+
+/// Cache-mode recovery (upstream's `isCacheRecovered`): the client only needs the
+/// channel's latest state. `newest` is the newest publication of the stream, `matching`
+/// the newest one the subscriber's tags filter lets through (the same one without a
+/// filter), `top` the stream position read with them.
+///
+/// Returns whether the client is recovered and the publication to send it. With nothing
+/// to send, the client counts as recovered only if it already stood at the top; else it is
+/// recovered (whatever its epoch: the latest publication is the whole state) and gets
+/// `matching` unless it already holds the top.
+pub(crate) fn cache_recovery<'a>(
+    newest: Option<&Publication>,
+    matching: Option<&'a Publication>,
+    top: &StreamPosition,
+    since: &StreamPosition,
+) -> (bool, Option<&'a Publication>) {
+    let same_state = since.offset > 0 && since.offset == top.offset && since.epoch == top.epoch;
+    let (Some(newest), Some(matching)) = (newest, matching) else {
+        return (same_state, None);
+    };
+    let recovered = newest.offset == top.offset;
+    if recovered && !same_state {
+        (true, Some(matching))
+    } else {
+        (recovered, None)
+    }
 }
 
 /// What to do with a live publication of a positioned subscription (PROTOCOL §7.3).
@@ -248,6 +275,42 @@ mod tests {
             &history(u64::MAX, "e", range(1, 1)),
             &at(u64::MAX, "e")
         ));
+    }
+
+    #[test]
+    fn cache_recovery_cases() {
+        let at = |o: u64, e: &str| StreamPosition::new(o, e);
+        let top = at(7, "e");
+        let p7 = pub_at(7);
+        let p5 = pub_at(5);
+        // A fresh client (no position) or one behind, even from another epoch: the latest.
+        for since in [at(0, ""), at(3, "e"), at(3, "old"), at(9, "e")] {
+            let (ok, got) = cache_recovery(Some(&p7), Some(&p7), &top, &since);
+            assert!(ok, "{since:?}");
+            assert_eq!(got.map(|p| p.offset), Some(7), "{since:?}");
+        }
+        // Already at the top: recovered, nothing to send.
+        assert_eq!(
+            cache_recovery(Some(&p7), Some(&p7), &top, &at(7, "e")),
+            (true, None)
+        );
+        // The filter lets an older one through: that one is the state to send.
+        let (ok, got) = cache_recovery(Some(&p7), Some(&p5), &top, &at(0, ""));
+        assert!(ok);
+        assert_eq!(got.map(|p| p.offset), Some(5));
+        // Empty channel, or everything filtered out: recovered only when at the top.
+        assert_eq!(cache_recovery(None, None, &top, &at(0, "")), (false, None));
+        assert_eq!(
+            cache_recovery(Some(&p7), None, &top, &at(3, "e")),
+            (false, None)
+        );
+        assert_eq!(cache_recovery(None, None, &top, &at(7, "e")), (true, None));
+        // A publication newer than the position read (a race): not recovered.
+        let p8 = pub_at(8);
+        assert_eq!(
+            cache_recovery(Some(&p8), Some(&p8), &top, &at(0, "")),
+            (false, None)
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod app;
 mod cli;
 mod cli_jwt;
 mod config;
+mod consumers;
 mod grpc;
 mod jwt;
 mod metrics;

@@ -15,10 +15,11 @@ use tokio::time::Instant;
 use super::timers::deadline_of;
 use super::{ClientInner, Status, get_handler, unix_now};
 use crate::broker::{BrokerError, HistoryOptions, Publication, StreamPosition};
-use crate::events::{DeltaType, HandlerError, SubscribeOptions, UnsubscribeEvent};
+use crate::events::{DeltaType, HandlerError, RecoveryMode, SubscribeOptions, UnsubscribeEvent};
+use crate::filter::TagsFilter;
 use crate::hub::{Frames, SubShared};
 use crate::metrics::{Action, FrameType, Message};
-use crate::recovery::{PositionCheck, check_position, is_recovered};
+use crate::recovery::{PositionCheck, cache_recovery, check_position, is_recovered};
 use crate::wire::{encode_push, encode_reply, publication_to_proto};
 use crate::{Disconnect, Error, Unsubscribe};
 
@@ -53,18 +54,25 @@ pub(crate) struct SubscribeRequest {
     pub(crate) reject_unrecovered: bool,
     /// The client asked for fossil deltas.
     pub(crate) delta: Option<DeltaType>,
+    /// The client's tags filter, checked against `options.allow_tags_filter` already.
+    pub(crate) tags_filter: Option<TagsFilter>,
 }
 
 impl SubState {
-    /// The form of a publication to send next, given what the client holds.
-    fn pick(&mut self, frames: &Frames) -> Bytes {
+    /// The form of a publication to send next, given what the client holds; `None` for
+    /// one the subscriber filtered out (the client then lacks it as a delta base).
+    fn pick(&mut self, frames: &Frames) -> Option<Bytes> {
+        if frames.filtered {
+            self.delta_ready = false;
+            return None;
+        }
         if self.shared.delta {
             let ready = std::mem::replace(&mut self.delta_ready, true);
             if ready && let Some(delta) = &frames.delta {
-                return delta.clone();
+                return Some(delta.clone());
             }
         }
-        frames.full.clone()
+        Some(frames.full.clone())
     }
 }
 
@@ -103,14 +111,17 @@ impl ClientInner {
             // It becomes the client's delta base but is not the stream's: the next
             // publication goes in full.
             sub.delta_ready = false;
-            self.outbound
-                .push(frames.full.clone(), FrameType::PushPublication);
+            if !frames.filtered {
+                self.outbound
+                    .push(frames.full.clone(), FrameType::PushPublication);
+            }
             return;
         }
         match check_position(&mut sub.position, publication.offset, &position.epoch) {
             PositionCheck::Deliver => {
-                let bytes = sub.pick(frames);
-                self.outbound.push(bytes, FrameType::PushPublication);
+                if let Some(bytes) = sub.pick(frames) {
+                    self.outbound.push(bytes, FrameType::PushPublication);
+                }
             }
             PositionCheck::Duplicate => {}
             PositionCheck::InsufficientState => {
@@ -156,7 +167,12 @@ impl ClientInner {
         let delta = req
             .delta
             .is_some_and(|d| opts.allowed_delta_types.contains(&d));
-        let shared = SubShared::new(positioned, opts.push_join_leave, delta);
+        let shared = SubShared::new(
+            positioned,
+            opts.push_join_leave,
+            delta,
+            req.tags_filter.clone(),
+        );
         let now = unix_now();
         if opts.expire_at > 0 && opts.expire_at <= now {
             return Err(Error::EXPIRED.into());
@@ -233,10 +249,22 @@ impl ClientInner {
             let recoverable = opts.enable_recovery;
             result.positioned = true;
             result.recoverable = recoverable;
-            let position = match req.recover.as_ref().filter(|_| recoverable) {
+            // Automatic cache recovery sends the latest publication even to a subscriber
+            // that did not ask to recover (a fresh one, a server-side one).
+            let auto = opts.recovery_mode == RecoveryMode::Cache && opts.auto_cache_recover;
+            let since = req
+                .recover
+                .clone()
+                .or_else(|| auto.then(StreamPosition::default));
+            let position = match since.as_ref().filter(|_| recoverable) {
                 Some(since) => {
                     result.was_recovering = true;
-                    let (recovered, top, publications) = self.recover(channel, since).await?;
+                    let cache = opts.recovery_mode == RecoveryMode::Cache;
+                    let (recovered, top, publications) = if cache {
+                        self.recover_cache(channel, since, &shared).await?
+                    } else {
+                        self.recover(channel, since, &shared).await?
+                    };
                     self.node
                         .metrics
                         .recovered(recovered, !publications.is_empty());
@@ -245,8 +273,10 @@ impl ClientInner {
                     }
                     result.recovered = recovered;
                     if recovered {
-                        // The client reaches the top by applying the publications.
-                        result.offset = since.offset;
+                        // The client reaches the top by applying the publications; in
+                        // cache mode it jumps there (its position may be far behind or
+                        // from another epoch).
+                        result.offset = if cache { top.offset } else { since.offset };
                         result.publications =
                             publications.iter().map(publication_to_proto).collect();
                         if shared.delta && !result.publications.is_empty() {
@@ -290,11 +320,45 @@ impl ClientInner {
         Ok(result)
     }
 
-    /// Reads what the client missed since `since`: (recovered, stream top, publications).
+    /// Cache-mode recovery: the newest publication (that the subscriber's filter lets
+    /// through): (recovered, stream top, the publication if the client lacks it).
+    async fn recover_cache(
+        &self,
+        channel: &str,
+        since: &StreamPosition,
+        shared: &SubShared,
+    ) -> Result<(bool, StreamPosition, Vec<Publication>), HandlerError> {
+        self.node.metrics.action(Action::HistoryRecover);
+        // Without a filter the newest publication is the answer; with one, look back as
+        // far as stream recovery would.
+        let limit = if shared.tags_filter.is_none() {
+            1
+        } else {
+            match self.node.config.recovery_max_publication_limit {
+                0 => -1,
+                n => n as i32,
+            }
+        };
+        let history = self
+            .node
+            .broker
+            .history(channel, HistoryOptions::new(limit).reverse(true))
+            .await
+            .map_err(broker_error)?;
+        let newest = history.publications.first();
+        let matching = history.publications.iter().find(|p| !shared.filters_out(p));
+        let (recovered, publication) = cache_recovery(newest, matching, &history.position, since);
+        let publications = publication.into_iter().cloned().collect();
+        Ok((recovered, history.position, publications))
+    }
+
+    /// Reads what the client missed since `since`: (recovered, stream top, publications
+    /// that pass the subscriber's tags filter).
     async fn recover(
         &self,
         channel: &str,
         since: &StreamPosition,
+        shared: &SubShared,
     ) -> Result<(bool, StreamPosition, Vec<Publication>), HandlerError> {
         let limit = self.node.config.recovery_max_publication_limit;
         let limit = if limit == 0 { -1 } else { limit as i32 };
@@ -305,8 +369,12 @@ impl ClientInner {
             .history(channel, HistoryOptions::new(limit).since(since.clone()))
             .await;
         match read {
-            Ok(history) => {
+            Ok(mut history) => {
                 let recovered = is_recovered(&history, since);
+                // Filtered publications only count for continuity (checked above).
+                if shared.tags_filter.is_some() {
+                    history.publications.retain(|p| !shared.filters_out(p));
+                }
                 Ok((recovered, history.position, history.publications))
             }
             // The stream was lost or recreated: the client cannot catch up.
@@ -345,13 +413,16 @@ impl ClientInner {
                 for (publication, position, frames) in buffered {
                     if !sub.shared.positioned || publication.offset == 0 {
                         sub.delta_ready = false;
-                        self.outbound.push(frames.full, FrameType::PushPublication);
+                        if !frames.filtered {
+                            self.outbound.push(frames.full, FrameType::PushPublication);
+                        }
                         continue;
                     }
                     match check_position(&mut sub.position, publication.offset, &position.epoch) {
                         PositionCheck::Deliver => {
-                            let bytes = sub.pick(&frames);
-                            self.outbound.push(bytes, FrameType::PushPublication);
+                            if let Some(bytes) = sub.pick(&frames) {
+                                self.outbound.push(bytes, FrameType::PushPublication);
+                            }
                         }
                         PositionCheck::Duplicate => {}
                         PositionCheck::InsufficientState => {
@@ -518,6 +589,7 @@ impl ClientInner {
             server_side: true,
             reject_unrecovered: false,
             delta: None,
+            tags_filter: None,
         };
         let result = match self.prepare_subscription(req).await {
             Ok(r) => r,

@@ -45,6 +45,9 @@ fn open_node(config: Config) -> Node {
             if e.channel.starts_with("delta") {
                 options = options.allowed_delta_types([DeltaType::Fossil]);
             }
+            if e.channel.starts_with("tagged") {
+                options = options.allow_tags_filter(true);
+            }
             Ok(SubscribeReply::new(options))
         });
         client.on_publish(|_| async {
@@ -1103,4 +1106,70 @@ async fn delta_chain_continues_through_recovery() {
         .unwrap();
     let got = apply_chain(&mut None, &fresh.publications("delta:r"), true);
     assert_eq!(got, vec![(document(7), false)]);
+}
+
+#[tokio::test]
+async fn tags_filter_delivers_matching_publications_and_keeps_the_position() {
+    let node = open_node(Config::default());
+    node.run().await.unwrap();
+    let tagged = |ticker: &str| {
+        history().tags(
+            [("ticker".to_owned(), ticker.to_owned())]
+                .into_iter()
+                .collect(),
+        )
+    };
+    let conn = Conn::connect(&node, "u").await;
+    // Not allowed in this channel, or malformed: 107, the connection stays.
+    conn.send(r#"{"id":2,"subscribe":{"channel":"plain","tf":{"key":"a","cmp":"eq","val":"b"}}}"#)
+        .await
+        .unwrap();
+    assert_eq!(conn.replies()[0].error.as_ref().unwrap().code, 107);
+    conn.send(r#"{"id":3,"subscribe":{"channel":"tagged","tf":{"key":"a","cmp":"zz","val":"b"}}}"#)
+        .await
+        .unwrap();
+    assert_eq!(conn.replies()[0].error.as_ref().unwrap().code, 107);
+    conn.send(
+        r#"{"id":4,"subscribe":{"channel":"tagged","tf":{"key":"ticker","cmp":"eq","val":"BTC"}}}"#,
+    )
+    .await
+    .unwrap();
+    let (replies, close) = conn.drain();
+    assert!(close.is_none(), "after subscribe: {close:?} {replies:?}");
+    let sub = replies[0].subscribe.clone().unwrap();
+    assert!(sub.positioned);
+    for ticker in ["BTC", "ETH", "ETH", "BTC", "SOL"] {
+        node.publish("tagged", format!(r#"{{"t":"{ticker}"}}"#), tagged(ticker))
+            .await
+            .unwrap();
+    }
+    // Only BTC arrives; the filtered publications moved the position, so no gap is seen
+    // (a gap would unsubscribe the client with insufficient state).
+    let (replies, close) = conn.drain();
+    assert!(close.is_none(), "{close:?}");
+    let offsets: Vec<_> = replies
+        .iter()
+        .filter_map(|r| r.push.as_ref())
+        .inspect(|p| assert!(p.unsubscribe.is_none(), "{p:?}"))
+        .filter_map(|p| p.r#pub.as_ref())
+        .map(|p| p.offset)
+        .collect();
+    assert_eq!(offsets, vec![1, 4]);
+    node.publish("tagged", r#"{"t":"BTC"}"#, tagged("BTC"))
+        .await
+        .unwrap();
+    assert_eq!(conn.publications("tagged")[0].offset, 6);
+
+    // Recovery from offset 1 brings back only the matching ones.
+    let late = Conn::connect(&node, "v").await;
+    late.send(&format!(
+        r#"{{"id":2,"subscribe":{{"channel":"tagged","recover":true,"offset":1,"epoch":"{}","tf":{{"key":"ticker","cmp":"in","vals":["ETH","SOL"]}}}}}}"#,
+        sub.epoch
+    ))
+    .await
+    .unwrap();
+    let recovered = late.replies()[0].subscribe.clone().unwrap();
+    assert!(recovered.recovered);
+    let offsets: Vec<_> = recovered.publications.iter().map(|p| p.offset).collect();
+    assert_eq!(offsets, vec![2, 3, 5]);
 }

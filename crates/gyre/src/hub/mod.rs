@@ -19,6 +19,7 @@ use gyre_protocol::{Disconnect, Protocol, proto};
 use parking_lot::{Mutex, RwLock};
 
 use crate::broker::{ClientInfo, Publication, StreamPosition};
+use crate::filter::TagsFilter;
 use crate::metrics::FrameType;
 use crate::queue::{Outbound, PushOutcome};
 
@@ -39,19 +40,35 @@ pub(crate) struct SubShared {
     /// Fossil delta compression was negotiated: publications are encoded in the delta
     /// subscription's forms (on JSON, `data` as a string).
     pub(crate) delta: bool,
+    /// Only publications whose tags match are sent (the others still move a positioned
+    /// subscription's position).
+    pub(crate) tags_filter: Option<TagsFilter>,
 }
 
 const SUBSCRIBING: u8 = 0;
 const SUBSCRIBED: u8 = 1;
 
 impl SubShared {
-    pub(crate) fn new(positioned: bool, push_join_leave: bool, delta: bool) -> Arc<Self> {
+    pub(crate) fn new(
+        positioned: bool,
+        push_join_leave: bool,
+        delta: bool,
+        tags_filter: Option<TagsFilter>,
+    ) -> Arc<Self> {
         Arc::new(SubShared {
             state: AtomicU8::new(SUBSCRIBING),
             positioned,
             push_join_leave,
             delta,
+            tags_filter,
         })
+    }
+
+    /// Whether this subscriber's tags filter excludes the publication.
+    pub(crate) fn filters_out(&self, publication: &Publication) -> bool {
+        self.tags_filter
+            .as_ref()
+            .is_some_and(|f| !f.matches(&publication.tags))
     }
 
     pub(crate) fn set_subscribed(&self) {
@@ -98,6 +115,20 @@ pub(crate) struct Frames {
     /// publication of the stream, when there is one and it is smaller. Only valid for a
     /// subscriber whose last received publication is that previous one.
     pub(crate) delta: Option<Bytes>,
+    /// The subscriber's tags filter excludes the publication: nothing is sent, only the
+    /// position moves.
+    pub(crate) filtered: bool,
+}
+
+impl Frames {
+    /// The stand-in for a publication the subscriber filtered out (allocates nothing).
+    fn filtered() -> Self {
+        Frames {
+            full: Bytes::new(),
+            delta: None,
+            filtered: true,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -256,7 +287,11 @@ impl<'a> PublicationForms<'a> {
     fn frames(&mut self, protocol: Protocol, delta: bool) -> Option<Frames> {
         let full = self.full(protocol, delta)?;
         let delta = if delta { self.delta(protocol) } else { None };
-        Some(Frames { full, delta })
+        Some(Frames {
+            full,
+            delta,
+            filtered: false,
+        })
     }
 }
 
@@ -481,7 +516,11 @@ impl<C: Connection> Hub<C> {
         let mut sent = 0;
         for sub in &subs.list {
             let protocol = sub.client.protocol();
+            let filtered = sub.shared.filters_out(publication);
             if !sub.shared.positioned && sub.shared.is_subscribed() {
+                if filtered {
+                    continue;
+                }
                 // The common case: no per-subscriber work beyond a refcount bump. Without
                 // positioning a delta subscriber has no guaranteed base: always full.
                 let Some(bytes) = forms.full(protocol, sub.shared.delta) else {
@@ -501,6 +540,14 @@ impl<C: Connection> Hub<C> {
                     }
                     PushOutcome::Closed => {}
                 }
+            } else if filtered {
+                C::deliver_publication(
+                    &sub.client,
+                    channel,
+                    publication,
+                    position,
+                    &Frames::filtered(),
+                );
             } else {
                 let Some(frames) = forms.frames(protocol, sub.shared.delta) else {
                     sub.client

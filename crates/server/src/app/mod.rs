@@ -35,6 +35,8 @@ pub(crate) struct AppInner {
     pub(crate) api_metrics: crate::metrics::ApiMetrics,
     /// HTTP requests, for `/metrics` with `prometheus.instrument_http_handlers`.
     pub(crate) http_metrics: crate::metrics::HttpMetrics,
+    /// Messages of the asynchronous consumers, for `/metrics`.
+    pub(crate) consumer_metrics: crate::consumers::ConsumerMetrics,
 }
 
 impl std::ops::Deref for App {
@@ -73,6 +75,7 @@ impl App {
             proxies,
             api_metrics: Default::default(),
             http_metrics: Default::default(),
+            consumer_metrics: Default::default(),
         })))
     }
 

@@ -76,6 +76,9 @@ async fn run(config: config::Config, reload: LoadOptions) -> anyhow::Result<()> 
     };
     let routers = routers(&app, internal_addr.is_some());
     let stop = CancellationToken::new();
+    // Before the listening line: a consumer that reads only new messages (a Redis group
+    // created at `$`) must be in place once the server says it is up.
+    crate::consumers::start(&app, stop.clone()).await?;
     // Ends the API thread however `run` returns.
     let lane_exit = CancellationToken::new();
     let _lane_exit = lane_exit.clone().drop_guard();

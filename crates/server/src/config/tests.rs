@@ -701,17 +701,13 @@ fn unsupported_features_warn_once_each() {
         "webtransport": {"enabled": true},
         "graphite": {"enabled": true},
         "opentelemetry": {"enabled": true},
-        "consumers": [{"name": "kafka1", "type": "kafka"}],
         "websocket": {"compression": true},
         "uni_websocket": {"compression": true},
-        "channel": {"namespaces": [
-            {"name": "cached", "force_recovery_mode": "cache"},
-        ]},
     }))
     .unwrap();
     let features = unsupported_features(&loaded.config);
     // permessage-deflate and delta compression are implemented: configuring it warns about nothing.
-    assert_eq!(features.len(), 7, "{features:?}");
+    assert_eq!(features.len(), 5, "{features:?}");
     assert!(
         !loaded.warnings.iter().any(|w| w.contains("compression (")),
         "{:?}",
@@ -723,8 +719,6 @@ fn unsupported_features_warn_once_each() {
         "webtransport",
         "graphite",
         "opentelemetry",
-        "consumers",
-        "force_recovery_mode cache",
     ] {
         assert_eq!(
             loaded
@@ -1036,4 +1030,60 @@ fn errors_name_the_file_the_key_and_the_expected_shape() {
         .unwrap_err()
         .to_string();
     assert!(!err.contains(" in "), "{err}");
+}
+
+#[test]
+fn enabled_consumers_are_checked_and_untestable_types_refused() {
+    let invalid = |consumer: Value| {
+        let result = load_json(json!({ "consumers": [consumer] }));
+        match result {
+            Err(ConfigError::Invalid { key, message, .. }) => (key, message),
+            other => panic!("expected an invalid value error, got {other:?}"),
+        }
+    };
+    // Kafka cannot be run here: refused loudly, with the reason.
+    let (key, message) = invalid(json!({"name": "k1", "enabled": true, "type": "kafka",
+        "kafka": {"brokers": ["127.0.0.1:9092"], "topics": ["t"], "consumer_group": "g"}}));
+    assert_eq!(key, "consumers.[0].type");
+    assert!(
+        message.contains("not supported by Gyre") && message.contains("Kafka-compatible broker"),
+        "{message}"
+    );
+    for kind in ["google_pub_sub", "aws_sqs", "azure_service_bus"] {
+        let (key, _) = invalid(json!({"name": "c1", "enabled": true, "type": kind}));
+        assert_eq!(key, "consumers.[0].type", "{kind}");
+    }
+    // Upstream's per-type checks.
+    let (key, _) = invalid(json!({"name": "pg", "enabled": true, "type": "postgresql",
+        "postgresql": {"outbox_table_name": "t"}}));
+    assert_eq!(key, "consumers.[0].postgresql.dsn");
+    let (key, _) = invalid(
+        json!({"name": "rs", "enabled": true, "type": "redis_stream",
+        "redis_stream": {"streams": ["s"]}}),
+    );
+    assert_eq!(key, "consumers.[0].redis_stream.consumer_group");
+    let (key, _) = invalid(
+        json!({"name": "js", "enabled": true, "type": "nats_jetstream",
+        "nats_jetstream": {"stream_name": "S", "durable_consumer_name": "d",
+            "deliver_policy": "last"}}),
+    );
+    assert_eq!(key, "consumers.[0].nats_jetstream.deliver_policy");
+    let (key, _) = invalid(
+        json!({"name": "js", "enabled": true, "type": "nats_jetstream",
+        "nats_jetstream": {"stream_name": "S", "durable_consumer_name": "d",
+            "subjects": ["a", "b"]}}),
+    );
+    assert_eq!(key, "consumers.[0].nats_jetstream.subjects");
+    // Disabled consumers are not checked (as upstream), and valid ones load.
+    load_json(json!({"consumers": [
+        {"name": "k1", "type": "kafka"},
+        {"name": "pg", "enabled": true, "type": "postgresql",
+            "postgresql": {"dsn": "postgresql://127.0.0.1/test", "outbox_table_name": "t"}},
+        {"name": "rs", "enabled": true, "type": "redis_stream",
+            "redis_stream": {"streams": ["s"], "consumer_group": "g"}},
+        {"name": "js", "enabled": true, "type": "nats_jetstream",
+            "nats_jetstream": {"stream_name": "S", "durable_consumer_name": "d",
+                "subjects": ["a.>"]}},
+    ]}))
+    .unwrap();
 }

@@ -50,7 +50,6 @@ const UNSUPPORTED: &[(&str, Check)] = &[
     }),
     ("map_broker", |c| c.map_broker.r#type != "memory"),
     ("controller", |c| c.controller.enabled),
-    ("consumers", |c| !c.consumers.is_empty()),
     (
         "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
         |c| any_channel_options(c, |o| o.subscribe_stream_proxy_enabled),
@@ -63,9 +62,6 @@ const UNSUPPORTED: &[(&str, Check)] = &[
             })
         },
     ),
-    ("force_recovery_mode cache", |c| {
-        any_channel_options(c, |o| o.force_recovery_mode == "cache")
-    }),
     ("webtransport", |c| c.webtransport.enabled),
     ("http_server.http3", |c| c.http_server.http3.enabled),
     ("http_server.tls_autocert", |c| {

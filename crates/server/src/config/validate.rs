@@ -6,7 +6,7 @@ use regex::Regex;
 
 use super::duration::Duration;
 use super::error::ConfigError;
-use super::sections::{ChannelOptions, Config, HttpStatusToCodeTransform, Proxy};
+use super::sections::{ChannelOptions, Config, Consumer, HttpStatusToCodeTransform, Proxy};
 
 const DEFAULT_PROXY_NAME: &str = "default";
 const KNOWN_BROKERS: &[&str] = &["memory", "nats", "redis", "redisnats", "postgres"];
@@ -302,6 +302,9 @@ pub(crate) fn validate(c: &Config) -> Result<(), ConfigError> {
                 "azure_service_bus",
             ],
         )?;
+        if consumer.enabled {
+            validate_consumer(&key, consumer)?;
+        }
         consumer_names.push(&consumer.name);
     }
 
@@ -326,6 +329,142 @@ pub(crate) fn validate(c: &Config) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// Upstream's per-type checks of an enabled consumer, plus Gyre's refusals: types whose
+/// service cannot be run next to Gyre's test suite are not implemented, and refusing them
+/// beats starting without the consumer the configuration asks for.
+fn validate_consumer(key: &str, c: &Consumer) -> Result<(), ConfigError> {
+    let not_served = |reason: &str| {
+        Err(err(
+            format!("{key}.type"),
+            format!(
+                "consumer {} ({}): consumers of type {} are not supported by Gyre: {reason}",
+                c.name, c.r#type, c.r#type
+            ),
+        ))
+    };
+    let tls_refused = |section: &str| {
+        Err(err(
+            format!("{key}.{section}.tls"),
+            format!(
+                "consumer {}: the tls object of {section} consumers is not supported by Gyre yet \
+                 (use a rediss:// address or an sslmode-free local connection)",
+                c.name
+            ),
+        ))
+    };
+    let invalid = |section: &str, message: &str| {
+        Err(err(
+            format!("{key}.{section}"),
+            format!("in consumer {} ({}): {message}", c.name, c.r#type),
+        ))
+    };
+    match c.r#type.as_str() {
+        "kafka" => not_served(
+            "no Kafka-compatible broker can be installed on the machines Gyre is built and \
+             tested on (Debian, PyPI and npm carry Kafka clients only), so a Kafka consumer \
+             could not be tested; use a postgresql, redis_stream or nats_jetstream consumer",
+        ),
+        "google_pub_sub" | "aws_sqs" | "azure_service_bus" => not_served(
+            "cloud queue services cannot be run where Gyre is tested; use a postgresql, \
+             redis_stream or nats_jetstream consumer",
+        ),
+        "postgresql" => {
+            let p = &c.postgresql;
+            if p.dsn.is_empty() {
+                return invalid("postgresql.dsn", "no Postgres DSN provided");
+            }
+            if p.outbox_table_name.is_empty() {
+                return invalid(
+                    "postgresql.outbox_table_name",
+                    "no Postgres outbox table name provided",
+                );
+            }
+            if p.tls.enabled {
+                return tls_refused("postgresql");
+            }
+            Ok(())
+        }
+        "redis_stream" => {
+            let r = &c.redis_stream;
+            if r.redis.address.is_empty() {
+                return invalid("redis_stream.address", "redis address is required");
+            }
+            if r.redis.address.len() > 1
+                || !r.redis.cluster_address.is_empty()
+                || !r.redis.sentinel_address.is_empty()
+            {
+                return invalid(
+                    "redis_stream.address",
+                    "expected a single Redis server (one address, no cluster or sentinel)",
+                );
+            }
+            if r.streams.is_empty() {
+                return invalid("redis_stream.streams", "streams can't be empty");
+            }
+            if r.consumer_group.is_empty() {
+                return invalid("redis_stream.consumer_group", "consumer_group is required");
+            }
+            if r.publication_data_mode.enabled && r.publication_data_mode.channels_value.is_empty()
+            {
+                return invalid(
+                    "redis_stream.publication_data_mode.channels_value",
+                    "channels_value is required when publication data mode is enabled",
+                );
+            }
+            if r.redis.tls.enabled {
+                return tls_refused("redis_stream");
+            }
+            Ok(())
+        }
+        "nats_jetstream" => {
+            let n = &c.nats_jetstream;
+            if n.url.is_empty() {
+                return invalid("nats_jetstream.url", "url is required");
+            }
+            if n.stream_name.is_empty() {
+                return invalid("nats_jetstream.stream_name", "stream_name is required");
+            }
+            if n.durable_consumer_name.is_empty() {
+                return invalid(
+                    "nats_jetstream.durable_consumer_name",
+                    "durable_consumer_name is required for consumer",
+                );
+            }
+            if !n.use_existing_consumer && n.deliver_policy != "new" && n.deliver_policy != "all" {
+                return invalid(
+                    "nats_jetstream.deliver_policy",
+                    "deliver_policy must be either 'new' or 'all'",
+                );
+            }
+            if n.publication_data_mode.enabled && n.publication_data_mode.channels_header.is_empty()
+            {
+                return invalid(
+                    "nats_jetstream.publication_data_mode.channels_header",
+                    "channels_header is required for publication data mode",
+                );
+            }
+            if n.tls.enabled {
+                return tls_refused("nats_jetstream");
+            }
+            if !n.credentials_file.is_empty() {
+                return invalid(
+                    "nats_jetstream.credentials_file",
+                    "credentials_file is not supported by Gyre yet (use username/password or token)",
+                );
+            }
+            if n.subjects.len() > 1 {
+                return invalid(
+                    "nats_jetstream.subjects",
+                    "Gyre filters a JetStream consumer by one subject at most (several subject \
+                     filters need NATS server 2.10); use a wildcard subject",
+                );
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 fn validate_proxy(key: &str, p: &Proxy) -> Result<(), ConfigError> {

@@ -16,15 +16,18 @@ use crate::app::App;
 pub(crate) enum ApiProtocol {
     Http = 0,
     Grpc = 1,
+    /// Commands of the asynchronous consumers.
+    Consumer = 2,
 }
 
 impl ApiProtocol {
-    const ALL: [ApiProtocol; 2] = [ApiProtocol::Http, ApiProtocol::Grpc];
+    const ALL: [ApiProtocol; 3] = [ApiProtocol::Http, ApiProtocol::Grpc, ApiProtocol::Consumer];
 
     fn label(self) -> &'static str {
         match self {
             ApiProtocol::Http => "http",
             ApiProtocol::Grpc => "grpc",
+            ApiProtocol::Consumer => "consumer",
         }
     }
 }
@@ -34,7 +37,7 @@ impl ApiProtocol {
 #[derive(Debug)]
 pub(crate) struct ApiMetrics {
     /// `[protocol][method]`, methods in `Method::ALL` order.
-    durations: [Box<[Histogram]>; 2],
+    durations: [Box<[Histogram]>; 3],
     errors: Family<Counter>,
 }
 
@@ -47,7 +50,7 @@ impl Default for ApiMetrics {
                 .collect()
         };
         ApiMetrics {
-            durations: [row(), row()],
+            durations: [row(), row(), row()],
             errors: Family::new(Counter::default),
         }
     }
@@ -210,6 +213,7 @@ pub(crate) fn render(app: &App) -> String {
         app.api_metrics.write(&mut e);
         app.http_metrics.write(&mut e);
         write_proxies(app, &mut e);
+        app.consumer_metrics.write(&mut e);
     }
     process::write(&mut out);
     out

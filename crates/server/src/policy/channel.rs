@@ -155,6 +155,10 @@ pub(super) fn namespace_options(options: &ChannelOptions) -> SubscribeOptions {
     o.push_join_leave = options.force_push_join_leave;
     o.enable_recovery = options.force_recovery;
     o.enable_positioning = options.force_positioning;
+    o.allow_tags_filter = options.allow_tags_filter;
+    // Validation refused other names at load.
+    o.recovery_mode = gyre::RecoveryMode::parse(&options.force_recovery_mode).unwrap_or_default();
+    o.auto_cache_recover = options.auto_cache_recover;
     // Validation refused unknown names at load.
     o.allowed_delta_types = options
         .allowed_delta_types

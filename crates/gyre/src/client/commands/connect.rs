@@ -196,6 +196,7 @@ impl ClientInner {
                     .subs
                     .get(&channel)
                     .and_then(|s| crate::DeltaType::parse(&s.delta)),
+                tags_filter: None,
             };
             match self.prepare_subscription(sub).await {
                 Ok(result) => {

@@ -8,6 +8,7 @@ use crate::broker::StreamPosition;
 use crate::client::subscription::SubscribeRequest;
 use crate::client::{ClientInner, get_handler};
 use crate::events::{DeltaType, HandlerError, SubscribeEvent};
+use crate::filter::TagsFilter;
 use crate::metrics::ClientMethod;
 use crate::{Disconnect, Error, Unsubscribe};
 
@@ -32,10 +33,6 @@ impl ClientInner {
         if let Err(e) = self.validate_channel(&req.channel) {
             return self.write_error(id, ClientMethod::Subscribe, &e);
         }
-        if req.tf.is_some() {
-            // Tags filters need an explicit opt-in that the library does not grant.
-            return self.write_error(id, ClientMethod::Subscribe, &Error::BAD_REQUEST);
-        }
         if req.r#type != 0 {
             return self.write_error(id, ClientMethod::Subscribe, &Error::NOT_AVAILABLE);
         }
@@ -57,6 +54,22 @@ impl ClientInner {
             }
             Err(HandlerError::Disconnect(d)) => return Err(d),
         };
+        // As upstream: a filter needs the channel's opt-in, and a malformed one is the
+        // client's error (107), not a disconnect.
+        let tags_filter = match &req.tf {
+            None => None,
+            Some(_) if !reply.options.allow_tags_filter => {
+                tracing::info!(channel = %req.channel, client = %self.id, "tags filter not allowed");
+                return self.write_error(id, ClientMethod::Subscribe, &Error::BAD_REQUEST);
+            }
+            Some(tf) => match TagsFilter::compile(tf) {
+                Ok(filter) => Some(filter),
+                Err(e) => {
+                    tracing::info!(channel = %req.channel, client = %self.id, error = %e, "invalid tags filter");
+                    return self.write_error(id, ClientMethod::Subscribe, &Error::BAD_REQUEST);
+                }
+            },
+        };
         let sub = SubscribeRequest {
             channel: req.channel.clone(),
             options: reply.options,
@@ -66,6 +79,7 @@ impl ClientInner {
                 .then(|| StreamPosition::new(req.offset, req.epoch.clone())),
             reject_unrecovered: req.flag & FLAG_REJECT_UNRECOVERED != 0,
             delta,
+            tags_filter,
         };
         let result = match self.prepare_subscription(sub).await {
             Ok(result) => result,
