@@ -109,6 +109,10 @@ pub struct Setup {
     pub engine: Engine,
     /// Publications kept per channel.
     pub history_size: u64,
+    /// Run every node in a network namespace of its own, joined to the host by a veth
+    /// pair, so that the path between one node and Redis can be delayed or cut
+    /// (`tc netem`) without touching anything else. Needs root and `ip`/`tc`.
+    pub netns: bool,
 }
 
 /// The running cluster.
@@ -119,6 +123,7 @@ pub struct Cluster {
     redis: Vec<Option<Proc>>,
     sentinels: Vec<Proc>,
     nats: Option<Proc>,
+    namespaces: Vec<String>,
 }
 
 impl Cluster {
@@ -131,8 +136,14 @@ impl Cluster {
             redis: Vec::new(),
             sentinels: Vec::new(),
             nats: None,
+            namespaces: Vec::new(),
             setup,
         };
+        if c.setup.netns {
+            for i in 0..c.setup.nodes {
+                c.create_netns(i).await?;
+            }
+        }
         match c.setup.engine {
             Engine::Redis => {
                 c.redis.push(None);
@@ -176,12 +187,94 @@ impl Cluster {
         self.setup.base_port + i as u16
     }
 
+    /// Address node `i` listens on.
+    pub fn node_host(&self, i: usize) -> String {
+        if self.setup.netns {
+            self.veth_addr(i, 2, false)
+        } else {
+            "127.0.0.1".to_owned()
+        }
+    }
+
     /// WebSocket URL of node `i`.
     pub fn ws_url(&self, i: usize) -> String {
         format!(
-            "ws://127.0.0.1:{}/connection/websocket",
+            "ws://{}:{}/connection/websocket",
+            self.node_host(i),
             self.node_port(i)
         )
+    }
+
+    /// Address of the host (`end` 1) or namespace (`end` 2) side of one of node `i`'s
+    /// veth pairs (`redis`: the pair that carries its Redis traffic, else the pair its
+    /// clients use): a /30 of its own in 10.x.y.0, x from the base port so that parallel
+    /// runs do not clash.
+    fn veth_addr(&self, i: usize, end: u8, redis: bool) -> String {
+        let y = i + if redis { 100 } else { 0 };
+        format!("10.{}.{y}.{end}", 100 + self.setup.base_port % 100)
+    }
+
+    fn netns_name(&self, i: usize) -> String {
+        format!("gyc{}n{i}", self.setup.base_port)
+    }
+
+    /// Host-side and namespace-side interface names (at most 15 bytes) of a pair.
+    fn veth_names(&self, i: usize, redis: bool) -> (String, String) {
+        let (h, n) = if redis { ('r', 's') } else { ('h', 'v') };
+        let b = self.setup.base_port;
+        (format!("gyc{b}{h}{i}"), format!("gyc{b}{n}{i}"))
+    }
+
+    /// A namespace for node `i` with two veth pairs to the host: one its clients use, one
+    /// to Redis, so that the Redis path can be cut or slowed on its own. (Without `netem`
+    /// in the kernel, a cut is the host end of the pair going down — packets vanish, no
+    /// reset — and a slow link is a token bucket.)
+    async fn create_netns(&mut self, i: usize) -> anyhow::Result<()> {
+        let ns = self.netns_name(i);
+        // Leftovers of an interrupted run with the same ports.
+        let _ = ip(&["netns", "del", &ns]).await;
+        ip(&["netns", "add", &ns]).await?;
+        self.namespaces.push(ns.clone());
+        ip(&["-n", &ns, "link", "set", "lo", "up"]).await?;
+        for redis in [false, true] {
+            let (host, inner) = self.veth_names(i, redis);
+            let _ = ip(&["link", "del", &host]).await;
+            ip(&["link", "add", &host, "type", "veth", "peer", "name", &inner]).await?;
+            ip(&["link", "set", &inner, "netns", &ns]).await?;
+            let outer = format!("{}/30", self.veth_addr(i, 1, redis));
+            ip(&["addr", "add", &outer, "dev", &host]).await?;
+            ip(&["link", "set", &host, "up"]).await?;
+            let addr = format!("{}/30", self.veth_addr(i, 2, redis));
+            ip(&["-n", &ns, "addr", "add", &addr, "dev", &inner]).await?;
+            ip(&["-n", &ns, "link", "set", &inner, "up"]).await?;
+        }
+        Ok(())
+    }
+
+    /// Cuts (`slow` false) or slows to a trickle (`slow` true) the path between node `i`
+    /// and Redis until [`net_heal`](Self::net_heal); the clients' path is untouched.
+    pub async fn net_impair(&self, i: usize, slow: bool) -> anyhow::Result<()> {
+        anyhow::ensure!(self.setup.netns, "network faults need --netns");
+        let ns = self.netns_name(i);
+        let (host, inner) = self.veth_names(i, true);
+        if !slow {
+            return ip(&["link", "set", &host, "down"]).await;
+        }
+        // 64 kbit/s with up to a second of queue, both ways: delays, then drops.
+        let tbf = "root tbf rate 64kbit burst 1600 latency 1000ms";
+        tc(Some(&ns), &format!("qdisc add dev {inner} {tbf}")).await?;
+        tc(None, &format!("qdisc add dev {host} {tbf}")).await
+    }
+
+    /// Undoes [`net_impair`](Self::net_impair).
+    pub async fn net_heal(&self, i: usize, slow: bool) -> anyhow::Result<()> {
+        let ns = self.netns_name(i);
+        let (host, inner) = self.veth_names(i, true);
+        if !slow {
+            return ip(&["link", "set", &host, "up"]).await;
+        }
+        tc(Some(&ns), &format!("qdisc del dev {inner} root")).await?;
+        tc(None, &format!("qdisc del dev {host} root")).await
     }
 
     /// Node `i` is running.
@@ -210,8 +303,6 @@ impl Cluster {
         let mut args: Vec<String> = [
             "--port",
             &port.to_string(),
-            "--bind",
-            "127.0.0.1",
             "--save",
             "",
             "--appendonly",
@@ -222,6 +313,19 @@ impl Cluster {
         .map(|s| s.to_string())
         .collect();
         args.push(self.setup.dir.display().to_string());
+        if self.setup.netns {
+            // Clients from the namespaces are not loopback: protected mode would turn them
+            // away. Redis listens only on loopback and on the veth pairs made here.
+            args.push("--protected-mode".into());
+            args.push("no".into());
+        }
+        args.push("--bind".into());
+        args.push("127.0.0.1".into());
+        if self.setup.netns {
+            for n in 0..self.setup.nodes {
+                args.push(self.veth_addr(n, 1, true));
+            }
+        }
         args.push("--dbfilename".into());
         args.push(format!("redis-{i}.rdb"));
         if i > 0 {
@@ -273,11 +377,20 @@ impl Cluster {
         Ok(())
     }
 
+    /// Where node `i` reaches Redis: over its veth pair when it has a namespace.
+    fn redis_host(&self, i: usize) -> String {
+        if self.setup.netns {
+            self.veth_addr(i, 1, true)
+        } else {
+            "127.0.0.1".to_owned()
+        }
+    }
+
     fn node_config(&self, i: usize) -> serde_json::Value {
         use serde_json::json;
         let prefix = format!("chaos{}", self.setup.base_port);
         let mut c = json!({
-            "http_server": {"address": "127.0.0.1", "port": self.node_port(i)},
+            "http_server": {"address": self.node_host(i), "port": self.node_port(i)},
             "log": {"level": "info"},
             "client": {"insecure": true},
             "http_api": {"insecure": true},
@@ -285,7 +398,7 @@ impl Cluster {
         });
         let redis = match self.setup.engine {
             Engine::Redis => Some(json!({
-                "address": [format!("redis://127.0.0.1:{}", self.redis_port(0))],
+                "address": [format!("redis://{}:{}", self.redis_host(i), self.redis_port(0))],
                 "prefix": prefix,
             })),
             Engine::Sentinel => Some(json!({
@@ -320,10 +433,24 @@ impl Cluster {
         let conf = self.setup.dir.join(format!("node-{i}.json"));
         std::fs::write(&conf, serde_json::to_vec_pretty(&self.node_config(i))?)?;
         let name = format!("node-{i}");
-        let args = vec!["--config".to_owned(), conf.display().to_string()];
-        let p = Proc::spawn(&name, &self.setup.gyre, &args, &self.log(&name))?;
+        let mut args = vec!["--config".to_owned(), conf.display().to_string()];
+        let program = if self.setup.netns {
+            // `ip netns exec` execs the program: the pid stays the node's.
+            let mut a = vec![
+                "netns".to_owned(),
+                "exec".to_owned(),
+                self.netns_name(i),
+                self.setup.gyre.display().to_string(),
+            ];
+            a.append(&mut args);
+            args = a;
+            PathBuf::from("ip")
+        } else {
+            self.setup.gyre.clone()
+        };
+        let p = Proc::spawn(&name, &program, &args, &self.log(&name))?;
         self.nodes[i] = Some(p);
-        wait_port(self.node_port(i))
+        wait_addr(&self.node_host(i), self.node_port(i))
             .await
             .with_context(|| format!("{name} did not start; see {}", self.log(&name).display()))
     }
@@ -437,6 +564,24 @@ impl Cluster {
         if let Some(p) = &mut self.nats {
             p.kill().await;
         }
+        for ns in self.namespaces.drain(..) {
+            // Deleting the namespace deletes the veth pair with it.
+            if let Err(e) = ip(&["netns", "del", &ns]).await {
+                eprintln!("removing network namespace {ns}: {e:#}");
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Processes die with their `Child` (kill_on_drop); namespaces would outlive the
+        // run (an error or a panic half-way) unless removed here.
+        for ns in self.namespaces.drain(..) {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &ns])
+                .status();
+        }
     }
 }
 
@@ -460,11 +605,50 @@ where
 
 /// Waits up to 20 s for 127.0.0.1:`port` to accept a TCP connection.
 async fn wait_port(port: u16) -> anyhow::Result<()> {
+    wait_addr("127.0.0.1", port).await
+}
+
+/// Waits up to 20 s for `host:port` to accept a TCP connection.
+async fn wait_addr(host: &str, port: u16) -> anyhow::Result<()> {
     wait_until(Duration::from_secs(20), || async move {
-        TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+        TcpStream::connect((host, port)).await.is_ok()
     })
     .await
-    .with_context(|| format!("nothing listening on 127.0.0.1:{port}"))
+    .with_context(|| format!("nothing listening on {host}:{port}"))
+}
+
+/// Runs `ip ARGS`; fails with its stderr.
+async fn ip(args: &[&str]) -> anyhow::Result<()> {
+    run_tool("ip", args).await
+}
+
+/// Runs `tc` (inside namespace `ns` when given) with a space-separated command line.
+async fn tc(ns: Option<&str>, line: &str) -> anyhow::Result<()> {
+    let mut args: Vec<&str> = Vec::new();
+    if let Some(ns) = ns {
+        args.extend(["netns", "exec", ns, "tc"]);
+        args.extend(line.split_whitespace());
+        return run_tool("ip", &args).await;
+    }
+    args.extend(line.split_whitespace());
+    run_tool("tc", &args).await
+}
+
+async fn run_tool(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("running {program}"))?;
+    if !out.status.success() {
+        bail!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 /// Sends one RESP command and returns the raw reply (enough for status and short arrays).

@@ -87,6 +87,10 @@ pub struct ChaosArgs {
     /// `nats-server` binary.
     #[arg(long, default_value = "nats-server")]
     pub nats_server: PathBuf,
+    /// Put each node in a network namespace of its own (veth pair to the host) and add
+    /// the network faults between a node and Redis (`--engine redis`; needs root, `ip`, `tc`).
+    #[arg(long)]
+    pub netns: bool,
     /// Subscribers speak Protobuf instead of JSON.
     #[arg(long)]
     pub protobuf: bool,
@@ -112,6 +116,11 @@ pub enum FaultKind {
     SentinelFailover,
     /// The NATS server is killed and restarted.
     NatsRestart,
+    /// The link between one node and Redis slows to 64 kbit/s (queueing delay up to 1 s,
+    /// then drops) for 3 s.
+    NetSlow,
+    /// The packets between one node and Redis vanish for 3 s.
+    NetPartition,
 }
 
 impl FaultKind {
@@ -124,11 +133,14 @@ impl FaultKind {
             FaultKind::RedisRestart => "redis_restart",
             FaultKind::SentinelFailover => "sentinel_failover",
             FaultKind::NatsRestart => "nats_restart",
+            FaultKind::NetSlow => "net_slow",
+            FaultKind::NetPartition => "net_partition",
         }
     }
 
-    fn applies(self, engine: Engine) -> bool {
+    fn applies(self, engine: Engine, netns: bool) -> bool {
         match self {
+            FaultKind::NetSlow | FaultKind::NetPartition => netns && engine == Engine::Redis,
             FaultKind::RedisRestart => engine == Engine::Redis,
             FaultKind::SentinelFailover => engine == Engine::Sentinel,
             FaultKind::NatsRestart => engine == Engine::Nats,
@@ -137,7 +149,7 @@ impl FaultKind {
     }
 }
 
-const ALL_KINDS: [FaultKind; 7] = [
+const ALL_KINDS: [FaultKind; 9] = [
     FaultKind::ClientCut,
     FaultKind::ServerDisconnect,
     FaultKind::NodeKill,
@@ -145,6 +157,8 @@ const ALL_KINDS: [FaultKind; 7] = [
     FaultKind::RedisRestart,
     FaultKind::SentinelFailover,
     FaultKind::NatsRestart,
+    FaultKind::NetSlow,
+    FaultKind::NetPartition,
 ];
 
 #[derive(Debug, Default)]
@@ -394,14 +408,23 @@ pub async fn run(a: &ChaosArgs) -> anyhow::Result<bool> {
         ALL_KINDS
             .iter()
             .copied()
-            .filter(|k| k.applies(a.engine))
+            .filter(|k| k.applies(a.engine, a.netns))
             .collect()
     } else {
         a.kinds.clone()
     };
-    if let Some(k) = kinds.iter().find(|k| !k.applies(a.engine)) {
-        anyhow::bail!("fault {} needs another engine than {:?}", k.name(), a.engine);
+    if let Some(k) = kinds.iter().find(|k| !k.applies(a.engine, a.netns)) {
+        anyhow::bail!(
+            "fault {} does not apply to {:?}{}",
+            k.name(),
+            a.engine,
+            if a.netns { "" } else { " without --netns" }
+        );
     }
+    anyhow::ensure!(
+        !a.netns || a.engine == Engine::Redis,
+        "--netns needs --engine redis"
+    );
     anyhow::ensure!(a.nodes >= 1 && a.subs >= 1 && a.channels >= 1, "empty run");
     anyhow::ensure!(a.rate > 0.0, "--rate must be positive");
     let gyre = match &a.gyre {
@@ -425,6 +448,7 @@ pub async fn run(a: &ChaosArgs) -> anyhow::Result<bool> {
         nodes: a.nodes,
         engine: a.engine,
         history_size: a.history_size,
+        netns: a.netns,
     })
     .await?;
     eprintln!(
@@ -449,7 +473,12 @@ async fn drive(a: &ChaosArgs, kinds: &[FaultKind], cluster: &mut Cluster) -> any
     let ctx = Arc::new(Ctx {
         urls: (0..cluster.len()).map(|i| cluster.ws_url(i)).collect(),
         api: (0..cluster.len())
-            .map(|i| ApiTarget::parse(&format!("http://127.0.0.1:{}/api", cluster.node_port(i)), ""))
+            .map(|i| {
+                ApiTarget::parse(
+                    &format!("http://{}:{}/api", cluster.node_host(i), cluster.node_port(i)),
+                    "",
+                )
+            })
             .collect::<anyhow::Result<_>>()?,
         recoverable: a.engine.recoverable(),
         protocol: if a.protobuf {
@@ -592,6 +621,12 @@ async fn drive(a: &ChaosArgs, kinds: &[FaultKind], cluster: &mut Cluster) -> any
                 FaultKind::RedisRestart => cluster.restart_redis(Duration::from_secs(1)).await?,
                 FaultKind::NatsRestart => cluster.restart_nats(Duration::from_secs(1)).await?,
                 FaultKind::SentinelFailover => cluster.sentinel_failover().await?,
+                FaultKind::NetSlow | FaultKind::NetPartition => {
+                    let slow = kind == FaultKind::NetSlow;
+                    cluster.net_impair(victim, slow).await?;
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    cluster.net_heal(victim, slow).await?;
+                }
             }
             Ok(())
         }
