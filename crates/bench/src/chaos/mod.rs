@@ -94,6 +94,10 @@ pub struct ChaosArgs {
     /// Subscribers speak Protobuf instead of JSON.
     #[arg(long)]
     pub protobuf: bool,
+    /// Sample every node's resident memory every 10 s and write it as an SVG plot here
+    /// (and as CSV next to it), e.g. for a soak with only connection faults.
+    #[arg(long)]
+    pub rss_plot: Option<PathBuf>,
     /// Seconds between progress lines (0 = none).
     #[arg(long, default_value_t = 5.0)]
     pub progress: f64,
@@ -390,6 +394,35 @@ async fn publisher(
     }
 }
 
+/// VmRSS of a process in KiB.
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn write_rss(path: &std::path::Path, samples: &[(String, Vec<(f64, f64)>)]) -> anyhow::Result<()> {
+    let svg = crate::plot::series_svg("Resident memory of each node", "MiB", samples);
+    std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
+    let mut csv = String::from("node,seconds,rss_mib\n");
+    for (name, pts) in samples {
+        for (t, mib) in pts {
+            csv.push_str(&format!("{name},{t:.1},{mib:.2}\n"));
+        }
+    }
+    std::fs::write(path.with_extension("csv"), csv)?;
+    for (name, pts) in samples {
+        if let (Some(first), Some(last)) = (pts.first(), pts.last()) {
+            let peak = pts.iter().map(|p| p.1).fold(0.0, f64::max);
+            println!(
+                "rss {name}: {:.1} MiB at {:.0} s, {:.1} MiB at {:.0} s, peak {peak:.1} MiB",
+                first.1, first.0, last.1, last.0
+            );
+        }
+    }
+    Ok(())
+}
+
 /// A small xorshift generator: fault targets need variety, not quality.
 struct Rng(u64);
 
@@ -570,6 +603,29 @@ async fn drive(a: &ChaosArgs, kinds: &[FaultKind], cluster: &mut Cluster) -> any
         })
     };
 
+    // Resident memory of the nodes (the pids of the start: a restarted node is no
+    // longer sampled).
+    let rss = a.rss_plot.as_ref().map(|_| {
+        let pids: Vec<Option<u32>> = (0..cluster.len()).map(|i| cluster.node_pid(i)).collect();
+        let stop = stop_subs.clone();
+        tokio::spawn(async move {
+            let mut samples: Vec<(String, Vec<(f64, f64)>)> = (0..pids.len())
+                .map(|i| (format!("node {i}"), Vec::new()))
+                .collect();
+            loop {
+                for (i, pid) in pids.iter().enumerate() {
+                    if let Some(kb) = pid.and_then(rss_kb) {
+                        samples[i].1.push((started.elapsed().as_secs_f64(), kb as f64 / 1024.0));
+                    }
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return samples,
+                    () = tokio::time::sleep(Duration::from_secs(10)) => {}
+                }
+            }
+        })
+    });
+
     // Faults.
     let mut rng = Rng(crate::client::now_ns() | 1);
     let mut faults: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -674,6 +730,10 @@ async fn drive(a: &ChaosArgs, kinds: &[FaultKind], cluster: &mut Cluster) -> any
     }
     stop_subs.cancel();
     let _ = progress.await;
+    if let (Some(task), Some(path)) = (rss, &a.rss_plot) {
+        let samples = task.await.context("RSS sampler")?;
+        write_rss(path, &samples)?;
+    }
 
     let mut total = Verdict::default();
     let mut latency = histogram();
