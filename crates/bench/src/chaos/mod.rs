@@ -763,7 +763,7 @@ async fn drive(a: &ChaosArgs, kinds: &[FaultKind], cluster: &mut Cluster) -> any
          deliveries:   {delivered}\n\
          faults:       {fault_count} ({by_kind}), {errs} could not be injected\n\
          reconnects:   {reconnects}; recoveries {rok} ok, {rfail} failed (client told); resubscribes asked by the server {resub}\n\
-         verdict:      silent gaps {gaps}, duplicates {dups}, wrong position {mism}, segments after a told gap {told}\n\
+         verdict:      silent gaps {gaps}, duplicates {dups}, wrong position {mism}, segments after a told gap {told}, reordered (no history) {reord}\n\
          latency publish->deliver (ms): p50 {p50:.2}, p99 {p99:.2}, p99.9 {p999:.2}, max {max:.2}\n\
          result:       {result}",
         engine = a.engine,
@@ -783,6 +783,7 @@ async fn drive(a: &ChaosArgs, kinds: &[FaultKind], cluster: &mut Cluster) -> any
         dups = total.duplicates,
         mism = total.mismatched,
         told = total.told,
+        reord = total.reordered,
         p50 = q(0.5),
         p99 = q(0.99),
         p999 = q(0.999),
@@ -813,6 +814,7 @@ async fn drive(a: &ChaosArgs, kinds: &[FaultKind], cluster: &mut Cluster) -> any
         "silent_gaps": total.silent_gaps,
         "duplicates": total.duplicates,
         "mismatched": total.mismatched,
+        "reordered": total.reordered,
         "p99_ms": q(0.99),
         "pass": pass,
     });
