@@ -127,7 +127,10 @@ impl ApiConn {
         self.stream.write_all(&self.req).await?;
         let (status, body) = self.read_response().await?;
         if !(200..300).contains(&status) {
-            bail!("API {method}: HTTP {status}: {}", String::from_utf8_lossy(&body));
+            bail!(
+                "API {method}: HTTP {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
         }
         if memchr::memmem::find(&body, b"\"error\"").is_some() {
             bail!("API {method}: {}", String::from_utf8_lossy(&body));

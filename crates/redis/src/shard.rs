@@ -143,6 +143,8 @@ impl ConnectionLike for Conn {
 }
 
 /// Where dedicated PUB/SUB connections go.
+// One per shard: the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Target {
     Single(Client),
     /// Asked for the current master on every (re)connect, so PUB/SUB follows failovers.

@@ -48,7 +48,10 @@ impl Sentinel {
             .expect("redis-server --sentinel starts");
         let deadline = Instant::now() + Duration::from_secs(5);
         while redis_cli(port, &["PING"]).as_deref() != Some("PONG") {
-            assert!(Instant::now() < deadline, "sentinel on {port} did not start");
+            assert!(
+                Instant::now() < deadline,
+                "sentinel on {port} did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Sentinel { port, child }
@@ -56,10 +59,7 @@ impl Sentinel {
 
     /// The port of the master this Sentinel names.
     fn master_port(&self) -> Option<u16> {
-        let out = redis_cli(
-            self.port,
-            &["SENTINEL", "get-master-addr-by-name", MASTER],
-        )?;
+        let out = redis_cli(self.port, &["SENTINEL", "get-master-addr-by-name", MASTER])?;
         out.lines().nth(1)?.trim().parse().ok()
     }
 }
@@ -112,7 +112,9 @@ async fn publishes_go_to_the_new_master_after_a_failover() {
     );
 
     let mut config = RedisConfig::sentinel(
-        sentinels.iter().map(|s| format!("redis://127.0.0.1:{}", s.port)),
+        sentinels
+            .iter()
+            .map(|s| format!("redis://127.0.0.1:{}", s.port)),
         MASTER,
     )
     .prefix("sentinel-failover");
@@ -134,15 +136,19 @@ async fn publishes_go_to_the_new_master_after_a_failover() {
     assert!(
         wait_for(Duration::from_secs(20), || sentinels[0].master_port()
             == Some(replica.port)
-            && redis_cli(replica.port, &["ROLE"]).is_some_and(|r| r.starts_with("master")))
+            && redis_cli(replica.port, &["ROLE"])
+                .is_some_and(|r| r.starts_with("master")))
         .await,
         "the replica was never promoted"
     );
     // ...and the old master demoted: until then it still takes writes (and loses them
     // when it resyncs: asynchronous replication, the same for every Redis client).
     assert!(
-        wait_for(Duration::from_secs(20), || redis_cli(master.port, &["ROLE"])
-            .is_some_and(|r| r.starts_with("slave")))
+        wait_for(Duration::from_secs(20), || redis_cli(
+            master.port,
+            &["ROLE"]
+        )
+        .is_some_and(|r| r.starts_with("slave")))
         .await,
         "the old master was never demoted"
     );
@@ -170,10 +176,7 @@ async fn publishes_go_to_the_new_master_after_a_failover() {
             .await
             .expect("publishing keeps working after the failover");
     }
-    let history = broker
-        .history("ch", HistoryOptions::new(-1))
-        .await
-        .unwrap();
+    let history = broker.history("ch", HistoryOptions::new(-1)).await.unwrap();
     assert_eq!(history.publications.len(), 7);
     assert_eq!(
         redis_cli(replica.port, &["XLEN", "sentinel-failover.stream.ch"]).as_deref(),

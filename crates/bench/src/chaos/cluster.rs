@@ -664,9 +664,7 @@ async fn resp_command(addr: &str, args: &[&str]) -> anyhow::Result<String> {
         let n = s.read(&mut buf).await?;
         // A short array may come in two segments; give it a moment.
         let mut out = buf[..n].to_vec();
-        if let Ok(Ok(m)) =
-            tokio::time::timeout(Duration::from_millis(20), s.read(&mut buf)).await
-        {
+        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(20), s.read(&mut buf)).await {
             out.extend_from_slice(&buf[..m]);
         }
         anyhow::Ok(String::from_utf8_lossy(&out).into_owned())

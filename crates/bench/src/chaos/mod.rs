@@ -508,7 +508,11 @@ async fn drive(a: &ChaosArgs, kinds: &[FaultKind], cluster: &mut Cluster) -> any
         api: (0..cluster.len())
             .map(|i| {
                 ApiTarget::parse(
-                    &format!("http://{}:{}/api", cluster.node_host(i), cluster.node_port(i)),
+                    &format!(
+                        "http://{}:{}/api",
+                        cluster.node_host(i),
+                        cluster.node_port(i)
+                    ),
                     "",
                 )
             })
@@ -615,7 +619,9 @@ async fn drive(a: &ChaosArgs, kinds: &[FaultKind], cluster: &mut Cluster) -> any
             loop {
                 for (i, pid) in pids.iter().enumerate() {
                     if let Some(kb) = pid.and_then(rss_kb) {
-                        samples[i].1.push((started.elapsed().as_secs_f64(), kb as f64 / 1024.0));
+                        samples[i]
+                            .1
+                            .push((started.elapsed().as_secs_f64(), kb as f64 / 1024.0));
                     }
                 }
                 tokio::select! {
@@ -720,9 +726,9 @@ async fn drive(a: &ChaosArgs, kinds: &[FaultKind], cluster: &mut Cluster) -> any
         let _ = p.await;
     }
     let drained = cluster::wait_until(Duration::from_secs(20), || async {
-        subs.iter().enumerate().all(|(i, (s, _))| {
-            s.seen.load(Relaxed) >= lasts[i % a.channels].load(Relaxed)
-        })
+        subs.iter()
+            .enumerate()
+            .all(|(i, (s, _))| s.seen.load(Relaxed) >= lasts[i % a.channels].load(Relaxed))
     })
     .await;
     if drained.is_err() {
@@ -791,7 +797,10 @@ async fn drive(a: &ChaosArgs, kinds: &[FaultKind], cluster: &mut Cluster) -> any
         result = if pass { "PASS" } else { "FAIL" },
     );
     for (i, v) in worst.iter().take(10) {
-        println!("  subscriber {i} (channel {}): {v:?}", channels[i % a.channels]);
+        println!(
+            "  subscriber {i} (channel {}): {v:?}",
+            channels[i % a.channels]
+        );
     }
     for e in &fault_errors {
         println!("  fault error: {e}");
