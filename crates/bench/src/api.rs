@@ -102,6 +102,42 @@ impl ApiConn {
         Ok(())
     }
 
+    /// `POST {prefix}/{method}` with a JSON `body`; returns the response body. Fails on a
+    /// non-2xx status or an `"error"` in the body.
+    pub async fn call(&mut self, method: &str, body: &[u8]) -> anyhow::Result<Vec<u8>> {
+        self.req.clear();
+        self.req.extend_from_slice(b"POST ");
+        self.req.extend_from_slice(self.target.prefix.as_bytes());
+        self.req.push(b'/');
+        self.req.extend_from_slice(method.as_bytes());
+        self.req.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+        self.req.extend_from_slice(self.target.hostport.as_bytes());
+        self.req
+            .extend_from_slice(b"\r\nContent-Type: application/json\r\n");
+        if !self.target.key.is_empty() {
+            self.req.extend_from_slice(b"X-API-Key: ");
+            self.req.extend_from_slice(self.target.key.as_bytes());
+            self.req.extend_from_slice(b"\r\n");
+        }
+        self.req.extend_from_slice(b"Content-Length: ");
+        self.req
+            .extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        self.req.extend_from_slice(b"\r\n\r\n");
+        self.req.extend_from_slice(body);
+        self.stream.write_all(&self.req).await?;
+        let (status, body) = self.read_response().await?;
+        if !(200..300).contains(&status) {
+            bail!(
+                "API {method}: HTTP {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        if memchr::memmem::find(&body, b"\"error\"").is_some() {
+            bail!("API {method}: {}", String::from_utf8_lossy(&body));
+        }
+        Ok(body)
+    }
+
     async fn fill(&mut self) -> anyhow::Result<()> {
         if self.stream.read_buf(&mut self.buf).await? == 0 {
             bail!("API connection closed");

@@ -48,6 +48,9 @@ pub enum Command {
     ConnectProxyBackend(ProxyBackendArgs),
     /// Run a scenario against servers A and B alternately; medians and ratio B/A.
     Compare(CompareArgs),
+    /// Loss checker under faults: starts Gyre nodes and an engine, publishes numbered
+    /// messages, cuts connections, kills nodes and engines; exits non-zero on a silent gap.
+    Chaos(crate::chaos::ChaosArgs),
 }
 
 /// Flags shared by the publish/subscribe scenarios.
@@ -484,7 +487,8 @@ pub async fn run_scenario(command: &Command, force_quiet: bool) -> anyhow::Resul
         Command::Reference(_)
         | Command::GyreServer(_)
         | Command::ConnectProxyBackend(_)
-        | Command::Compare(_) => {
+        | Command::Compare(_)
+        | Command::Chaos(_) => {
             anyhow::bail!("not a scenario")
         }
     };

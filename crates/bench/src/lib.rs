@@ -7,7 +7,8 @@
 //! connections), `idle` and `connect` ([`conns`]); servers: `reference` ([`reference`](mod@reference))
 //! and `gyre-server` ([`gyre_server`]); `connect-proxy-backend` answers a server's
 //! connect proxy ([`proxy_backend`]); `compare` runs a scenario against two servers
-//! alternately ([`compare`]).
+//! alternately ([`compare`]); `chaos` checks for lost publications under injected
+//! faults on a cluster it starts itself ([`chaos`]).
 //!
 //! The bench clients are bare tokio-tungstenite connections using `gyre-protocol` for
 //! encoding, one task per connection ([`client`]); subscribers may use HTTP-streaming or
@@ -15,6 +16,7 @@
 //! its messages ([`frame::split`]) so batched deliveries are counted exactly once.
 
 pub mod api;
+pub mod chaos;
 pub mod cli;
 pub mod client;
 pub mod compare;

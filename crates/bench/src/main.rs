@@ -61,6 +61,12 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
             println!("{}", gyre_bench::stats::json_line(&json));
             Ok(())
         }
+        Command::Chaos(a) => {
+            if !gyre_bench::chaos::run(a).await? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         scenario => {
             let outcome = cli::run_scenario(scenario, false).await?;
             print!("{}", outcome.text);

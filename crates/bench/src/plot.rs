@@ -130,6 +130,45 @@ impl Frame {
     }
 }
 
+/// Renders one panel of time series (x in seconds, y in `unit`), one colour each, e.g.
+/// the resident memory of every node over a soak run.
+pub fn series_svg(title: &str, unit: &str, series: &[(String, Vec<(f64, f64)>)]) -> String {
+    const COLORS: [&str; 6] = [
+        "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+    ];
+    let mut out = String::new();
+    let h = PANEL_H + 60.0;
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h}" viewBox="0 0 {W} {h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let f = Frame::at(20.0);
+    f.draw(&mut out, title, "seconds", unit);
+    let points = series.iter().flat_map(|(_, p)| p.iter());
+    let max_x = nice_max(points.clone().map(|p| p.0).fold(0.0, f64::max));
+    let max_y = nice_max(points.map(|p| p.1).fold(0.0, f64::max));
+    for i in 0..=4 {
+        let fr = i as f64 / 4.0;
+        f.ytick(&mut out, fr, &format!("{:.0}", max_y * fr));
+        f.xtick(&mut out, fr, &format!("{:.0}", max_x * fr));
+    }
+    for (n, (name, pts)) in series.iter().enumerate() {
+        let color = COLORS[n % COLORS.len()];
+        let scaled: Vec<(f64, f64)> = pts.iter().map(|(x, y)| (x / max_x, y / max_y)).collect();
+        f.polyline(&mut out, &scaled, color);
+        let _ = writeln!(
+            out,
+            r#"<text x="{}" y="{}" fill="{color}">{}</text>"#,
+            f.x0 + 10.0,
+            f.y0 + 16.0 + 14.0 * n as f64,
+            esc(name)
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
 /// "Nice" upper bound for an axis.
 fn nice_max(v: f64) -> f64 {
     if v <= 0.0 {
@@ -221,5 +260,9 @@ mod tests {
         assert!(s.contains("a &lt;b&gt;"));
         assert_eq!(nice_max(730.0), 1000.0);
         assert_eq!(nice_max(0.0), 1.0);
+        let series = vec![("node 0".to_owned(), vec![(0.0, 10.0), (60.0, 12.0)])];
+        let rss = series_svg("RSS", "MiB", &series);
+        assert_eq!(rss.matches("<polyline").count(), 1);
+        assert!(rss.contains("node 0"));
     }
 }

@@ -3,7 +3,7 @@
 //! PUB/SUB connections.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use gyre::{BrokerError, EngineError};
@@ -15,18 +15,95 @@ use redis::{Client, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisFutu
 
 use crate::config::{RedisConfig, RedisEngineError};
 
-/// The command connection. Both variants reconnect on their own and are cheap to clone
+/// The command connection. Every variant reconnects on its own and is cheap to clone
 /// (clones share one multiplexed connection).
 #[derive(Clone)]
 pub(crate) enum Conn {
     Single(ConnectionManager),
+    Sentinel(Arc<SentinelConn>),
     Cluster(ClusterConnection),
+}
+
+/// The command connection to a sentinel-managed master. A `ConnectionManager`
+/// reconnects to the address it was built with, which after a failover is a replica
+/// (every write fails with READONLY) or a dead server; so a failure that says the
+/// master moved makes the Sentinels be asked again and the connection replaced.
+pub(crate) struct SentinelConn {
+    current: parking_lot::Mutex<ConnectionManager>,
+    sentinel: Arc<tokio::sync::Mutex<SentinelClient>>,
+    config: RedisConfig,
+    name: String,
+    rediscovering: AtomicBool,
+}
+
+impl SentinelConn {
+    fn manager(&self) -> ConnectionManager {
+        self.current.lock().clone()
+    }
+
+    /// Asks the Sentinels for the master in the background (once at a time) and swaps
+    /// the connection; the failed command itself stays failed, so its caller sees an
+    /// error rather than a silent drop.
+    fn rediscover(self: &Arc<Self>) {
+        if self.rediscovering.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let found = async {
+                let client = tokio::time::timeout(
+                    this.config.connect_timeout,
+                    this.sentinel.lock().await.async_get_client(),
+                )
+                .await
+                .map_err(|_| "sentinel timeout".to_owned())?
+                .map_err(|e| e.to_string())?;
+                manager(client, &this.name, &this.config)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            .await;
+            match found {
+                Ok(m) => {
+                    tracing::info!(shard = %this.name, "Redis master rediscovered through Sentinel");
+                    *this.current.lock() = m;
+                }
+                Err(e) => {
+                    tracing::warn!(shard = %this.name, error = %e, "asking Sentinel for the master failed");
+                }
+            }
+            // At most a few rediscoveries a second while the failover settles.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            this.rediscovering.store(false, Ordering::Release);
+        });
+    }
+}
+
+/// The error says this connection no longer reaches a writable master.
+fn master_moved(e: &redis::RedisError) -> bool {
+    e.code() == Some("READONLY")
+        || e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
 }
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Sentinel(s) => {
+                let s = s.clone();
+                Box::pin(async move {
+                    let mut m = s.manager();
+                    let r = m.req_packed_command(cmd).await;
+                    if let Err(e) = &r
+                        && master_moved(e)
+                    {
+                        s.rediscover();
+                    }
+                    r
+                })
+            }
             Conn::Cluster(c) => c.req_packed_command(cmd),
         }
     }
@@ -39,6 +116,19 @@ impl ConnectionLike for Conn {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Sentinel(s) => {
+                let s = s.clone();
+                Box::pin(async move {
+                    let mut m = s.manager();
+                    let r = m.req_packed_commands(pipeline, offset, count).await;
+                    if let Err(e) = &r
+                        && master_moved(e)
+                    {
+                        s.rediscover();
+                    }
+                    r
+                })
+            }
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
@@ -46,16 +136,19 @@ impl ConnectionLike for Conn {
     fn get_db(&self) -> i64 {
         match self {
             Conn::Single(c) => c.get_db(),
+            Conn::Sentinel(s) => s.manager().get_db(),
             Conn::Cluster(c) => c.get_db(),
         }
     }
 }
 
 /// Where dedicated PUB/SUB connections go.
+// One per shard: the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Target {
     Single(Client),
     /// Asked for the current master on every (re)connect, so PUB/SUB follows failovers.
-    Sentinel(tokio::sync::Mutex<SentinelClient>),
+    Sentinel(Arc<tokio::sync::Mutex<SentinelClient>>),
     /// Any node: a classic PUBLISH reaches subscribers on every node of a cluster, so the
     /// PUB/SUB connection rotates over the seeds when one is down.
     Cluster(Vec<Client>),
@@ -196,10 +289,18 @@ impl Shard {
             .map_err(|_| connect_error(&name, "timeout"))?
             .map_err(|e| connect_error(&name, e))?;
         let conn = manager(client, &name, config).await?;
+        let sentinel = Arc::new(tokio::sync::Mutex::new(sentinel));
+        let conn = Arc::new(SentinelConn {
+            current: parking_lot::Mutex::new(conn),
+            sentinel: sentinel.clone(),
+            config: config.clone(),
+            name: name.clone(),
+            rediscovering: AtomicBool::new(false),
+        });
         Ok(Shard {
             name,
-            conn: Conn::Single(conn),
-            target: Target::Sentinel(tokio::sync::Mutex::new(sentinel)),
+            conn: Conn::Sentinel(conn),
+            target: Target::Sentinel(sentinel),
             rotation: AtomicUsize::new(0),
             io_timeout: config.io_timeout,
             connect_timeout: config.connect_timeout,
