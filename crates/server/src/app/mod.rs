@@ -3,6 +3,7 @@
 
 mod api_lane;
 mod banner;
+mod connlimit;
 mod engine;
 mod http;
 mod origin;
@@ -33,6 +34,9 @@ pub(crate) struct AppInner {
     pub(crate) proxies: crate::proxy::Proxies,
     /// Server API calls, for `/metrics`.
     pub(crate) api_metrics: crate::metrics::ApiMetrics,
+    /// `client.connection_rate_limit`, shared by every connection endpoint; built once
+    /// at start like upstream's limiter.
+    pub(crate) connection_rate: Option<connlimit::ConnectionRate>,
 }
 
 impl std::ops::Deref for App {
@@ -63,6 +67,7 @@ impl App {
         let connect_tokens = TokenVerifier::new(VerifierConfig::for_connections(&config.client))?;
         let subscribe_tokens =
             TokenVerifier::new(VerifierConfig::for_subscriptions(&config.client))?;
+        let connection_rate = connlimit::ConnectionRate::new(config.client.connection_rate_limit);
         Ok(App(Arc::new(AppInner {
             node,
             config: RwLock::new(Arc::new(config)),
@@ -70,6 +75,7 @@ impl App {
             subscribe_tokens,
             proxies,
             api_metrics: Default::default(),
+            connection_rate,
         })))
     }
 
