@@ -145,7 +145,7 @@ fn load_parsed(file: Option<Value>, options: LoadOptions) -> Result<Loaded, Conf
         if !file.is_null() && !file.is_object() {
             return Err(ConfigError::Parse {
                 path: path.clone(),
-                format: Format::from_path(path).map_or("unknown", Format::name),
+                format: Format::from_path(&path).map_or("unknown", Format::name),
                 message: "top level must be a map of keys".to_owned(),
             });
         }
