@@ -36,7 +36,10 @@ async fn publish_until_refused(
             .await;
         let Ok(response) = sent else { return };
         let status = response.status();
-        let Ok(body) = response.json::<Value>().await else {
+        let Ok(text) = response.text().await else {
+            return;
+        };
+        let Ok(body) = serde_json::from_str::<Value>(&text) else {
             return;
         };
         if status != 200 || body.get("error").is_some() || body.get("result").is_none() {
