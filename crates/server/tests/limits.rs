@@ -119,13 +119,20 @@ async fn api_body_over_64_mib_answers_413_with_a_json_error() {
     assert_eq!(body["code"], 107, "{body}");
     assert_eq!(body["message"], "request body too large");
     // The same channel takes a normal publication afterwards.
-    let (status, body) = api(&server, "publish", br#"{"channel":"big","data":{}}"#.to_vec()).await;
+    let (status, body) = api(
+        &server,
+        "publish",
+        br#"{"channel":"big","data":{}}"#.to_vec(),
+    )
+    .await;
     assert_eq!((status, body.get("error")), (200, None));
 }
 
 #[tokio::test]
 async fn websocket_message_over_the_limit_closes_with_1009() {
-    let server = Server::start(open_config(json!({"websocket": {"message_size_limit": 1024}})));
+    let server = Server::start(open_config(
+        json!({"websocket": {"message_size_limit": 1024}}),
+    ));
     let (mut client, reply) = WsClient::connect(&server.ws_url(), json!({})).await;
     reply.ok();
     // Just under the limit is served.
@@ -153,17 +160,18 @@ async fn a_client_that_stops_reading_is_closed_with_3008_and_others_get_everythi
     })));
     let (mut reader, reply) = WsClient::connect(&server.ws_url(), json!({})).await;
     reply.ok();
-    reader.call("subscribe", json!({"channel": "flood"})).await.ok();
+    reader
+        .call("subscribe", json!({"channel": "flood"}))
+        .await
+        .ok();
 
     let mut slow = raw_ws(&server).await;
     slow.send(Message::text(r#"{"id":1,"connect":{}}"#))
         .await
         .unwrap();
-    slow.send(Message::text(
-        r#"{"id":2,"subscribe":{"channel":"flood"}}"#,
-    ))
-    .await
-    .unwrap();
+    slow.send(Message::text(r#"{"id":2,"subscribe":{"channel":"flood"}}"#))
+        .await
+        .unwrap();
     // Both replies before the slow client stops reading.
     let mut replies = 0;
     while replies < 2 {
@@ -178,7 +186,10 @@ async fn a_client_that_stops_reading_is_closed_with_3008_and_others_get_everythi
     let drain = tokio::spawn(async move {
         let mut seen = Vec::new();
         while (seen.len() as u64) < COUNT {
-            let p = reader.publication("flood").await.expect("reader stays open");
+            let p = reader
+                .publication("flood")
+                .await
+                .expect("reader stays open");
             seen.push(p["data"]["n"].as_u64().unwrap());
         }
         seen
@@ -220,7 +231,9 @@ async fn a_silent_client_is_closed_after_ping_interval_and_pong_timeout() {
     let mut clients = u64::MAX;
     for _ in 0..100 {
         let (_, info) = api(&server, "info", b"{}".to_vec()).await;
-        clients = info["result"]["nodes"][0]["num_clients"].as_u64().unwrap_or(0);
+        clients = info["result"]["nodes"][0]["num_clients"]
+            .as_u64()
+            .unwrap_or(0);
         if clients == 0 {
             break;
         }
@@ -234,7 +247,10 @@ async fn a_connect_flood_is_throttled_with_503_and_established_clients_keep_work
     let server = Server::start(open_config(json!({"client": {"connection_rate_limit": 5}})));
     let (mut established, reply) = WsClient::connect(&server.ws_url(), json!({})).await;
     reply.ok();
-    established.call("subscribe", json!({"channel": "news"})).await.ok();
+    established
+        .call("subscribe", json!({"channel": "news"}))
+        .await
+        .ok();
 
     let url = server.ws_url();
     let attempts: Vec<_> = (0..100)
@@ -255,7 +271,11 @@ async fn a_connect_flood_is_throttled_with_503_and_established_clients_keep_work
         }
     }
     // A burst of five, then five a second: most of a hundred at once are refused.
-    assert!(refused >= 50, "refused {refused}, accepted {}", accepted.len());
+    assert!(
+        refused >= 50,
+        "refused {refused}, accepted {}",
+        accepted.len()
+    );
     assert!(!accepted.is_empty() || refused == 100);
 
     // The established client is untouched by the flood.

@@ -115,7 +115,10 @@ async fn sigterm_under_load_loses_no_acknowledged_publication() {
         .map(|p| p["data"]["n"].as_u64().unwrap())
         .collect();
     let missing: Vec<_> = acked.iter().filter(|n| !stored.contains(n)).collect();
-    assert!(missing.is_empty(), "acknowledged but not in history: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "acknowledged but not in history: {missing:?}"
+    );
 
     // And the subscriber on the other node got each of them.
     let mut delivered = BTreeSet::new();
@@ -127,5 +130,8 @@ async fn sigterm_under_load_loses_no_acknowledged_publication() {
         delivered.insert(p["data"]["n"].as_u64().unwrap());
     }
     let undelivered: Vec<_> = acked.iter().filter(|n| !delivered.contains(n)).collect();
-    assert!(undelivered.is_empty(), "acknowledged, not delivered: {undelivered:?}");
+    assert!(
+        undelivered.is_empty(),
+        "acknowledged, not delivered: {undelivered:?}"
+    );
 }

@@ -212,8 +212,7 @@ impl Node {
                 .insert(n.uid.clone(), (info, Instant::now()));
             // New to this node (or forgotten): answer directly rather than let it wait a
             // whole heartbeat to learn about us.
-            let is_new = previous
-                .is_none_or(|(_, seen)| stale.is_some_and(|stale| seen < stale));
+            let is_new = previous.is_none_or(|(_, seen)| stale.is_some_and(|stale| seen < stale));
             if is_new && let Err(e) = self.announce(Some(&n.uid)).await {
                 tracing::warn!(node = %n.uid, error = %e, "node info answer failed");
             }
@@ -545,8 +544,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_new_node_is_answered_directly_without_waiting_for_a_heartbeat() {
         let bus = Arc::new(Bus::default());
-        let mut config = crate::Config::default();
-        config.node_info_interval = Duration::from_secs(3600);
+        let config = crate::Config {
+            node_info_interval: Duration::from_secs(3600),
+            ..Default::default()
+        };
         let start = |bus: Arc<Bus>, config: crate::Config| async move {
             let node = Node::builder()
                 .config(config)
