@@ -49,6 +49,10 @@ pub struct Config {
     pub channel_position_check_delay: Duration,
     /// Put the server's Unix time in milliseconds into connect results.
     pub connect_include_server_time: bool,
+    /// How often a node announces itself to the others over its controller (upstream's
+    /// fixed 3 s); a node not heard from for three intervals is forgotten. A newly seen
+    /// node is answered at once, so this only bounds how fast counts and departures show.
+    pub node_info_interval: Duration,
     /// How a unidirectional connection closes when its connect is refused with an
     /// error code, checked before the defaults (109 and 110 → 3005, 111 → 3013,
     /// 103 → 3507; any other error → 3004).
@@ -99,6 +103,7 @@ impl Default for Config {
             presence_update_interval: Duration::from_secs(25),
             channel_position_check_delay: Duration::from_secs(40),
             connect_include_server_time: false,
+            node_info_interval: Duration::from_secs(3),
             unidirectional_code_to_disconnect: HashMap::new(),
         }
     }

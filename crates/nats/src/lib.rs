@@ -29,3 +29,12 @@ mod config;
 pub use async_nats::rustls;
 pub use broker::{HISTORY_NOT_AVAILABLE, NatsBroker};
 pub use config::{NatsConfig, RawMode};
+
+/// Entry points for the fuzz targets; not part of the API.
+#[doc(hidden)]
+pub mod __fuzz {
+    /// Decodes one message as it arrives from another node (Gyre or Centrifugo).
+    pub fn message(data: &[u8]) -> bool {
+        crate::codec::decode(data).is_ok()
+    }
+}

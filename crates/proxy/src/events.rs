@@ -637,6 +637,40 @@ fn sub_refresh_reply(
     Ok(reply)
 }
 
+/// Decodes `body` as every event's answer (JSON when `json`, else Protobuf) and maps
+/// what decodes to the client's outcome, for the fuzz target: it must never panic.
+pub(crate) fn fuzz_answers(body: &[u8], json: bool) {
+    fn decode<R: prost::Message + serde::de::DeserializeOwned + Default>(
+        body: &[u8],
+        json: bool,
+    ) -> Option<R> {
+        if json {
+            serde_json::from_slice(body).ok()
+        } else {
+            R::decode(body).ok()
+        }
+    }
+    let caller = Caller::new("client", "websocket", "user");
+    if let Some(r) = decode(body, json) {
+        let _ = connect_answer(r, &caller);
+    }
+    if let Some(r) = decode(body, json) {
+        let _ = refresh_answer(r, &caller);
+    }
+    if let Some(r) = decode(body, json) {
+        let _ = subscribe_grant(r, &caller);
+    }
+    if let Some(r) = decode(body, json) {
+        let _ = publish_answer(r, &caller);
+    }
+    if let Some(r) = decode(body, json) {
+        let _ = rpc_reply(r, &caller);
+    }
+    if let Some(r) = decode(body, json) {
+        let _ = sub_refresh_reply(r, &caller, "channel");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Whatever a backend sends back, the client gets a valid answer, the backend's own

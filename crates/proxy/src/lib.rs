@@ -46,3 +46,13 @@ pub use events::{Caller, ConnectAnswer, Grant, Overrides, PublishAnswer, Refresh
 pub use handlers::ProxyHandlers;
 pub use stats::{EventStats, ProxyStats};
 pub use transport::Proxy;
+
+/// Entry points for the fuzz targets; not part of the API.
+#[doc(hidden)]
+pub mod __fuzz {
+    /// Decodes a backend's answer body as every proxy event's response, JSON or
+    /// Protobuf, and maps it to what the client would get.
+    pub fn proxy_answer(body: &[u8], json: bool) {
+        crate::events::fuzz_answers(body, json);
+    }
+}

@@ -31,3 +31,12 @@ mod shard;
 pub use broker::RedisBroker;
 pub use config::{RedisConfig, RedisEngineError};
 pub use presence::RedisPresenceManager;
+
+/// Entry points for the fuzz targets; not part of the API.
+#[doc(hidden)]
+pub mod __fuzz {
+    /// Parses one PUB/SUB payload as it arrives from another node (Gyre or Centrifugo).
+    pub fn payload(data: &[u8]) -> bool {
+        crate::payload::parse(&bytes::Bytes::copy_from_slice(data)).is_ok()
+    }
+}

@@ -307,3 +307,85 @@ async fn redis_payloads_match_upstream_bytes() {
     assert_eq!(&h.publications[0].data[..], b"{\"v\":1}");
     cleanup(MAIN_REDIS, &prefix).await;
 }
+
+/// A node on Redis answers a newly seen node's first heartbeat with its own info, sent to
+/// that node's channel `<prefix>.node.<uid>` as upstream's `pubNode(uid)` does, so that a
+/// Centrifugo node and a Gyre node started together list each other at once. The other
+/// node here is played with raw Redis commands, as a Centrifugo node would speak.
+#[tokio::test]
+async fn a_new_node_gets_node_info_directly_on_its_node_channel() {
+    use gyre_protocol::control;
+
+    let prefix = unique_prefix("nodeinfo");
+    let mut config = gyre::Config::default();
+    // Heartbeats an hour apart: whatever arrives below is the direct answer.
+    config.node_info_interval = Duration::from_secs(3600);
+    let broker = Arc::new(RedisBroker::new(self::config(&prefix)).await.unwrap());
+    let node = gyre::Node::builder()
+        .config(config)
+        .broker_arc(broker.clone())
+        .controller_arc(broker.clone())
+        .build();
+    node.run().await.unwrap();
+
+    // The other node listens on its own channel, then announces itself on the control
+    // channel the way upstream encodes a heartbeat.
+    let client = redis::Client::open(MAIN_REDIS).unwrap();
+    let mut sub = client.get_async_pubsub().await.unwrap();
+    sub.subscribe(format!("{prefix}.node.other-node"))
+        .await
+        .unwrap();
+    let heartbeat = control::Command {
+        uid: "other-node".to_owned(),
+        node: Some(control::Node {
+            uid: "other-node".to_owned(),
+            name: "centrifugo".to_owned(),
+            version: "6.0.0".to_owned(),
+            num_clients: 7,
+            uptime: 1,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(format!("{prefix}.control"))
+        .arg(heartbeat.encode_to_vec())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let mut messages = sub.on_message();
+    let answer = tokio::time::timeout(WAIT, messages.next())
+        .await
+        .expect("node info within the wait, not after an hour")
+        .expect("a message on the node channel");
+    let answer = control::Command::decode(answer.get_payload_bytes()).unwrap();
+    assert_eq!(answer.uid, node.id());
+    let info = answer.node.expect("a node command");
+    assert_eq!(info.uid, node.id());
+    // And the Gyre node lists the other one.
+    assert!(
+        eventually(WAIT, || node
+            .nodes()
+            .iter()
+            .any(|n| n.id == "other-node" && n.num_clients == 7))
+        .await
+    );
+    // A second heartbeat from a known node is not answered again.
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(format!("{prefix}.control"))
+        .arg(heartbeat.encode_to_vec())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), messages.next())
+            .await
+            .is_err()
+    );
+    drop(messages);
+    node.shutdown().await;
+    broker.close();
+    cleanup(MAIN_REDIS, &prefix).await;
+}

@@ -1,7 +1,9 @@
 //! Node-to-node control: heartbeats, forwarded server-API actions and surveys.
 //!
-//! Every node broadcasts its counts every [`HEARTBEAT`]; a node not heard from for three
-//! heartbeats is forgotten. Actions on a user's connections (disconnect, unsubscribe,
+//! Every node broadcasts its counts every `node_info_interval` (3 s, as upstream); a node
+//! not heard from for three heartbeats is forgotten. A node seeing another node for the
+//! first time sends its own info straight to it (upstream's `nodeCmd` → `pubNode(uid)`),
+//! so two nodes started together list each other without waiting for a heartbeat. Actions on a user's connections (disconnect, unsubscribe,
 //! subscribe, refresh) run locally and are broadcast so that other nodes apply them to
 //! their own connections. Surveys ask every known node and wait for all answers or a
 //! timeout; a survey of one node carries an emulation request to the node holding its
@@ -26,9 +28,6 @@ use crate::events::{RefreshReply, SubscribeOptions};
 use crate::metrics::{Action, Message, SurveyOp};
 use crate::session::Session;
 use crate::{Disconnect, Node, Unsubscribe};
-
-/// How often a node announces itself.
-pub(crate) const HEARTBEAT: Duration = Duration::from_secs(3);
 
 /// Survey operation answering the channels of a node with their subscriber counts.
 const SURVEY_CHANNELS: &str = "channels";
@@ -115,8 +114,9 @@ impl Node {
             )
             .await?;
         let weak = Arc::downgrade(&self.inner);
+        let period = self.heartbeat_interval();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(HEARTBEAT);
+            let mut tick = tokio::time::interval(period);
             loop {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else {
@@ -132,7 +132,28 @@ impl Node {
         Ok(())
     }
 
+    /// The heartbeat period; a zero in the configuration falls back to upstream's 3 s.
+    fn heartbeat_interval(&self) -> Duration {
+        match self.inner.shared.config.node_info_interval {
+            d if d.is_zero() => Duration::from_secs(3),
+            d => d,
+        }
+    }
+
     async fn heartbeat(&self) {
+        if let Err(e) = self.announce(None).await {
+            tracing::warn!(error = %e, "node heartbeat failed");
+        }
+        let stale = Instant::now() - self.heartbeat_interval() * 3;
+        self.inner
+            .cluster
+            .nodes
+            .lock()
+            .retain(|_, (_, seen)| *seen >= stale);
+    }
+
+    /// Sends this node's info to every node, or to node `to` only.
+    async fn announce(&self, to: Option<&str>) -> Result<(), BrokerError> {
         let info = self.info();
         let command = control::Command {
             uid: self.inner.shared.id.clone(),
@@ -149,15 +170,7 @@ impl Node {
             }),
             ..Default::default()
         };
-        if let Err(e) = self.send_control(command, None).await {
-            tracing::warn!(error = %e, "node heartbeat failed");
-        }
-        let stale = Instant::now() - HEARTBEAT * 3;
-        self.inner
-            .cluster
-            .nodes
-            .lock()
-            .retain(|_, (_, seen)| *seen >= stale);
+        self.send_control(command, to).await
     }
 
     async fn send_control(
@@ -190,11 +203,19 @@ impl Node {
     async fn apply_control(&self, command: control::Command) {
         if let Some(n) = command.node {
             let info = info_from(&n);
-            self.inner
+            let stale = Instant::now().checked_sub(self.heartbeat_interval() * 3);
+            let previous = self
+                .inner
                 .cluster
                 .nodes
                 .lock()
                 .insert(n.uid.clone(), (info, Instant::now()));
+            // New to this node (or forgotten): answer directly rather than let it wait a
+            // whole heartbeat to learn about us.
+            let is_new = previous.is_none_or(|(_, seen)| stale.is_some_and(|stale| seen < stale));
+            if is_new && let Err(e) = self.announce(Some(&n.uid)).await {
+                tracing::warn!(node = %n.uid, error = %e, "node info answer failed");
+            }
         } else if let Some(d) = command.disconnect {
             let filter = filter_of(&d.client, &d.session, d.whitelist);
             let disconnect = Disconnect::new(d.code, d.reason);
@@ -433,7 +454,7 @@ impl Node {
         if id == self.inner.shared.id {
             return true;
         }
-        let stale = Instant::now().checked_sub(HEARTBEAT * 3);
+        let stale = Instant::now().checked_sub(self.heartbeat_interval() * 3);
         self.inner
             .cluster
             .nodes
@@ -459,7 +480,7 @@ impl Node {
     /// heartbeat is younger than three heartbeat periods (the heartbeat itself forgets
     /// them only on its next tick).
     pub(crate) fn num_nodes(&self) -> usize {
-        let stale = Instant::now().checked_sub(HEARTBEAT * 3);
+        let stale = Instant::now().checked_sub(self.heartbeat_interval() * 3);
         let known = self.inner.cluster.nodes.lock();
         1 + known
             .iter()
@@ -553,6 +574,38 @@ mod tests {
         assert_eq!(on_b.drain(&mut out), Some(Disconnect::FORCE_NO_RECONNECT));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_new_node_is_answered_directly_without_waiting_for_a_heartbeat() {
+        let bus = Arc::new(Bus::default());
+        let config = crate::Config {
+            node_info_interval: Duration::from_secs(3600),
+            ..Default::default()
+        };
+        let start = |bus: Arc<Bus>, config: crate::Config| async move {
+            let node = Node::builder()
+                .config(config)
+                .controller_arc(Arc::new(BusController(bus)))
+                .build();
+            node.run().await.unwrap();
+            node
+        };
+        let a = start(bus.clone(), config.clone()).await;
+        // A's first heartbeat has gone out before B exists; the next is an hour away.
+        settle().await;
+        let b = start(bus.clone(), config).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        settle().await;
+        let ids = |n: &Node| {
+            let mut ids: Vec<_> = n.nodes().into_iter().map(|n| n.id).collect();
+            ids.sort();
+            ids
+        };
+        let mut both = vec![a.id().to_owned(), b.id().to_owned()];
+        both.sort();
+        assert_eq!(ids(&a), both, "A heard B's first heartbeat");
+        assert_eq!(ids(&b), both, "A answered B directly");
+    }
+
     fn num_nodes_gauge(node: &Node) -> String {
         let mut out = String::new();
         node.write_metrics("centrifugo", &mut out);
@@ -575,10 +628,10 @@ mod tests {
 
         // B stops announcing itself: A counts it until three heartbeats have passed.
         drop(b);
-        tokio::time::sleep(HEARTBEAT * 2).await;
+        tokio::time::sleep(Duration::from_secs(6)).await;
         settle().await;
         assert_eq!(num_nodes_gauge(&a), "centrifugo_node_num_nodes 2");
-        tokio::time::sleep(HEARTBEAT * 2).await;
+        tokio::time::sleep(Duration::from_secs(6)).await;
         settle().await;
         assert_eq!(num_nodes_gauge(&a), "centrifugo_node_num_nodes 1");
     }

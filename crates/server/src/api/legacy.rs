@@ -108,6 +108,18 @@ fn is_zero(id: &u32) -> bool {
     *id == 0
 }
 
+/// Decodes a legacy request body as [`run`] does, without running anything (fuzzing).
+pub(crate) fn fuzz_decode(body: &[u8]) {
+    for command in serde_json::Deserializer::from_slice(body).into_iter::<LegacyCommand>() {
+        let Ok(command) = command else {
+            return;
+        };
+        if let Some(method) = Method::from_legacy_id(command.method.0) {
+            let _ = method.decode(Params(command.params.as_deref()));
+        }
+    }
+}
+
 /// Runs the commands of a legacy request body. `Err` when a command cannot be decoded.
 pub(crate) async fn run(app: &App, body: &[u8]) -> Result<Vec<u8>, serde_json::Error> {
     let mut out = Vec::new();

@@ -42,6 +42,20 @@ use proto::{ApiError, BatchRequest};
 /// only guards memory).
 const MAX_BODY: usize = 64 << 20;
 
+/// Decodes `body` as every method's request, as a batch and as a legacy body, the way
+/// the handlers do before anything runs (the fuzz target's way in).
+pub(crate) fn fuzz_decode(body: &[u8]) {
+    for method in Method::ALL {
+        let _ = method.decode(body);
+    }
+    if let Ok(batch) = serde_json::from_slice::<BatchRequest>(body) {
+        for command in batch.commands.into_iter().flatten() {
+            let _ = command.into_request();
+        }
+    }
+    legacy::fuzz_decode(body);
+}
+
 /// Routes of the server API, relative to `http_api.handler_prefix`.
 pub(crate) fn router(app: App) -> Router {
     Router::new()

@@ -209,6 +209,26 @@ fn compression_level(level: i64) -> u32 {
     }
 }
 
+/// The 503 for a connection attempt over `client.connection_rate_limit` or
+/// `client.connection_limit`, checked in that order as upstream does; `None` admits it.
+/// The limit is read from the configuration in force (a reload changes it).
+fn admit(app: &App) -> Option<Response> {
+    use super::connlimit::{Refusal, log_refusal};
+    let client = &app.config().client;
+    let refusal = if app.connection_rate.as_ref().is_some_and(|r| !r.allow()) {
+        log_refusal(Refusal::Rate, client.connection_rate_limit);
+        Refusal::Rate
+    } else {
+        let limit = client.connection_limit.max(0) as usize;
+        if limit == 0 || app.node.info().num_clients < limit {
+            return None;
+        }
+        log_refusal(Refusal::Limit, client.connection_limit);
+        Refusal::Limit
+    };
+    Some((StatusCode::SERVICE_UNAVAILABLE, refusal.reason()).into_response())
+}
+
 /// Serves `handler` behind the node-wide connection limit (503 before anything else, as
 /// Centrifugo's connection middleware answers).
 fn limited<H, B>(app: &App, handler: H) -> axum::routing::MethodRouter
@@ -225,15 +245,13 @@ where
     B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
-    let limit = app.config().client.connection_limit.max(0) as usize;
-    let node = app.node.clone();
+    let app = app.clone();
     any(move |request: http::Request<Body>| {
         let mut handler = handler.clone();
-        let node = node.clone();
+        let app = app.clone();
         async move {
-            if limit > 0 && node.info().num_clients >= limit {
-                return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached")
-                    .into_response();
+            if let Some(refused) = admit(&app) {
+                return refused;
             }
             match handler.call(request).await {
                 Ok(response) => response.map(Body::new),
@@ -321,18 +339,16 @@ where
     Fut: std::future::Future<Output = http::Response<gyre::ResponseBody>> + Send,
 {
     let config = app.config();
-    let limit = config.client.connection_limit.max(0) as usize;
     let cors = OriginCheck::new(&config.client.allowed_origins);
-    let node = app.node.clone();
+    let app = app.clone();
     any(move |request: http::Request<Body>| {
         let handle = handle.clone();
-        let node = node.clone();
+        let app = app.clone();
         let cors = cors.clone();
         async move {
             let headers = cors_headers(&cors, &request);
-            if limit > 0 && node.info().num_clients >= limit {
-                return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached")
-                    .into_response();
+            if let Some(refused) = admit(&app) {
+                return refused;
             }
             with_headers(handle(request).await, headers)
         }

@@ -3,6 +3,7 @@
 
 mod api_lane;
 mod banner;
+mod connlimit;
 mod engine;
 mod http;
 mod origin;
@@ -37,6 +38,9 @@ pub(crate) struct AppInner {
     pub(crate) http_metrics: crate::metrics::HttpMetrics,
     /// Messages of the asynchronous consumers, for `/metrics`.
     pub(crate) consumer_metrics: crate::consumers::ConsumerMetrics,
+    /// `client.connection_rate_limit`, shared by every connection endpoint; built once
+    /// at start like upstream's limiter.
+    pub(crate) connection_rate: Option<connlimit::ConnectionRate>,
 }
 
 impl std::ops::Deref for App {
@@ -67,6 +71,7 @@ impl App {
         let connect_tokens = TokenVerifier::new(VerifierConfig::for_connections(&config.client))?;
         let subscribe_tokens =
             TokenVerifier::new(VerifierConfig::for_subscriptions(&config.client))?;
+        let connection_rate = connlimit::ConnectionRate::new(config.client.connection_rate_limit);
         Ok(App(Arc::new(AppInner {
             node,
             config: RwLock::new(Arc::new(config)),
@@ -76,6 +81,7 @@ impl App {
             api_metrics: Default::default(),
             http_metrics: Default::default(),
             consumer_metrics: Default::default(),
+            connection_rate,
         })))
     }
 

@@ -124,20 +124,28 @@ pub(crate) fn load(options: LoadOptions) -> Result<Loaded, ConfigError> {
 
 /// [`load`] without the semantic validation (used by `defaultconfig`, which validates itself).
 pub(crate) fn load_unvalidated(options: LoadOptions) -> Result<Loaded, ConfigError> {
+    let file = match &options.path {
+        Some(path) => format::read_file(path)?,
+        None => None,
+    };
+    load_parsed(file, options)
+}
+
+/// [`load_unvalidated`] with the file already read (`None`: no file).
+fn load_parsed(file: Option<Value>, options: LoadOptions) -> Result<Loaded, ConfigError> {
     let fields = schema::root();
     let defaults = default_tree();
     let mut tree = defaults.clone();
 
     let mut unknown_keys = Vec::new();
     let mut file_found = false;
-    if let Some(path) = &options.path
-        && let Some(mut file) = format::read_file(path)?
-    {
+    if let Some(mut file) = file {
+        let path = options.path.clone().unwrap_or_default();
         file_found = true;
         if !file.is_null() && !file.is_object() {
             return Err(ConfigError::Parse {
                 path: path.clone(),
-                format: Format::from_path(path).map_or("unknown", Format::name),
+                format: Format::from_path(&path).map_or("unknown", Format::name),
                 message: "top level must be a map of keys".to_owned(),
             });
         }
@@ -187,6 +195,31 @@ pub(crate) fn load_unvalidated(options: LoadOptions) -> Result<Loaded, ConfigErr
         known_env,
         tree,
     })
+}
+
+/// The fuzz target's way in: parses `data` as a file of the format named by `extension`
+/// and loads and validates it with an empty environment; every outcome but a panic is
+/// fine.
+pub(crate) fn fuzz_load(extension: &str, data: &[u8]) {
+    let path = std::path::PathBuf::from(format!("fuzz.{extension}"));
+    let Some(format) = Format::from_path(&path) else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(file) = format.parse(text) else {
+        return;
+    };
+    let options = LoadOptions {
+        path: Some(path.clone()),
+        flags: Vec::new(),
+        env: Env::default(),
+    };
+    if let Ok(loaded) = load_parsed(Some(file), options) {
+        let _ = validate::validate(&loaded.config);
+        let _ = loaded.access_errors();
+    }
 }
 
 /// Reads a config file into a value tree with keys normalised (no defaults, env or flags);
