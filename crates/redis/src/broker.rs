@@ -21,6 +21,7 @@ use crate::keys::{Keys, consistent_index, partition_index};
 use crate::payload::{self, Push, encode_join_leave, info_to_proto, publication_from_proto};
 use crate::presence::RedisPresenceManager;
 use crate::pubsub::{Dispatcher, Partition, read_loop};
+use crate::stats::PubSubStats;
 use crate::scripts::{
     HISTORY_LIST_SCRIPT, HISTORY_STREAM_SCRIPT, PUBLISH_IDEMPOTENT_SCRIPT, PUBLISH_LIST_SCRIPT,
     PUBLISH_STREAM_SCRIPT,
@@ -193,17 +194,18 @@ impl RedisBroker {
         }
         let shards = Shard::connect_all(&config).await?;
         let keys = Keys::new(&config.prefix, config.is_cluster());
+        let stats = Arc::new(PubSubStats::default());
         let partitions = shards
             .iter()
             .map(|s| {
                 (0..config.pubsub_partitions)
-                    .map(|_| Arc::new(Partition::new(s.clone())))
+                    .map(|_| Arc::new(Partition::new(s.clone(), stats.clone())))
                     .collect()
             })
             .collect();
         Ok(RedisBroker {
             inner: Arc::new(Inner {
-                dispatcher: Arc::new(Dispatcher::new(keys.clone())),
+                dispatcher: Arc::new(Dispatcher::new(keys.clone(), stats)),
                 keys,
                 shards,
                 partitions,
@@ -222,6 +224,13 @@ impl RedisBroker {
             self.inner.keys.clone(),
             self.inner.config.presence_ttl,
         )
+    }
+
+    /// Writes Centrifugo's `broker_redis_pub_sub_errors` and
+    /// `broker_redis_pub_sub_buffered_messages` families for this broker's PUB/SUB
+    /// connections (the exposition's namespace prefixes the names).
+    pub fn write_metrics(&self, e: &mut gyre::metrics::Exposition<'_>) {
+        self.inner.dispatcher.stats.write(e);
     }
 
     /// Stops the PUB/SUB readers; commands keep working until the broker is dropped.

@@ -239,7 +239,7 @@ impl ClientInner {
                     let (recovered, top, publications) = self.recover(channel, since).await?;
                     self.node
                         .metrics
-                        .recovered(recovered, !publications.is_empty());
+                        .recovered(recovered, publications.len());
                     if !recovered && req.reject_unrecovered {
                         return Err(Error::UNRECOVERABLE_POSITION.into());
                     }

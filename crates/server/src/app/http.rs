@@ -226,12 +226,13 @@ where
     B::Error: Into<axum::BoxError>,
 {
     let limit = app.config().client.connection_limit.max(0) as usize;
-    let node = app.node.clone();
+    let app = app.clone();
     any(move |request: http::Request<Body>| {
         let mut handler = handler.clone();
-        let node = node.clone();
+        let app = app.clone();
         async move {
-            if limit > 0 && node.info().num_clients >= limit {
+            if limit > 0 && app.node.info().num_clients >= limit {
+                app.http_metrics.connection_limit.inc();
                 return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached")
                     .into_response();
             }
@@ -323,14 +324,15 @@ where
     let config = app.config();
     let limit = config.client.connection_limit.max(0) as usize;
     let cors = OriginCheck::new(&config.client.allowed_origins);
-    let node = app.node.clone();
+    let app = app.clone();
     any(move |request: http::Request<Body>| {
         let handle = handle.clone();
-        let node = node.clone();
+        let app = app.clone();
         let cors = cors.clone();
         async move {
             let headers = cors_headers(&cors, &request);
-            if limit > 0 && node.info().num_clients >= limit {
+            if limit > 0 && app.node.info().num_clients >= limit {
+                app.http_metrics.connection_limit.inc();
                 return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached")
                     .into_response();
             }
