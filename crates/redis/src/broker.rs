@@ -21,12 +21,12 @@ use crate::keys::{Keys, consistent_index, partition_index};
 use crate::payload::{self, Push, encode_join_leave, info_to_proto, publication_from_proto};
 use crate::presence::RedisPresenceManager;
 use crate::pubsub::{Dispatcher, Partition, read_loop};
-use crate::stats::PubSubStats;
 use crate::scripts::{
     HISTORY_LIST_SCRIPT, HISTORY_STREAM_SCRIPT, PUBLISH_IDEMPOTENT_SCRIPT, PUBLISH_LIST_SCRIPT,
     PUBLISH_STREAM_SCRIPT,
 };
 use crate::shard::Shard;
+use crate::stats::PubSubStats;
 
 /// How long an idempotent publish result is remembered when the options give no TTL
 /// (upstream default).

@@ -480,8 +480,8 @@ async fn dashboard_families_exist_after_a_workload() {
     assert_eq!(
         recovered_buckets,
         [
-            "0", "1", "2", "3", "5", "10", "20", "50", "100", "250", "500", "1000", "2000",
-            "5000", "10000", "+Inf"
+            "0", "1", "2", "3", "5", "10", "20", "50", "100", "250", "500", "1000", "2000", "5000",
+            "10000", "+Inf"
         ]
     );
 
@@ -557,11 +557,16 @@ async fn redis_pub_sub_errors_count_undecodable_messages() {
     // Not a protobuf publication (nor a join/leave header): the reader drops it.
     let receivers = gyre_testkit::redis_server::redis_cli(
         6379,
-        &["PUBLISH", &format!("{prefix}.client.garbled"), "not protobuf"],
+        &[
+            "PUBLISH",
+            &format!("{prefix}.client.garbled"),
+            "not protobuf",
+        ],
     );
     assert_eq!(receivers.as_deref(), Some("1"));
 
-    let series = "centrifugo_broker_redis_pub_sub_errors{broker_name=\"\",error=\"handle_client_message\"}";
+    let series =
+        "centrifugo_broker_redis_pub_sub_errors{broker_name=\"\",error=\"handle_client_message\"}";
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let after = scrape().await;

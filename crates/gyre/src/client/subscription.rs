@@ -237,9 +237,7 @@ impl ClientInner {
                 Some(since) => {
                     result.was_recovering = true;
                     let (recovered, top, publications) = self.recover(channel, since).await?;
-                    self.node
-                        .metrics
-                        .recovered(recovered, publications.len());
+                    self.node.metrics.recovered(recovered, publications.len());
                     if !recovered && req.reject_unrecovered {
                         return Err(Error::UNRECOVERABLE_POSITION.into());
                     }

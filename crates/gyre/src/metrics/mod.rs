@@ -96,8 +96,7 @@ pub const PUB_SUB_LAG_BUCKETS: &[f64] = &[
 
 /// Buckets of `client_recovered_publications` (a count of publications, not seconds).
 pub const RECOVERED_PUBLICATIONS_BUCKETS: &[f64] = &[
-    0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0,
-    10000.0,
+    0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
 ];
 
 /// Buckets of `node_survey_duration_seconds_histogram`.
