@@ -57,6 +57,10 @@ pub struct Config {
     /// error code, checked before the defaults (109 and 110 → 3005, 111 → 3013,
     /// 103 → 3507; any other error → 3004).
     pub unidirectional_code_to_disconnect: HashMap<u32, Disconnect>,
+    /// Observe how many publications each successful recovery returned, in the
+    /// `client_recovered_publications` histogram (off by default, as upstream's
+    /// `prometheus.recovered_publications_histogram`).
+    pub recovered_publications_histogram: bool,
 }
 
 impl Config {
@@ -105,6 +109,7 @@ impl Default for Config {
             connect_include_server_time: false,
             node_info_interval: Duration::from_secs(3),
             unidirectional_code_to_disconnect: HashMap::new(),
+            recovered_publications_histogram: false,
         }
     }
 }

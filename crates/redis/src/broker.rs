@@ -26,6 +26,7 @@ use crate::scripts::{
     PUBLISH_STREAM_SCRIPT,
 };
 use crate::shard::Shard;
+use crate::stats::PubSubStats;
 
 /// How long an idempotent publish result is remembered when the options give no TTL
 /// (upstream default).
@@ -193,17 +194,18 @@ impl RedisBroker {
         }
         let shards = Shard::connect_all(&config).await?;
         let keys = Keys::new(&config.prefix, config.is_cluster());
+        let stats = Arc::new(PubSubStats::default());
         let partitions = shards
             .iter()
             .map(|s| {
                 (0..config.pubsub_partitions)
-                    .map(|_| Arc::new(Partition::new(s.clone())))
+                    .map(|_| Arc::new(Partition::new(s.clone(), stats.clone())))
                     .collect()
             })
             .collect();
         Ok(RedisBroker {
             inner: Arc::new(Inner {
-                dispatcher: Arc::new(Dispatcher::new(keys.clone())),
+                dispatcher: Arc::new(Dispatcher::new(keys.clone(), stats)),
                 keys,
                 shards,
                 partitions,
@@ -222,6 +224,13 @@ impl RedisBroker {
             self.inner.keys.clone(),
             self.inner.config.presence_ttl,
         )
+    }
+
+    /// Writes Centrifugo's `broker_redis_pub_sub_errors` and
+    /// `broker_redis_pub_sub_buffered_messages` families for this broker's PUB/SUB
+    /// connections (the exposition's namespace prefixes the names).
+    pub fn write_metrics(&self, e: &mut gyre::metrics::Exposition<'_>) {
+        self.inner.dispatcher.stats.write(e);
     }
 
     /// Stops the PUB/SUB readers; commands keep working until the broker is dropped.

@@ -27,6 +27,7 @@ mod presence;
 mod pubsub;
 mod scripts;
 mod shard;
+mod stats;
 
 pub use broker::RedisBroker;
 pub use config::{RedisConfig, RedisEngineError};

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::keys::Keys;
 use crate::payload::{self, Push};
 use crate::shard::Shard;
+use crate::stats::{PubSubError, PubSubStats};
 
 /// Channels per SUBSCRIBE when resubscribing, so one command stays reasonably small.
 const RESUBSCRIBE_BATCH: usize = 512;
@@ -39,11 +40,13 @@ pub(crate) struct Dispatcher {
     control_channel: String,
     pub(crate) broker: OnceLock<Arc<dyn BrokerEventHandler>>,
     control: OnceLock<ControlTarget>,
+    pub(crate) stats: Arc<PubSubStats>,
 }
 
 impl Dispatcher {
-    pub(crate) fn new(keys: Keys) -> Self {
+    pub(crate) fn new(keys: Keys, stats: Arc<PubSubStats>) -> Self {
         Dispatcher {
+            stats,
             control_channel: keys.control(),
             keys,
             broker: OnceLock::new(),
@@ -85,6 +88,7 @@ impl Dispatcher {
             Ok(Push::Join(info)) => handler.handle_join(name, info),
             Ok(Push::Leave(info)) => handler.handle_leave(name, info),
             Err(e) => {
+                self.stats.error(PubSubError::HandleClientMessage);
                 tracing::warn!(channel = name, error = %e, "dropping malformed Redis PUB/SUB message")
             }
         }
@@ -109,6 +113,7 @@ pub(crate) struct Partition {
     shard: Arc<Shard>,
     state: tokio::sync::Mutex<State>,
     connected: watch::Sender<bool>,
+    stats: Arc<PubSubStats>,
 }
 
 fn unavailable(shard: &Shard, what: &str) -> BrokerError {
@@ -120,9 +125,10 @@ fn failed(shard: &Shard, e: redis::RedisError) -> BrokerError {
 }
 
 impl Partition {
-    pub(crate) fn new(shard: Arc<Shard>) -> Self {
+    pub(crate) fn new(shard: Arc<Shard>, stats: Arc<PubSubStats>) -> Self {
         Partition {
             shard,
+            stats,
             state: tokio::sync::Mutex::new(State {
                 sink: None,
                 channels: HashSet::new(),
@@ -146,14 +152,16 @@ impl Partition {
             .sink
             .as_mut()
             .ok_or_else(|| unavailable(&self.shard, "not connected"))?;
-        match tokio::time::timeout(self.shard.io_timeout, sink.subscribe(&new)).await {
+        let result = match tokio::time::timeout(self.shard.io_timeout, sink.subscribe(&new)).await {
             Ok(Ok(())) => {
                 state.channels.extend(new);
-                Ok(())
+                return Ok(());
             }
-            Ok(Err(e)) => Err(failed(&self.shard, e)),
-            Err(_) => Err(unavailable(&self.shard, "SUBSCRIBE timed out")),
-        }
+            Ok(Err(e)) => failed(&self.shard, e),
+            Err(_) => unavailable(&self.shard, "SUBSCRIBE timed out"),
+        };
+        self.stats.error(PubSubError::SubscribeChannel);
+        Err(result)
     }
 
     /// Forgets the channel (so a reconnect will not subscribe it again) and unsubscribes.
@@ -183,15 +191,23 @@ impl Partition {
 
     /// Opens the connection and subscribes every remembered channel.
     async fn connect(&self) -> Result<redis::aio::PubSubStream, String> {
-        let (mut sink, stream) = self.shard.pubsub().await?.split();
+        let (mut sink, stream) = match self.shard.pubsub().await {
+            Ok(conn) => conn.split(),
+            Err(e) => {
+                self.stats.error(PubSubError::Connection);
+                return Err(e);
+            }
+        };
         let mut state = self.state.lock().await;
         let channels: Vec<&String> = state.channels.iter().collect();
         for batch in channels.chunks(RESUBSCRIBE_BATCH) {
-            match tokio::time::timeout(self.shard.io_timeout, sink.subscribe(batch)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(e.to_string()),
-                Err(_) => return Err("SUBSCRIBE timed out".to_owned()),
-            }
+            let e = match tokio::time::timeout(self.shard.io_timeout, sink.subscribe(batch)).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "SUBSCRIBE timed out".to_owned(),
+            };
+            self.stats.error(PubSubError::SubscribeChannel);
+            return Err(e);
         }
         state.sink = Some(sink);
         Ok(stream)
@@ -273,6 +289,7 @@ pub(crate) async fn read_loop(
                 }
             }
         }
+        partition.stats.error(PubSubError::Connection);
         tracing::warn!(shard = %partition.shard.name, "Redis PUB/SUB connection lost");
         partition.disconnected().await;
     }

@@ -113,9 +113,13 @@ async fn dashboard_families_exist_after_a_workload() {
         },
         "client": {
             "allow_anonymous_connect_without_token": true,
-            "ping_interval": "1s", "pong_timeout": "500ms"
+            "ping_interval": "1s", "pong_timeout": "500ms",
+            "connection_limit": 1
         },
-        "prometheus": {"enabled": true, "instrument_http_handlers": true},
+        "prometheus": {
+            "enabled": true, "instrument_http_handlers": true,
+            "recovered_publications_histogram": true
+        },
         "http_api": {"key": "k"},
         "grpc_api": {"enabled": true, "address": "127.0.0.1", "port": GRPC_PORT, "key": "gk"}
     }));
@@ -191,6 +195,14 @@ async fn dashboard_families_exist_after_a_workload() {
         .await
         .unwrap();
     assert_eq!(channels.status(), 200);
+
+    // The node holds `client.connection_limit` (1) clients: a second one is refused.
+    let refused = http
+        .get(format!("{}/connection/websocket", server.http_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
 
     // The first ping comes within a ping interval; the helper answers it with a pong.
     assert!(matches!(
@@ -442,6 +454,49 @@ async fn dashboard_families_exist_after_a_workload() {
         "{requests:?}"
     );
 
+    // `prometheus.recovered_publications_histogram`: the recovery above brought two.
+    let recovered_pubs = &families["centrifugo_client_recovered_publications"];
+    assert_eq!(recovered_pubs.0, "histogram");
+    let bucket = |le: &str| {
+        total(
+            "centrifugo_client_recovered_publications",
+            &format!("_bucket{{channel_namespace=\"\",le=\"{le}\"}}"),
+        )
+    };
+    assert_eq!(bucket("1"), 0.0, "{recovered_pubs:?}");
+    assert_eq!(bucket("2"), 1.0, "{recovered_pubs:?}");
+    assert_eq!(
+        total(
+            "centrifugo_client_recovered_publications",
+            "_sum{channel_namespace=\"\"}"
+        ),
+        2.0
+    );
+    let recovered_buckets: Vec<&str> = recovered_pubs
+        .1
+        .iter()
+        .filter_map(|(s, _)| s.split("le=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(
+        recovered_buckets,
+        [
+            "0", "1", "2", "3", "5", "10", "20", "50", "100", "250", "500", "1000", "2000", "5000",
+            "10000", "+Inf"
+        ]
+    );
+
+    // `node_client_connection_limit` counts the refused connection, and only it.
+    assert_eq!(
+        families["centrifugo_node_client_connection_limit"],
+        (
+            "counter".to_owned(),
+            vec![("centrifugo_node_client_connection_limit".to_owned(), 1.0)]
+        )
+    );
+
+    // Without a Redis broker there are no Redis PUB/SUB errors to declare.
+    assert!(!families.contains_key("centrifugo_broker_redis_pub_sub_errors"));
+
     // Redis PUB/SUB drops: registered as upstream registers them, zero (Gyre's reader
     // has no buffer that drops; see the metric's comment in the library).
     assert_eq!(
@@ -450,4 +505,76 @@ async fn dashboard_families_exist_after_a_workload() {
             .len(),
         2
     );
+}
+
+/// With the Redis engine: a message on a subscribed PUB/SUB channel that does not decode
+/// counts in `broker_redis_pub_sub_errors` (`handle_client_message`), and the buffered
+/// messages gauge is declared (without samples: Gyre's reader has no hand-off buffer).
+#[tokio::test]
+async fn redis_pub_sub_errors_count_undecodable_messages() {
+    use support::cluster::{RedisCleanup, unique_prefix};
+    let prefix = unique_prefix("metrics");
+    let _cleanup = RedisCleanup {
+        port: 6379,
+        prefix: prefix.clone(),
+    };
+    let server = Server::start(json!({
+        "engine": {"type": "redis", "redis": {
+            "address": ["redis://127.0.0.1:6379"], "prefix": prefix}},
+        "channel": {"without_namespace": {
+            "allow_subscribe_for_anonymous": true, "allow_subscribe_for_client": true}},
+        "client": {"allow_anonymous_connect_without_token": true},
+        "prometheus": {"enabled": true}
+    }));
+    let http = reqwest::Client::new();
+    let scrape = || async {
+        let text = http
+            .get(format!("{}/metrics", server.http_url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        parse(&text)
+    };
+    let before = scrape().await;
+    assert_eq!(
+        before["centrifugo_broker_redis_pub_sub_errors"],
+        ("counter".to_owned(), vec![])
+    );
+    assert_eq!(
+        before["centrifugo_broker_redis_pub_sub_buffered_messages"],
+        ("gauge".to_owned(), vec![])
+    );
+
+    let (mut client, reply) = WsClient::connect(&server.ws_url(), json!({})).await;
+    reply.ok();
+    client
+        .call("subscribe", json!({"channel": "garbled"}))
+        .await
+        .ok();
+    // Not a protobuf publication (nor a join/leave header): the reader drops it.
+    let receivers = gyre_testkit::redis_server::redis_cli(
+        6379,
+        &[
+            "PUBLISH",
+            &format!("{prefix}.client.garbled"),
+            "not protobuf",
+        ],
+    );
+    assert_eq!(receivers.as_deref(), Some("1"));
+
+    let series =
+        "centrifugo_broker_redis_pub_sub_errors{broker_name=\"\",error=\"handle_client_message\"}";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let after = scrape().await;
+        let samples = &after["centrifugo_broker_redis_pub_sub_errors"].1;
+        if samples.iter().any(|(s, v)| s == series && *v == 1.0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{samples:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -265,9 +265,7 @@ impl ClientInner {
                     } else {
                         self.recover(channel, since, &shared).await?
                     };
-                    self.node
-                        .metrics
-                        .recovered(recovered, !publications.is_empty());
+                    self.node.metrics.recovered(recovered, publications.len());
                     if !recovered && req.reject_unrecovered {
                         return Err(Error::UNRECOVERABLE_POSITION.into());
                     }

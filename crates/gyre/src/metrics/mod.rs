@@ -94,6 +94,11 @@ pub const PUB_SUB_LAG_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
 ];
 
+/// Buckets of `client_recovered_publications` (a count of publications, not seconds).
+pub const RECOVERED_PUBLICATIONS_BUCKETS: &[f64] = &[
+    0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
+];
+
 /// Buckets of `node_survey_duration_seconds_histogram`.
 pub const SURVEY_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,

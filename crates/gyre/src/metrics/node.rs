@@ -15,7 +15,7 @@ use gyre_protocol::proto;
 
 use super::{
     BROADCAST_BUCKETS, COMMAND_BUCKETS, Counter, Exposition, Family, Gauge, Histogram,
-    PUB_SUB_LAG_BUCKETS, SURVEY_BUCKETS,
+    PUB_SUB_LAG_BUCKETS, RECOVERED_PUBLICATIONS_BUCKETS, SURVEY_BUCKETS,
 };
 
 /// Per-transport counters, held by each connection and its outbound queue: messages and
@@ -292,6 +292,8 @@ pub(crate) struct NodeMetrics {
     outgoing_closes: Family<Counter>,
     /// `[recovered][has_recovered_publications]`, `no` before `yes`.
     recover: [[Counter; 2]; 2],
+    /// `client_recovered_publications`, when enabled.
+    recovered_publications: Option<Histogram>,
     transports: RwLock<HashMap<&'static str, Arc<TransportCounters>>>,
 }
 
@@ -318,7 +320,18 @@ impl Default for NodeMetrics {
             server_disconnects: Family::new(Counter::default),
             outgoing_closes: Family::new(Counter::default),
             recover: Default::default(),
+            recovered_publications: None,
             transports: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+impl NodeMetrics {
+    pub(crate) fn new(recovered_publications_histogram: bool) -> Self {
+        NodeMetrics {
+            recovered_publications: recovered_publications_histogram
+                .then(|| Histogram::new(RECOVERED_PUBLICATIONS_BUCKETS)),
+            ..NodeMetrics::default()
         }
     }
 }
@@ -409,8 +422,11 @@ impl NodeMetrics {
             .inc();
     }
 
-    pub(crate) fn recovered(&self, recovered: bool, has_publications: bool) {
-        self.recover[usize::from(recovered)][usize::from(has_publications)].inc();
+    pub(crate) fn recovered(&self, recovered: bool, publications: usize) {
+        self.recover[usize::from(recovered)][usize::from(publications > 0)].inc();
+        if recovered && let Some(h) = &self.recovered_publications {
+            h.observe(publications as f64);
+        }
     }
 
     pub(crate) fn write(&self, e: &mut Exposition<'_>) {
@@ -576,6 +592,16 @@ impl NodeMetrics {
                 }
             }
         }
+        if let Some(h) = &self.recovered_publications {
+            e.family(
+                "client_recovered_publications",
+                "Number of publications recovered during subscription recovery.",
+                super::Kind::Histogram,
+            );
+            if h.count() > 0 {
+                e.histogram(&[("channel_namespace", "")], h);
+            }
+        }
 
         let transports: Vec<_> = {
             let mut t: Vec<_> = self
@@ -672,7 +698,7 @@ mod tests {
         m.pub_sub_delivered(1);
         m.connection("websocket", "js", "").accepted.inc();
         m.reply_error(ClientMethod::Publish, 103);
-        m.recovered(true, false);
+        m.recovered(true, 0);
         m.action(Action::AddClient);
         let mut out = String::new();
         m.write(&mut Exposition::new(&mut out, "centrifugo"));

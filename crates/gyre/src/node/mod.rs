@@ -134,13 +134,13 @@ impl NodeBuilder {
             inner: Arc::new(NodeInner {
                 shared: Arc::new(NodeShared {
                     id: uuid::Uuid::new_v4().to_string(),
+                    metrics: NodeMetrics::new(self.config.recovered_publications_histogram),
                     config: self.config,
                     hub: Hub::default(),
                     broker: self.broker.unwrap_or_else(|| Arc::new(MemoryBroker::new())),
                     presence: self
                         .presence
                         .unwrap_or_else(|| Arc::new(MemoryPresenceManager::new())),
-                    metrics: NodeMetrics::default(),
                     hooks: ConnectHooks::default(),
                 }),
                 controller: self.controller,

@@ -17,6 +17,8 @@ pub(crate) struct Engines {
     pub(crate) broker: Option<Arc<dyn Broker>>,
     pub(crate) presence: Option<Arc<dyn PresenceManager>>,
     pub(crate) controller: Option<Arc<dyn Controller>>,
+    /// The broker when it is Redis, for its PUB/SUB families in `/metrics`.
+    pub(crate) redis_broker: Option<Arc<RedisBroker>>,
 }
 
 fn std_or(d: config::Duration, default: Duration) -> Duration {
@@ -127,6 +129,7 @@ pub(crate) async fn build(config: &Config) -> anyhow::Result<Engines> {
             let broker = RedisBroker::new(rc).await.context("connecting to Redis")?;
             let presence: Arc<dyn PresenceManager> = Arc::new(broker.presence_manager());
             let broker = Arc::new(broker);
+            engines.redis_broker = Some(broker.clone());
             engines.presence = Some(presence);
             engines.controller = Some(broker.clone());
             engines.broker = Some(broker);
@@ -138,6 +141,7 @@ pub(crate) async fn build(config: &Config) -> anyhow::Result<Engines> {
             "memory" => {
                 engines.broker = None;
                 engines.controller = None;
+                engines.redis_broker = None;
             }
             "redis" => {
                 let b = &config.broker.redis;
@@ -148,11 +152,13 @@ pub(crate) async fn build(config: &Config) -> anyhow::Result<Engines> {
                     meta_ttl,
                 );
                 let broker = Arc::new(RedisBroker::new(rc).await.context("connecting to Redis")?);
+                engines.redis_broker = Some(broker.clone());
                 engines.controller = Some(broker.clone());
                 engines.broker = Some(broker);
             }
             "nats" => {
                 let broker = Arc::new(nats_broker(config).await?);
+                engines.redis_broker = None;
                 engines.controller = Some(broker.clone());
                 engines.broker = Some(broker);
             }

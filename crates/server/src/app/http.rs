@@ -223,6 +223,7 @@ fn admit(app: &App) -> Option<Response> {
         if limit == 0 || app.node.info().num_clients < limit {
             return None;
         }
+        app.http_metrics.connection_limit.inc();
         log_refusal(Refusal::Limit, client.connection_limit);
         Refusal::Limit
     };

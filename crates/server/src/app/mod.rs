@@ -41,6 +41,8 @@ pub(crate) struct AppInner {
     /// `client.connection_rate_limit`, shared by every connection endpoint; built once
     /// at start like upstream's limiter.
     pub(crate) connection_rate: Option<connlimit::ConnectionRate>,
+    /// The Redis broker, when the broker is Redis, for its PUB/SUB families.
+    pub(crate) redis_broker: Option<Arc<gyre_redis::RedisBroker>>,
 }
 
 impl std::ops::Deref for App {
@@ -57,6 +59,7 @@ impl App {
     pub(crate) async fn new(config: Config) -> anyhow::Result<App> {
         let proxies = crate::proxy::Proxies::from_config(&config)?;
         let engines = engine::build(&config).await?;
+        let redis_broker = engines.redis_broker.clone();
         let mut builder = gyre::Node::builder().config(node_config(&config));
         if let Some(broker) = engines.broker {
             builder = builder.broker_arc(broker);
@@ -82,6 +85,7 @@ impl App {
             http_metrics: Default::default(),
             consumer_metrics: Default::default(),
             connection_rate,
+            redis_broker,
         })))
     }
 
@@ -134,6 +138,7 @@ pub(crate) fn node_config(config: &Config) -> gyre::Config {
     n.channel_max_length = positive(config.channel.max_length);
     n.history_max_publication_limit = positive(c.history_max_publication_limit);
     n.recovery_max_publication_limit = positive(c.recovery_max_publication_limit);
+    n.recovered_publications_histogram = config.prometheus.recovered_publications_histogram;
     if let Some(d) = c.presence_update_interval.to_std() {
         n.presence_update_interval = d;
     }

@@ -69,9 +69,6 @@ const UNSUPPORTED: &[(&str, Check)] = &[
     }),
     ("graphite", |c| c.graphite.enabled),
     ("opentelemetry", |c| c.opentelemetry.enabled),
-    ("prometheus.recovered_publications_histogram", |c| {
-        c.prometheus.recovered_publications_histogram
-    }),
     ("prometheus.native_histograms", |c| {
         c.prometheus.native_histograms
     }),

@@ -109,12 +109,17 @@ impl ApiMetrics {
 #[derive(Debug)]
 pub(crate) struct HttpMetrics {
     requests: Family<Counter>,
+    /// `node_client_connection_limit`: connection requests refused with 503 because the
+    /// node already held `client.connection_limit` clients (upstream's middleware counts
+    /// there, and not the refusals of `client.connection_rate_limit`).
+    pub(crate) connection_limit: Counter,
 }
 
 impl Default for HttpMetrics {
     fn default() -> Self {
         HttpMetrics {
             requests: Family::new(Counter::default),
+            connection_limit: Counter::default(),
         }
     }
 }
@@ -134,6 +139,12 @@ impl HttpMetrics {
             &["path", "method", "status"],
             &self.requests,
         );
+        e.family(
+            "node_client_connection_limit",
+            "Number of refused requests due to node client connection limit.",
+            Kind::Counter,
+        )
+        .value(&[], self.connection_limit.get());
     }
 }
 
@@ -214,6 +225,9 @@ pub(crate) fn render(app: &App) -> String {
         app.http_metrics.write(&mut e);
         write_proxies(app, &mut e);
         app.consumer_metrics.write(&mut e);
+        if let Some(broker) = &app.redis_broker {
+            broker.write_metrics(&mut e);
+        }
     }
     process::write(&mut out);
     out
