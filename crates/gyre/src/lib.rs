@@ -21,7 +21,7 @@ mod wire;
 
 pub use broker::{
     BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, EngineError, HistoryFilter,
-    HistoryOptions, HistoryResult, MemoryBroker, Publication, PublishOptions, PublishResult,
+    DiskSync, HistoryOptions, HistoryResult, MemoryBroker, Publication, PublishOptions, PublishResult,
     StreamPosition,
 };
 #[cfg(test)]

@@ -135,7 +135,17 @@ fn render(v: &Value) -> String {
 
 const INTRO: &str = "Every key Gyre reads, with its type, default and environment variable. \
 Keys and defaults are Centrifugo v6's; `GYRE_` works wherever `CENTRIFUGO_` does. Keys under \
-`gyre` are Gyre's own.";
+`gyre` and `engine.memory` are Gyre's own (marked \"Gyre extension\").";
+
+/// Key paths (and everything under them) that Centrifugo does not have.
+const EXTENSIONS: &[&str] = &["gyre", "engine.memory"];
+
+fn is_extension(path: &str) -> bool {
+    EXTENSIONS.iter().any(|ext| {
+        path.strip_prefix(ext)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    })
+}
 
 /// The reference as Markdown; `section` keeps only keys under that top-level key,
 /// `base_level` shifts heading levels (to embed the text in another document).
@@ -149,6 +159,9 @@ pub(crate) fn markdown(section: Option<&str>, base_level: usize) -> String {
             continue;
         }
         let _ = write!(out, "Type: {}. Default: `{}`.", key.kind, key.default);
+        if is_extension(&key.path) {
+            out.push_str(" Gyre extension.");
+        }
         if let Some(env) = &key.env {
             let _ = write!(out, " Env: `{env}`.");
         }
@@ -172,7 +185,11 @@ pub(crate) fn html(section: Option<&str>) -> String {
              <td><code>{}</code></td><td><code>{}</code></td></tr>",
             (key.level - 1) * 2,
             escape(&key.path),
-            escape(key.kind),
+            escape(&if is_extension(&key.path) {
+                format!("{} (Gyre extension)", key.kind)
+            } else {
+                key.kind.to_owned()
+            }),
             escape(&key.default),
             escape(key.env.as_deref().unwrap_or("")),
         );
