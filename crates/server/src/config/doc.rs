@@ -296,4 +296,22 @@ mod tests {
         assert!(page.contains("<code>channel.namespaces[].presence</code>"));
         assert!(page.contains("&lt;NAME&gt;"));
     }
+
+    #[test]
+    fn gyre_extensions_are_marked() {
+        let md = markdown(Some("engine"), 0);
+        assert!(md.contains("`engine.memory.data_dir`"), "{md}");
+        let data_dir = md.split("`engine.memory.data_dir`").nth(1).unwrap();
+        let line = data_dir.lines().find(|l| l.starts_with("Type:")).unwrap();
+        assert!(line.contains("Default: `\"\"`"), "{line}");
+        assert!(line.contains("Gyre extension."), "{line}");
+        assert!(line.contains("CENTRIFUGO_ENGINE_MEMORY_DATA_DIR"), "{line}");
+        // Centrifugo's own keys are not marked.
+        let redis = md.split("`engine.redis.prefix`").nth(1).unwrap();
+        let line = redis.lines().find(|l| l.starts_with("Type:")).unwrap();
+        assert!(!line.contains("Gyre extension"), "{line}");
+        assert!(html(Some("engine")).contains("string (Gyre extension)"));
+        assert!(is_extension("gyre.allow_unsupported"));
+        assert!(!is_extension("gyre_like"));
+    }
 }
