@@ -20,9 +20,9 @@ mod transport;
 mod wire;
 
 pub use broker::{
-    BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, EngineError, HistoryFilter,
-    DiskSync, HistoryOptions, HistoryResult, MemoryBroker, Publication, PublishOptions, PublishResult,
-    StreamPosition,
+    BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, DiskSync, EngineError,
+    HistoryFilter, HistoryOptions, HistoryResult, MemoryBroker, Publication, PublishOptions,
+    PublishResult, StreamPosition,
 };
 #[cfg(test)]
 pub(crate) use client::ClientSession;

@@ -107,7 +107,10 @@ async fn disk_reopen_brings_back_streams_offsets_epochs_and_versions() {
         .publish("a", Bytes::from("6"), hist(3, HOUR))
         .await
         .unwrap();
-    assert_eq!(next.position, StreamPosition::new(6, before_a.0.epoch.clone()));
+    assert_eq!(
+        next.position,
+        StreamPosition::new(6, before_a.0.epoch.clone())
+    );
     // The version survived: an older one is still refused.
     let stale = broker
         .publish("b", Bytes::from("v6"), hist(10, HOUR).version(6, "ve"))
@@ -139,7 +142,10 @@ async fn disk_size_limit_holds_on_disk_and_across_reopens() {
     }
     {
         let broker = open(dir.path(), DiskSync::Interval(Duration::from_millis(5))).await;
-        assert_eq!(offsets(&all(&broker, "ch").await.1), (1..=10).collect::<Vec<_>>());
+        assert_eq!(
+            offsets(&all(&broker, "ch").await.1),
+            (1..=10).collect::<Vec<_>>()
+        );
         // A smaller size from now on trims what is on disk as well.
         broker
             .publish("ch", Bytes::from("x"), hist(3, HOUR))
@@ -163,7 +169,11 @@ async fn disk_ttl_holds_across_reopens() {
     let position = {
         let broker = open(dir.path(), DiskSync::Always).await;
         broker
-            .publish("short", Bytes::from("x"), hist(10, Duration::from_millis(300)))
+            .publish(
+                "short",
+                Bytes::from("x"),
+                hist(10, Duration::from_millis(300)),
+            )
             .await
             .unwrap();
         broker
@@ -172,7 +182,10 @@ async fn disk_ttl_holds_across_reopens() {
             .unwrap();
         let mut opts = hist(10, HOUR);
         opts.history_meta_ttl = Some(Duration::from_millis(300));
-        broker.publish("gone", Bytes::from("z"), opts).await.unwrap();
+        broker
+            .publish("gone", Bytes::from("z"), opts)
+            .await
+            .unwrap();
         all(&broker, "short").await.0
     };
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -266,8 +279,14 @@ async fn disk_corrupted_record_is_refused_with_the_directory_named() {
     let err = MemoryBroker::open(dir.path(), DiskSync::Always).unwrap_err();
     assert!(matches!(err, BrokerError::Unavailable(_)), "{err:?}");
     let message = err.to_string();
-    assert!(message.contains("corrupted publication 1 of \"ch\""), "{message}");
-    assert!(message.contains(&dir.path().display().to_string()), "{message}");
+    assert!(
+        message.contains("corrupted publication 1 of \"ch\""),
+        "{message}"
+    );
+    assert!(
+        message.contains(&dir.path().display().to_string()),
+        "{message}"
+    );
     assert!(message.contains("move the directory aside"), "{message}");
 }
 

@@ -41,7 +41,12 @@ async fn api(server: &GyreProcess, method: &str, body: Value) -> Value {
 }
 
 async fn publish(server: &GyreProcess, channel: &str, n: u64) -> Value {
-    api(server, "publish", json!({"channel": channel, "data": {"n": n}})).await
+    api(
+        server,
+        "publish",
+        json!({"channel": channel, "data": {"n": n}}),
+    )
+    .await
 }
 
 /// The whole history of `channel`: (epoch, top offset, [(offset, n)]).
@@ -110,7 +115,10 @@ async fn durable_history_survives_kill_9_and_sigterm_with_the_same_epoch() {
         let empty = history(&server, "dur:empty").await;
         let a = history(&server, "dur:a").await;
         let b = history(&server, "dur:b").await;
-        assert_eq!((a.1, a.2.iter().map(|p| p.0).collect::<Vec<_>>()), (7, vec![3, 4, 5, 6, 7]));
+        assert_eq!(
+            (a.1, a.2.iter().map(|p| p.0).collect::<Vec<_>>()),
+            (7, vec![3, 4, 5, 6, 7])
+        );
 
         // A crash: nothing acknowledged may be lost, whatever the sync mode.
         signal(&server, "-KILL");
@@ -133,7 +141,10 @@ async fn durable_history_survives_kill_9_and_sigterm_with_the_same_epoch() {
         assert_eq!(history(&server, "dur:a").await, a, "{sync}");
         assert_eq!(history(&server, "dur:b").await, b, "{sync}");
         let logs = server.logs();
-        assert!(logs.contains("memory engine keeps history on disk"), "{logs}");
+        assert!(
+            logs.contains("memory engine keeps history on disk"),
+            "{logs}"
+        );
     }
 }
 
@@ -222,10 +233,7 @@ async fn durable_history_corrupted_store_refuses_to_start() {
     eprintln!("{text}");
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("engine.memory.data_dir"), "{text}");
-    assert!(
-        text.contains(&data.path().display().to_string()),
-        "{text}"
-    );
+    assert!(text.contains(&data.path().display().to_string()), "{text}");
 }
 
 /// A tmpfs of `size` mounted on a new directory, unmounted when dropped.
@@ -264,7 +272,12 @@ async fn durable_history_full_disk_fails_publishes_clearly_and_the_server_goes_o
     let mut failed = None;
     let mut ok = 0;
     for _ in 0..400 {
-        let r = api(&server, "publish", json!({"channel": "dur:big", "data": {"s": big}})).await;
+        let r = api(
+            &server,
+            "publish",
+            json!({"channel": "dur:big", "data": {"s": big}}),
+        )
+        .await;
         if r.get("error").is_some() {
             failed = Some(r);
             break;
@@ -281,7 +294,12 @@ async fn durable_history_full_disk_fails_publishes_clearly_and_the_server_goes_o
     let (_, top, pubs) = history(&server, "dur:big").await;
     assert_eq!(top, ok);
     assert_eq!(pubs.len() as u64, ok);
-    let plain = api(&server, "publish", json!({"channel": "plain:x", "data": {}})).await;
+    let plain = api(
+        &server,
+        "publish",
+        json!({"channel": "plain:x", "data": {}}),
+    )
+    .await;
     assert!(plain.get("error").is_none(), "{plain}");
     let info = api(&server, "info", json!({})).await;
     assert!(info["result"]["nodes"].is_array(), "{info}");
@@ -299,7 +317,12 @@ async fn durable_history_full_disk_fails_publishes_clearly_and_the_server_goes_o
         .status()
         .unwrap();
     assert!(status.success());
-    let server = gyre().start(&config(&roomy.path().join("history"), "always", 100_000, "1h"));
+    let server = gyre().start(&config(
+        &roomy.path().join("history"),
+        "always",
+        100_000,
+        "1h",
+    ));
     let (_, top2, pubs2) = history(&server, "dur:big").await;
     assert_eq!((top2, pubs2.len() as u64), (ok, ok));
     drop(server);

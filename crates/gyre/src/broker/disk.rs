@@ -120,10 +120,12 @@ impl<'a> Reader<'a> {
         self.take(1).map(|b| b[0])
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_be_bytes(b.try_into().unwrap_or_default()))
+        self.take(4)
+            .map(|b| u32::from_be_bytes(b.try_into().unwrap_or_default()))
     }
     fn u64(&mut self) -> Option<u64> {
-        self.take(8).map(|b| u64::from_be_bytes(b.try_into().unwrap_or_default()))
+        self.take(8)
+            .map(|b| u64::from_be_bytes(b.try_into().unwrap_or_default()))
     }
     fn i64(&mut self) -> Option<i64> {
         self.u64().map(|v| v as i64)
@@ -276,7 +278,8 @@ impl Batch<'_> {
     /// Removes the publications with offsets in `from..to`.
     pub(super) fn del_pubs(&mut self, channel: &str, from: u64, to: u64) {
         for offset in from..to {
-            self.inner.remove(&self.store.pubs, pub_key(channel, offset));
+            self.inner
+                .remove(&self.store.pubs, pub_key(channel, offset));
             self.empty = false;
         }
     }
@@ -437,12 +440,11 @@ impl Store {
                     .get(prefix.len()..)
                     .and_then(|b| <[u8; 8]>::try_from(b).ok())
                     .map(u64::from_be_bytes)
-                    .ok_or_else(|| corrupt(&self.dir, &format!("publication key of {channel:?}")))?;
+                    .ok_or_else(|| {
+                        corrupt(&self.dir, &format!("publication key of {channel:?}"))
+                    })?;
                 let stored = StoredPub::decode(offset, &value).ok_or_else(|| {
-                    corrupt(
-                        &self.dir,
-                        &format!("publication {offset} of {channel:?}"),
-                    )
+                    corrupt(&self.dir, &format!("publication {offset} of {channel:?}"))
                 })?;
                 pubs.push((offset, stored));
             }
@@ -471,7 +473,9 @@ impl Store {
         // they are written in one batch, but a meta expired by an older run leaves them).
         let mut last: Option<Vec<u8>> = None;
         for item in self.pubs.iter() {
-            let key = item.key().map_err(|e| io_error("reading publications", e))?;
+            let key = item
+                .key()
+                .map_err(|e| io_error("reading publications", e))?;
             let Some(channel) = decode_channel(&key) else {
                 return Err(corrupt(&self.dir, "publication key"));
             };
@@ -504,11 +508,7 @@ impl Store {
 /// The publications that form the stream's kept part: of this epoch, not expired (with
 /// the rule that an older one never outlives a newer one), contiguous and ending at the
 /// top.
-fn kept_range(
-    meta: &StreamMeta,
-    pubs: &[(u64, StoredPub)],
-    now_ms: i64,
-) -> std::ops::Range<usize> {
+fn kept_range(meta: &StreamMeta, pubs: &[(u64, StoredPub)], now_ms: i64) -> std::ops::Range<usize> {
     // Sorted by offset: anything past the top belongs to an older incarnation.
     let end = pubs.partition_point(|(offset, _)| *offset <= meta.top);
     let mut start = end;
@@ -677,7 +677,8 @@ mod tests {
             sp(5, "E", 1000),
             sp(6, "E", 1000),
         ];
-        let offsets = |r: std::ops::Range<usize>| pubs[r].iter().map(|(o, _)| *o).collect::<Vec<_>>();
+        let offsets =
+            |r: std::ops::Range<usize>| pubs[r].iter().map(|(o, _)| *o).collect::<Vec<_>>();
         assert_eq!(offsets(kept_range(&meta, &pubs, 50)), vec![2, 3, 4, 5]);
         assert_eq!(offsets(kept_range(&meta, &pubs, 200)), vec![5]);
         assert_eq!(effective_expiry(&pubs[1..5]), vec![100, 100, 100, 1000]);
