@@ -307,6 +307,9 @@ impl Batch<'_> {
         let seq = store.syncer.written.fetch_add(1, Ordering::AcqRel) + 1;
         match store.mode {
             DiskSync::Always => {
+                // Under the syncer's lock: it checks `written` and starts waiting
+                // atomically, so this wake-up cannot fall between the two.
+                let _guard = store.syncer.stop.lock();
                 store.syncer.wake.notify_one();
                 Ok(Some(SyncTicket {
                     seq,
