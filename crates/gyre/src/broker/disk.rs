@@ -650,8 +650,10 @@ mod tests {
     }
 
     fn sp(offset: u64, epoch: &str, expires_ms: i64) -> (u64, StoredPub) {
-        let mut publication = Publication::default();
-        publication.offset = offset;
+        let publication = Publication {
+            offset,
+            ..Default::default()
+        };
         (
             offset,
             StoredPub {
