@@ -18,6 +18,8 @@ const METRICS: &[(&str, &str)] = &[
     ("/latency_us/p50", "latency p50 µs"),
     ("/latency_us/p99", "latency p99 µs"),
     ("/latency_us/p99_9", "latency p99.9 µs"),
+    ("/publish_call_us/p50", "publish call p50 µs"),
+    ("/publish_call_us/p99", "publish call p99 µs"),
     ("/lost", "lost"),
     ("/server_cpu_ns_per_delivery", "server CPU ns/deliv"),
     ("/server_cpu_util", "server CPU util"),

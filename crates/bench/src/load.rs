@@ -117,6 +117,9 @@ struct Shared {
     published: AtomicU64,
     remaining: AtomicUsize,
     latency: ShardedHistogram,
+    /// How long each publish call took until its reply (the publisher's view: for the
+    /// API, what the server acknowledges after, e.g. a disk sync).
+    calls: ShardedHistogram,
 }
 
 /// A subscriber's counters; also its [`Sink`].
@@ -237,6 +240,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
         published: AtomicU64::new(0),
         remaining: AtomicUsize::new(cfg.subs),
         latency: ShardedHistogram::new(16),
+        calls: ShardedHistogram::new(16),
     });
     let stop = CancellationToken::new();
     let mp = progress(cfg.quiet);
@@ -470,6 +474,7 @@ async fn publisher(
     let mut sent = 0u64;
     let mut seq = p as u64;
     let mut error = None;
+    let mut calls = Vec::with_capacity(64);
     while seq < cfg.msgs && !stop.is_cancelled() {
         if let Some(iv) = interval {
             // Publisher p starts p/PUBS of an interval late so the total rate is even.
@@ -495,6 +500,7 @@ async fn publisher(
                 Conn::Ws(c) => c.publish(&channel, data).await,
             }
         };
+        let called = Instant::now();
         let res = tokio::select! {
             res = call => res,
             () = stop.cancelled() => break,
@@ -503,10 +509,15 @@ async fn publisher(
             error = Some(format!("{e:#}"));
             break;
         }
+        calls.push(called.elapsed().as_nanos() as u64);
+        if calls.len() == calls.capacity() {
+            shared.calls.record(p, &mut calls);
+        }
         shared.published.fetch_add(1, Ordering::Relaxed);
         sent += 1;
         seq += cfg.pubs as u64;
     }
+    shared.calls.record(p, &mut calls);
     PubResult {
         sent,
         finished: Instant::now(),
@@ -594,6 +605,7 @@ fn summarize(
     errors.dedup();
     errors.truncate(5);
     let latency = shared.latency.merged();
+    let calls = shared.calls.merged();
     let protocol = match cfg.protocol {
         Protocol::Json => "json",
         Protocol::Protobuf => "protobuf",
@@ -630,6 +642,7 @@ fn summarize(
         "sub_mb_per_sec": (mb(sub_rate) * 100.0).round() / 100.0,
         "per_sub_msgs_per_sec": per_sub.json(),
         "latency_us": latency_json(&latency),
+        "publish_call_us": latency_json(&calls),
         "published": sent,
         "expected": expected,
         "received": received,
@@ -706,6 +719,7 @@ fn summarize(
         commas(per_sub.stddev)
     );
     let _ = writeln!(text, "Latency: {}", latency_line(&latency));
+    let _ = writeln!(text, "Publish call: {}", latency_line(&calls));
     let _ = writeln!(
         text,
         "Delivered: {} of {} expected, lost {lost}, duplicates {duplicates}, strays {strays}; {} frames ({:.1} msgs/frame), connect {connect_secs:.2} s, {connect_failures} connect failures",

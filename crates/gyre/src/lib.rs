@@ -21,9 +21,9 @@ mod transport;
 mod wire;
 
 pub use broker::{
-    BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, EngineError, HistoryFilter,
-    HistoryOptions, HistoryResult, MemoryBroker, Publication, PublishOptions, PublishResult,
-    StreamPosition,
+    BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, DiskSync, EngineError,
+    HistoryFilter, HistoryOptions, HistoryResult, MemoryBroker, Publication, PublishOptions,
+    PublishResult, StreamPosition,
 };
 #[cfg(test)]
 pub(crate) use client::ClientSession;

@@ -21,6 +21,7 @@ use parking_lot::Mutex;
 use rand::distr::{Alphabetic, SampleString};
 use tokio::time::Instant;
 
+use super::disk::{DiskSync, Store, StoredPub, StreamMeta, SyncTicket};
 use super::{
     BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, EngineError, HistoryFilter,
     HistoryOptions, HistoryResult, Publication, PublishOptions, PublishResult, StreamPosition,
@@ -78,6 +79,8 @@ struct Inner {
     handler: OnceLock<Arc<dyn BrokerEventHandler>>,
     shards: Box<[Mutex<Shard>]>,
     hasher: foldhash::fast::RandomState,
+    /// The on-disk copy of the streams, when the broker was opened on a directory.
+    store: Option<Store>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -96,6 +99,7 @@ impl Default for Inner {
             handler: OnceLock::new(),
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::new(now))).collect(),
             hasher: foldhash::fast::RandomState::default(),
+            store: None,
         }
     }
 }
@@ -130,6 +134,11 @@ struct Stream {
     /// Version and version epoch of the last versioned publish.
     version: u64,
     version_epoch: String,
+    /// The lowest offset that may still be on disk: publications dropped from memory
+    /// below it are already deleted there.
+    disk_first: u64,
+    /// Unix milliseconds of `meta_expires_at`, as written to disk (0 = never).
+    meta_expires_ms: i64,
 }
 
 struct Stored {
@@ -152,6 +161,23 @@ fn meta_ttl(ttl: Option<Duration>) -> Duration {
     // Zero means "not set" upstream too: a meta that expires at once would make every
     // read start a new epoch.
     ttl.filter(|ttl| !ttl.is_zero()).unwrap_or(DEFAULT_META_TTL)
+}
+
+/// Unix milliseconds `ttl` after `now_ms` (0 = never, also when it does not fit).
+fn unix_deadline(now_ms: i64, ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis())
+        .ok()
+        .and_then(|ttl| now_ms.checked_add(ttl))
+        .unwrap_or(0)
+}
+
+/// The instant of a unix-millisecond deadline read from disk (0 = never).
+fn instant_of(now: Instant, now_ms: i64, at_ms: i64) -> Option<Instant> {
+    if at_ms == 0 {
+        return None;
+    }
+    let left = u64::try_from(at_ms.saturating_sub(now_ms)).unwrap_or(0);
+    deadline(now, Duration::from_millis(left))
 }
 
 fn unix_millis() -> i64 {
@@ -185,7 +211,26 @@ impl Stream {
             meta_expires_at: deadline(now, meta_ttl),
             version: 0,
             version_epoch: String::new(),
+            disk_first: 1,
+            meta_expires_ms: unix_deadline(unix_millis(), meta_ttl),
         }
+    }
+
+    fn meta(&self) -> StreamMeta {
+        StreamMeta {
+            epoch: self.epoch.clone(),
+            top: self.top,
+            meta_expires_ms: self.meta_expires_ms,
+            version: self.version,
+            version_epoch: self.version_epoch.clone(),
+        }
+    }
+
+    /// The offset of the oldest kept publication (`top + 1` when none is kept).
+    fn first(&self) -> u64 {
+        self.publications
+            .front()
+            .map_or(self.top.saturating_add(1), |s| s.publication.offset)
     }
 
     fn position(&self) -> StreamPosition {
@@ -194,6 +239,7 @@ impl Stream {
 
     fn touch(&mut self, now: Instant, meta_ttl: Duration) {
         self.meta_expires_at = deadline(now, meta_ttl);
+        self.meta_expires_ms = unix_deadline(unix_millis(), meta_ttl);
     }
 
     fn purge_expired(&mut self, now: Instant) {
@@ -280,18 +326,41 @@ impl Shard {
         }
     }
 
-    /// Drops expired data of every channel and channels left with nothing.
-    fn sweep(&mut self, now: Instant) {
-        self.channels.retain(|_, channel| {
+    /// Drops expired data of every channel and channels left with nothing, on disk too.
+    fn sweep(&mut self, now: Instant, store: Option<&Store>) {
+        let mut batch = store.map(Store::batch);
+        self.channels.retain(|name, channel| {
+            let before = channel.stream.as_ref().map(|s| (s.disk_first, s.top));
             channel.purge(now);
+            if let (Some(batch), Some((disk_first, top))) = (batch.as_mut(), before) {
+                match &mut channel.stream {
+                    None => {
+                        batch.del_stream(name);
+                        batch.del_pubs(name, disk_first, top.saturating_add(1));
+                    }
+                    Some(stream) => {
+                        let first = stream.first();
+                        if stream.disk_first < first {
+                            batch.del_pubs(name, stream.disk_first, first);
+                            stream.disk_first = first;
+                        }
+                    }
+                }
+            }
             !channel.is_empty()
         });
+        // What a failed delete leaves behind is expired, so the next start drops it.
+        if let Some(batch) = batch
+            && let Err(err) = batch.commit()
+        {
+            tracing::warn!(error = %err, "history store: deleting expired history failed");
+        }
         self.next_sweep = now + SWEEP_INTERVAL;
     }
 
-    fn maybe_sweep(&mut self, now: Instant) {
+    fn maybe_sweep(&mut self, now: Instant, store: Option<&Store>) {
         if now >= self.next_sweep {
-            self.sweep(now);
+            self.sweep(now, store);
         }
     }
 }
@@ -340,7 +409,7 @@ impl Inner {
 
     fn sweep_all(&self) {
         for shard in self.shards.iter() {
-            shard.lock().sweep(Instant::now());
+            shard.lock().sweep(Instant::now(), self.store.as_ref());
         }
     }
 
@@ -349,11 +418,11 @@ impl Inner {
         channel: &str,
         data: Bytes,
         mut options: PublishOptions,
-    ) -> Result<PublishResult, BrokerError> {
+    ) -> Result<(PublishResult, Option<SyncTicket>), BrokerError> {
         let handler = self.running()?;
         let now = Instant::now();
         let mut shard = self.shard(channel).lock();
-        shard.maybe_sweep(now);
+        shard.maybe_sweep(now, self.store.as_ref());
         let keeps_history = options.keeps_history();
         if !keeps_history && options.idempotency_key.is_none() {
             // Nothing to remember: deliver without allocating a channel entry. The lock
@@ -366,10 +435,18 @@ impl Inner {
                 options.use_delta,
                 None,
             );
-            return Ok(PublishResult::default());
+            return Ok((PublishResult::default(), None));
         }
         with_channel(&mut shard.channels, channel, |entry| {
-            publish_locked(entry, handler.as_ref(), channel, data, options, now)
+            publish_locked(
+                entry,
+                handler.as_ref(),
+                channel,
+                data,
+                options,
+                now,
+                self.store.as_ref(),
+            )
         })
     }
 
@@ -386,10 +463,19 @@ impl Inner {
         }
         let now = Instant::now();
         let mut shard = self.shard(channel).lock();
-        shard.maybe_sweep(now);
+        shard.maybe_sweep(now, self.store.as_ref());
         with_channel(&mut shard.channels, channel, |entry| {
             entry.purge(now);
+            let created = entry.stream.is_none();
             let stream = entry.stream(now, meta_ttl(options.meta_ttl));
+            if created && let Some(store) = &self.store {
+                // The epoch a reader sees must be the one a restart brings back.
+                let mut batch = store.batch();
+                batch.put_stream(channel, &stream.meta());
+                if let Err(err) = batch.commit() {
+                    tracing::warn!(channel, error = %err, "history store: writing a new stream failed");
+                }
+            }
             if let Some(since) = &filter.since
                 && !since.epoch.is_empty()
                 && since.epoch != stream.epoch
@@ -403,16 +489,24 @@ impl Inner {
         })
     }
 
-    fn remove_history(&self, channel: &str) {
+    fn remove_history(&self, channel: &str) -> Result<(), BrokerError> {
         let now = Instant::now();
         let mut shard = self.shard(channel).lock();
-        shard.maybe_sweep(now);
+        shard.maybe_sweep(now, self.store.as_ref());
         if let Some(entry) = shard.channels.get_mut(channel) {
             entry.purge(now);
             if let Some(stream) = &mut entry.stream {
+                let end = stream.top.saturating_add(1);
+                if let Some(store) = &self.store {
+                    let mut batch = store.batch();
+                    batch.del_pubs(channel, stream.disk_first, end);
+                    batch.commit()?;
+                }
+                stream.disk_first = end;
                 stream.publications.clear();
             }
         }
+        Ok(())
     }
 }
 
@@ -424,21 +518,25 @@ fn publish_locked(
     data: Bytes,
     mut options: PublishOptions,
     now: Instant,
-) -> Result<PublishResult, BrokerError> {
+    store: Option<&Store>,
+) -> Result<(PublishResult, Option<SyncTicket>), BrokerError> {
     entry.purge(now);
     let keeps_history = options.keeps_history();
     if let Some(key) = &options.idempotency_key
         && let Some(saved) = entry.results.get(key)
     {
-        return Ok(PublishResult {
+        let result = PublishResult {
             position: saved.position.clone(),
             suppressed: true,
-        });
+        };
+        return Ok((result, None));
     }
 
     let mut publication = new_publication(data, &mut options);
     let mut prev = None;
+    let mut ticket = None;
     let position = if keeps_history {
+        let created = entry.stream.is_none();
         let stream = entry.stream(now, meta_ttl(options.history_meta_ttl));
         if options.version > 0
             && (options.version_epoch.is_empty() || options.version_epoch == stream.version_epoch)
@@ -446,10 +544,24 @@ fn publish_locked(
         {
             // An out-of-order versioned publish: upstream reports the current top and
             // does not remember the result under the idempotency key.
-            return Ok(PublishResult {
+            let result = PublishResult {
                 position: stream.position(),
                 suppressed: true,
-            });
+            };
+            return Ok((result, None));
+        }
+        // Written before memory changes: a failed write leaves the stream as it was and
+        // nothing is delivered.
+        if let Some(store) = store {
+            match write_append(store, channel, stream, &publication, &options) {
+                Ok(written) => ticket = written,
+                Err(err) => {
+                    if created {
+                        entry.stream = None;
+                    }
+                    return Err(err);
+                }
+            }
         }
         if options.use_delta {
             prev = stream.last().cloned();
@@ -484,10 +596,43 @@ fn publish_locked(
         options.use_delta,
         prev,
     );
-    Ok(PublishResult {
+    let result = PublishResult {
         position,
         suppressed: false,
-    })
+    };
+    Ok((result, ticket))
+}
+
+/// Writes the next publication of `stream`, its new top and the deletion of what the size
+/// limit pushes out, as one batch.
+fn write_append(
+    store: &Store,
+    channel: &str,
+    stream: &mut Stream,
+    publication: &Publication,
+    options: &PublishOptions,
+) -> Result<Option<SyncTicket>, BrokerError> {
+    let offset = stream.top.saturating_add(1);
+    let kept = (stream.publications.len() + 1).min(options.history_size.max(1)) as u64;
+    let new_first = offset + 1 - kept;
+    let mut meta = stream.meta();
+    meta.top = offset;
+    meta.version = options.version;
+    meta.version_epoch.clone_from(&options.version_epoch);
+    let expires_ms = unix_deadline(publication.time, options.history_ttl);
+    let mut batch = store.batch();
+    batch.put_pub(
+        channel,
+        offset,
+        StoredPub::encode(&stream.epoch, expires_ms, publication),
+    );
+    batch.put_stream(channel, &meta);
+    if stream.disk_first < new_first {
+        batch.del_pubs(channel, stream.disk_first, new_first);
+    }
+    let ticket = batch.commit()?;
+    stream.disk_first = stream.disk_first.max(new_first);
+    Ok(ticket)
 }
 
 /// Runs `f` on the channel's entry, creating it when missing. The name is only copied
@@ -512,6 +657,72 @@ impl MemoryBroker {
     /// ```
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A broker whose history streams (publications, offsets, epochs, versions) are also
+    /// kept on disk in `dir`, and loaded from it now: what a previous process wrote is
+    /// there again, with the same epochs, minus what expired meanwhile. Idempotency
+    /// results are not kept.
+    ///
+    /// Fails when the directory cannot be opened (e.g. another process holds it) or a
+    /// record in it does not decode: the error names the directory, which can be moved
+    /// aside to start with empty history.
+    ///
+    /// ```
+    /// use gyre::{Broker, DiskSync, HistoryOptions, MemoryBroker};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), gyre::BrokerError> {
+    /// let dir = std::env::temp_dir().join(format!("gyre-doc-{}", std::process::id()));
+    /// let epoch = {
+    ///     let broker = MemoryBroker::open(&dir, DiskSync::Always)?;
+    ///     broker.history("news", HistoryOptions::new(0)).await?.position.epoch
+    /// };
+    /// let broker = MemoryBroker::open(&dir, DiskSync::Always)?;
+    /// let again = broker.history("news", HistoryOptions::new(0)).await?.position.epoch;
+    /// assert_eq!(again, epoch);
+    /// # drop(broker);
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn open(dir: impl AsRef<std::path::Path>, sync: DiskSync) -> Result<Self, BrokerError> {
+        let store = Store::open(dir.as_ref(), sync)?;
+        let now = Instant::now();
+        let now_ms = unix_millis();
+        let mut inner = Inner::default();
+        for (channel, meta, pubs) in store.load(now_ms)? {
+            let publications: VecDeque<Stored> = pubs
+                .into_iter()
+                .map(|(publication, expires_ms)| Stored {
+                    publication,
+                    expires_at: instant_of(now, now_ms, expires_ms),
+                })
+                .collect();
+            let disk_first = publications
+                .front()
+                .map_or(meta.top.saturating_add(1), |s| s.publication.offset);
+            let stream = Stream {
+                epoch: meta.epoch,
+                top: meta.top,
+                publications,
+                meta_expires_at: instant_of(now, now_ms, meta.meta_expires_ms),
+                version: meta.version,
+                version_epoch: meta.version_epoch,
+                disk_first,
+                meta_expires_ms: meta.meta_expires_ms,
+            };
+            inner.shard(&channel).lock().channels.insert(
+                channel,
+                Channel {
+                    stream: Some(stream),
+                    results: HashMap::default(),
+                },
+            );
+        }
+        inner.store = Some(store);
+        Ok(MemoryBroker {
+            inner: Arc::new(inner),
+        })
     }
 }
 
@@ -561,7 +772,13 @@ impl Broker for MemoryBroker {
         // Done before the future is returned so the future does not borrow `channel`;
         // nothing here waits, so doing the work eagerly changes no observable behaviour.
         let result = self.inner.publish(channel, data, options);
-        Box::pin(async move { result })
+        Box::pin(async move {
+            let (result, ticket) = result?;
+            if let Some(ticket) = ticket {
+                ticket.wait().await?;
+            }
+            Ok(result)
+        })
     }
 
     fn publish_join(
@@ -592,8 +809,8 @@ impl Broker for MemoryBroker {
     }
 
     fn remove_history(&self, channel: &str) -> BoxFuture<'_, Result<(), BrokerError>> {
-        self.inner.remove_history(channel);
-        Box::pin(async { Ok(()) })
+        let result = self.inner.remove_history(channel);
+        Box::pin(async move { result })
     }
 }
 

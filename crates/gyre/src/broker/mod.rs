@@ -4,6 +4,7 @@
 //! node that subscribed to the channel, and keeps history streams with offset + epoch.
 //! [`MemoryBroker`] is the single-node default; other crates bring Redis and NATS.
 
+mod disk;
 mod memory;
 
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use disk::DiskSync;
 pub use memory::MemoryBroker;
 
 /// A boxed future, the return type of the object-safe engine traits.

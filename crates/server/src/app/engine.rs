@@ -184,5 +184,40 @@ pub(crate) async fn build(config: &Config) -> anyhow::Result<Engines> {
             other => bail!("presence_manager.type {other:?} is not supported (memory, redis)"),
         }
     }
+    let disk = &config.engine.memory;
+    if !disk.data_dir.is_empty() {
+        if engines.broker.is_some() {
+            tracing::warn!(
+                data_dir = %disk.data_dir,
+                "engine.memory.data_dir is ignored: history is not kept by the memory engine"
+            );
+        } else {
+            engines.broker = Some(Arc::new(durable_memory_broker(disk)?));
+        }
+    }
     Ok(engines)
+}
+
+/// The memory broker on its on-disk store (`engine.memory.*`, a Gyre extension).
+fn durable_memory_broker(disk: &config::MemoryEngine) -> anyhow::Result<gyre::MemoryBroker> {
+    let sync = match disk.sync.as_str() {
+        "always" => gyre::DiskSync::Always,
+        _ => gyre::DiskSync::Interval(std_or(disk.sync_interval, Duration::from_millis(10))),
+    };
+    let started = std::time::Instant::now();
+    // A store that cannot be opened or read is refused rather than replaced: starting
+    // empty would silently give every stream a new epoch.
+    let broker = gyre::MemoryBroker::open(&disk.data_dir, sync).with_context(|| {
+        format!(
+            "engine.memory.data_dir {:?}: cannot open the history store",
+            disk.data_dir
+        )
+    })?;
+    tracing::info!(
+        data_dir = %disk.data_dir,
+        sync = %disk.sync,
+        load_ms = started.elapsed().as_millis() as u64,
+        "memory engine keeps history on disk"
+    );
+    Ok(broker)
 }

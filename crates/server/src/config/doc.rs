@@ -135,7 +135,17 @@ fn render(v: &Value) -> String {
 
 const INTRO: &str = "Every key Gyre reads, with its type, default and environment variable. \
 Keys and defaults are Centrifugo v6's; `GYRE_` works wherever `CENTRIFUGO_` does. Keys under \
-`gyre` are Gyre's own.";
+`gyre` and `engine.memory` are Gyre's own (marked \"Gyre extension\").";
+
+/// Key paths (and everything under them) that Centrifugo does not have.
+const EXTENSIONS: &[&str] = &["gyre", "engine.memory"];
+
+fn is_extension(path: &str) -> bool {
+    EXTENSIONS.iter().any(|ext| {
+        path.strip_prefix(ext)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    })
+}
 
 /// The reference as Markdown; `section` keeps only keys under that top-level key,
 /// `base_level` shifts heading levels (to embed the text in another document).
@@ -149,6 +159,9 @@ pub(crate) fn markdown(section: Option<&str>, base_level: usize) -> String {
             continue;
         }
         let _ = write!(out, "Type: {}. Default: `{}`.", key.kind, key.default);
+        if is_extension(&key.path) {
+            out.push_str(" Gyre extension.");
+        }
         if let Some(env) = &key.env {
             let _ = write!(out, " Env: `{env}`.");
         }
@@ -172,7 +185,11 @@ pub(crate) fn html(section: Option<&str>) -> String {
              <td><code>{}</code></td><td><code>{}</code></td></tr>",
             (key.level - 1) * 2,
             escape(&key.path),
-            escape(key.kind),
+            escape(&if is_extension(&key.path) {
+                format!("{} (Gyre extension)", key.kind)
+            } else {
+                key.kind.to_owned()
+            }),
             escape(&key.default),
             escape(key.env.as_deref().unwrap_or("")),
         );
@@ -278,5 +295,23 @@ mod tests {
         let page = html(None);
         assert!(page.contains("<code>channel.namespaces[].presence</code>"));
         assert!(page.contains("&lt;NAME&gt;"));
+    }
+
+    #[test]
+    fn gyre_extensions_are_marked() {
+        let md = markdown(Some("engine"), 0);
+        assert!(md.contains("`engine.memory.data_dir`"), "{md}");
+        let data_dir = md.split("`engine.memory.data_dir`").nth(1).unwrap();
+        let line = data_dir.lines().find(|l| l.starts_with("Type:")).unwrap();
+        assert!(line.contains("Default: `\"\"`"), "{line}");
+        assert!(line.contains("Gyre extension."), "{line}");
+        assert!(line.contains("CENTRIFUGO_ENGINE_MEMORY_DATA_DIR"), "{line}");
+        // Centrifugo's own keys are not marked.
+        let redis = md.split("`engine.redis.prefix`").nth(1).unwrap();
+        let line = redis.lines().find(|l| l.starts_with("Type:")).unwrap();
+        assert!(!line.contains("Gyre extension"), "{line}");
+        assert!(html(Some("engine")).contains("string (Gyre extension)"));
+        assert!(is_extension("gyre.allow_unsupported"));
+        assert!(!is_extension("gyre_like"));
     }
 }

@@ -1087,3 +1087,29 @@ fn enabled_consumers_are_checked_and_untestable_types_refused() {
     ]}))
     .unwrap();
 }
+
+#[test]
+fn engine_memory_keys_are_read_and_checked() {
+    let loaded = load_env(&[
+        ("CENTRIFUGO_ENGINE_MEMORY_DATA_DIR", "/var/lib/gyre"),
+        ("CENTRIFUGO_ENGINE_MEMORY_SYNC", "always"),
+    ])
+    .unwrap();
+    let memory = &loaded.config.engine.memory;
+    assert_eq!(memory.data_dir, "/var/lib/gyre");
+    assert_eq!(memory.sync, "always");
+    assert_eq!(memory.sync_interval.to_string(), "10ms");
+    assert!(loaded.warnings.iter().all(|w| !w.contains("engine.memory")));
+    assert_eq!(
+        invalid_key(load_json(
+            json!({"engine": {"memory": {"sync": "sometimes"}}})
+        )),
+        "engine.memory.sync"
+    );
+    assert_eq!(
+        invalid_key(load_json(json!({"engine": {"memory": {
+            "data_dir": "/x", "sync_interval": "0s"
+        }}}))),
+        "engine.memory.sync_interval"
+    );
+}

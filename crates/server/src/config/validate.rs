@@ -76,6 +76,20 @@ pub(crate) fn validate(c: &Config) -> Result<(), ConfigError> {
     one_of("engine.type", &c.engine.r#type, &["memory", "redis"])?;
     one_of("broker.type", &c.broker.r#type, KNOWN_BROKERS)?;
     one_of(
+        "engine.memory.sync",
+        &c.engine.memory.sync,
+        &["interval", "always"],
+    )?;
+    if c.engine.memory.sync == "interval"
+        && !c.engine.memory.data_dir.is_empty()
+        && c.engine.memory.sync_interval.as_nanos() <= 0
+    {
+        return Err(err(
+            "engine.memory.sync_interval",
+            "must be positive with sync \"interval\"",
+        ));
+    }
+    one_of(
         "presence_manager.type",
         &c.presence_manager.r#type,
         &["memory", "redis"],

@@ -10,6 +10,23 @@ sections! {
     Engine {
         r#type: String = "memory",
         redis: RedisEngine,
+        /// Gyre extension: the memory engine's on-disk history store.
+        memory: MemoryEngine,
+    }
+
+    /// Gyre extension (Centrifugo's memory engine has no settings): history streams of the
+    /// memory engine kept on disk, so that they survive a restart or a crash with their
+    /// offsets and epochs. See `docs/design/durable-history.md`.
+    MemoryEngine {
+        /// Gyre extension: directory of the on-disk history store (created if missing).
+        /// Empty: history lives in memory only, as in Centrifugo.
+        data_dir: String,
+        /// Gyre extension: `"interval"` (default) syncs written history to the disk every
+        /// `sync_interval`; `"always"` acknowledges a publish only once it is synced.
+        /// Either way a crash of the process loses nothing delivered.
+        sync: String = "interval",
+        /// Gyre extension: how often `sync: "interval"` syncs (default 10ms).
+        sync_interval: Duration = "10ms",
     }
 
     /// Upstream `Broker`.
