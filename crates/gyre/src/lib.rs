@@ -21,8 +21,10 @@ mod wire;
 
 pub use broker::{
     BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, EngineError, HistoryFilter,
-    HistoryOptions, HistoryResult, MemoryBroker, Publication, PublishOptions, PublishResult,
-    StreamPosition,
+    HistoryOptions, HistoryResult, KeyMode, MapBroker, MapChannelOptions, MapMode,
+    MapPublishOptions, MapPublishResult, MapReadStateOptions, MapReadStreamOptions, MapStateResult,
+    MemoryBroker, MemoryMapBroker, Publication, PublishOptions, PublishResult, StreamPosition,
+    SuppressReason,
 };
 #[cfg(test)]
 pub(crate) use client::ClientSession;

@@ -154,7 +154,7 @@ fn meta_ttl(ttl: Option<Duration>) -> Duration {
     ttl.filter(|ttl| !ttl.is_zero()).unwrap_or(DEFAULT_META_TTL)
 }
 
-fn unix_millis() -> i64 {
+pub(super) fn unix_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -169,10 +169,11 @@ fn new_publication(data: Bytes, options: &mut PublishOptions) -> Publication {
         info: options.client_info.take(),
         tags: std::mem::take(&mut options.tags),
         time: unix_millis(),
+        ..Default::default()
     }
 }
 
-fn new_epoch() -> String {
+pub(super) fn new_epoch() -> String {
     Alphabetic.sample_string(&mut rand::rng(), EPOCH_LEN)
 }
 
