@@ -40,6 +40,8 @@ pub(crate) struct SubState {
     pub(crate) expire_at: i64,
     pub(crate) expire_deadline: Option<Instant>,
     pub(crate) client_side_refresh: bool,
+    /// A map subscription: its changes come from the map broker.
+    pub(crate) map: bool,
 }
 
 /// How a subscription should start.
@@ -189,6 +191,7 @@ impl ClientInner {
                         }
                     }),
                     client_side_refresh: opts.client_side_refresh,
+                    map: false,
                 },
             );
         }
@@ -402,7 +405,11 @@ impl ClientInner {
                 .inflight
                 .add(-1);
             if hub.remove_subscriber(channel, self.seq) {
-                let _ = self.node.broker.unsubscribe(channel).await;
+                let _ = if sub.map {
+                    self.node.map_broker.unsubscribe(channel).await
+                } else {
+                    self.node.broker.unsubscribe(channel).await
+                };
             }
             if sub.emit_presence {
                 let user = self.user();
@@ -426,7 +433,12 @@ impl ClientInner {
             .add(-1);
         if node.hub.remove_subscriber(channel, self.seq) {
             node.metrics.action(Action::BrokerUnsubscribe);
-            if let Err(e) = node.broker.unsubscribe(channel).await {
+            let unsubscribed = if sub.map {
+                node.map_broker.unsubscribe(channel).await
+            } else {
+                node.broker.unsubscribe(channel).await
+            };
+            if let Err(e) = unsubscribed {
                 tracing::warn!(channel = %channel, error = %e, "broker unsubscribe failed");
             }
         }

@@ -12,7 +12,7 @@ use gyre_protocol::Protocol;
 use tokio::time::{Duration, Instant};
 
 use super::{ClientInner, Status, get_handler, unix_now};
-use crate::broker::{HistoryOptions, StreamPosition};
+use crate::broker::{HistoryOptions, MapReadStreamOptions, StreamPosition};
 use crate::events::{HandlerError, RefreshEvent, RefreshReply, SubRefreshEvent};
 use crate::{Disconnect, Unsubscribe};
 
@@ -62,7 +62,8 @@ enum Action {
     SubRefresh(String),
     SubExpired(String),
     Presence(Vec<(String, Bytes)>),
-    PositionCheck(Vec<(String, StreamPosition)>),
+    /// (channel, position, map subscription)
+    PositionCheck(Vec<(String, StreamPosition, bool)>),
 }
 
 impl ClientInner {
@@ -184,7 +185,7 @@ impl ClientInner {
                     presence.push((channel.clone(), sub.chan_info.clone()));
                 }
                 if position_due && sub.shared.positioned && sub.buffer.is_none() {
-                    positions.push((channel.clone(), sub.position.clone()));
+                    positions.push((channel.clone(), sub.position.clone(), sub.map));
                 }
             }
             if !presence.is_empty() {
@@ -283,13 +284,20 @@ impl ClientInner {
                 Ok(())
             }
             Action::PositionCheck(positions) => {
-                for (channel, position) in positions {
-                    let Ok(top) = self
-                        .node
-                        .broker
-                        .history(&channel, HistoryOptions::new(0))
-                        .await
-                    else {
+                for (channel, position, map) in positions {
+                    // A map subscription's position is in the map broker's stream.
+                    let top = if map {
+                        self.node
+                            .map_broker
+                            .read_stream(&channel, MapReadStreamOptions::default())
+                            .await
+                    } else {
+                        self.node
+                            .broker
+                            .history(&channel, HistoryOptions::new(0))
+                            .await
+                    };
+                    let Ok(top) = top else {
                         continue;
                     };
                     let current = {

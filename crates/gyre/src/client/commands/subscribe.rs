@@ -7,7 +7,7 @@ use gyre_protocol::proto;
 use crate::broker::StreamPosition;
 use crate::client::subscription::SubscribeRequest;
 use crate::client::{ClientInner, get_handler};
-use crate::events::{DeltaType, HandlerError, SubscribeEvent};
+use crate::events::{DeltaType, HandlerError, SubscribeEvent, SubscriptionType};
 use crate::metrics::ClientMethod;
 use crate::{Disconnect, Error, Unsubscribe};
 
@@ -37,7 +37,7 @@ impl ClientInner {
             return self.write_error(id, ClientMethod::Subscribe, &Error::BAD_REQUEST);
         }
         if req.r#type != 0 {
-            return self.write_error(id, ClientMethod::Subscribe, &Error::NOT_AVAILABLE);
+            return self.handle_map_subscribe(id, req).await;
         }
         let Some(h) = get_handler!(self, subscribe) else {
             return self.write_error(id, ClientMethod::Subscribe, &Error::NOT_AVAILABLE);
@@ -49,6 +49,7 @@ impl ClientInner {
             positioned: req.positioned,
             recoverable: req.recoverable,
             join_leave: req.join_leave,
+            subscription_type: SubscriptionType::Stream,
         };
         let reply = match h(self.client(), event).await {
             Ok(reply) => reply,
