@@ -48,7 +48,9 @@ const UNSUPPORTED: &[(&str, Check)] = &[
     ("broker.type postgres", |c| {
         c.broker.enabled && c.broker.r#type == "postgres"
     }),
-    ("map_broker", |c| c.map_broker.r#type != "memory"),
+    ("map_broker.type (redis, postgres)", |c| {
+        c.map_broker.r#type != "memory"
+    }),
     ("controller", |c| c.controller.enabled),
     ("consumers", |c| !c.consumers.is_empty()),
     (
@@ -56,13 +58,29 @@ const UNSUPPORTED: &[(&str, Check)] = &[
         |c| any_channel_options(c, |o| o.subscribe_stream_proxy_enabled),
     ),
     (
-        "map and shared_poll subscription types (channel subscription_type)",
+        "shared_poll subscription type (channel subscription_type)",
+        |c| any_channel_options(c, |o| o.subscription_type == "shared_poll"),
+    ),
+    (
+        "map proxies (map.publish_proxy_enabled, map.remove_proxy_enabled)",
         |c| {
             any_channel_options(c, |o| {
-                !o.subscription_type.is_empty() && o.subscription_type != "stream"
+                o.map.publish_proxy_enabled || o.map.remove_proxy_enabled
             })
         },
     ),
+    (
+        "map presence channels (map_clients/map_users_presence_channel_prefix)",
+        |c| {
+            any_channel_options(c, |o| {
+                !o.map_clients_presence_channel_prefix.is_empty()
+                    || !o.map_users_presence_channel_prefix.is_empty()
+            })
+        },
+    ),
+    ("map.remove_client_on_unsubscribe", |c| {
+        any_channel_options(c, |o| o.map.remove_client_on_unsubscribe)
+    }),
     ("force_recovery_mode cache", |c| {
         any_channel_options(c, |o| o.force_recovery_mode == "cache")
     }),
@@ -89,8 +107,18 @@ const ACCESS: &[(&str, &str)] = &[
          refused with error 108 (not available)",
     ),
     (
-        "map and shared_poll subscription types (channel subscription_type)",
+        "map_broker.type (redis, postgres)",
+        "map channels are kept by the in-memory map broker of each node, which nodes do \
+         not share",
+    ),
+    (
+        "shared_poll subscription type (channel subscription_type)",
         "subscriptions in these namespaces are refused with error 103 (permission denied)",
+    ),
+    (
+        "map proxies (map.publish_proxy_enabled, map.remove_proxy_enabled)",
+        "client map publications and removals in these namespaces are refused with error \
+         108 (not available)",
     ),
 ];
 

@@ -510,6 +510,14 @@ fn validate_channel_options(
             "shared_poll",
         ],
     )?;
+    if super::channels::is_map_type(&o.subscription_type) {
+        super::channels::map_options(o).map_err(|m| err(k("map"), m))?;
+    } else if o.map.remove_client_on_unsubscribe {
+        return Err(err(
+            k("map.remove_client_on_unsubscribe"),
+            "requires a map subscription_type",
+        ));
+    }
 
     let proxies = &c.channel.proxy;
     for (what, enabled, name, default_proxy) in [

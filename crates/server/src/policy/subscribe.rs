@@ -55,8 +55,13 @@ pub(super) async fn subscribe(
     let resolved = resolve(&config, ch).map_err(|e| deny(&client, ch, "unknown namespace", e))?;
     policy.shared.regexes.check_name(&resolved, ch)?;
     let o = resolved.options;
-    // Only stream subscriptions exist in Gyre (the library refuses any other type).
-    if !(o.subscription_type.is_empty() || o.subscription_type == "stream") {
+    // The namespace's type must be the requested one (an empty type is `stream`).
+    let ns_type = if o.subscription_type.is_empty() {
+        "stream"
+    } else {
+        o.subscription_type.as_str()
+    };
+    if ns_type != event.subscription_type.as_str() {
         return Err(deny(
             &client,
             ch,
@@ -152,6 +157,12 @@ pub(super) async fn subscribe(
         options.push_join_leave = true;
     }
     options.client_side_refresh = !o.sub_refresh_proxy_enabled;
+    if crate::config::channels::is_map_type(ns_type) {
+        // Validated at load, so this only fails for a configuration changed since.
+        let map = crate::config::channels::map_options(o)
+            .map_err(|reason| deny(&client, ch, &reason, Error::INTERNAL))?;
+        options.map = Some(map);
+    }
     tracing::debug!(client = %client.id(), user = %user, channel = ch, "subscribe allowed");
     Ok(SubscribeReply::new(options))
 }
