@@ -34,6 +34,24 @@ const NAMESPACES = [
     map: { mode: 'recoverable', key_ttl: '2s' },
   },
   { name: 'st', allow_subscribe_for_client: true },
+  {
+    name: 'room',
+    allow_subscribe_for_client: true,
+    map_clients_presence_channel_prefix: 'pc:',
+    map_users_presence_channel_prefix: 'pu:',
+  },
+  {
+    name: 'pc',
+    subscription_type: 'map_clients',
+    allow_subscribe_for_client: true,
+    map: { mode: 'ephemeral', key_ttl: '60s' },
+  },
+  {
+    name: 'pu',
+    subscription_type: 'map_users',
+    allow_subscribe_for_client: true,
+    map: { mode: 'ephemeral', key_ttl: '60s' },
+  },
 ];
 
 /** A WebSocket class that records every command frame the SDK sends (JSON only). */
@@ -187,6 +205,47 @@ for (const flavour of FLAVOURS) {
       assert.equal(updates[0].removed, undefined);
       assert.equal(updates[1].key, 'temp');
       assert.equal(updates[1].removed, true);
+    });
+
+    it('lists subscribers in map_clients and map_users presence channels', T, async () => {
+      const room = unique('room:r');
+      const watcher = newClient();
+      const clientsSub = watcher.newMapClientsSubscription(`pc:${room}`);
+      const usersSub = watcher.newMapUsersSubscription(`pu:${room}`);
+      const clients = collect(clientsSub, 'update');
+      const users = collect(usersSub, 'update');
+      const ready = Promise.all([
+        once(clientsSub, 'subscribed', { timeoutMs: 10000 }),
+        once(usersSub, 'subscribed', { timeoutMs: 10000 }),
+      ]);
+      watcher.connect();
+      clientsSub.subscribe();
+      usersSub.subscribe();
+      await ready;
+
+      const member = newClient();
+      const sub = member.newSubscription(room);
+      const connected = once(member, 'connected', { timeoutMs: 10000 });
+      const joined = once(sub, 'subscribed', { timeoutMs: 10000 });
+      member.connect();
+      sub.subscribe();
+      const { client: clientId } = await connected;
+      await joined;
+      await clients.until(1);
+      await users.until(1);
+      assert.equal(clients[0].key, clientId);
+      assert.ok(clients[0].info && clients[0].info.user, 'client entries carry the info');
+      assert.equal(users[0].key, clients[0].info.user);
+      sub.unsubscribe();
+      await clients.until(2);
+      assert.equal(clients[1].key, clientId);
+      assert.equal(clients[1].removed, true);
+      const state = await gyre.api('map_read_state', { channel: `pu:${room}`, limit: -1 });
+      assert.deepEqual(
+        state.entries.map((e) => e.key),
+        [users[0].key],
+        'user entries stay until their TTL',
+      );
     });
 
     it('recovers after a cut connection', T, async () => {

@@ -188,6 +188,32 @@ pub struct SubscribeOptions {
     /// Map subscriptions: the channel's map options (resolved). A map subscribe request
     /// accepted without them is refused with 107, as a type mismatch.
     pub map: Option<MapChannelOptions>,
+    /// A map channel listing the subscribed connections (key: client id, with info); the
+    /// entry is removed when the subscription ends.
+    pub map_clients_presence: Option<MapPresence>,
+    /// A map channel listing the subscribed users (key: user id, anonymous users left
+    /// out); entries expire by the channel's key TTL.
+    pub map_users_presence: Option<MapPresence>,
+}
+
+/// A map channel fed with the subscribers of another channel (`map_clients`/`map_users`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MapPresence {
+    /// The presence channel.
+    pub channel: String,
+    /// Its map options (resolved).
+    pub options: MapChannelOptions,
+}
+
+impl MapPresence {
+    /// A presence channel with its options.
+    pub fn new(channel: impl Into<String>, options: MapChannelOptions) -> Self {
+        MapPresence {
+            channel: channel.into(),
+            options,
+        }
+    }
 }
 
 /// What a client subscribes to (`SubscribeRequest.type`).

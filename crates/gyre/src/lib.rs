@@ -75,8 +75,9 @@ pub mod __fuzz {
 }
 pub use events::{
     ConnectEvent, ConnectReply, Credentials, DeltaType, DisconnectEvent, HandlerError,
-    HistoryEvent, MapPublishEvent, MapPublishReply, MessageEvent, PresenceEvent, PublishEvent,
-    PublishReply, RefreshEvent, RefreshReply, RpcEvent, RpcReply, SubRefreshEvent, SubRefreshReply,
-    SubscribeEvent, SubscribeOptions, SubscribeReply, SubscriptionType, UnsubscribeEvent,
+    HistoryEvent, MapPresence, MapPublishEvent, MapPublishReply, MessageEvent, PresenceEvent,
+    PublishEvent, PublishReply, RefreshEvent, RefreshReply, RpcEvent, RpcReply, SubRefreshEvent,
+    SubRefreshReply, SubscribeEvent, SubscribeOptions, SubscribeReply, SubscriptionType,
+    UnsubscribeEvent,
 };
 pub use node::{ClientFilter, Config, Node, NodeBuilder, NodeInfo};

@@ -15,7 +15,8 @@ use tokio::time::Instant;
 use super::timers::deadline_of;
 use super::{ClientInner, Status, get_handler, unix_now};
 use crate::broker::{BrokerError, HistoryOptions, Publication, StreamPosition};
-use crate::events::{DeltaType, HandlerError, SubscribeOptions, UnsubscribeEvent};
+use crate::broker::{KeyMode, MapPublishOptions};
+use crate::events::{DeltaType, HandlerError, MapPresence, SubscribeOptions, UnsubscribeEvent};
 use crate::hub::{Frames, SubShared};
 use crate::metrics::{Action, Message};
 use crate::recovery::{PositionCheck, check_position, is_recovered};
@@ -42,6 +43,8 @@ pub(crate) struct SubState {
     pub(crate) client_side_refresh: bool,
     /// A map subscription: its changes come from the map broker.
     pub(crate) map: bool,
+    /// Map channels listing this subscription's client and user.
+    pub(crate) map_presence: Option<Box<(Option<MapPresence>, Option<MapPresence>)>>,
 }
 
 /// How a subscription should start.
@@ -68,6 +71,17 @@ impl SubState {
         }
         frames.full.clone()
     }
+}
+
+pub(crate) fn map_presence_of(
+    opts: &SubscribeOptions,
+) -> Option<Box<(Option<MapPresence>, Option<MapPresence>)>> {
+    (opts.map_clients_presence.is_some() || opts.map_users_presence.is_some()).then(|| {
+        Box::new((
+            opts.map_clients_presence.clone(),
+            opts.map_users_presence.clone(),
+        ))
+    })
 }
 
 pub(crate) fn broker_error(e: BrokerError) -> Error {
@@ -192,6 +206,7 @@ impl ClientInner {
                     }),
                     client_side_refresh: opts.client_side_refresh,
                     map: false,
+                    map_presence: map_presence_of(opts),
                 },
             );
         }
@@ -379,6 +394,9 @@ impl ClientInner {
     /// Publishes the join events of freshly activated subscriptions.
     pub(crate) async fn announce_joins(&self, channels: &[String]) {
         for channel in channels {
+            self.add_map_presence(channel).await;
+        }
+        for channel in channels {
             let chan_info = {
                 let state = self.state.lock();
                 match state.subs.get(channel) {
@@ -390,6 +408,45 @@ impl ClientInner {
             match self.node.broker.publish_join(channel, info).await {
                 Ok(()) => self.node.metrics.sent(Message::Join),
                 Err(e) => tracing::warn!(channel = %channel, error = %e, "join publish failed"),
+            }
+        }
+    }
+
+    /// Adds (or refreshes) this connection in the map presence channels of `channel`:
+    /// `if_new` with a TTL refresh, so a refresh makes no change event (upstream).
+    pub(crate) async fn add_map_presence(&self, channel: &str) {
+        let (presence, chan_info) = {
+            let state = self.state.lock();
+            match state.subs.get(channel) {
+                Some(sub) if sub.map_presence.is_some() => {
+                    (sub.map_presence.clone(), sub.chan_info.clone())
+                }
+                _ => return,
+            }
+        };
+        let Some(presence) = presence else { return };
+        let (clients, users) = *presence;
+        let broker = &self.node.map_broker;
+        let options = |p: &MapPresence| {
+            let mut o = MapPublishOptions::new(p.options.clone());
+            o.key_mode = KeyMode::IfNew;
+            o.refresh_ttl_on_suppress = true;
+            o
+        };
+        if let Some(p) = clients {
+            let mut o = options(&p);
+            o.client_info = Some(self.client_info(chan_info));
+            if let Err(e) = broker.publish(&p.channel, &self.id, Bytes::new(), o).await {
+                tracing::warn!(channel = %p.channel, error = %e, "map client presence failed");
+            }
+        }
+        let user = self.user();
+        if let Some(p) = users.filter(|_| !user.is_empty()) {
+            if let Err(e) = broker
+                .publish(&p.channel, &user, Bytes::new(), options(&p))
+                .await
+            {
+                tracing::warn!(channel = %p.channel, error = %e, "map user presence failed");
             }
         }
     }
@@ -443,6 +500,16 @@ impl ClientInner {
             }
         }
         let active = sub.buffer.is_none();
+        // The client entry goes at once; user entries expire by TTL (reconnects of the
+        // same user do not flap).
+        if let Some(p) = sub.map_presence.as_ref().and_then(|p| p.0.as_ref())
+            && active
+        {
+            let options = MapPublishOptions::new(p.options.clone());
+            if let Err(e) = node.map_broker.remove(&p.channel, &self.id, options).await {
+                tracing::warn!(channel = %p.channel, error = %e, "map client presence remove failed");
+            }
+        }
         if sub.emit_presence {
             node.metrics.action(Action::RemovePresence);
             let user = self.user();

@@ -62,6 +62,7 @@ enum Action {
     SubRefresh(String),
     SubExpired(String),
     Presence(Vec<(String, Bytes)>),
+    MapPresence(Vec<String>),
     /// (channel, position, map subscription)
     PositionCheck(Vec<(String, StreamPosition, bool)>),
 }
@@ -168,6 +169,7 @@ impl ClientInner {
                 t.next_position_check = Some(now + config.channel_position_check_delay);
             }
             let mut presence = Vec::new();
+            let mut map_presence = Vec::new();
             let mut positions = Vec::new();
             for (channel, sub) in state.subs.iter_mut() {
                 if sub.expire_deadline.is_some_and(|d| d <= now) {
@@ -184,12 +186,18 @@ impl ClientInner {
                 if presence_due && sub.emit_presence && sub.buffer.is_none() {
                     presence.push((channel.clone(), sub.chan_info.clone()));
                 }
+                if presence_due && sub.map_presence.is_some() && sub.buffer.is_none() {
+                    map_presence.push(channel.clone());
+                }
                 if position_due && sub.shared.positioned && sub.buffer.is_none() {
                     positions.push((channel.clone(), sub.position.clone(), sub.map));
                 }
             }
             if !presence.is_empty() {
                 actions.push(Action::Presence(presence));
+            }
+            if !map_presence.is_empty() {
+                actions.push(Action::MapPresence(map_presence));
             }
             if !positions.is_empty() {
                 actions.push(Action::PositionCheck(positions));
@@ -269,6 +277,12 @@ impl ClientInner {
                 }
             }
             Action::SubExpired(channel) => self.expire_subscription(&channel).await,
+            Action::MapPresence(channels) => {
+                for channel in channels {
+                    self.add_map_presence(&channel).await;
+                }
+                Ok(())
+            }
             Action::Presence(channels) => {
                 for (channel, chan_info) in channels {
                     let info = self.client_info(chan_info);

@@ -69,15 +69,6 @@ const UNSUPPORTED: &[(&str, Check)] = &[
             })
         },
     ),
-    (
-        "map presence channels (map_clients/map_users_presence_channel_prefix)",
-        |c| {
-            any_channel_options(c, |o| {
-                !o.map_clients_presence_channel_prefix.is_empty()
-                    || !o.map_users_presence_channel_prefix.is_empty()
-            })
-        },
-    ),
     ("map.remove_client_on_unsubscribe", |c| {
         any_channel_options(c, |o| o.map.remove_client_on_unsubscribe)
     }),

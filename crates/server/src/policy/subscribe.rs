@@ -40,6 +40,23 @@ fn check_token_target(
     Err(deny(client, channel, reason, Disconnect::INVALID_TOKEN))
 }
 
+/// The map presence channel `<prefix><channel>` with its options (none without a prefix).
+fn map_presence(
+    config: &crate::config::Config,
+    prefix: &str,
+    channel: &str,
+) -> Result<Option<gyre::MapPresence>, String> {
+    if prefix.is_empty() {
+        return Ok(None);
+    }
+    let presence = format!("{prefix}{channel}");
+    let (_, ns) = config
+        .channel_options(&presence)
+        .map_err(|_| format!("map presence channel {presence} has no namespace"))?;
+    let options = crate::config::channels::map_options(ns)?;
+    Ok(Some(gyre::MapPresence::new(presence, options)))
+}
+
 /// Decides a client-side subscription, in the order of PROTOCOL.md §7.1.
 pub(super) async fn subscribe(
     policy: Policy,
@@ -163,6 +180,11 @@ pub(super) async fn subscribe(
             .map_err(|reason| deny(&client, ch, &reason, Error::INTERNAL))?;
         options.map = Some(map);
     }
+    options.map_clients_presence =
+        map_presence(&config, &o.map_clients_presence_channel_prefix, ch)
+            .map_err(|reason| deny(&client, ch, &reason, Error::INTERNAL))?;
+    options.map_users_presence = map_presence(&config, &o.map_users_presence_channel_prefix, ch)
+        .map_err(|reason| deny(&client, ch, &reason, Error::INTERNAL))?;
     tracing::debug!(client = %client.id(), user = %user, channel = ch, "subscribe allowed");
     Ok(SubscribeReply::new(options))
 }

@@ -124,7 +124,10 @@ impl ClientInner {
                     subscribe: Some(result),
                     ..Default::default()
                 };
-                self.activate(&reply, &[channel])
+                let channels = [channel];
+                self.activate(&reply, &channels)?;
+                self.announce_joins(&channels).await;
+                Ok(())
             }
             Err(HandlerError::Error(e)) => self.write_error(id, method, &e),
             Err(HandlerError::Disconnect(d)) => Err(d),
@@ -429,6 +432,7 @@ impl ClientInner {
                     }),
                     client_side_refresh: options.client_side_refresh,
                     map: true,
+                    map_presence: crate::client::subscription::map_presence_of(&options),
                 },
             );
         }
