@@ -441,13 +441,12 @@ impl ClientInner {
             }
         }
         let user = self.user();
-        if let Some(p) = users.filter(|_| !user.is_empty()) {
-            if let Err(e) = broker
+        if let Some(p) = users.filter(|_| !user.is_empty())
+            && let Err(e) = broker
                 .publish(&p.channel, &user, Bytes::new(), options(&p))
                 .await
-            {
-                tracing::warn!(channel = %p.channel, error = %e, "map user presence failed");
-            }
+        {
+            tracing::warn!(channel = %p.channel, error = %e, "map user presence failed");
         }
     }
 

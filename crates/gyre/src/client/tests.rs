@@ -1238,8 +1238,10 @@ mod map {
             .filter_map(|r| r.push.as_ref()?.r#pub.clone())
             .collect();
         assert!(pushed[0].removed, "{pushed:?}");
-        let mut all = MapReadStateOptions::default();
-        all.limit = -1;
+        let all = MapReadStateOptions {
+            limit: -1,
+            ..Default::default()
+        };
         let state = node.map_read_state("m", all).await.unwrap();
         assert_eq!(
             keys(

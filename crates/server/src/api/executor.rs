@@ -442,33 +442,6 @@ pub(crate) async fn channels(app: &App, r: ChannelsRequest) -> ApiResult<Channel
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn publication_data_formats() {
-        assert!(!valid_publication_data(b"", ""));
-        assert!(valid_publication_data(b"x", ""));
-        assert!(valid_publication_data(b"", "binary"));
-        assert!(valid_publication_data(b"\xff", "binary"));
-        assert!(valid_publication_data(b" [1] ", "json"));
-        assert!(!valid_publication_data(b"{", "json"));
-        assert!(!valid_publication_data(b"", "json"));
-        assert!(valid_publication_data(b" {\"a\":1}\n", "json_object"));
-        assert!(!valid_publication_data(b"[1]", "json_object"));
-        assert!(!valid_publication_data(b"{} {}", "json_object"));
-    }
-
-    #[test]
-    fn payload_prefers_base64() {
-        let raw: Raw = serde_json::from_str(r#""text""#).unwrap();
-        assert_eq!(&payload(&raw, "").unwrap()[..], br#""text""#);
-        assert_eq!(&payload(&raw, "AAE=").unwrap()[..], &[0, 1]);
-        assert_eq!(payload(&raw, "%%"), Err(ApiError::BAD_REQUEST));
-    }
-}
-
 /// The map options of a map channel's namespace: 107 for an empty channel or a namespace
 /// that is not a map, 102 for an unknown namespace.
 fn map_channel(app: &App, channel: &str) -> ApiResult<gyre::MapChannelOptions> {
@@ -619,4 +592,31 @@ pub(crate) async fn map_clear(app: &App, r: ChannelRequest) -> ApiResult<Empty> 
         .await
         .map_err(map_broker_error)?;
     Ok(Empty {})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publication_data_formats() {
+        assert!(!valid_publication_data(b"", ""));
+        assert!(valid_publication_data(b"x", ""));
+        assert!(valid_publication_data(b"", "binary"));
+        assert!(valid_publication_data(b"\xff", "binary"));
+        assert!(valid_publication_data(b" [1] ", "json"));
+        assert!(!valid_publication_data(b"{", "json"));
+        assert!(!valid_publication_data(b"", "json"));
+        assert!(valid_publication_data(b" {\"a\":1}\n", "json_object"));
+        assert!(!valid_publication_data(b"[1]", "json_object"));
+        assert!(!valid_publication_data(b"{} {}", "json_object"));
+    }
+
+    #[test]
+    fn payload_prefers_base64() {
+        let raw: Raw = serde_json::from_str(r#""text""#).unwrap();
+        assert_eq!(&payload(&raw, "").unwrap()[..], br#""text""#);
+        assert_eq!(&payload(&raw, "AAE=").unwrap()[..], &[0, 1]);
+        assert_eq!(payload(&raw, "%%"), Err(ApiError::BAD_REQUEST));
+    }
 }
