@@ -1366,6 +1366,36 @@ mod map {
     }
 
     #[tokio::test]
+    async fn a_late_continuation_is_disconnected_as_slow() {
+        let node = map_node();
+        node.run().await.unwrap();
+        for k in ["a", "b", "c"] {
+            put(&node, k).await;
+        }
+        let conn = Conn::connect(&node, "u").await;
+        conn.send(r#"{"id":2,"subscribe":{"channel":"m","type":1,"phase":2,"limit":2}}"#)
+            .await
+            .unwrap();
+        let first = result(&conn.replies());
+        // The flow started longer ago than the catch-up timeout (5s by default).
+        conn.session
+            .0
+            .state
+            .lock()
+            .map_flows
+            .get_mut("m")
+            .unwrap()
+            .started -= Duration::from_secs(6);
+        let late = conn
+            .send(&format!(
+                r#"{{"id":3,"subscribe":{{"channel":"m","type":1,"phase":2,"limit":2,"cursor":"b","offset":3,"epoch":"{}"}}}}"#,
+                first.epoch
+            ))
+            .await;
+        assert_eq!(late, Err(Disconnect::SLOW));
+    }
+
+    #[tokio::test]
     async fn concurrent_pages_get_113() {
         let node = map_node();
         node.run().await.unwrap();

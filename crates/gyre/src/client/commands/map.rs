@@ -45,7 +45,7 @@ pub(crate) struct MapFlow {
     stream_start: Option<u64>,
     /// The flow began as a recovery from a saved position.
     recovering: bool,
-    started: Instant,
+    pub(crate) started: Instant,
     /// A page is being computed (concurrent pagination is refused with 113).
     pub(crate) busy: bool,
 }
