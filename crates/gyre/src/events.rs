@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::broker::{ClientInfo, PublishOptions, StreamPosition};
+use crate::broker::{
+    ClientInfo, MapChannelOptions, MapPublishOptions, PublishOptions, StreamPosition,
+};
 use crate::{Disconnect, Error};
 
 /// Why a handler refused: an error reply for the command, or closing the connection.
@@ -193,6 +195,15 @@ pub struct SubscribeOptions {
     /// asked or not, so even a first subscribe starts with the latest publication
     /// (upstream's `auto_cache_recover`).
     pub auto_cache_recover: bool,
+    /// Map subscriptions: the channel's map options (resolved). A map subscribe request
+    /// accepted without them is refused with 107, as a type mismatch.
+    pub map: Option<MapChannelOptions>,
+    /// A map channel listing the subscribed connections (key: client id, with info); the
+    /// entry is removed when the subscription ends.
+    pub map_clients_presence: Option<MapPresence>,
+    /// A map channel listing the subscribed users (key: user id, anonymous users left
+    /// out); entries expire by the channel's key TTL.
+    pub map_users_presence: Option<MapPresence>,
 }
 
 /// How a recovering subscription catches up with its channel.
@@ -222,6 +233,68 @@ impl RecoveryMode {
             "" | "stream" => Some(RecoveryMode::Stream),
             "cache" => Some(RecoveryMode::Cache),
             _ => None,
+        }
+    }
+}
+
+/// A map channel fed with the subscribers of another channel (`map_clients`/`map_users`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MapPresence {
+    /// The presence channel.
+    pub channel: String,
+    /// Its map options (resolved).
+    pub options: MapChannelOptions,
+}
+
+impl MapPresence {
+    /// A presence channel with its options.
+    pub fn new(channel: impl Into<String>, options: MapChannelOptions) -> Self {
+        MapPresence {
+            channel: channel.into(),
+            options,
+        }
+    }
+}
+
+/// What a client subscribes to (`SubscribeRequest.type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SubscriptionType {
+    /// A stream of publications (0).
+    #[default]
+    Stream,
+    /// A keyed state with changes (1).
+    Map,
+    /// A map of the clients of another channel (2).
+    MapClients,
+    /// A map of the users of another channel (3).
+    MapUsers,
+    /// Shared poll (4).
+    SharedPoll,
+}
+
+impl SubscriptionType {
+    /// The type of a protocol number.
+    pub fn from_code(code: i32) -> Option<Self> {
+        match code {
+            0 => Some(SubscriptionType::Stream),
+            1 => Some(SubscriptionType::Map),
+            2 => Some(SubscriptionType::MapClients),
+            3 => Some(SubscriptionType::MapUsers),
+            4 => Some(SubscriptionType::SharedPoll),
+            _ => None,
+        }
+    }
+
+    /// The configuration name (`stream`, `map`, `map_clients`, `map_users`, `shared_poll`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionType::Stream => "stream",
+            SubscriptionType::Map => "map",
+            SubscriptionType::MapClients => "map_clients",
+            SubscriptionType::MapUsers => "map_users",
+            SubscriptionType::SharedPoll => "shared_poll",
         }
     }
 }
@@ -349,6 +422,8 @@ pub struct SubscribeEvent {
     pub recoverable: bool,
     /// The client asked for join/leave pushes.
     pub join_leave: bool,
+    /// What the client subscribes to.
+    pub subscription_type: SubscriptionType,
 }
 
 /// How to accept a subscription.
@@ -363,6 +438,47 @@ impl SubscribeReply {
     /// Accept with these options.
     pub fn new(options: SubscribeOptions) -> Self {
         SubscribeReply { options }
+    }
+}
+
+/// A client sets or removes a key of a map channel (`publish` with `type` 1).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MapPublishEvent {
+    /// Channel.
+    pub channel: String,
+    /// The key the client named (may be empty: the handler may choose one).
+    pub key: String,
+    /// Payload (empty for a removal).
+    pub data: Bytes,
+    /// A removal of `key`.
+    pub removed: bool,
+    /// The publisher.
+    pub client_info: ClientInfo,
+    /// The client is subscribed to the channel.
+    pub subscribed: bool,
+}
+
+/// How to accept a client's map change.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MapPublishReply {
+    /// The key to change (an empty key is refused with 107).
+    pub key: String,
+    /// Options of the change, with the channel's map options.
+    pub options: MapPublishOptions,
+    /// Replace the payload.
+    pub data: Option<Bytes>,
+}
+
+impl MapPublishReply {
+    /// Accept the change of `key` with these options.
+    pub fn new(key: impl Into<String>, options: MapPublishOptions) -> Self {
+        MapPublishReply {
+            key: key.into(),
+            options,
+            data: None,
+        }
     }
 }
 

@@ -22,8 +22,10 @@ mod wire;
 
 pub use broker::{
     BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, DiskSync, EngineError,
-    HistoryFilter, HistoryOptions, HistoryResult, MemoryBroker, Publication, PublishOptions,
-    PublishResult, StreamPosition,
+    HistoryFilter, HistoryOptions, HistoryResult, KeyMode, MapBroker, MapChannelOptions, MapMode,
+    MapPublishOptions, MapPublishResult, MapReadStateOptions, MapReadStreamOptions, MapStateResult,
+    MemoryBroker, MemoryMapBroker, Publication, PublishOptions, PublishResult, StreamPosition,
+    SuppressReason,
 };
 #[cfg(test)]
 pub(crate) use client::ClientSession;
@@ -74,8 +76,9 @@ pub mod __fuzz {
 }
 pub use events::{
     ConnectEvent, ConnectReply, Credentials, DeltaType, DisconnectEvent, HandlerError,
-    HistoryEvent, MessageEvent, PresenceEvent, PublishEvent, PublishReply, RecoveryMode,
-    RefreshEvent, RefreshReply, RpcEvent, RpcReply, SubRefreshEvent, SubRefreshReply,
-    SubscribeEvent, SubscribeOptions, SubscribeReply, UnsubscribeEvent,
+    HistoryEvent, MapPresence, MapPublishEvent, MapPublishReply, MessageEvent, PresenceEvent,
+    PublishEvent, PublishReply, RecoveryMode, RefreshEvent, RefreshReply, RpcEvent, RpcReply,
+    SubRefreshEvent, SubRefreshReply, SubscribeEvent, SubscribeOptions, SubscribeReply,
+    SubscriptionType, UnsubscribeEvent,
 };
 pub use node::{ClientFilter, Config, Node, NodeBuilder, NodeInfo};

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, MapBroker};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::metrics::NodeMetrics;
@@ -24,6 +24,7 @@ pub(crate) struct NodeShared<C, H> {
     pub(crate) config: Config,
     pub(crate) hub: Hub<C>,
     pub(crate) broker: Arc<dyn Broker>,
+    pub(crate) map_broker: Arc<dyn MapBroker>,
     pub(crate) presence: Arc<dyn PresenceManager>,
     pub(crate) metrics: NodeMetrics,
     /// The application's handlers that run when a connection authenticates.

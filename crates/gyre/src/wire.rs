@@ -40,6 +40,8 @@ pub(crate) fn publication_to_proto(p: &Publication) -> proto::Publication {
         info: p.info.as_ref().map(info_to_proto),
         offset: p.offset,
         tags: p.tags.clone(),
+        key: p.key.clone(),
+        removed: p.removed,
         ..Default::default()
     }
 }

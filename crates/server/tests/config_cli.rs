@@ -437,7 +437,7 @@ fn checkconfig_strict_fails_on_every_unsupported_feature() {
                 "proxy": {"subscribe_stream": {"endpoint": "grpc://127.0.0.1:9"}},
                 "namespaces": [
                     {"name": "chat", "subscribe_stream_proxy_enabled": true},
-                    {"name": "keys", "subscription_type": "map"}
+                    {"name": "keys", "subscription_type": "shared_poll"}
                 ]
             },
             "graphite": {"enabled": true},
@@ -452,7 +452,7 @@ fn checkconfig_strict_fails_on_every_unsupported_feature() {
     assert!(
         stderr.contains(
             "error: channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled) is configured"
-        ) && stderr.contains("error: map and shared_poll subscription types")
+        ) && stderr.contains("error: shared_poll subscription type")
             && stderr.contains("warning: graphite is configured"),
         "{stderr}"
     );
@@ -469,7 +469,7 @@ fn checkconfig_strict_fails_on_every_unsupported_feature() {
         listed,
         [
             "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
-            "map and shared_poll subscription types (channel subscription_type)",
+            "shared_poll subscription type (channel subscription_type)",
             "webtransport",
             "graphite",
         ]
@@ -478,13 +478,13 @@ fn checkconfig_strict_fails_on_every_unsupported_feature() {
     // Without the opt-in even the lenient check fails, as the server would.
     std::fs::write(
         dir.path().join("refused.json"),
-        r#"{"channel": {"without_namespace": {"subscription_type": "map"}}}"#,
+        r#"{"channel": {"without_namespace": {"subscription_type": "shared_poll"}}}"#,
     )
     .unwrap();
     let refused = gyre(dir.path(), &["checkconfig", "-c", "refused.json"], &[]);
     assert_eq!(refused.status.code(), Some(1), "{}", describe(&refused));
     assert!(
-        stdout(&refused).contains("refusing to run: map and shared_poll subscription types"),
+        stdout(&refused).contains("refusing to run: shared_poll subscription type"),
         "{}",
         describe(&refused)
     );

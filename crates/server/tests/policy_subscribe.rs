@@ -339,7 +339,8 @@ async fn subscribe_proxy_and_subscription_type() {
     let server = Server::start(config_with(|c| {
         let namespaces = c["channel"]["namespaces"].as_array_mut().unwrap();
         namespaces.push(
-            json!({"name": "maps", "allow_subscribe_for_client": true, "subscription_type": "map"}),
+            json!({"name": "maps", "allow_subscribe_for_client": true, "subscription_type": "map",
+                "map": {"mode": "ephemeral", "key_ttl": "60s"}}),
         );
     }));
     let mut c = connected(&server.ws_url(), "42").await;

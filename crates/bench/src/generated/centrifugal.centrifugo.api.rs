@@ -29,6 +29,18 @@ pub struct Command {
     pub refresh: ::core::option::Option<RefreshRequest>,
     #[prost(message, optional, tag = "16")]
     pub channels: ::core::option::Option<ChannelsRequest>,
+    #[prost(message, optional, tag = "36")]
+    pub map_publish: ::core::option::Option<MapPublishRequest>,
+    #[prost(message, optional, tag = "37")]
+    pub map_remove: ::core::option::Option<MapRemoveRequest>,
+    #[prost(message, optional, tag = "38")]
+    pub map_read_state: ::core::option::Option<MapReadStateRequest>,
+    #[prost(message, optional, tag = "39")]
+    pub map_read_stream: ::core::option::Option<MapReadStreamRequest>,
+    #[prost(message, optional, tag = "40")]
+    pub map_stats: ::core::option::Option<MapStatsRequest>,
+    #[prost(message, optional, tag = "41")]
+    pub map_clear: ::core::option::Option<MapClearRequest>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Error {
@@ -67,6 +79,18 @@ pub struct Reply {
     pub refresh: ::core::option::Option<RefreshResult>,
     #[prost(message, optional, tag = "16")]
     pub channels: ::core::option::Option<ChannelsResult>,
+    #[prost(message, optional, tag = "36")]
+    pub map_publish: ::core::option::Option<MapPublishResult>,
+    #[prost(message, optional, tag = "37")]
+    pub map_remove: ::core::option::Option<MapRemoveResult>,
+    #[prost(message, optional, tag = "38")]
+    pub map_read_state: ::core::option::Option<MapReadStateResult>,
+    #[prost(message, optional, tag = "39")]
+    pub map_read_stream: ::core::option::Option<MapReadStreamResult>,
+    #[prost(message, optional, tag = "40")]
+    pub map_stats: ::core::option::Option<MapStatsResult>,
+    #[prost(message, optional, tag = "41")]
+    pub map_clear: ::core::option::Option<MapClearResult>,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct BatchRequest {
@@ -475,6 +499,194 @@ pub struct ChannelsResponse {
     #[prost(message, optional, tag = "2")]
     pub result: ::core::option::Option<ChannelsResult>,
 }
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MapPublishRequest {
+    #[prost(string, tag = "1")]
+    pub channel: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub key: ::prost::alloc::string::String,
+    #[prost(bytes = "bytes", tag = "3")]
+    pub data: ::prost::bytes::Bytes,
+    #[prost(string, tag = "4")]
+    pub b64data: ::prost::alloc::string::String,
+    #[prost(bytes = "bytes", tag = "5")]
+    pub stream_data: ::prost::bytes::Bytes,
+    #[prost(string, tag = "6")]
+    pub b64stream_data: ::prost::alloc::string::String,
+    #[prost(map = "string, string", tag = "7")]
+    pub tags:
+        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+    #[prost(string, tag = "8")]
+    pub idempotency_key: ::prost::alloc::string::String,
+    #[prost(bool, tag = "9")]
+    pub delta: bool,
+    #[prost(uint64, tag = "10")]
+    pub version: u64,
+    #[prost(string, tag = "11")]
+    pub version_epoch: ::prost::alloc::string::String,
+    #[prost(int64, tag = "12")]
+    pub score: i64,
+    #[prost(string, tag = "13")]
+    pub key_mode: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct MapPublishResult {
+    #[prost(uint64, tag = "1")]
+    pub offset: u64,
+    #[prost(string, tag = "2")]
+    pub epoch: ::prost::alloc::string::String,
+    #[prost(bool, tag = "3")]
+    pub suppressed: bool,
+    #[prost(string, tag = "4")]
+    pub suppress_reason: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct MapPublishResponse {
+    #[prost(message, optional, tag = "1")]
+    pub error: ::core::option::Option<Error>,
+    #[prost(message, optional, tag = "2")]
+    pub result: ::core::option::Option<MapPublishResult>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct MapRemoveRequest {
+    #[prost(string, tag = "1")]
+    pub channel: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub key: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub idempotency_key: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct MapRemoveResult {
+    #[prost(uint64, tag = "1")]
+    pub offset: u64,
+    #[prost(string, tag = "2")]
+    pub epoch: ::prost::alloc::string::String,
+    #[prost(bool, tag = "3")]
+    pub suppressed: bool,
+    #[prost(string, tag = "4")]
+    pub suppress_reason: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct MapRemoveResponse {
+    #[prost(message, optional, tag = "1")]
+    pub error: ::core::option::Option<Error>,
+    #[prost(message, optional, tag = "2")]
+    pub result: ::core::option::Option<MapRemoveResult>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MapEntry {
+    #[prost(string, tag = "1")]
+    pub key: ::prost::alloc::string::String,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub data: ::prost::bytes::Bytes,
+    #[prost(map = "string, string", tag = "3")]
+    pub tags:
+        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+    #[prost(uint64, tag = "4")]
+    pub offset: u64,
+    #[prost(int64, tag = "5")]
+    pub score: i64,
+    #[prost(bool, tag = "6")]
+    pub removed: bool,
+    #[prost(int64, tag = "7")]
+    pub time: i64,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct MapReadStateRequest {
+    #[prost(string, tag = "1")]
+    pub channel: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub cursor: ::prost::alloc::string::String,
+    #[prost(int32, tag = "3")]
+    pub limit: i32,
+    #[prost(string, tag = "4")]
+    pub key: ::prost::alloc::string::String,
+    #[prost(bool, tag = "5")]
+    pub asc: bool,
+    #[prost(uint64, tag = "6")]
+    pub revision_offset: u64,
+    #[prost(string, tag = "7")]
+    pub revision_epoch: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MapReadStateResult {
+    #[prost(message, repeated, tag = "1")]
+    pub entries: ::prost::alloc::vec::Vec<MapEntry>,
+    #[prost(uint64, tag = "2")]
+    pub offset: u64,
+    #[prost(string, tag = "3")]
+    pub epoch: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub cursor: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MapReadStateResponse {
+    #[prost(message, optional, tag = "1")]
+    pub error: ::core::option::Option<Error>,
+    #[prost(message, optional, tag = "2")]
+    pub result: ::core::option::Option<MapReadStateResult>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct MapReadStreamRequest {
+    #[prost(string, tag = "1")]
+    pub channel: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "2")]
+    pub since_offset: u64,
+    #[prost(string, tag = "3")]
+    pub since_epoch: ::prost::alloc::string::String,
+    #[prost(int32, tag = "4")]
+    pub limit: i32,
+    #[prost(bool, tag = "5")]
+    pub reverse: bool,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MapReadStreamResult {
+    #[prost(message, repeated, tag = "1")]
+    pub entries: ::prost::alloc::vec::Vec<MapEntry>,
+    #[prost(uint64, tag = "2")]
+    pub offset: u64,
+    #[prost(string, tag = "3")]
+    pub epoch: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MapReadStreamResponse {
+    #[prost(message, optional, tag = "1")]
+    pub error: ::core::option::Option<Error>,
+    #[prost(message, optional, tag = "2")]
+    pub result: ::core::option::Option<MapReadStreamResult>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct MapStatsRequest {
+    #[prost(string, tag = "1")]
+    pub channel: ::prost::alloc::string::String,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct MapStatsResult {
+    #[prost(int32, tag = "1")]
+    pub num_keys: i32,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct MapStatsResponse {
+    #[prost(message, optional, tag = "1")]
+    pub error: ::core::option::Option<Error>,
+    #[prost(message, optional, tag = "2")]
+    pub result: ::core::option::Option<MapStatsResult>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct MapClearRequest {
+    #[prost(string, tag = "1")]
+    pub channel: ::prost::alloc::string::String,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct MapClearResult {}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct MapClearResponse {
+    #[prost(message, optional, tag = "1")]
+    pub error: ::core::option::Option<Error>,
+    #[prost(message, optional, tag = "2")]
+    pub result: ::core::option::Option<MapClearResult>,
+}
 /// Generated client implementations.
 pub mod centrifugo_api_client {
     #![allow(
@@ -818,6 +1030,117 @@ pub mod centrifugo_api_client {
             req.extensions_mut().insert(GrpcMethod::new(
                 "centrifugal.centrifugo.api.CentrifugoApi",
                 "Channels",
+            ));
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn map_publish(
+            &mut self,
+            request: impl tonic::IntoRequest<super::MapPublishRequest>,
+        ) -> std::result::Result<tonic::Response<super::MapPublishResponse>, tonic::Status>
+        {
+            self.inner.ready().await.map_err(|e| {
+                tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
+            })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/centrifugal.centrifugo.api.CentrifugoApi/MapPublish",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new(
+                "centrifugal.centrifugo.api.CentrifugoApi",
+                "MapPublish",
+            ));
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn map_remove(
+            &mut self,
+            request: impl tonic::IntoRequest<super::MapRemoveRequest>,
+        ) -> std::result::Result<tonic::Response<super::MapRemoveResponse>, tonic::Status> {
+            self.inner.ready().await.map_err(|e| {
+                tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
+            })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/centrifugal.centrifugo.api.CentrifugoApi/MapRemove",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new(
+                "centrifugal.centrifugo.api.CentrifugoApi",
+                "MapRemove",
+            ));
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn map_read_state(
+            &mut self,
+            request: impl tonic::IntoRequest<super::MapReadStateRequest>,
+        ) -> std::result::Result<tonic::Response<super::MapReadStateResponse>, tonic::Status>
+        {
+            self.inner.ready().await.map_err(|e| {
+                tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
+            })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/centrifugal.centrifugo.api.CentrifugoApi/MapReadState",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new(
+                "centrifugal.centrifugo.api.CentrifugoApi",
+                "MapReadState",
+            ));
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn map_read_stream(
+            &mut self,
+            request: impl tonic::IntoRequest<super::MapReadStreamRequest>,
+        ) -> std::result::Result<tonic::Response<super::MapReadStreamResponse>, tonic::Status>
+        {
+            self.inner.ready().await.map_err(|e| {
+                tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
+            })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/centrifugal.centrifugo.api.CentrifugoApi/MapReadStream",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new(
+                "centrifugal.centrifugo.api.CentrifugoApi",
+                "MapReadStream",
+            ));
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn map_stats(
+            &mut self,
+            request: impl tonic::IntoRequest<super::MapStatsRequest>,
+        ) -> std::result::Result<tonic::Response<super::MapStatsResponse>, tonic::Status> {
+            self.inner.ready().await.map_err(|e| {
+                tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
+            })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/centrifugal.centrifugo.api.CentrifugoApi/MapStats",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new(
+                "centrifugal.centrifugo.api.CentrifugoApi",
+                "MapStats",
+            ));
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn map_clear(
+            &mut self,
+            request: impl tonic::IntoRequest<super::MapClearRequest>,
+        ) -> std::result::Result<tonic::Response<super::MapClearResponse>, tonic::Status> {
+            self.inner.ready().await.map_err(|e| {
+                tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
+            })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/centrifugal.centrifugo.api.CentrifugoApi/MapClear",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new(
+                "centrifugal.centrifugo.api.CentrifugoApi",
+                "MapClear",
             ));
             self.inner.unary(req, path, codec).await
         }

@@ -229,6 +229,9 @@ impl StoredPub {
                 info,
                 tags,
                 time,
+                // Map publications live in the map broker, never in these streams.
+                key: String::new(),
+                removed: false,
             },
         })
     }

@@ -180,7 +180,7 @@ fn instant_of(now: Instant, now_ms: i64, at_ms: i64) -> Option<Instant> {
     deadline(now, Duration::from_millis(left))
 }
 
-fn unix_millis() -> i64 {
+pub(super) fn unix_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -195,10 +195,11 @@ fn new_publication(data: Bytes, options: &mut PublishOptions) -> Publication {
         info: options.client_info.take(),
         tags: std::mem::take(&mut options.tags),
         time: unix_millis(),
+        ..Default::default()
     }
 }
 
-fn new_epoch() -> String {
+pub(super) fn new_epoch() -> String {
     Alphabetic.sample_string(&mut rand::rng(), EPOCH_LEN)
 }
 

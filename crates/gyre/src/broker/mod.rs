@@ -5,6 +5,8 @@
 //! [`MemoryBroker`] is the single-node default; other crates bring Redis and NATS.
 
 mod disk;
+mod map;
+mod map_memory;
 mod memory;
 
 use std::collections::HashMap;
@@ -16,6 +18,11 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use disk::DiskSync;
+pub use map::{
+    KeyMode, MapBroker, MapChannelOptions, MapMode, MapPublishOptions, MapPublishResult,
+    MapReadStateOptions, MapReadStreamOptions, MapStateResult, SuppressReason,
+};
+pub use map_memory::MemoryMapBroker;
 pub use memory::MemoryBroker;
 
 /// A boxed future, the return type of the object-safe engine traits.
@@ -60,6 +67,10 @@ pub struct Publication {
     pub tags: HashMap<String, String>,
     /// Unix time in milliseconds when the broker accepted it.
     pub time: i64,
+    /// Map channels: the key this publication sets or removes.
+    pub key: String,
+    /// Map channels: the key was removed (`data` is empty).
+    pub removed: bool,
 }
 
 impl Publication {

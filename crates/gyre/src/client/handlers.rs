@@ -8,9 +8,10 @@ use parking_lot::RwLock;
 use super::handler::{Handler, Observer, shared_handler};
 use crate::Client;
 use crate::events::{
-    ConnectEvent, ConnectReply, DisconnectEvent, HandlerError, HistoryEvent, MessageEvent,
-    PresenceEvent, PublishEvent, PublishReply, RefreshEvent, RefreshReply, RpcEvent, RpcReply,
-    SubRefreshEvent, SubRefreshReply, SubscribeEvent, SubscribeReply, UnsubscribeEvent,
+    ConnectEvent, ConnectReply, DisconnectEvent, HandlerError, HistoryEvent, MapPublishEvent,
+    MapPublishReply, MessageEvent, PresenceEvent, PublishEvent, PublishReply, RefreshEvent,
+    RefreshReply, RpcEvent, RpcReply, SubRefreshEvent, SubRefreshReply, SubscribeEvent,
+    SubscribeReply, UnsubscribeEvent,
 };
 
 /// A set of handlers that many connections share.
@@ -39,6 +40,7 @@ use crate::events::{
 pub struct ClientHandlers {
     pub(crate) subscribe: Option<Handler<SubscribeEvent, SubscribeReply>>,
     pub(crate) publish: Option<Handler<PublishEvent, PublishReply>>,
+    pub(crate) map_publish: Option<Handler<MapPublishEvent, MapPublishReply>>,
     pub(crate) rpc: Option<Handler<RpcEvent, RpcReply>>,
     pub(crate) message: Option<Handler<MessageEvent, ()>>,
     pub(crate) presence: Option<Handler<PresenceEvent, ()>>,
@@ -55,6 +57,7 @@ impl std::fmt::Debug for ClientHandlers {
         f.debug_struct("ClientHandlers")
             .field("subscribe", &self.subscribe.is_some())
             .field("publish", &self.publish.is_some())
+            .field("map_publish", &self.map_publish.is_some())
             .field("rpc", &self.rpc.is_some())
             .field("message", &self.message.is_some())
             .field("presence", &self.presence.is_some())
@@ -95,6 +98,9 @@ impl ClientHandlers {
     shared!(
         /// Decides `publish` commands, as [`Client::on_publish`].
         on_publish, publish, PublishEvent, PublishReply);
+    shared!(
+        /// Decides map changes (`publish` with `type` 1), as [`Client::on_map_publish`].
+        on_map_publish, map_publish, MapPublishEvent, MapPublishReply);
     shared!(
         /// Answers `rpc` commands, as [`Client::on_rpc`].
         on_rpc, rpc, RpcEvent, RpcReply);

@@ -29,9 +29,10 @@ pub(crate) use subscription::SubState;
 
 use crate::broker::{ClientInfo, Publication, StreamPosition};
 use crate::events::{
-    DisconnectEvent, HandlerError, HistoryEvent, MessageEvent, PresenceEvent, PublishEvent,
-    PublishReply, RefreshEvent, RefreshReply, RpcEvent, RpcReply, SubRefreshEvent, SubRefreshReply,
-    SubscribeEvent, SubscribeOptions, SubscribeReply, UnsubscribeEvent,
+    DisconnectEvent, HandlerError, HistoryEvent, MapPublishEvent, MapPublishReply, MessageEvent,
+    PresenceEvent, PublishEvent, PublishReply, RefreshEvent, RefreshReply, RpcEvent, RpcReply,
+    SubRefreshEvent, SubRefreshReply, SubscribeEvent, SubscribeOptions, SubscribeReply,
+    UnsubscribeEvent,
 };
 use crate::hub::{Connection, Frames};
 use crate::metrics::{Action, ClientMethod, ConnectionStats, FrameType, TransportCounters};
@@ -103,6 +104,8 @@ pub(crate) struct State {
     pub(crate) expire_at: i64,
     pub(crate) client_side_refresh: bool,
     pub(crate) subs: HashMap<String, SubState>,
+    /// Map subscriptions still catching up (state and stream phases), by channel.
+    pub(crate) map_flows: HashMap<String, commands::MapFlow>,
     pub(crate) timers: timers::Timers,
 }
 
@@ -186,6 +189,7 @@ impl ClientInner {
                 expire_at: 0,
                 client_side_refresh: false,
                 subs: HashMap::new(),
+                map_flows: HashMap::new(),
                 timers,
             }),
             handlers: Mutex::new(None),
@@ -601,6 +605,10 @@ impl Client {
     register!(
         /// Decides a `publish` command. Without it publishing answers 108.
         on_publish, publish, PublishEvent, PublishReply);
+    register!(
+        /// Decides a map change (`publish` with `type` 1: set or remove a key). Without
+        /// it map changes answer 108.
+        on_map_publish, map_publish, MapPublishEvent, MapPublishReply);
     register!(
         /// Answers an `rpc` command. Without it RPC answers 108.
         on_rpc, rpc, RpcEvent, RpcReply);

@@ -15,7 +15,10 @@ use tokio::time::Instant;
 use super::timers::deadline_of;
 use super::{ClientInner, Status, get_handler, unix_now};
 use crate::broker::{BrokerError, HistoryOptions, Publication, StreamPosition};
-use crate::events::{DeltaType, HandlerError, RecoveryMode, SubscribeOptions, UnsubscribeEvent};
+use crate::broker::{KeyMode, MapPublishOptions};
+use crate::events::{
+    DeltaType, HandlerError, MapPresence, RecoveryMode, SubscribeOptions, UnsubscribeEvent,
+};
 use crate::filter::TagsFilter;
 use crate::hub::{Frames, SubShared};
 use crate::metrics::{Action, FrameType, Message};
@@ -41,6 +44,10 @@ pub(crate) struct SubState {
     pub(crate) expire_at: i64,
     pub(crate) expire_deadline: Option<Instant>,
     pub(crate) client_side_refresh: bool,
+    /// A map subscription: its changes come from the map broker.
+    pub(crate) map: bool,
+    /// Map channels listing this subscription's client and user.
+    pub(crate) map_presence: Option<Box<(Option<MapPresence>, Option<MapPresence>)>>,
 }
 
 /// How a subscription should start.
@@ -74,6 +81,17 @@ impl SubState {
         }
         Some(frames.full.clone())
     }
+}
+
+pub(crate) fn map_presence_of(
+    opts: &SubscribeOptions,
+) -> Option<Box<(Option<MapPresence>, Option<MapPresence>)>> {
+    (opts.map_clients_presence.is_some() || opts.map_users_presence.is_some()).then(|| {
+        Box::new((
+            opts.map_clients_presence.clone(),
+            opts.map_users_presence.clone(),
+        ))
+    })
 }
 
 pub(crate) fn broker_error(e: BrokerError) -> Error {
@@ -206,6 +224,8 @@ impl ClientInner {
                         }
                     }),
                     client_side_refresh: opts.client_side_refresh,
+                    map: false,
+                    map_presence: map_presence_of(opts),
                 },
             );
         }
@@ -446,6 +466,9 @@ impl ClientInner {
     /// Publishes the join events of freshly activated subscriptions.
     pub(crate) async fn announce_joins(&self, channels: &[String]) {
         for channel in channels {
+            self.add_map_presence(channel).await;
+        }
+        for channel in channels {
             let chan_info = {
                 let state = self.state.lock();
                 match state.subs.get(channel) {
@@ -461,6 +484,44 @@ impl ClientInner {
         }
     }
 
+    /// Adds (or refreshes) this connection in the map presence channels of `channel`:
+    /// `if_new` with a TTL refresh, so a refresh makes no change event (upstream).
+    pub(crate) async fn add_map_presence(&self, channel: &str) {
+        let (presence, chan_info) = {
+            let state = self.state.lock();
+            match state.subs.get(channel) {
+                Some(sub) if sub.map_presence.is_some() => {
+                    (sub.map_presence.clone(), sub.chan_info.clone())
+                }
+                _ => return,
+            }
+        };
+        let Some(presence) = presence else { return };
+        let (clients, users) = *presence;
+        let broker = &self.node.map_broker;
+        let options = |p: &MapPresence| {
+            let mut o = MapPublishOptions::new(p.options.clone());
+            o.key_mode = KeyMode::IfNew;
+            o.refresh_ttl_on_suppress = true;
+            o
+        };
+        if let Some(p) = clients {
+            let mut o = options(&p);
+            o.client_info = Some(self.client_info(chan_info));
+            if let Err(e) = broker.publish(&p.channel, &self.id, Bytes::new(), o).await {
+                tracing::warn!(channel = %p.channel, error = %e, "map client presence failed");
+            }
+        }
+        let user = self.user();
+        if let Some(p) = users.filter(|_| !user.is_empty())
+            && let Err(e) = broker
+                .publish(&p.channel, &user, Bytes::new(), options(&p))
+                .await
+        {
+            tracing::warn!(channel = %p.channel, error = %e, "map user presence failed");
+        }
+    }
+
     /// Rolls back a subscription that failed before activation.
     pub(crate) async fn abort_subscription(&self, channel: &str) {
         let removed = self.state.lock().subs.remove(channel);
@@ -472,7 +533,11 @@ impl ClientInner {
                 .inflight
                 .add(-1);
             if hub.remove_subscriber(channel, self.seq) {
-                let _ = self.node.broker.unsubscribe(channel).await;
+                let _ = if sub.map {
+                    self.node.map_broker.unsubscribe(channel).await
+                } else {
+                    self.node.broker.unsubscribe(channel).await
+                };
             }
             if sub.emit_presence {
                 let user = self.user();
@@ -496,11 +561,26 @@ impl ClientInner {
             .add(-1);
         if node.hub.remove_subscriber(channel, self.seq) {
             node.metrics.action(Action::BrokerUnsubscribe);
-            if let Err(e) = node.broker.unsubscribe(channel).await {
+            let unsubscribed = if sub.map {
+                node.map_broker.unsubscribe(channel).await
+            } else {
+                node.broker.unsubscribe(channel).await
+            };
+            if let Err(e) = unsubscribed {
                 tracing::warn!(channel = %channel, error = %e, "broker unsubscribe failed");
             }
         }
         let active = sub.buffer.is_none();
+        // The client entry goes at once; user entries expire by TTL (reconnects of the
+        // same user do not flap).
+        if let Some(p) = sub.map_presence.as_ref().and_then(|p| p.0.as_ref())
+            && active
+        {
+            let options = MapPublishOptions::new(p.options.clone());
+            if let Err(e) = node.map_broker.remove(&p.channel, &self.id, options).await {
+                tracing::warn!(channel = %p.channel, error = %e, "map client presence remove failed");
+            }
+        }
         if sub.emit_presence {
             node.metrics.action(Action::RemovePresence);
             let user = self.user();

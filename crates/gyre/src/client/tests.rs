@@ -1173,3 +1173,325 @@ async fn tags_filter_delivers_matching_publications_and_keeps_the_position() {
     let offsets: Vec<_> = recovered.publications.iter().map(|p| p.offset).collect();
     assert_eq!(offsets, vec![2, 3, 5]);
 }
+
+/// Map subscriptions: phases, pages, recovery and client changes.
+mod map {
+    use super::*;
+    use crate::{
+        MapChannelOptions, MapMode, MapPublishOptions, MapPublishReply, MapReadStateOptions,
+    };
+
+    fn channel_options() -> MapChannelOptions {
+        let mut o = MapChannelOptions::new(MapMode::Recoverable, Duration::from_secs(60));
+        o.min_page_size = 1;
+        o.default_page_size = 2;
+        o.resolve().unwrap()
+    }
+
+    fn map_node() -> Node {
+        let node = Node::builder().build();
+        node.on_connecting(
+            |event| async move { Ok(ConnectReply::new(Credentials::new(event.token))) },
+        );
+        node.on_connect(|client| {
+            client.on_subscribe(|_| async {
+                let mut options = SubscribeOptions::new();
+                options.map = Some(channel_options());
+                Ok(SubscribeReply::new(options))
+            });
+            client.on_map_publish(|e| async move {
+                Ok(MapPublishReply::new(
+                    e.key,
+                    MapPublishOptions::new(channel_options()),
+                ))
+            });
+        });
+        node
+    }
+
+    async fn put(node: &Node, key: &str) {
+        node.map_publish(
+            "m",
+            key,
+            format!("\"{key}\""),
+            MapPublishOptions::new(channel_options()),
+        )
+        .await
+        .unwrap();
+    }
+
+    fn result(replies: &[proto::Reply]) -> proto::SubscribeResult {
+        replies[0]
+            .subscribe
+            .clone()
+            .unwrap_or_else(|| panic!("{replies:?}"))
+    }
+
+    fn keys(pubs: &[proto::Publication]) -> Vec<String> {
+        pubs.iter().map(|p| p.key.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn state_pages_then_live_updates() {
+        let node = map_node();
+        node.run().await.unwrap();
+        for k in ["a", "b", "c", "d", "e"] {
+            put(&node, k).await;
+        }
+        let conn = Conn::connect(&node, "u").await;
+        conn.send(r#"{"id":2,"subscribe":{"channel":"m","type":1,"phase":2,"limit":2}}"#)
+            .await
+            .unwrap();
+        let first = result(&conn.replies());
+        assert_eq!(
+            (first.phase, first.offset, first.cursor.as_str()),
+            (2, 5, "b")
+        );
+        assert_eq!(keys(&first.state), ["a", "b"]);
+        let epoch = first.epoch.clone();
+        // The cursor page keeps the frozen position; a change after it is left out.
+        put(&node, "c").await;
+        conn.send(&format!(
+            r#"{{"id":3,"subscribe":{{"channel":"m","type":1,"phase":2,"limit":2,"cursor":"b","offset":5,"epoch":"{epoch}"}}}}"#
+        ))
+        .await
+        .unwrap();
+        let second = result(&conn.replies());
+        assert_eq!(
+            (second.phase, second.offset, second.cursor.as_str()),
+            (2, 5, "d")
+        );
+        assert_eq!(keys(&second.state), ["d"]);
+        conn.send(&format!(
+            r#"{{"id":4,"subscribe":{{"channel":"m","type":1,"phase":2,"limit":2,"cursor":"d","offset":5,"epoch":"{epoch}"}}}}"#
+        ))
+        .await
+        .unwrap();
+        // Last page, close enough to the top: live at once, with the missed change.
+        let live = result(&conn.replies());
+        assert_eq!(live.phase, 0);
+        assert_eq!(live.r#type, 1);
+        assert_eq!(keys(&live.state), ["e"]);
+        assert_eq!(keys(&live.publications), ["c"]);
+        assert_eq!(live.offset, 6);
+        assert!(live.recoverable && !live.recovered);
+        put(&node, "f").await;
+        node.map_remove("m", "a", MapPublishOptions::new(channel_options()))
+            .await
+            .unwrap();
+        let pubs = conn.publications("m");
+        assert_eq!(keys(&pubs), ["f", "a"]);
+        assert_eq!((pubs[0].offset, pubs[1].offset), (7, 8));
+        assert!(pubs[1].removed);
+        // A client change goes through the handler and reaches subscribers.
+        conn.send(r#"{"id":5,"publish":{"channel":"m","type":1,"key":"g","data":{"x":1}}}"#)
+            .await
+            .unwrap();
+        let replies = conn.replies();
+        assert!(
+            replies.iter().any(|r| r.id == 5 && r.publish.is_some()),
+            "{replies:?}"
+        );
+        let pushed: Vec<_> = replies
+            .iter()
+            .filter_map(|r| r.push.as_ref()?.r#pub.clone())
+            .collect();
+        assert_eq!(keys(&pushed), ["g"]);
+        assert_eq!(pushed[0].info.as_ref().map(|i| i.user.as_str()), Some("u"));
+        conn.send(r#"{"id":6,"publish":{"channel":"m","type":1,"key":"g","removed":true}}"#)
+            .await
+            .unwrap();
+        let pushed: Vec<_> = conn
+            .replies()
+            .iter()
+            .filter_map(|r| r.push.as_ref()?.r#pub.clone())
+            .collect();
+        assert!(pushed[0].removed, "{pushed:?}");
+        let all = MapReadStateOptions {
+            limit: -1,
+            ..Default::default()
+        };
+        let state = node.map_read_state("m", all).await.unwrap();
+        assert_eq!(
+            keys(
+                &state
+                    .entries
+                    .iter()
+                    .map(crate::wire::publication_to_proto)
+                    .collect::<Vec<_>>()
+            ),
+            ["b", "c", "d", "e", "f"]
+        );
+    }
+
+    #[tokio::test]
+    async fn stream_phase_and_recovery() {
+        let node = map_node();
+        node.run().await.unwrap();
+        for k in ["a", "b", "c"] {
+            put(&node, k).await;
+        }
+        let conn = Conn::connect(&node, "u").await;
+        conn.send(r#"{"id":2,"subscribe":{"channel":"m","type":1,"phase":2,"limit":2}}"#)
+            .await
+            .unwrap();
+        let first = result(&conn.replies());
+        let epoch = first.epoch.clone();
+        for i in 0..6 {
+            put(&node, &format!("0{i}")).await;
+        }
+        conn.send(&format!(
+            r#"{{"id":3,"subscribe":{{"channel":"m","type":1,"phase":2,"limit":2,"cursor":"b","offset":3,"epoch":"{epoch}"}}}}"#
+        ))
+        .await
+        .unwrap();
+        let last_state = result(&conn.replies());
+        assert_eq!((last_state.phase, last_state.cursor.as_str()), (2, ""));
+        assert_eq!(keys(&last_state.state), ["c"]);
+        conn.send(&format!(
+            r#"{{"id":4,"subscribe":{{"channel":"m","type":1,"phase":1,"limit":2,"offset":3,"epoch":"{epoch}"}}}}"#
+        ))
+        .await
+        .unwrap();
+        let page = result(&conn.replies());
+        assert_eq!((page.phase, page.offset), (1, 5));
+        assert_eq!(keys(&page.publications), ["00", "01"]);
+        conn.send(&format!(
+            r#"{{"id":5,"subscribe":{{"channel":"m","type":1,"phase":1,"limit":2,"offset":5,"epoch":"{epoch}"}}}}"#
+        ))
+        .await
+        .unwrap();
+        let page = result(&conn.replies());
+        assert_eq!((page.phase, page.offset), (1, 7));
+        assert_eq!(keys(&page.publications), ["02", "03"]);
+        conn.send(&format!(
+            r#"{{"id":6,"subscribe":{{"channel":"m","type":1,"phase":1,"limit":2,"offset":7,"epoch":"{epoch}"}}}}"#
+        ))
+        .await
+        .unwrap();
+        // 7 + 2 reaches the top seen when the stream phase began (9): live.
+        let live = result(&conn.replies());
+        assert_eq!((live.phase, live.offset), (0, 9));
+        assert_eq!(keys(&live.publications), ["04", "05"]);
+
+        // Recovery on a new connection: straight to the stream phase with `recover`.
+        let other = Conn::connect(&node, "v").await;
+        put(&node, "y").await;
+        other
+            .send(&format!(
+                r#"{{"id":2,"subscribe":{{"channel":"m","type":1,"phase":1,"recover":true,"offset":8,"epoch":"{epoch}"}}}}"#
+            ))
+            .await
+            .unwrap();
+        let recovered = result(&other.replies());
+        assert!(recovered.recovered && recovered.was_recovering);
+        assert_eq!(keys(&recovered.publications), ["05", "y"]);
+        assert_eq!(recovered.offset, 10);
+        let third = Conn::connect(&node, "w").await;
+        third
+            .send(r#"{"id":2,"subscribe":{"channel":"m","type":1,"phase":1,"recover":true,"offset":1,"epoch":"nope"}}"#)
+            .await
+            .unwrap();
+        let err = third.replies()[0].error.clone().unwrap();
+        assert_eq!(err.code, Error::UNRECOVERABLE_POSITION.code);
+    }
+
+    #[tokio::test]
+    async fn bad_map_requests() {
+        let node = map_node();
+        node.run().await.unwrap();
+        let conn = Conn::connect(&node, "u").await;
+        let code = |frame: &'static str| {
+            let conn = &conn;
+            async move {
+                conn.send(frame).await.unwrap();
+                conn.replies()[0].error.clone().map(|e| e.code)
+            }
+        };
+        // A cursor or a stream page without a flow.
+        assert_eq!(
+            code(r#"{"id":2,"subscribe":{"channel":"m","type":1,"phase":2,"cursor":"x"}}"#).await,
+            Some(103)
+        );
+        assert_eq!(
+            code(
+                r#"{"id":3,"subscribe":{"channel":"m","type":1,"phase":1,"offset":1,"epoch":"e"}}"#
+            )
+            .await,
+            Some(103)
+        );
+        assert_eq!(
+            code(r#"{"id":4,"subscribe":{"channel":"m","type":1,"phase":7}}"#).await,
+            Some(107)
+        );
+        assert_eq!(
+            code(r#"{"id":5,"subscribe":{"channel":"m","type":4}}"#).await,
+            Some(108)
+        );
+        assert_eq!(
+            code(r#"{"id":6,"subscribe":{"channel":"m","type":9}}"#).await,
+            Some(107)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_late_continuation_is_disconnected_as_slow() {
+        let node = map_node();
+        node.run().await.unwrap();
+        for k in ["a", "b", "c"] {
+            put(&node, k).await;
+        }
+        let conn = Conn::connect(&node, "u").await;
+        conn.send(r#"{"id":2,"subscribe":{"channel":"m","type":1,"phase":2,"limit":2}}"#)
+            .await
+            .unwrap();
+        let first = result(&conn.replies());
+        // The flow started longer ago than the catch-up timeout (5s by default).
+        conn.session
+            .0
+            .state
+            .lock()
+            .map_flows
+            .get_mut("m")
+            .unwrap()
+            .started -= Duration::from_secs(6);
+        let late = conn
+            .send(&format!(
+                r#"{{"id":3,"subscribe":{{"channel":"m","type":1,"phase":2,"limit":2,"cursor":"b","offset":3,"epoch":"{}"}}}}"#,
+                first.epoch
+            ))
+            .await;
+        assert_eq!(late, Err(Disconnect::SLOW));
+    }
+
+    #[tokio::test]
+    async fn concurrent_pages_get_113() {
+        let node = map_node();
+        node.run().await.unwrap();
+        for k in ["a", "b", "c", "d", "e"] {
+            put(&node, k).await;
+        }
+        let conn = Conn::connect(&node, "u").await;
+        conn.send(r#"{"id":2,"subscribe":{"channel":"m","type":1,"phase":2,"limit":2}}"#)
+            .await
+            .unwrap();
+        let first = result(&conn.replies());
+        // Mark the flow busy as a page in progress would.
+        conn.session
+            .0
+            .state
+            .lock()
+            .map_flows
+            .get_mut("m")
+            .unwrap()
+            .busy = true;
+        conn.send(&format!(
+            r#"{{"id":3,"subscribe":{{"channel":"m","type":1,"phase":2,"limit":2,"cursor":"b","offset":5,"epoch":"{}"}}}}"#,
+            first.epoch
+        ))
+        .await
+        .unwrap();
+        let err = conn.replies()[0].error.clone().unwrap();
+        assert_eq!((err.code, err.temporary), (113, true));
+    }
+}

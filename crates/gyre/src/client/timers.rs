@@ -12,7 +12,7 @@ use gyre_protocol::Protocol;
 use tokio::time::{Duration, Instant};
 
 use super::{ClientInner, Status, get_handler, unix_now};
-use crate::broker::{HistoryOptions, StreamPosition};
+use crate::broker::{HistoryOptions, MapReadStreamOptions, StreamPosition};
 use crate::events::{HandlerError, RefreshEvent, RefreshReply, SubRefreshEvent};
 use crate::metrics::FrameType;
 use crate::{Disconnect, Unsubscribe};
@@ -70,7 +70,9 @@ enum Action {
     SubRefresh(String),
     SubExpired(String),
     Presence(Vec<(String, Bytes)>),
-    PositionCheck(Vec<(String, StreamPosition)>),
+    MapPresence(Vec<String>),
+    /// (channel, position, map subscription)
+    PositionCheck(Vec<(String, StreamPosition, bool)>),
 }
 
 impl ClientInner {
@@ -177,6 +179,7 @@ impl ClientInner {
                 t.next_position_check = Some(now + config.channel_position_check_delay);
             }
             let mut presence = Vec::new();
+            let mut map_presence = Vec::new();
             let mut positions = Vec::new();
             for (channel, sub) in state.subs.iter_mut() {
                 if sub.expire_deadline.is_some_and(|d| d <= now) {
@@ -193,12 +196,18 @@ impl ClientInner {
                 if presence_due && sub.emit_presence && sub.buffer.is_none() {
                     presence.push((channel.clone(), sub.chan_info.clone()));
                 }
+                if presence_due && sub.map_presence.is_some() && sub.buffer.is_none() {
+                    map_presence.push(channel.clone());
+                }
                 if position_due && sub.shared.positioned && sub.buffer.is_none() {
-                    positions.push((channel.clone(), sub.position.clone()));
+                    positions.push((channel.clone(), sub.position.clone(), sub.map));
                 }
             }
             if !presence.is_empty() {
                 actions.push(Action::Presence(presence));
+            }
+            if !map_presence.is_empty() {
+                actions.push(Action::MapPresence(map_presence));
             }
             if !positions.is_empty() {
                 actions.push(Action::PositionCheck(positions));
@@ -278,6 +287,12 @@ impl ClientInner {
                 }
             }
             Action::SubExpired(channel) => self.expire_subscription(&channel).await,
+            Action::MapPresence(channels) => {
+                for channel in channels {
+                    self.add_map_presence(&channel).await;
+                }
+                Ok(())
+            }
             Action::Presence(channels) => {
                 for (channel, chan_info) in channels {
                     let info = self.client_info(chan_info);
@@ -293,13 +308,20 @@ impl ClientInner {
                 Ok(())
             }
             Action::PositionCheck(positions) => {
-                for (channel, position) in positions {
-                    let Ok(top) = self
-                        .node
-                        .broker
-                        .history(&channel, HistoryOptions::new(0))
-                        .await
-                    else {
+                for (channel, position, map) in positions {
+                    // A map subscription's position is in the map broker's stream.
+                    let top = if map {
+                        self.node
+                            .map_broker
+                            .read_stream(&channel, MapReadStreamOptions::default())
+                            .await
+                    } else {
+                        self.node
+                            .broker
+                            .history(&channel, HistoryOptions::new(0))
+                            .await
+                    };
+                    let Ok(top) = top else {
                         continue;
                     };
                     let current = {

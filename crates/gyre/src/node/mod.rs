@@ -18,8 +18,9 @@ use bytes::Bytes;
 pub use crate::config::Config;
 
 use crate::broker::{
-    Broker, BrokerError, BrokerEventHandler, ClientInfo, HistoryOptions, HistoryResult,
-    MemoryBroker, Publication, PublishOptions, PublishResult, StreamPosition,
+    Broker, BrokerError, BrokerEventHandler, ClientInfo, HistoryOptions, HistoryResult, MapBroker,
+    MapPublishOptions, MapPublishResult, MapReadStateOptions, MapReadStreamOptions, MapStateResult,
+    MemoryBroker, MemoryMapBroker, Publication, PublishOptions, PublishResult, StreamPosition,
 };
 use crate::client::handler::handler;
 use crate::client::{Client, ClientInner, ClientSession, ConnectHooks, Shared};
@@ -78,6 +79,7 @@ pub struct Node {
 pub struct NodeBuilder {
     config: Config,
     broker: Option<Arc<dyn Broker>>,
+    map_broker: Option<Arc<dyn MapBroker>>,
     presence: Option<Arc<dyn PresenceManager>>,
     controller: Option<Arc<dyn Controller>>,
 }
@@ -106,6 +108,12 @@ impl NodeBuilder {
     /// Use this broker (shared) instead of the in-memory one.
     pub fn broker_arc(mut self, broker: Arc<dyn Broker>) -> Self {
         self.broker = Some(broker);
+        self
+    }
+
+    /// Use this map broker (shared) instead of the in-memory one.
+    pub fn map_broker_arc(mut self, map_broker: Arc<dyn MapBroker>) -> Self {
+        self.map_broker = Some(map_broker);
         self
     }
 
@@ -138,6 +146,9 @@ impl NodeBuilder {
                     config: self.config,
                     hub: Hub::default(),
                     broker: self.broker.unwrap_or_else(|| Arc::new(MemoryBroker::new())),
+                    map_broker: self
+                        .map_broker
+                        .unwrap_or_else(|| Arc::new(MemoryMapBroker::new())),
                     presence: self
                         .presence
                         .unwrap_or_else(|| Arc::new(MemoryPresenceManager::new())),
@@ -297,7 +308,8 @@ impl Node {
     pub async fn run(&self) -> Result<(), BrokerError> {
         let events: Arc<dyn BrokerEventHandler> =
             Arc::new(NodeEvents(Arc::downgrade(&self.inner.shared)));
-        self.inner.shared.broker.run(events).await?;
+        self.inner.shared.broker.run(events.clone()).await?;
+        self.inner.shared.map_broker.run(events).await?;
         self.run_control().await
     }
 
@@ -313,6 +325,75 @@ impl Node {
     /// Whether [`Node::shutdown`] was called.
     pub fn is_shutting_down(&self) -> bool {
         self.inner.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Sets `key` of the map channel `channel`; its subscribers receive the change.
+    pub async fn map_publish(
+        &self,
+        channel: &str,
+        key: &str,
+        data: impl Into<Bytes>,
+        options: MapPublishOptions,
+    ) -> Result<MapPublishResult, BrokerError> {
+        let shared = &self.inner.shared;
+        let result = shared
+            .map_broker
+            .publish(channel, key, data.into(), options)
+            .await;
+        if result.as_ref().is_ok_and(|r| r.suppressed.is_none()) {
+            shared.metrics.sent(Message::Publication);
+        }
+        result
+    }
+
+    /// Removes `key` of the map channel `channel`; its subscribers receive the removal.
+    pub async fn map_remove(
+        &self,
+        channel: &str,
+        key: &str,
+        options: MapPublishOptions,
+    ) -> Result<MapPublishResult, BrokerError> {
+        self.inner
+            .shared
+            .map_broker
+            .remove(channel, key, options)
+            .await
+    }
+
+    /// Reads a page of a map channel's state.
+    pub async fn map_read_state(
+        &self,
+        channel: &str,
+        options: MapReadStateOptions,
+    ) -> Result<MapStateResult, BrokerError> {
+        self.inner
+            .shared
+            .map_broker
+            .read_state(channel, options)
+            .await
+    }
+
+    /// Reads a map channel's change stream.
+    pub async fn map_read_stream(
+        &self,
+        channel: &str,
+        options: MapReadStreamOptions,
+    ) -> Result<HistoryResult, BrokerError> {
+        self.inner
+            .shared
+            .map_broker
+            .read_stream(channel, options)
+            .await
+    }
+
+    /// Number of keys of a map channel.
+    pub async fn map_stats(&self, channel: &str) -> Result<usize, BrokerError> {
+        self.inner.shared.map_broker.stats(channel).await
+    }
+
+    /// Forgets a map channel (state, stream, position).
+    pub async fn map_clear(&self, channel: &str) -> Result<(), BrokerError> {
+        self.inner.shared.map_broker.clear(channel).await
     }
 
     /// Publishes `data` into `channel`; every subscriber on every node receives it.

@@ -18,7 +18,9 @@ use super::methods::{Command, execute};
 use super::proto::{
     ApiError, BatchRequest, BatchResult, BoolValue, BroadcastRequest, BroadcastResult, ChannelInfo,
     ChannelRequest, ChannelsRequest, ChannelsResult, ClientInfo, DisconnectRequest, Empty,
-    HistoryRequest, HistoryResult, InfoRequest, InfoResult, NodeResult, PresenceResult,
+    HistoryRequest, HistoryResult, InfoRequest, InfoResult, MapEntry, MapPublishRequest,
+    MapPublishResult, MapReadStateRequest, MapReadStateResult, MapReadStreamRequest,
+    MapReadStreamResult, MapRemoveRequest, MapStatsResult, NodeResult, PresenceResult,
     PresenceStatsResult, Publication, PublishRequest, PublishResult, Raw, RawOut, RefreshRequest,
     Reply, RpcRequest, SubscribeRequest, UnsubscribeRequest,
 };
@@ -438,6 +440,158 @@ pub(crate) async fn channels(app: &App, r: ChannelsRequest) -> ApiResult<Channel
             })
             .collect(),
     })
+}
+
+/// The map options of a map channel's namespace: 107 for an empty channel or a namespace
+/// that is not a map, 102 for an unknown namespace.
+fn map_channel(app: &App, channel: &str) -> ApiResult<gyre::MapChannelOptions> {
+    nonempty(channel)?;
+    let config = app.config();
+    let ns = channel_options(&config, channel)?;
+    if !crate::config::channels::is_map_type(&ns.subscription_type) {
+        return Err(ApiError::BAD_REQUEST);
+    }
+    crate::config::channels::map_options(ns).map_err(|reason| {
+        tracing::error!(channel, reason, "server API: map options");
+        ApiError::INTERNAL
+    })
+}
+
+fn map_result(r: gyre::MapPublishResult) -> MapPublishResult {
+    MapPublishResult {
+        offset: r.position.offset,
+        epoch: r.position.epoch,
+        suppressed: r.suppressed.is_some(),
+        suppress_reason: r
+            .suppressed
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+    }
+}
+
+fn map_entry(p: gyre::Publication) -> MapEntry {
+    MapEntry {
+        key: p.key,
+        data: RawOut(p.data),
+        tags: p.tags,
+        offset: p.offset,
+        removed: p.removed,
+        time: p.time,
+    }
+}
+
+pub(crate) async fn map_publish(app: &App, r: MapPublishRequest) -> ApiResult<MapPublishResult> {
+    let map = map_channel(app, &r.channel)?;
+    if r.key.is_empty() {
+        return Err(ApiError::BAD_REQUEST);
+    }
+    let key_mode = gyre::KeyMode::parse(&r.key_mode).ok_or(ApiError::BAD_REQUEST)?;
+    let data = payload(&r.data, &r.b64data)?;
+    let mut options = gyre::MapPublishOptions::new(map);
+    options.tags = r.tags;
+    options.key_mode = key_mode;
+    options.version = r.version;
+    options.version_epoch = r.version_epoch;
+    if !r.idempotency_key.is_empty() {
+        options.idempotency_key = Some(r.idempotency_key);
+    }
+    let result = app
+        .node
+        .map_publish(&r.channel, &r.key, data, options)
+        .await
+        .map_err(map_broker_error)?;
+    Ok(map_result(result))
+}
+
+pub(crate) async fn map_remove(app: &App, r: MapRemoveRequest) -> ApiResult<MapPublishResult> {
+    let map = map_channel(app, &r.channel)?;
+    if r.key.is_empty() {
+        return Err(ApiError::BAD_REQUEST);
+    }
+    let mut options = gyre::MapPublishOptions::new(map);
+    if !r.idempotency_key.is_empty() {
+        options.idempotency_key = Some(r.idempotency_key);
+    }
+    let result = app
+        .node
+        .map_remove(&r.channel, &r.key, options)
+        .await
+        .map_err(map_broker_error)?;
+    Ok(map_result(result))
+}
+
+pub(crate) async fn map_read_state(
+    app: &App,
+    r: MapReadStateRequest,
+) -> ApiResult<MapReadStateResult> {
+    let map = map_channel(app, &r.channel)?;
+    let mut options = gyre::MapReadStateOptions::default();
+    options.cursor = r.cursor;
+    options.limit = r.limit;
+    options.key = (!r.key.is_empty()).then_some(r.key);
+    options.meta_ttl = map.meta_ttl;
+    if r.revision_offset > 0 || !r.revision_epoch.is_empty() {
+        options.revision = Some(gyre::StreamPosition::new(
+            r.revision_offset,
+            r.revision_epoch,
+        ));
+    }
+    let state = app
+        .node
+        .map_read_state(&r.channel, options)
+        .await
+        .map_err(map_broker_error)?;
+    Ok(MapReadStateResult {
+        entries: state.entries.into_iter().map(map_entry).collect(),
+        offset: state.position.offset,
+        epoch: state.position.epoch,
+        cursor: state.cursor,
+    })
+}
+
+pub(crate) async fn map_read_stream(
+    app: &App,
+    r: MapReadStreamRequest,
+) -> ApiResult<MapReadStreamResult> {
+    let map = map_channel(app, &r.channel)?;
+    let mut options = gyre::MapReadStreamOptions::default();
+    options.limit = r.limit;
+    options.reverse = r.reverse;
+    options.meta_ttl = map.meta_ttl;
+    if r.since_offset > 0 || !r.since_epoch.is_empty() {
+        options.since = Some(gyre::StreamPosition::new(r.since_offset, r.since_epoch));
+    }
+    let stream = app
+        .node
+        .map_read_stream(&r.channel, options)
+        .await
+        .map_err(map_broker_error)?;
+    Ok(MapReadStreamResult {
+        entries: stream.publications.into_iter().map(map_entry).collect(),
+        offset: stream.position.offset,
+        epoch: stream.position.epoch,
+    })
+}
+
+pub(crate) async fn map_stats(app: &App, r: ChannelRequest) -> ApiResult<MapStatsResult> {
+    map_channel(app, &r.channel)?;
+    let n = app
+        .node
+        .map_stats(&r.channel)
+        .await
+        .map_err(map_broker_error)?;
+    Ok(MapStatsResult {
+        num_keys: i32::try_from(n).unwrap_or(i32::MAX),
+    })
+}
+
+pub(crate) async fn map_clear(app: &App, r: ChannelRequest) -> ApiResult<Empty> {
+    map_channel(app, &r.channel)?;
+    app.node
+        .map_clear(&r.channel)
+        .await
+        .map_err(map_broker_error)?;
+    Ok(Empty {})
 }
 
 #[cfg(test)]

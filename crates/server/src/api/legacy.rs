@@ -39,12 +39,6 @@ const NOT_SERVED: &[(&str, i64)] = &[
     ("SEND_PUSH_NOTIFICATION", 30),
     ("UPDATE_PUSH_STATUS", 31),
     ("CANCEL_PUSH", 32),
-    ("MAP_PUBLISH", 33),
-    ("MAP_REMOVE", 34),
-    ("MAP_READ_STATE", 35),
-    ("MAP_READ_STREAM", 36),
-    ("MAP_STATS", 37),
-    ("MAP_CLEAR", 38),
     ("SHARED_POLL_PUBLISH", 39),
 ];
 

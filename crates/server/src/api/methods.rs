@@ -75,6 +75,12 @@ macro_rules! api_methods {
             rpc:            Rpc           = 10, RpcRequest         => Empty;
             refresh:        Refresh       = 12, RefreshRequest     => Empty;
             channels:       Channels      = 8,  ChannelsRequest    => ChannelsResult;
+            map_publish:     MapPublish    = 33, MapPublishRequest    => MapPublishResult;
+            map_remove:      MapRemove     = 34, MapRemoveRequest     => MapPublishResult;
+            map_read_state:  MapReadState  = 35, MapReadStateRequest  => MapReadStateResult;
+            map_read_stream: MapReadStream = 36, MapReadStreamRequest => MapReadStreamResult;
+            map_stats:       MapStats      = 37, ChannelRequest       => MapStatsResult;
+            map_clear:       MapClear      = 38, ChannelRequest       => Empty;
         }
     };
 }
@@ -250,6 +256,12 @@ mod tests {
         ("rpc", 10),
         ("refresh", 12),
         ("channels", 8),
+        ("map_publish", 33),
+        ("map_remove", 34),
+        ("map_read_state", 35),
+        ("map_read_stream", 36),
+        ("map_stats", 37),
+        ("map_clear", 38),
     ];
 
     #[test]

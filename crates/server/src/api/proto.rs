@@ -504,3 +504,124 @@ mod tests {
         );
     }
 }
+
+#[derive(Debug, Default, DeriveDeserialize)]
+#[serde(default)]
+pub(crate) struct MapPublishRequest {
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) channel: String,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) key: String,
+    pub(crate) data: Raw,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) b64data: String,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) tags: HashMap<String, String>,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) idempotency_key: String,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) delta: bool,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) version: u64,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) version_epoch: String,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) key_mode: String,
+}
+
+#[derive(Debug, Default, DeriveDeserialize)]
+#[serde(default)]
+pub(crate) struct MapRemoveRequest {
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) channel: String,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) key: String,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) idempotency_key: String,
+}
+
+/// The result of `map_publish` and `map_remove`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct MapPublishResult {
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(crate) offset: u64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub(crate) epoch: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) suppressed: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub(crate) suppress_reason: String,
+}
+
+#[derive(Debug, Default, DeriveDeserialize)]
+#[serde(default)]
+pub(crate) struct MapReadStateRequest {
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) channel: String,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) cursor: String,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) limit: i32,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) key: String,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) asc: bool,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) revision_offset: u64,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) revision_epoch: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct MapEntry {
+    pub(crate) key: String,
+    #[serde(skip_serializing_if = "RawOut::is_empty")]
+    pub(crate) data: RawOut,
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    pub(crate) tags: HashMap<String, String>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(crate) offset: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) removed: bool,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(crate) time: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct MapReadStateResult {
+    pub(crate) entries: Vec<MapEntry>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(crate) offset: u64,
+    pub(crate) epoch: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub(crate) cursor: String,
+}
+
+#[derive(Debug, Default, DeriveDeserialize)]
+#[serde(default)]
+pub(crate) struct MapReadStreamRequest {
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) channel: String,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) since_offset: u64,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) since_epoch: String,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) limit: i32,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) reverse: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct MapReadStreamResult {
+    pub(crate) entries: Vec<MapEntry>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(crate) offset: u64,
+    pub(crate) epoch: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct MapStatsResult {
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(crate) num_keys: i32,
+}

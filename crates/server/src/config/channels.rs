@@ -76,6 +76,49 @@ fn namespace_of<'a>(channel: &'a str, private_prefix: &str, boundary: &str) -> &
     rest.split_once(boundary).map_or("", |(ns, _)| ns)
 }
 
+/// Whether a namespace's `subscription_type` is one of the map types.
+pub(crate) fn is_map_type(subscription_type: &str) -> bool {
+    matches!(subscription_type, "map" | "map_clients" | "map_users")
+}
+
+/// The library's map options of a map namespace, resolved with upstream's defaults and
+/// rules (`map.mode` required; key TTL and stream rules by mode; page sizes ordered).
+pub(crate) fn map_options(o: &ChannelOptions) -> Result<gyre::MapChannelOptions, String> {
+    let m = &o.map;
+    let mode = gyre::MapMode::parse(&m.mode).ok_or_else(|| {
+        format!(
+            "map.mode must be one of ephemeral, recoverable, persistent (got {:?})",
+            m.mode
+        )
+    })?;
+    if mode == gyre::MapMode::Persistent && o.subscription_type != "map" {
+        return Err("map.mode persistent is not allowed for map_clients/map_users".into());
+    }
+    let size = |key: &str, v: i64| {
+        usize::try_from(v).map_err(|_| format!("map.{key} must not be negative"))
+    };
+    let std = |d: super::duration::Duration| d.to_std().unwrap_or_default();
+    let mut r = gyre::MapChannelOptions::new(mode, std(m.key_ttl));
+    r.stream_size = size("stream_size", m.stream_size)?;
+    r.stream_ttl = std(m.stream_ttl);
+    r.meta_ttl = std(m.meta_ttl);
+    r.default_page_size = size("default_page_size", m.default_page_size)?;
+    r.min_page_size = size("min_page_size", m.min_page_size)?;
+    r.max_page_size = size("max_page_size", m.max_page_size)?;
+    r.live_transition_max_publication_limit = size(
+        "live_transition_max_publication_limit",
+        m.live_transition_max_publication_limit,
+    )?;
+    // Zero is the default (5s), negative turns the timeout off.
+    let catch_up = m.subscribe_catch_up_timeout.as_nanos();
+    if catch_up < 0 {
+        r.subscribe_catch_up_timeout = None;
+    } else if catch_up > 0 {
+        r.subscribe_catch_up_timeout = Some(std(m.subscribe_catch_up_timeout));
+    }
+    r.resolve()
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::sections::ChannelNamespace;

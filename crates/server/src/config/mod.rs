@@ -7,7 +7,7 @@
 //! env vars, ignored aliases and features Gyre does not implement yet become warnings;
 //! invalid values are a [`ConfigError`] naming the key.
 
-mod channels;
+pub(crate) mod channels;
 pub(crate) mod doc;
 mod duration;
 pub(crate) mod env;

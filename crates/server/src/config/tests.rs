@@ -785,7 +785,7 @@ fn unsupported_access_features_are_refused_unless_opted_in() {
                 {"name": "pp", "publish_proxy_enabled": true},
                 {"name": "rp", "sub_refresh_proxy_enabled": true},
                 {"name": "tp", "subscribe_stream_proxy_enabled": true},
-                {"name": "mp", "subscription_type": "map"},
+                {"name": "mp", "subscription_type": "shared_poll"},
             ],
         },
         "rpc": {"proxy": proxy("rpc"), "without_namespace": {"proxy_enabled": true}},
@@ -803,7 +803,7 @@ fn unsupported_access_features_are_refused_unless_opted_in() {
         access,
         [
             "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
-            "map and shared_poll subscription types (channel subscription_type)",
+            "shared_poll subscription type (channel subscription_type)",
         ]
     );
     assert_eq!(loaded.access_errors().len(), access.len());
@@ -826,7 +826,7 @@ fn unsupported_access_features_are_refused_unless_opted_in() {
     assert!(
         refusal.contains(
             "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled), \
-             map and shared_poll subscription types"
+             shared_poll subscription type"
         ) && refusal.contains("gyre.allow_unsupported")
             && refusal.contains("--allow-unsupported"),
         "{refusal}"

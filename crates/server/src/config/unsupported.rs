@@ -48,20 +48,29 @@ const UNSUPPORTED: &[(&str, Check)] = &[
     ("broker.type postgres", |c| {
         c.broker.enabled && c.broker.r#type == "postgres"
     }),
-    ("map_broker", |c| c.map_broker.r#type != "memory"),
+    ("map_broker.type (redis, postgres)", |c| {
+        c.map_broker.r#type != "memory"
+    }),
     ("controller", |c| c.controller.enabled),
     (
         "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
         |c| any_channel_options(c, |o| o.subscribe_stream_proxy_enabled),
     ),
     (
-        "map and shared_poll subscription types (channel subscription_type)",
+        "shared_poll subscription type (channel subscription_type)",
+        |c| any_channel_options(c, |o| o.subscription_type == "shared_poll"),
+    ),
+    (
+        "map proxies (map.publish_proxy_enabled, map.remove_proxy_enabled)",
         |c| {
             any_channel_options(c, |o| {
-                !o.subscription_type.is_empty() && o.subscription_type != "stream"
+                o.map.publish_proxy_enabled || o.map.remove_proxy_enabled
             })
         },
     ),
+    ("map.remove_client_on_unsubscribe", |c| {
+        any_channel_options(c, |o| o.map.remove_client_on_unsubscribe)
+    }),
     ("webtransport", |c| c.webtransport.enabled),
     ("http_server.http3", |c| c.http_server.http3.enabled),
     ("http_server.tls_autocert", |c| {
@@ -88,8 +97,18 @@ const ACCESS: &[(&str, &str)] = &[
          refused with error 108 (not available)",
     ),
     (
-        "map and shared_poll subscription types (channel subscription_type)",
+        "map_broker.type (redis, postgres)",
+        "map channels are kept by the in-memory map broker of each node, which nodes do \
+         not share",
+    ),
+    (
+        "shared_poll subscription type (channel subscription_type)",
         "subscriptions in these namespaces are refused with error 103 (permission denied)",
+    ),
+    (
+        "map proxies (map.publish_proxy_enabled, map.remove_proxy_enabled)",
+        "client map publications and removals in these namespaces are refused with error \
+         108 (not available)",
     ),
 ];
 

@@ -663,6 +663,35 @@ fn validate_channel_options(
             "shared_poll",
         ],
     )?;
+    for (prefix, kind) in [
+        (&o.map_clients_presence_channel_prefix, "map_clients"),
+        (&o.map_users_presence_channel_prefix, "map_users"),
+    ] {
+        if prefix.is_empty() {
+            continue;
+        }
+        // The presence channel of a channel `x` is `<prefix>x`: its namespace is the
+        // prefix's.
+        let probe = format!("{prefix}x");
+        let presence_type = c
+            .channel_options(&probe)
+            .ok()
+            .map(|(_, ns)| ns.subscription_type.clone());
+        if presence_type.as_deref() != Some(kind) {
+            return Err(err(
+                k(&format!("{kind}_presence_channel_prefix")),
+                format!("must name a namespace with subscription_type {kind}"),
+            ));
+        }
+    }
+    if super::channels::is_map_type(&o.subscription_type) {
+        super::channels::map_options(o).map_err(|m| err(k("map"), m))?;
+    } else if o.map.remove_client_on_unsubscribe {
+        return Err(err(
+            k("map.remove_client_on_unsubscribe"),
+            "requires a map subscription_type",
+        ));
+    }
 
     let proxies = &c.channel.proxy;
     for (what, enabled, name, default_proxy) in [

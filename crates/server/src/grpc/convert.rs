@@ -9,7 +9,9 @@ use super::pb;
 use crate::api::proto::{
     ApiError, BoolValue, BroadcastRequest, BroadcastResult, ChannelInfo, ChannelRequest,
     ChannelsRequest, ChannelsResult, ClientInfo, DisconnectObject, DisconnectRequest, Empty,
-    HistoryRequest, HistoryResult, InfoRequest, InfoResult, NodeResult, PresenceResult,
+    HistoryRequest, HistoryResult, InfoRequest, InfoResult, MapEntry, MapPublishRequest,
+    MapPublishResult, MapReadStateRequest, MapReadStateResult, MapReadStreamRequest,
+    MapReadStreamResult, MapRemoveRequest, MapStatsResult, NodeResult, PresenceResult,
     PresenceStatsResult, Publication, PublishRequest, PublishResult, Raw, RefreshRequest, Response,
     RpcRequest, StreamPosition, SubscribeOptionOverride, SubscribeRequest, UnsubscribeRequest,
 };
@@ -232,7 +234,8 @@ from_empty!(
     DisconnectResult,
     HistoryRemoveResult,
     RpcResult,
-    RefreshResult
+    RefreshResult,
+    MapClearResult
 );
 
 impl From<ClientInfo> for pb::ClientInfo {
@@ -316,5 +319,139 @@ impl From<ChannelsResult> for pb::ChannelsResult {
             .map(|(k, ChannelInfo { num_clients })| (k, pb::ChannelInfo { num_clients }))
             .collect();
         pb::ChannelsResult { channels }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Map channels.
+
+impl From<pb::MapPublishRequest> for MapPublishRequest {
+    // Like Centrifugo, `stream_data` and `score` are accepted and not used.
+    fn from(r: pb::MapPublishRequest) -> Self {
+        MapPublishRequest {
+            channel: r.channel,
+            key: r.key,
+            data: raw(r.data),
+            b64data: r.b64data,
+            tags: r.tags,
+            idempotency_key: r.idempotency_key,
+            delta: r.delta,
+            version: r.version,
+            version_epoch: r.version_epoch,
+            key_mode: r.key_mode,
+        }
+    }
+}
+
+impl From<pb::MapRemoveRequest> for MapRemoveRequest {
+    fn from(r: pb::MapRemoveRequest) -> Self {
+        MapRemoveRequest {
+            channel: r.channel,
+            key: r.key,
+            idempotency_key: r.idempotency_key,
+        }
+    }
+}
+
+impl From<pb::MapReadStateRequest> for MapReadStateRequest {
+    fn from(r: pb::MapReadStateRequest) -> Self {
+        MapReadStateRequest {
+            channel: r.channel,
+            cursor: r.cursor,
+            limit: r.limit,
+            key: r.key,
+            asc: r.asc,
+            revision_offset: r.revision_offset,
+            revision_epoch: r.revision_epoch,
+        }
+    }
+}
+
+impl From<pb::MapReadStreamRequest> for MapReadStreamRequest {
+    fn from(r: pb::MapReadStreamRequest) -> Self {
+        MapReadStreamRequest {
+            channel: r.channel,
+            since_offset: r.since_offset,
+            since_epoch: r.since_epoch,
+            limit: r.limit,
+            reverse: r.reverse,
+        }
+    }
+}
+
+impl From<pb::MapStatsRequest> for ChannelRequest {
+    fn from(r: pb::MapStatsRequest) -> Self {
+        ChannelRequest { channel: r.channel }
+    }
+}
+
+impl From<pb::MapClearRequest> for ChannelRequest {
+    fn from(r: pb::MapClearRequest) -> Self {
+        ChannelRequest { channel: r.channel }
+    }
+}
+
+impl From<MapPublishResult> for pb::MapPublishResult {
+    fn from(r: MapPublishResult) -> Self {
+        pb::MapPublishResult {
+            offset: r.offset,
+            epoch: r.epoch,
+            suppressed: r.suppressed,
+            suppress_reason: r.suppress_reason,
+        }
+    }
+}
+
+impl From<MapPublishResult> for pb::MapRemoveResult {
+    fn from(r: MapPublishResult) -> Self {
+        pb::MapRemoveResult {
+            offset: r.offset,
+            epoch: r.epoch,
+            suppressed: r.suppressed,
+            suppress_reason: r.suppress_reason,
+        }
+    }
+}
+
+impl From<MapEntry> for pb::MapEntry {
+    fn from(e: MapEntry) -> Self {
+        pb::MapEntry {
+            key: e.key,
+            data: e.data.0,
+            tags: e.tags,
+            offset: e.offset,
+            score: 0,
+            removed: e.removed,
+            time: e.time,
+        }
+    }
+}
+
+impl From<MapReadStateResult> for pb::MapReadStateResult {
+    fn from(r: MapReadStateResult) -> Self {
+        pb::MapReadStateResult {
+            entries: r.entries.into_iter().map(Into::into).collect(),
+            offset: r.offset,
+            epoch: r.epoch,
+            cursor: r.cursor,
+        }
+    }
+}
+
+impl From<MapReadStreamResult> for pb::MapReadStreamResult {
+    fn from(r: MapReadStreamResult) -> Self {
+        pb::MapReadStreamResult {
+            entries: r.entries.into_iter().map(Into::into).collect(),
+            offset: r.offset,
+            epoch: r.epoch,
+        }
+    }
+}
+
+impl From<MapStatsResult> for pb::MapStatsResult {
+    fn from(r: MapStatsResult) -> Self {
+        pb::MapStatsResult {
+            num_keys: r.num_keys,
+        }
     }
 }

@@ -98,6 +98,12 @@ wire! {
     rpc:            RpcRequest           => RpcResponse(RpcResult);
     refresh:        RefreshRequest       => RefreshResponse(RefreshResult);
     channels:       ChannelsRequest      => ChannelsResponse(ChannelsResult);
+    map_publish:     MapPublishRequest    => MapPublishResponse(MapPublishResult);
+    map_remove:      MapRemoveRequest     => MapRemoveResponse(MapRemoveResult);
+    map_read_state:  MapReadStateRequest  => MapReadStateResponse(MapReadStateResult);
+    map_read_stream: MapReadStreamRequest => MapReadStreamResponse(MapReadStreamResult);
+    map_stats:       MapStatsRequest      => MapStatsResponse(MapStatsResult);
+    map_clear:       MapClearRequest      => MapClearResponse(MapClearResult);
 }
 
 /// The reply of one call: the API error or the converted result.

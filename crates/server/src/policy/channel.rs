@@ -238,6 +238,24 @@ impl Grant {
         }
     }
 
+    /// Client map publications (`map.allow_publish_*`) or removals (`map.allow_remove_*`).
+    pub(super) fn map_change(o: &ChannelOptions, removal: bool) -> Self {
+        let m = &o.map;
+        if removal {
+            Grant {
+                for_client: m.allow_remove_for_client,
+                for_subscriber: m.allow_remove_for_subscriber,
+                for_anonymous: m.allow_remove_for_anonymous,
+            }
+        } else {
+            Grant {
+                for_client: m.allow_publish_for_client,
+                for_subscriber: m.allow_publish_for_subscriber,
+                for_anonymous: m.allow_publish_for_anonymous,
+            }
+        }
+    }
+
     /// Whether `user` (subscribed to the channel or not) is allowed.
     pub(super) fn allows(self, config: &Config, user: &str, subscribed: bool) -> bool {
         let identified = !user.is_empty() || self.for_anonymous;

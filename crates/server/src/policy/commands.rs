@@ -2,8 +2,8 @@
 //! `OnPresence`, `OnPresenceStats`, `OnHistory`, `OnRPC`).
 
 use gyre::{
-    Error, HandlerError, HistoryEvent, PresenceEvent, PublishEvent, PublishReply, RpcEvent,
-    RpcReply,
+    Error, HandlerError, HistoryEvent, MapPublishEvent, MapPublishOptions, MapPublishReply,
+    PresenceEvent, PublishEvent, PublishReply, RpcEvent, RpcReply,
 };
 
 use gyre_proxy::Caller;
@@ -40,6 +40,92 @@ fn lookup<'a>(
         .check_name(&resolved, channel)
         .map_err(|e| deny(client, command, channel, "invalid channel name", e))?;
     Ok(resolved)
+}
+
+/// A client map publication or removal (Centrifugo `OnMapPublish` / `OnMapRemove`).
+pub(super) async fn map_publish(
+    policy: Policy,
+    client: gyre::Client,
+    event: MapPublishEvent,
+) -> Result<MapPublishReply, HandlerError> {
+    let config = policy.app.config();
+    let ch = event.channel.as_str();
+    let command = if event.removed {
+        "map_remove"
+    } else {
+        "map_publish"
+    };
+    let o = lookup(&policy, &config, &client, command, ch)?.options;
+    if !crate::config::channels::is_map_type(&o.subscription_type) {
+        return Err(deny(
+            &client,
+            command,
+            ch,
+            "not a map namespace",
+            Error::BAD_REQUEST,
+        ));
+    }
+    let proxied = if event.removed {
+        o.map.remove_proxy_enabled
+    } else {
+        o.map.publish_proxy_enabled
+    };
+    if proxied {
+        // Map proxies are not implemented (refused loudly at start).
+        return Err(deny(
+            &client,
+            command,
+            ch,
+            "map proxy not supported",
+            Error::NOT_AVAILABLE,
+        ));
+    }
+    let user = client.user_id();
+    if !Grant::map_change(o, event.removed).allows(&config, &user, event.subscribed) {
+        return Err(deny(
+            &client,
+            command,
+            ch,
+            "insufficient permission",
+            Error::PERMISSION_DENIED,
+        ));
+    }
+    let key = match o.map.client_key.as_str() {
+        "client_id" => client.id().to_owned(),
+        "user_id" if user.is_empty() => {
+            return Err(deny(
+                &client,
+                command,
+                ch,
+                "anonymous user key",
+                Error::PERMISSION_DENIED,
+            ));
+        }
+        "user_id" => user.to_string(),
+        _ => event.key.clone(),
+    };
+    if key.is_empty() {
+        return Err(deny(&client, command, ch, "empty key", Error::BAD_REQUEST));
+    }
+    if !event.removed {
+        let format = if o.publication_data_format.is_empty() {
+            &config.channel.publication_data_format
+        } else {
+            &o.publication_data_format
+        };
+        if !channel::data_format_ok(&event.data, format) {
+            return Err(deny(
+                &client,
+                command,
+                ch,
+                "publication data format",
+                Error::BAD_REQUEST,
+            ));
+        }
+    }
+    let map = crate::config::channels::map_options(o)
+        .map_err(|reason| deny(&client, command, ch, &reason, Error::INTERNAL))?;
+    Ok(MapPublishReply::new(key, MapPublishOptions::new(map)))
 }
 
 pub(super) async fn publish(

@@ -114,6 +114,7 @@ impl Policy {
             .on_subscribe(shared!(subscribe::subscribe))
             .on_sub_refresh(shared!(subscribe::sub_refresh))
             .on_publish(shared!(commands::publish))
+            .on_map_publish(shared!(commands::map_publish))
             .on_presence(shared!(commands::presence))
             .on_presence_stats(shared!(commands::presence_stats))
             .on_history(shared!(commands::history))

@@ -40,6 +40,23 @@ fn check_token_target(
     Err(deny(client, channel, reason, Disconnect::INVALID_TOKEN))
 }
 
+/// The map presence channel `<prefix><channel>` with its options (none without a prefix).
+fn map_presence(
+    config: &crate::config::Config,
+    prefix: &str,
+    channel: &str,
+) -> Result<Option<gyre::MapPresence>, String> {
+    if prefix.is_empty() {
+        return Ok(None);
+    }
+    let presence = format!("{prefix}{channel}");
+    let (_, ns) = config
+        .channel_options(&presence)
+        .map_err(|_| format!("map presence channel {presence} has no namespace"))?;
+    let options = crate::config::channels::map_options(ns)?;
+    Ok(Some(gyre::MapPresence::new(presence, options)))
+}
+
 /// Decides a client-side subscription, in the order of PROTOCOL.md §7.1.
 pub(super) async fn subscribe(
     policy: Policy,
@@ -55,8 +72,13 @@ pub(super) async fn subscribe(
     let resolved = resolve(&config, ch).map_err(|e| deny(&client, ch, "unknown namespace", e))?;
     policy.shared.regexes.check_name(&resolved, ch)?;
     let o = resolved.options;
-    // Only stream subscriptions exist in Gyre (the library refuses any other type).
-    if !(o.subscription_type.is_empty() || o.subscription_type == "stream") {
+    // The namespace's type must be the requested one (an empty type is `stream`).
+    let ns_type = if o.subscription_type.is_empty() {
+        "stream"
+    } else {
+        o.subscription_type.as_str()
+    };
+    if ns_type != event.subscription_type.as_str() {
         return Err(deny(
             &client,
             ch,
@@ -152,6 +174,17 @@ pub(super) async fn subscribe(
         options.push_join_leave = true;
     }
     options.client_side_refresh = !o.sub_refresh_proxy_enabled;
+    if crate::config::channels::is_map_type(ns_type) {
+        // Validated at load, so this only fails for a configuration changed since.
+        let map = crate::config::channels::map_options(o)
+            .map_err(|reason| deny(&client, ch, &reason, Error::INTERNAL))?;
+        options.map = Some(map);
+    }
+    options.map_clients_presence =
+        map_presence(&config, &o.map_clients_presence_channel_prefix, ch)
+            .map_err(|reason| deny(&client, ch, &reason, Error::INTERNAL))?;
+    options.map_users_presence = map_presence(&config, &o.map_users_presence_channel_prefix, ch)
+        .map_err(|reason| deny(&client, ch, &reason, Error::INTERNAL))?;
     tracing::debug!(client = %client.id(), user = %user, channel = ch, "subscribe allowed");
     Ok(SubscribeReply::new(options))
 }

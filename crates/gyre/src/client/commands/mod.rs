@@ -2,8 +2,11 @@
 
 mod connect;
 mod history;
+mod map;
 mod presence;
 mod publish;
 mod refresh;
 mod rpc;
 mod subscribe;
+
+pub(crate) use map::MapFlow;

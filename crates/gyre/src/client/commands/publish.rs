@@ -20,6 +20,9 @@ impl ClientInner {
         if max > 0 && req.channel.len() > max {
             return Err(Error::BAD_REQUEST.into());
         }
+        if req.r#type == 1 {
+            return self.handle_map_publish(req).await;
+        }
         let Some(h) = get_handler!(self, publish) else {
             return Err(Error::NOT_AVAILABLE.into());
         };

@@ -7,7 +7,7 @@ use gyre_protocol::proto;
 use crate::broker::StreamPosition;
 use crate::client::subscription::SubscribeRequest;
 use crate::client::{ClientInner, get_handler};
-use crate::events::{DeltaType, HandlerError, SubscribeEvent};
+use crate::events::{DeltaType, HandlerError, SubscribeEvent, SubscriptionType};
 use crate::filter::TagsFilter;
 use crate::metrics::ClientMethod;
 use crate::{Disconnect, Error, Unsubscribe};
@@ -34,7 +34,7 @@ impl ClientInner {
             return self.write_error(id, ClientMethod::Subscribe, &e);
         }
         if req.r#type != 0 {
-            return self.write_error(id, ClientMethod::Subscribe, &Error::NOT_AVAILABLE);
+            return self.handle_map_subscribe(id, req).await;
         }
         let Some(h) = get_handler!(self, subscribe) else {
             return self.write_error(id, ClientMethod::Subscribe, &Error::NOT_AVAILABLE);
@@ -46,6 +46,7 @@ impl ClientInner {
             positioned: req.positioned,
             recoverable: req.recoverable,
             join_leave: req.join_leave,
+            subscription_type: SubscriptionType::Stream,
         };
         let reply = match h(self.client(), event).await {
             Ok(reply) => reply,
