@@ -1432,6 +1432,14 @@ mod map {
             code(r#"{"id":6,"subscribe":{"channel":"m","type":9}}"#).await,
             Some(107)
         );
+        // A tags filter is not applied to map subscriptions, so it is refused.
+        assert_eq!(
+            code(
+                r#"{"id":7,"subscribe":{"channel":"m","type":1,"tf":{"key":"a","cmp":"eq","val":"b"}}}"#
+            )
+            .await,
+            Some(107)
+        );
     }
 
     #[tokio::test]
