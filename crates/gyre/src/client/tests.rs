@@ -1155,6 +1155,15 @@ async fn tags_filter_delivers_matching_publications_and_keeps_the_position() {
         .map(|p| p.offset)
         .collect();
     assert_eq!(offsets, vec![1, 4]);
+    // The three left out are counted, as upstream's `tags_filter_dropped_publications`.
+    let mut metrics = String::new();
+    node.write_metrics("centrifugo", &mut metrics);
+    assert!(
+        metrics.contains(
+            "centrifugo_node_tags_filter_dropped_publications{channel_namespace=\"\"} 3\n"
+        ),
+        "{metrics}"
+    );
     node.publish("tagged", r#"{"t":"BTC"}"#, tagged("BTC"))
         .await
         .unwrap();

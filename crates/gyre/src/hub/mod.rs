@@ -106,6 +106,15 @@ pub(crate) trait Connection: Send + Sync + 'static {
     );
 }
 
+/// What one broadcast did on this node.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Broadcast {
+    /// Subscribers it was queued for.
+    pub(crate) sent: u64,
+    /// Subscribers whose tags filter left it out.
+    pub(crate) filtered: u64,
+}
+
 /// One publication encoded for one subscriber, as the slow path needs it.
 #[derive(Debug, Clone)]
 pub(crate) struct Frames {
@@ -489,17 +498,17 @@ impl<C: Connection> Hub<C> {
 
     /// Delivers a publication to every subscriber of `channel` on this node. `prev` is
     /// the previous publication of the stream when the publisher asked for deltas.
-    /// Returns how many subscribers it was queued for.
     pub(crate) fn broadcast_publication(
         &self,
         channel: &str,
         publication: &Publication,
         position: &StreamPosition,
         prev: Option<&Publication>,
-    ) -> u64 {
+    ) -> Broadcast {
+        let mut outcome = Broadcast::default();
         let shard = self.channels[self.shard_of(channel)].read();
         let Some(subs) = shard.get(channel) else {
-            return 0;
+            return outcome;
         };
         let push = proto::Push {
             channel: channel.to_owned(),
@@ -513,10 +522,10 @@ impl<C: Connection> Hub<C> {
             publication.offset > 0 && (p.offset == 0 || p.offset + 1 == publication.offset)
         });
         let mut forms = PublicationForms::new(&push, &publication.data, prev);
-        let mut sent = 0;
         for sub in &subs.list {
             let protocol = sub.client.protocol();
             let filtered = sub.shared.filters_out(publication);
+            outcome.filtered += u64::from(filtered);
             if !sub.shared.positioned && sub.shared.is_subscribed() {
                 if filtered {
                     continue;
@@ -534,7 +543,7 @@ impl<C: Connection> Hub<C> {
                     .outbound()
                     .push(bytes, FrameType::PushPublication)
                 {
-                    PushOutcome::Queued => sent += 1,
+                    PushOutcome::Queued => outcome.sent += 1,
                     PushOutcome::Overflow => {
                         tracing::debug!(client = %sub.client.id(), "client queue overflow, disconnecting (slow)");
                     }
@@ -555,11 +564,11 @@ impl<C: Connection> Hub<C> {
                         .close(Disconnect::INAPPROPRIATE_PROTOCOL);
                     continue;
                 };
-                sent += 1;
+                outcome.sent += 1;
                 C::deliver_publication(&sub.client, channel, publication, position, &frames);
             }
         }
-        sent
+        outcome
     }
 
     /// Pushes a join (or leave) event to subscribers of `channel` that asked for them.

@@ -280,6 +280,8 @@ pub(crate) struct NodeMetrics {
     actions: Box<[Counter]>,
     pub(crate) broadcast_duration: Histogram,
     pub(crate) pub_sub_lag: Histogram,
+    /// Deliveries a subscriber's tags filter left out (`node_tags_filter_dropped_publications`).
+    pub(crate) tags_filter_dropped: Counter,
     /// Indexed by [`SurveyOp`].
     surveys: Box<[Histogram]>,
     connections: Family<ConnectionStats>,
@@ -305,6 +307,7 @@ impl Default for NodeMetrics {
             actions: Action::ALL.iter().map(|_| Counter::default()).collect(),
             broadcast_duration: Histogram::new(BROADCAST_BUCKETS),
             pub_sub_lag: Histogram::new(PUB_SUB_LAG_BUCKETS),
+            tags_filter_dropped: Counter::default(),
             surveys: SurveyOp::ALL
                 .iter()
                 .map(|_| Histogram::with_quantiles(SURVEY_BUCKETS))
@@ -474,6 +477,12 @@ impl NodeMetrics {
             )
             .histogram(&[("channel_namespace", "")], &self.pub_sub_lag);
         }
+        e.family(
+            "node_tags_filter_dropped_publications",
+            "Number of publications dropped due to tags filtering.",
+            super::Kind::Counter,
+        )
+        .value(&[("channel_namespace", "")], self.tags_filter_dropped.get());
         let surveys: Vec<(Vec<(&str, &str)>, &Histogram)> = SurveyOp::ALL
             .iter()
             .zip(self.surveys.iter())

@@ -239,9 +239,13 @@ impl BrokerEventHandler for NodeEvents {
             node.metrics.pub_sub_delivered(publication.time);
             let prev = prev.as_ref().filter(|_| use_delta);
             let started = std::time::Instant::now();
-            node.hub
+            let outcome = node
+                .hub
                 .broadcast_publication(channel, &publication, &position, prev);
             node.metrics.broadcast_duration.observe_since(started);
+            if outcome.filtered > 0 {
+                node.metrics.tags_filter_dropped.add(outcome.filtered);
+            }
         }
     }
 
