@@ -68,6 +68,14 @@ const UNSUPPORTED: &[(&str, Check)] = &[
             })
         },
     ),
+    (
+        "presence, join_leave on map namespaces (subscription_type map, map_clients, map_users)",
+        |c| {
+            any_channel_options(c, |o| {
+                o.subscription_type.starts_with("map") && (o.presence || o.join_leave)
+            })
+        },
+    ),
     ("map.remove_client_on_unsubscribe", |c| {
         any_channel_options(c, |o| o.map.remove_client_on_unsubscribe)
     }),
@@ -163,6 +171,18 @@ mod tests {
             unsupported(&c)[0].instead.is_none(),
             "a warning, not a refusal"
         );
+    }
+
+    #[test]
+    fn presence_on_a_map_namespace_is_warned_about() {
+        let mut c = Config::default();
+        c.channel.without_namespace.subscription_type = "map".into();
+        assert!(unsupported(&c).is_empty());
+        c.channel.without_namespace.presence = true;
+        let found = unsupported(&c);
+        assert_eq!(found.len(), 1);
+        assert!(found[0].key.starts_with("presence, join_leave on map"));
+        assert!(found[0].instead.is_none(), "a warning, not a refusal");
     }
 
     #[test]
