@@ -1108,7 +1108,7 @@ fn engine_memory_keys_are_read_and_checked() {
     );
     assert_eq!(
         invalid_key(load_json(json!({"engine": {"memory": {
-            "data_dir": "/x", "sync_interval": "0s"
+            "data_dir": "/x", "sync_interval": "-1s"
         }}}))),
         "engine.memory.sync_interval"
     );
