@@ -273,6 +273,10 @@ pub struct ServeArgs {
     /// milliseconds so that more messages share a frame (0 = write at once).
     #[arg(long, default_value_t = 0)]
     pub write_delay_ms: u64,
+    /// `gyre-server` only: never let a broadcast write to a quiet socket itself (to
+    /// measure what those direct writes save).
+    #[arg(long)]
+    pub no_direct_writes: bool,
 }
 
 /// `connect-proxy-backend` flags.

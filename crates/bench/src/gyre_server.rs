@@ -84,9 +84,11 @@ pub async fn serve(
     node: Node,
     listener: TcpListener,
     write_delay: std::time::Duration,
+    direct_writes: bool,
 ) -> anyhow::Result<()> {
     let mut config = WebSocketConfig::default().check_origin(|_| true);
     config.write_delay = write_delay;
+    config.direct_writes = direct_writes;
     let handlers = Handlers {
         ws: WebSocketHandler::new(node.clone(), config),
         http_stream: HttpStreamHandler::new(node.clone(), StreamConfig::default()),
@@ -187,10 +189,11 @@ async fn serve_http(stream: tokio::net::TcpStream, node: Node, handlers: Handler
 pub async fn spawn(
     addr: SocketAddr,
     write_delay: std::time::Duration,
+    direct_writes: bool,
 ) -> anyhow::Result<(Node, SocketAddr)> {
     let node = permissive_node().await?;
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    tokio::spawn(serve(node.clone(), listener, write_delay));
+    tokio::spawn(serve(node.clone(), listener, write_delay, direct_writes));
     Ok((node, local))
 }

@@ -36,7 +36,8 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         Command::GyreServer(a) => {
             conns::raise_nofile();
             let delay = std::time::Duration::from_millis(a.write_delay_ms);
-            let (_node, addr) = gyre_server::spawn(cli::bind_addr(a)?, delay).await?;
+            let (_node, addr) =
+                gyre_server::spawn(cli::bind_addr(a)?, delay, !a.no_direct_writes).await?;
             eprintln!(
                 "gyre server listening on {addr} (WebSocket /connection/websocket, POST /api/publish)"
             );

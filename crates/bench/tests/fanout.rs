@@ -70,10 +70,13 @@ async fn fanout_against_reference_counts_every_delivery_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_against_gyre_counts_every_delivery_once() {
-    let (_node, addr) =
-        gyre_bench::gyre_server::spawn("127.0.0.1:0".parse().unwrap(), std::time::Duration::ZERO)
-            .await
-            .unwrap();
+    let (_node, addr) = gyre_bench::gyre_server::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        std::time::Duration::ZERO,
+        true,
+    )
+    .await
+    .unwrap();
     for (protocol, via_api) in [
         (Protocol::Json, true),
         (Protocol::Protobuf, true),
@@ -88,10 +91,13 @@ async fn fanout_against_gyre_counts_every_delivery_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_over_http_stream_and_sse_counts_every_delivery_once() {
-    let (_node, addr) =
-        gyre_bench::gyre_server::spawn("127.0.0.1:0".parse().unwrap(), std::time::Duration::ZERO)
-            .await
-            .unwrap();
+    let (_node, addr) = gyre_bench::gyre_server::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        std::time::Duration::ZERO,
+        true,
+    )
+    .await
+    .unwrap();
     for transport in [Transport::HttpStream, Transport::Sse] {
         for via_api in [true, false] {
             let mut cfg = config(addr, Protocol::Json, via_api);
@@ -105,10 +111,13 @@ async fn fanout_over_http_stream_and_sse_counts_every_delivery_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streamed_connections_send_later_commands_through_emulation() {
-    let (_node, addr) =
-        gyre_bench::gyre_server::spawn("127.0.0.1:0".parse().unwrap(), std::time::Duration::ZERO)
-            .await
-            .unwrap();
+    let (_node, addr) = gyre_bench::gyre_server::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        std::time::Duration::ZERO,
+        true,
+    )
+    .await
+    .unwrap();
     for transport in [Transport::HttpStream, Transport::Sse] {
         let mut dialer = Dialer::new(&format!("ws://{addr}/connection/websocket"), Protocol::Json)
             .await
@@ -175,10 +184,13 @@ async fn a_dead_server_reports_loss_instead_of_hanging() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_and_connect_scenarios_run() {
-    let (_node, addr) =
-        gyre_bench::gyre_server::spawn("127.0.0.1:0".parse().unwrap(), std::time::Duration::ZERO)
-            .await
-            .unwrap();
+    let (_node, addr) = gyre_bench::gyre_server::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        std::time::Duration::ZERO,
+        true,
+    )
+    .await
+    .unwrap();
     let url = format!("ws://{addr}/connection/websocket");
     let (json, _) = gyre_bench::conns::idle(gyre_bench::conns::IdleConfig {
         url: url.clone(),

@@ -10,7 +10,9 @@
 //! everybody else keeps receiving.
 
 use std::collections::VecDeque;
+use std::io;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gyre_protocol::Disconnect;
@@ -25,6 +27,8 @@ use crate::metrics::{FrameType, TransportCounters};
 pub(crate) enum PushOutcome {
     /// Queued; the writer will send it.
     Queued,
+    /// Written to the socket by the caller (all of it, or the writer finishes the rest).
+    Written,
     /// The queue is closed (the connection is going away); the message was dropped.
     Closed,
     /// This push overflowed the byte limit: the queue is now closed with `Disconnect::SLOW`.
@@ -38,6 +42,47 @@ struct State {
     bytes: usize,
     /// Set once: the writer flushes what is queued, then closes the transport with it.
     close: Option<Disconnect>,
+    /// The socket, when the transport lets producers write to it themselves.
+    direct: Option<Box<Direct>>,
+}
+
+/// A transport's socket, written by whoever produces a message while the connection's
+/// writer is parked (see [`Outbound::push_now`]).
+///
+/// Waking the writer costs a task wake-up, a scheduling round and a poll of the whole
+/// connection per message; when nothing else is queued that is most of a delivery's CPU
+/// besides the write itself, and on a busy core the message also waits a scheduler slice.
+pub(crate) trait DirectWrite: Send + Sync + std::fmt::Debug {
+    /// Writes `message` as one complete transport frame without blocking. Returns the
+    /// bytes of the frame that were written (0..=frame length) and the frame's length;
+    /// `Err` with `WouldBlock` when nothing could be written.
+    fn write_frame(&self, message: &[u8]) -> io::Result<(usize, usize)>;
+
+    /// The unwritten rest of a frame whose first `written` bytes went out.
+    fn frame_rest(&self, message: &Bytes, written: usize) -> Bytes;
+}
+
+#[derive(Debug)]
+struct Direct {
+    sink: Box<dyn DirectWrite>,
+    /// The writer is parked with nothing queued and nothing half-written: the socket is
+    /// free for a producer.
+    writer_idle: bool,
+    /// What a producer could not finish writing: the writer sends it before anything else.
+    rest: Option<Bytes>,
+    /// When this connection last got a frame (written by either side).
+    last_frame: Option<Instant>,
+}
+
+/// When a producer may write a message itself instead of queueing it (see
+/// [`Outbound::push_now`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriteNow {
+    /// The producer's clock, read once per broadcast.
+    pub(crate) now: Instant,
+    /// Only a connection that got no frame for this long is written directly: one that
+    /// got one recently is likely to get more, and its writer batches them into one write.
+    pub(crate) quiet: Duration,
 }
 
 /// A byte-bounded multi-producer, single-consumer queue of encoded messages.
@@ -77,6 +122,7 @@ impl Outbound {
                 items: VecDeque::new(),
                 bytes: 0,
                 close: None,
+                direct: None,
             }),
             notify: Notify::new(),
             max_bytes,
@@ -109,6 +155,72 @@ impl Outbound {
             self.notify.notify_one();
         }
         PushOutcome::Queued
+    }
+
+    /// Like [`push`](Self::push), but writes the message to the socket right here when the
+    /// transport allows it, the writer is parked with nothing queued, and the connection
+    /// has been quiet for `when.quiet`. No task is woken for a message written this way.
+    pub(crate) fn push_now(&self, message: Bytes, frame: FrameType, when: WriteNow) -> PushOutcome {
+        let mut state = self.state.lock();
+        if state.close.is_none()
+            && state.items.is_empty()
+            && let Some(direct) = state.direct.as_deref_mut()
+            && direct.writer_idle
+            && direct
+                .last_frame
+                .is_none_or(|t| when.now.saturating_duration_since(t) >= when.quiet)
+        {
+            match direct.sink.write_frame(&message) {
+                Ok((written, total)) => {
+                    direct.last_frame = Some(when.now);
+                    if written < total {
+                        // The socket took part of the frame: nothing else may go out
+                        // before the rest, so the writer takes over from here.
+                        direct.rest = Some(direct.sink.frame_rest(&message, written));
+                        direct.writer_idle = false;
+                        drop(state);
+                        self.notify.notify_one();
+                    } else {
+                        drop(state);
+                    }
+                    if let Some(c) = &self.counters {
+                        c.sent(frame, 1, message.len() as u64);
+                    }
+                    return PushOutcome::Written;
+                }
+                // Full socket or a failed one: queue it; the writer waits for room or
+                // meets the error itself and closes the connection.
+                Err(_) => direct.writer_idle = false,
+            }
+        }
+        drop(state);
+        self.push(message, frame)
+    }
+
+    /// Lets producers write to the transport's socket while the writer is parked.
+    pub(crate) fn attach_direct(&self, sink: Box<dyn DirectWrite>) {
+        self.state.lock().direct = Some(Box::new(Direct {
+            sink,
+            writer_idle: false,
+            rest: None,
+            last_frame: None,
+        }));
+    }
+
+    /// Takes the socket away from producers; after this returns nobody else writes to it.
+    pub(crate) fn detach_direct(&self) {
+        let direct = self.state.lock().direct.take();
+        drop(direct);
+    }
+
+    /// The writer is about to write: producers keep off the socket until it parks again
+    /// (the next [`drain`](Self::drain) that finds nothing). Returns the rest of a frame a
+    /// producer left half-written, which must go out first.
+    pub(crate) fn claim(&self) -> Option<Bytes> {
+        let mut state = self.state.lock();
+        let direct = state.direct.as_deref_mut()?;
+        direct.writer_idle = false;
+        direct.rest.take()
     }
 
     /// Asks the writer to flush what is queued and then close with `disconnect`.
@@ -153,8 +265,17 @@ impl Outbound {
             }
             return match &state.close {
                 Some(d) => Drained::Close(d.clone()),
-                None => Drained::Empty,
+                None => {
+                    if let Some(direct) = state.direct.as_deref_mut() {
+                        direct.writer_idle = true;
+                    }
+                    Drained::Empty
+                }
             };
+        }
+        if let Some(direct) = state.direct.as_deref_mut() {
+            direct.writer_idle = false;
+            direct.last_frame = Some(Instant::now());
         }
         let n = if max_messages == 0 {
             state.items.len()
@@ -188,6 +309,13 @@ impl Outbound {
             c.sent(f, count, bytes);
         }
         Drained::Messages
+    }
+
+    /// Whether a producer could write to the socket now (the writer is parked).
+    #[cfg(test)]
+    pub(crate) fn writer_parked(&self) -> bool {
+        let state = self.state.lock();
+        state.items.is_empty() && state.direct.as_ref().is_some_and(|d| d.writer_idle)
     }
 
     /// Bytes currently queued.
@@ -267,5 +395,148 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(q.drain(1, &mut out), Drained::Messages);
         assert_eq!(q.drain(1, &mut out), Drained::Close(Disconnect::SHUTDOWN));
+    }
+
+    /// A socket that takes up to `room` bytes and records them.
+    #[derive(Debug)]
+    struct FakeSocket {
+        wire: Arc<Mutex<Vec<u8>>>,
+        room: Arc<Mutex<usize>>,
+    }
+
+    impl DirectWrite for FakeSocket {
+        fn write_frame(&self, message: &[u8]) -> io::Result<(usize, usize)> {
+            let mut frame = vec![b'#'];
+            frame.extend_from_slice(message);
+            let mut room = self.room.lock();
+            if *room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = frame.len().min(*room);
+            *room -= n;
+            self.wire.lock().extend_from_slice(&frame[..n]);
+            Ok((n, frame.len()))
+        }
+
+        fn frame_rest(&self, message: &Bytes, written: usize) -> Bytes {
+            let mut frame = vec![b'#'];
+            frame.extend_from_slice(message);
+            Bytes::from(frame).slice(written..)
+        }
+    }
+
+    type Wire = Arc<Mutex<Vec<u8>>>;
+
+    fn direct_queue(room: usize) -> (Outbound, Wire, Arc<Mutex<usize>>) {
+        let q = Outbound::new(0);
+        let wire = Arc::new(Mutex::new(Vec::new()));
+        let room = Arc::new(Mutex::new(room));
+        q.attach_direct(Box::new(FakeSocket {
+            wire: wire.clone(),
+            room: room.clone(),
+        }));
+        (q, wire, room)
+    }
+
+    fn at(now: Instant) -> WriteNow {
+        WriteNow {
+            now,
+            quiet: Duration::from_millis(1),
+        }
+    }
+
+    #[test]
+    fn a_parked_writer_lets_producers_write_quiet_connections() {
+        let (q, wire, _) = direct_queue(1000);
+        let t0 = Instant::now();
+        let msg = || Bytes::from_static(b"m");
+        // The writer has not parked yet: the socket is its own.
+        assert_eq!(
+            q.push_now(msg(), FrameType::Unknown, at(t0)),
+            PushOutcome::Queued
+        );
+        let mut out = Vec::new();
+        assert_eq!(q.claim(), None);
+        assert_eq!(q.drain(0, &mut out), Drained::Messages);
+        assert_eq!(q.drain(0, &mut out), Drained::Empty);
+        // Parked, but the drain above was a frame just now: batch with the writer.
+        assert_eq!(
+            q.push_now(msg(), FrameType::Unknown, at(Instant::now())),
+            PushOutcome::Queued
+        );
+        assert_eq!(q.claim(), None);
+        assert_eq!(q.drain(0, &mut out), Drained::Messages);
+        assert_eq!(q.drain(0, &mut out), Drained::Empty);
+        assert!(wire.lock().is_empty());
+        // Quiet for longer than asked: written right here, nothing for the writer.
+        let later = Instant::now() + Duration::from_millis(5);
+        assert_eq!(
+            q.push_now(msg(), FrameType::Unknown, at(later)),
+            PushOutcome::Written
+        );
+        assert_eq!(&wire.lock()[..], b"#m");
+        assert_eq!(q.claim(), None);
+        assert_eq!(q.drain(0, &mut out), Drained::Empty);
+        // That write counts as a frame: the next message within `quiet` is queued.
+        let soon = later + Duration::from_micros(100);
+        assert_eq!(
+            q.push_now(msg(), FrameType::Unknown, at(soon)),
+            PushOutcome::Queued
+        );
+    }
+
+    #[test]
+    fn a_half_written_frame_is_finished_by_the_writer_before_anything_else() {
+        let (q, wire, room) = direct_queue(3);
+        let mut out = Vec::new();
+        assert_eq!(q.drain(0, &mut out), Drained::Empty);
+        let t = Instant::now();
+        assert_eq!(
+            q.push_now(Bytes::from_static(b"hello"), FrameType::Unknown, at(t)),
+            PushOutcome::Written
+        );
+        assert_eq!(&wire.lock()[..], b"#he");
+        // Until the writer took the rest over, producers queue.
+        *room.lock() = 100;
+        let later = t + Duration::from_secs(1);
+        assert_eq!(
+            q.push_now(Bytes::from_static(b"x"), FrameType::Unknown, at(later)),
+            PushOutcome::Queued
+        );
+        assert_eq!(q.claim(), Some(Bytes::from_static(b"llo")));
+        assert_eq!(q.claim(), None);
+        assert_eq!(q.drain(0, &mut out), Drained::Messages);
+        assert_eq!(out, vec![Bytes::from_static(b"x")]);
+    }
+
+    #[test]
+    fn a_full_socket_or_a_close_sends_messages_through_the_queue() {
+        let (q, wire, _) = direct_queue(0);
+        let mut out = Vec::new();
+        assert_eq!(q.drain(0, &mut out), Drained::Empty);
+        let t = Instant::now();
+        assert_eq!(
+            q.push_now(Bytes::from_static(b"a"), FrameType::Unknown, at(t)),
+            PushOutcome::Queued
+        );
+        assert!(wire.lock().is_empty());
+        assert_eq!(q.drain(0, &mut out), Drained::Messages);
+
+        let (q, wire, _) = direct_queue(100);
+        assert_eq!(q.drain(0, &mut out), Drained::Empty);
+        q.close(Disconnect::SHUTDOWN);
+        assert_eq!(
+            q.push_now(Bytes::from_static(b"b"), FrameType::Unknown, at(t)),
+            PushOutcome::Closed
+        );
+        // Detached, producers never touch the socket again.
+        let (q, wire2, _) = direct_queue(100);
+        assert_eq!(q.drain(0, &mut out), Drained::Empty);
+        q.detach_direct();
+        assert_eq!(
+            q.push_now(Bytes::from_static(b"c"), FrameType::Unknown, at(t)),
+            PushOutcome::Queued
+        );
+        assert!(wire.lock().is_empty() && wire2.lock().is_empty());
     }
 }

@@ -36,7 +36,7 @@ use crate::events::{
 };
 use crate::hub::{Connection, Frames};
 use crate::metrics::{Action, ClientMethod, ConnectionStats, FrameType, TransportCounters};
-use crate::queue::Outbound;
+use crate::queue::{Outbound, PushOutcome, WriteNow};
 use crate::session::{ConnectRefused, Session, TransportInfo};
 use crate::shared::NodeShared;
 use crate::wire::encode_reply;
@@ -509,8 +509,9 @@ impl Connection for ClientInner {
         publication: &Publication,
         position: &StreamPosition,
         frames: &Frames,
-    ) {
-        this.deliver_publication(channel, publication, position, frames);
+        when: WriteNow,
+    ) -> PushOutcome {
+        this.deliver_publication(channel, publication, position, frames, when)
     }
 }
 

@@ -22,6 +22,7 @@ use crate::events::{
 use crate::filter::TagsFilter;
 use crate::hub::{Frames, SubShared};
 use crate::metrics::{Action, FrameType, Message};
+use crate::queue::{PushOutcome, WriteNow};
 use crate::recovery::{PositionCheck, cache_recovery, check_position, is_recovered};
 use crate::wire::{encode_push, encode_reply, publication_to_proto};
 use crate::{Disconnect, Error, Unsubscribe};
@@ -115,33 +116,36 @@ impl ClientInner {
         publication: &Publication,
         position: &StreamPosition,
         frames: &Frames,
-    ) {
+        when: WriteNow,
+    ) -> PushOutcome {
         let mut state = self.state.lock();
         let Some(sub) = state.subs.get_mut(channel) else {
-            return;
+            return PushOutcome::Closed;
         };
         if let Some(buffer) = &mut sub.buffer {
             buffer.push((publication.clone(), position.clone(), frames.clone()));
-            return;
+            return PushOutcome::Queued;
         }
         // A publication made without history has no position to check.
         if !sub.shared.positioned || publication.offset == 0 {
             // It becomes the client's delta base but is not the stream's: the next
             // publication goes in full.
             sub.delta_ready = false;
-            if !frames.filtered {
-                self.outbound
-                    .push(frames.full.clone(), FrameType::PushPublication);
+            if frames.filtered {
+                return PushOutcome::Queued;
             }
-            return;
+            return self
+                .outbound
+                .push_now(frames.full.clone(), FrameType::PushPublication, when);
         }
         match check_position(&mut sub.position, publication.offset, &position.epoch) {
-            PositionCheck::Deliver => {
-                if let Some(bytes) = sub.pick(frames) {
-                    self.outbound.push(bytes, FrameType::PushPublication);
-                }
-            }
-            PositionCheck::Duplicate => {}
+            PositionCheck::Deliver => match sub.pick(frames) {
+                Some(bytes) => self
+                    .outbound
+                    .push_now(bytes, FrameType::PushPublication, when),
+                None => PushOutcome::Queued,
+            },
+            PositionCheck::Duplicate => PushOutcome::Queued,
             PositionCheck::InsufficientState => {
                 drop(state);
                 // The hub's lock is held by our caller: finish elsewhere.
@@ -152,6 +156,7 @@ impl ClientInner {
                         client.outbound.close(d);
                     }
                 });
+                PushOutcome::Queued
             }
         }
     }

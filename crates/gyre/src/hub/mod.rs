@@ -12,7 +12,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gyre_protocol::{Disconnect, Protocol, proto};
@@ -21,7 +22,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::broker::{ClientInfo, Publication, StreamPosition};
 use crate::filter::TagsFilter;
 use crate::metrics::FrameType;
-use crate::queue::{Outbound, PushOutcome};
+use crate::queue::{Outbound, PushOutcome, WriteNow};
 
 const SHARDS: usize = 64;
 
@@ -96,14 +97,16 @@ pub(crate) trait Connection: Send + Sync + 'static {
 
     /// Delivers a publication this connection cannot take on the fast path:
     /// positioned subscriptions and subscriptions still being set up. Called with the
-    /// channel's shard lock held.
+    /// channel's shard lock held. `when` says when the broadcasting thread may write to
+    /// the socket itself.
     fn deliver_publication(
         this: &Arc<Self>,
         channel: &str,
         publication: &Publication,
         position: &StreamPosition,
         frames: &Frames,
-    );
+        when: WriteNow,
+    ) -> PushOutcome;
 }
 
 /// What one broadcast did on this node.
@@ -137,6 +140,54 @@ impl Frames {
             delta: None,
             filtered: true,
         }
+    }
+}
+
+/// How long a connection must have been quiet before a broadcast writes to its socket
+/// itself rather than queueing for its writer.
+///
+/// Writing directly saves the writer's wake-up but gives up batching: every message costs
+/// a write of its own. That pays only when the writer would not have batched anything,
+/// i.e. when the connection gets messages more rarely than a whole direct round over the
+/// channel takes. The round's length is estimated from the cost of the direct writes seen
+/// so far, times the channel's size; a connection that got a frame more recently than
+/// twice that is left to its writer, which then coalesces whatever arrives meanwhile.
+#[derive(Debug)]
+pub(crate) struct DirectPace {
+    /// Smoothed cost of one direct write, in nanoseconds (the broadcast loop included).
+    write_ns: AtomicU64,
+}
+
+/// Never write directly to a connection that got a frame within this (no batching is
+/// given up for connections that get more than a thousand messages a second).
+const MIN_QUIET: Duration = Duration::from_millis(1);
+
+impl Default for DirectPace {
+    fn default() -> Self {
+        // A loopback write with its receive path, as measured here; replaced by what is
+        // seen as soon as direct writes happen.
+        DirectPace {
+            write_ns: AtomicU64::new(5_000),
+        }
+    }
+}
+
+impl DirectPace {
+    fn quiet(&self, subscribers: usize) -> Duration {
+        let round = self
+            .write_ns
+            .load(Ordering::Relaxed)
+            .saturating_mul(subscribers as u64)
+            .saturating_mul(2);
+        MIN_QUIET.max(Duration::from_nanos(round))
+    }
+
+    fn observe(&self, elapsed: Duration, written: u64) {
+        let sample = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX) / written;
+        let old = self.write_ns.load(Ordering::Relaxed);
+        // Racing updates lose a sample, which a moving average does not mind.
+        self.write_ns
+            .store(old - old / 8 + sample / 8, Ordering::Relaxed);
     }
 }
 
@@ -313,6 +364,7 @@ pub(crate) struct Hub<C> {
     /// Connections of emulated transports by their secret session id, for the commands
     /// that reach them through `/emulation`.
     sessions: Box<[Mutex<SessionShard<C>>]>,
+    direct: DirectPace,
 }
 
 /// One shard of the session map.
@@ -328,6 +380,7 @@ impl<C> Default for Hub<C> {
             users: (0..SHARDS).map(|_| Mutex::default()).collect(),
             channels: (0..SHARDS).map(|_| RwLock::default()).collect(),
             sessions: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            direct: DirectPace::default(),
         }
     }
 }
@@ -522,6 +575,12 @@ impl<C: Connection> Hub<C> {
             publication.offset > 0 && (p.offset == 0 || p.offset + 1 == publication.offset)
         });
         let mut forms = PublicationForms::new(&push, &publication.data, prev);
+        let now = Instant::now();
+        let when = WriteNow {
+            now,
+            quiet: self.direct.quiet(subs.list.len()),
+        };
+        let mut written = 0u64;
         for sub in &subs.list {
             let protocol = sub.client.protocol();
             let filtered = sub.shared.filters_out(publication);
@@ -541,9 +600,13 @@ impl<C: Connection> Hub<C> {
                 match sub
                     .client
                     .outbound()
-                    .push(bytes, FrameType::PushPublication)
+                    .push_now(bytes, FrameType::PushPublication, when)
                 {
                     PushOutcome::Queued => outcome.sent += 1,
+                    PushOutcome::Written => {
+                        outcome.sent += 1;
+                        written += 1;
+                    }
                     PushOutcome::Overflow => {
                         tracing::debug!(client = %sub.client.id(), "client queue overflow, disconnecting (slow)");
                     }
@@ -556,6 +619,7 @@ impl<C: Connection> Hub<C> {
                     publication,
                     position,
                     &Frames::filtered(),
+                    when,
                 );
             } else {
                 let Some(frames) = forms.frames(protocol, sub.shared.delta) else {
@@ -565,8 +629,20 @@ impl<C: Connection> Hub<C> {
                     continue;
                 };
                 outcome.sent += 1;
-                C::deliver_publication(&sub.client, channel, publication, position, &frames);
+                let pushed = C::deliver_publication(
+                    &sub.client,
+                    channel,
+                    publication,
+                    position,
+                    &frames,
+                    when,
+                );
+                written += u64::from(pushed == PushOutcome::Written);
             }
+        }
+        // A round that mostly queued says little about the cost of a write.
+        if written > 0 && written * 2 >= outcome.sent {
+            self.direct.observe(now.elapsed(), written);
         }
         outcome
     }
@@ -604,7 +680,10 @@ impl<C: Connection> Hub<C> {
             }
             match encoded.get(sub.client.protocol()) {
                 Some(bytes) => {
-                    if sub.client.outbound().push(bytes.clone(), frame) == PushOutcome::Queued {
+                    if matches!(
+                        sub.client.outbound().push(bytes.clone(), frame),
+                        PushOutcome::Queued | PushOutcome::Written
+                    ) {
                         sent += 1;
                     }
                 }

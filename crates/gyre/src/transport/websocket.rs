@@ -54,6 +54,11 @@ pub struct WebSocketConfig {
     /// only to measure what the cache saves.
     #[doc(hidden)]
     pub compression_cache: bool,
+    /// Let the thread broadcasting a publication write it to a quiet connection's socket
+    /// itself instead of waking the connection's task (on by default; plain TCP without
+    /// compression or write delay). Off only to measure what it saves.
+    #[doc(hidden)]
+    pub direct_writes: bool,
     check_origin: Option<OriginCheck>,
 }
 
@@ -70,6 +75,7 @@ impl Default for WebSocketConfig {
             compression_min_size: 0,
             decompressed_message_size_limit: 0,
             compression_cache: true,
+            direct_writes: ws.direct_writes,
             check_origin: None,
         }
     }
@@ -147,6 +153,7 @@ impl WebSocketHandler {
                 )
             }),
             check_origin: config.check_origin,
+            direct_writes: config.direct_writes,
             ..WsConfig::default()
         };
         WebSocketHandler {

@@ -194,6 +194,11 @@ fn websocket(app: &App) -> axum::routing::MethodRouter {
     ws_config.compression_level = compression_level(c.compression_level);
     ws_config.compression_min_size = c.compression_min_size.max(0) as usize;
     ws_config.decompressed_message_size_limit = c.decompressed_message_size_limit.max(0) as usize;
+    // Measurement switch (BENCHMARKS.md): the same binary with and without broadcasts
+    // writing to quiet sockets themselves. Not a setting: there is no reason to turn it off.
+    if std::env::var_os("GYRE_NO_DIRECT_WRITES").is_some() {
+        ws_config.direct_writes = false;
+    }
     let handler = gyre::WebSocketHandler::new(app.node.clone(), ws_config);
     limited(app, handler)
 }

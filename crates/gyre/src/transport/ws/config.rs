@@ -34,6 +34,10 @@ pub(crate) struct WsConfig {
     pub(crate) check_origin: Option<OriginCheck>,
     /// Offer permessage-deflate with these settings (`None` = never negotiate it).
     pub(crate) compression: Option<DeflateConfig>,
+    /// Let the thread that broadcasts a publication write it to a quiet connection's
+    /// socket itself (plain TCP, no compression, no write delay) instead of waking the
+    /// connection's task.
+    pub(crate) direct_writes: bool,
 }
 
 impl Default for WsConfig {
@@ -48,6 +52,7 @@ impl Default for WsConfig {
             close_wait: Duration::from_secs(5),
             check_origin: None,
             compression: None,
+            direct_writes: true,
         }
     }
 }
@@ -63,6 +68,7 @@ impl fmt::Debug for WsConfig {
             .field("native_pong_timeout", &self.native_pong_timeout)
             .field("close_wait", &self.close_wait)
             .field("compression", &self.compression)
+            .field("direct_writes", &self.direct_writes)
             .field(
                 "check_origin",
                 &self.check_origin.as_ref().map(|_| "custom"),

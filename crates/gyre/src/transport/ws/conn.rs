@@ -120,6 +120,8 @@ where
             })
             .await
         };
+        // Nobody but this task touches the socket from here on.
+        conn.session.outbound().detach_direct();
         // The session must see none of its futures alive in `finish`.
         let (mut io, session, config) = conn.into_parts();
         // A clean shutdown matters for TLS (close_notify); on TCP it is one syscall.
@@ -409,6 +411,16 @@ where
 
     /// Picks the next frame: control frames first, then whatever the session queued.
     fn next_write(&mut self) -> bool {
+        // Producers keep off the socket from now until the queue is found empty; one of
+        // them may have left part of a frame on the wire, which nothing may interrupt.
+        if let Some(rest) = self.session.outbound().claim() {
+            self.cur = Some(Write {
+                kind: WriteKind::Control(rest),
+                off: 0,
+                then: Then::Nothing,
+            });
+            return true;
+        }
         if let Some((frame, then)) = self.close_next.take() {
             self.cur = Some(Write {
                 kind: WriteKind::Control(frame),

@@ -13,8 +13,10 @@ use tokio::net::TcpStream;
 
 use super::config::WsConfig;
 use super::conn::{self, ConnParams};
+use super::direct::SharedTcp;
+use super::frame::{OP_BINARY, OP_TEXT};
 use super::handshake::{self, HttpResponse};
-use crate::transport::{SessionFactory, TransportInfo};
+use crate::transport::{Protocol, Session, SessionFactory, TransportInfo};
 
 /// Serves the WebSocket endpoint (`/connection/websocket`) for any HTTP server that
 /// supports hyper upgrades: axum (`Router::route_service`), hyper's `http1` connection
@@ -123,7 +125,22 @@ pub(crate) async fn serve<F: SessionFactory>(
     // connection state machine: this task (and everything it held) is freed right away.
     match upgraded.downcast::<TokioIo<TcpStream>>() {
         Ok(parts) => {
-            let io = parts.io.into_inner();
+            let io = SharedTcp::new(parts.io.into_inner());
+            // Producers write single frames: not with compression (the deflate context
+            // belongs to the task) nor with a write delay (which asks for batching).
+            if config.direct_writes
+                && !params.deflate
+                && config.write_delay.is_zero()
+                && let Ok(session) = &session
+            {
+                let opcode = match params.protocol {
+                    Protocol::Json => OP_TEXT,
+                    Protocol::Protobuf => OP_BINARY,
+                };
+                session
+                    .outbound()
+                    .attach_direct(Box::new(io.frames(opcode)));
+            }
             tokio::spawn(conn::run(io, parts.read_buf, session, params, config));
         }
         Err(upgraded) => {

@@ -1022,3 +1022,112 @@ async fn deflate_bad_input_closes_with_rfc_codes() {
         assert_eq!(factory.finished(i).await, Disconnect::CONNECTION_CLOSED);
     }
 }
+
+// ---- producers writing to the socket themselves --------------------------------------
+
+fn write_now() -> crate::queue::WriteNow {
+    crate::queue::WriteNow {
+        now: std::time::Instant::now(),
+        quiet: Duration::ZERO,
+    }
+}
+
+/// Waits until the connection's writer has parked, so the socket is free for producers.
+async fn parked(session: &TestSession) {
+    for _ in 0..200 {
+        if session.0.outbound.writer_parked() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("writer never parked");
+}
+
+#[tokio::test]
+async fn producers_write_single_frames_to_a_parked_connection() {
+    use crate::queue::PushOutcome;
+    for (path, binary) in [
+        ("/connection/websocket", false),
+        ("/connection/websocket?cf_protocol=protobuf", true),
+    ] {
+        let factory = TestFactory::with(Behaviour::default());
+        let addr = serve(Arc::clone(&factory)).await;
+        let mut ws = connect(&addr, path, &[]).await.unwrap();
+        ws.send(WsMessage::text("hi")).await.unwrap();
+        assert_eq!(next(&mut ws).await.into_data(), Bytes::from_static(b"hi"));
+        let session = factory.session(0);
+        parked(&session).await;
+        let outcome = session.0.outbound.push_now(
+            Bytes::from_static(b"direct"),
+            FrameType::Unknown,
+            write_now(),
+        );
+        assert_eq!(outcome, PushOutcome::Written, "{path}");
+        let got = next(&mut ws).await;
+        assert_eq!(got.is_binary(), binary, "{path}");
+        assert_eq!(got.into_data(), Bytes::from_static(b"direct"));
+        // The writer still works afterwards.
+        ws.send(WsMessage::text("again")).await.unwrap();
+        assert_eq!(
+            next(&mut ws).await.into_data(),
+            Bytes::from_static(b"again")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_and_queued_writes_never_tear_frames() {
+    // A producer thread writes big messages itself whenever the writer is parked (and
+    // the socket fills up, so frames are left half-written for the writer to finish),
+    // while the connection task answers the client's messages through the queue.
+    let factory = TestFactory::with(Behaviour::default());
+    let addr = serve(Arc::clone(&factory)).await;
+    let mut ws = connect(&addr, "/connection/websocket", &[]).await.unwrap();
+    ws.send(WsMessage::text("hi")).await.unwrap();
+    assert_eq!(next(&mut ws).await.into_data(), Bytes::from_static(b"hi"));
+    let outbound = Arc::clone(&factory.session(0).0.outbound);
+    const PRODUCED: usize = 300;
+    let producer = std::thread::spawn(move || {
+        let mut written = 0;
+        for i in 0..PRODUCED {
+            let body = format!("p{i:04}:{}", "x".repeat(20_000));
+            if outbound.push_now(Bytes::from(body), FrameType::Unknown, write_now())
+                == crate::queue::PushOutcome::Written
+            {
+                written += 1;
+            }
+            if i % 10 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        written
+    });
+    let mut echoes_sent = 0;
+    let (mut produced, mut echoed) = (0usize, 0usize);
+    while produced < PRODUCED || echoed < echoes_sent {
+        if echoes_sent < 50 {
+            ws.send(WsMessage::text(format!("e{echoes_sent:04}")))
+                .await
+                .unwrap();
+            echoes_sent += 1;
+        }
+        let msg = next(&mut ws).await;
+        let WsMessage::Text(text) = msg else {
+            panic!("unexpected {msg:?}")
+        };
+        for line in text.as_str().split('\n') {
+            if let Some(rest) = line.strip_prefix('p') {
+                let (n, body) = rest.split_once(':').expect("intact producer message");
+                assert_eq!(n.parse::<usize>().unwrap(), produced, "producer order");
+                assert_eq!(body.len(), 20_000);
+                produced += 1;
+            } else {
+                assert_eq!(line, format!("e{echoed:04}"), "echo order");
+                echoed += 1;
+            }
+        }
+    }
+    let written = producer.join().unwrap();
+    assert!(written > 0, "no message was written directly");
+    assert_eq!((produced, echoed), (PRODUCED, 50));
+}
