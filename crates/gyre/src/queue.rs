@@ -82,6 +82,7 @@ pub(crate) struct WriteNow {
     pub(crate) now: Instant,
     /// Only a connection that got no frame for this long is written directly: one that
     /// got one recently is likely to get more, and its writer batches them into one write.
+    /// `Duration::MAX` = never.
     pub(crate) quiet: Duration,
 }
 
@@ -162,7 +163,8 @@ impl Outbound {
     /// has been quiet for `when.quiet`. No task is woken for a message written this way.
     pub(crate) fn push_now(&self, message: Bytes, frame: FrameType, when: WriteNow) -> PushOutcome {
         let mut state = self.state.lock();
-        if state.close.is_none()
+        if when.quiet < Duration::MAX
+            && state.close.is_none()
             && state.items.is_empty()
             && let Some(direct) = state.direct.as_deref_mut()
             && direct.writer_idle

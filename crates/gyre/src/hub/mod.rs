@@ -158,6 +158,10 @@ pub(crate) struct DirectPace {
     write_ns: AtomicU64,
 }
 
+/// Most sockets one broadcast writes itself (about 5 ms of writes on loopback): the
+/// publisher waits for them, and so does anyone who needs the channel shard's write lock.
+const MAX_DIRECT_PER_BROADCAST: u64 = 1024;
+
 /// Never write directly to a connection that got a frame within this (no batching is
 /// given up for connections that get more than a thousand messages a second).
 const MIN_QUIET: Duration = Duration::from_millis(1);
@@ -576,12 +580,16 @@ impl<C: Connection> Hub<C> {
         });
         let mut forms = PublicationForms::new(&push, &publication.data, prev);
         let now = Instant::now();
-        let when = WriteNow {
+        let mut when = WriteNow {
             now,
             quiet: self.direct.quiet(subs.list.len()),
         };
         let mut written = 0u64;
         for sub in &subs.list {
+            if written == MAX_DIRECT_PER_BROADCAST {
+                // The publisher (and the channel's shard lock) waited long enough.
+                when.quiet = Duration::MAX;
+            }
             let protocol = sub.client.protocol();
             let filtered = sub.shared.filters_out(publication);
             outcome.filtered += u64::from(filtered);
@@ -694,5 +702,28 @@ impl<C: Connection> Hub<C> {
             }
         }
         sent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_writes_wait_longer_in_bigger_channels_and_learn_the_write_cost() {
+        let pace = DirectPace::default();
+        // One subscriber: the floor. A thousand: twice a round of thousand writes.
+        assert_eq!(pace.quiet(1), MIN_QUIET);
+        assert_eq!(pace.quiet(1000), Duration::from_millis(10));
+        // Writes turn out cheaper (1 µs each): the estimate moves towards it.
+        for _ in 0..64 {
+            pace.observe(Duration::from_millis(1), 1000);
+        }
+        let quiet = pace.quiet(1000);
+        assert!(
+            quiet < Duration::from_millis(3) && quiet >= Duration::from_millis(2),
+            "{quiet:?}"
+        );
+        assert_eq!(pace.quiet(10), MIN_QUIET);
     }
 }
