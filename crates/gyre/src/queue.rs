@@ -43,7 +43,7 @@ struct State {
     /// Set once: the writer flushes what is queued, then closes the transport with it.
     close: Option<Disconnect>,
     /// The socket, when the transport lets producers write to it themselves.
-    direct: Option<Box<Direct>>,
+    direct: Option<Direct>,
 }
 
 /// A transport's socket, written by whoever produces a message while the connection's
@@ -62,16 +62,28 @@ pub(crate) trait DirectWrite: Send + Sync + std::fmt::Debug {
     fn frame_rest(&self, message: &Bytes, written: usize) -> Bytes;
 }
 
+/// Kept inline in every queue that has a socket: 32 bytes per connection, where a box and
+/// an `Instant` cost three times that (the figure of merit is memory per idle connection).
 #[derive(Debug)]
 struct Direct {
-    sink: Box<dyn DirectWrite>,
+    sink: Arc<dyn DirectWrite>,
     /// The writer is parked with nothing queued and nothing half-written: the socket is
     /// free for a producer.
     writer_idle: bool,
     /// What a producer could not finish writing: the writer sends it before anything else.
-    rest: Option<Bytes>,
-    /// When this connection last got a frame (written by either side).
-    last_frame: Option<Instant>,
+    rest: Option<Box<Bytes>>,
+    /// When this connection last got a frame (written by either side), in microseconds
+    /// of [`micros`]' clock; 0 = never.
+    last_frame: u32,
+}
+
+/// A wrapping microsecond clock: differences are right up to 71 minutes apart, and a
+/// connection quiet for longer than that at worst gets one message through its queue.
+fn micros(at: Instant) -> u32 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    // Truncation is the wrap-around.
+    at.saturating_duration_since(epoch).as_micros() as u32
 }
 
 /// When a producer may write a message itself instead of queueing it (see
@@ -166,19 +178,19 @@ impl Outbound {
         if when.quiet < Duration::MAX
             && state.close.is_none()
             && state.items.is_empty()
-            && let Some(direct) = state.direct.as_deref_mut()
+            && let Some(direct) = state.direct.as_mut()
             && direct.writer_idle
-            && direct
-                .last_frame
-                .is_none_or(|t| when.now.saturating_duration_since(t) >= when.quiet)
+            && (direct.last_frame == 0
+                || u128::from(micros(when.now).wrapping_sub(direct.last_frame))
+                    >= when.quiet.as_micros())
         {
             match direct.sink.write_frame(&message) {
                 Ok((written, total)) => {
-                    direct.last_frame = Some(when.now);
+                    direct.last_frame = micros(when.now);
                     if written < total {
                         // The socket took part of the frame: nothing else may go out
                         // before the rest, so the writer takes over from here.
-                        direct.rest = Some(direct.sink.frame_rest(&message, written));
+                        direct.rest = Some(Box::new(direct.sink.frame_rest(&message, written)));
                         direct.writer_idle = false;
                         drop(state);
                         self.notify.notify_one();
@@ -200,13 +212,13 @@ impl Outbound {
     }
 
     /// Lets producers write to the transport's socket while the writer is parked.
-    pub(crate) fn attach_direct(&self, sink: Box<dyn DirectWrite>) {
-        self.state.lock().direct = Some(Box::new(Direct {
+    pub(crate) fn attach_direct(&self, sink: Arc<dyn DirectWrite>) {
+        self.state.lock().direct = Some(Direct {
             sink,
             writer_idle: false,
             rest: None,
-            last_frame: None,
-        }));
+            last_frame: 0,
+        });
     }
 
     /// Takes the socket away from producers; after this returns nobody else writes to it.
@@ -220,9 +232,9 @@ impl Outbound {
     /// producer left half-written, which must go out first.
     pub(crate) fn claim(&self) -> Option<Bytes> {
         let mut state = self.state.lock();
-        let direct = state.direct.as_deref_mut()?;
+        let direct = state.direct.as_mut()?;
         direct.writer_idle = false;
-        direct.rest.take()
+        direct.rest.take().map(|rest| *rest)
     }
 
     /// Asks the writer to flush what is queued and then close with `disconnect`.
@@ -268,16 +280,16 @@ impl Outbound {
             return match &state.close {
                 Some(d) => Drained::Close(d.clone()),
                 None => {
-                    if let Some(direct) = state.direct.as_deref_mut() {
+                    if let Some(direct) = state.direct.as_mut() {
                         direct.writer_idle = true;
                     }
                     Drained::Empty
                 }
             };
         }
-        if let Some(direct) = state.direct.as_deref_mut() {
+        if let Some(direct) = state.direct.as_mut() {
             direct.writer_idle = false;
-            direct.last_frame = Some(Instant::now());
+            direct.last_frame = micros(Instant::now());
         }
         let n = if max_messages == 0 {
             state.items.len()
@@ -433,7 +445,7 @@ mod tests {
         let q = Outbound::new(0);
         let wire = Arc::new(Mutex::new(Vec::new()));
         let room = Arc::new(Mutex::new(room));
-        q.attach_direct(Box::new(FakeSocket {
+        q.attach_direct(Arc::new(FakeSocket {
             wire: wire.clone(),
             room: room.clone(),
         }));

@@ -23,19 +23,17 @@ use crate::queue::DirectWrite;
 
 /// The connection task's side of a shared socket.
 #[derive(Debug)]
-pub(crate) struct SharedTcp(Arc<TcpStream>);
+pub(crate) struct SharedTcp(Arc<DirectFrames>);
 
 impl SharedTcp {
-    pub(crate) fn new(stream: TcpStream) -> Self {
-        SharedTcp(Arc::new(stream))
+    /// `opcode` (text or binary) is what producers' frames carry.
+    pub(crate) fn new(stream: TcpStream, opcode: u8) -> Self {
+        SharedTcp(Arc::new(DirectFrames { stream, opcode }))
     }
 
-    /// A producer's handle writing frames with `opcode` (text or binary).
-    pub(crate) fn frames(&self, opcode: u8) -> DirectFrames {
-        DirectFrames {
-            stream: Arc::clone(&self.0),
-            opcode,
-        }
+    /// The producers' handle: the same allocation, so sharing costs no memory.
+    pub(crate) fn frames(&self) -> Arc<DirectFrames> {
+        Arc::clone(&self.0)
     }
 }
 
@@ -46,9 +44,9 @@ impl AsyncRead for SharedTcp {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         loop {
-            ready!(self.0.poll_read_ready(cx))?;
+            ready!(self.0.stream.poll_read_ready(cx))?;
             // A WouldBlock clears the readiness, so the next round registers the waker.
-            match self.0.try_read(buf.initialize_unfilled()) {
+            match self.0.stream.try_read(buf.initialize_unfilled()) {
                 Ok(n) => {
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
@@ -67,8 +65,8 @@ impl AsyncWrite for SharedTcp {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         loop {
-            ready!(self.0.poll_write_ready(cx))?;
-            match self.0.try_write(buf) {
+            ready!(self.0.stream.poll_write_ready(cx))?;
+            match self.0.stream.try_write(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 r => return Poll::Ready(r),
             }
@@ -81,8 +79,8 @@ impl AsyncWrite for SharedTcp {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         loop {
-            ready!(self.0.poll_write_ready(cx))?;
-            match self.0.try_write_vectored(bufs) {
+            ready!(self.0.stream.poll_write_ready(cx))?;
+            match self.0.stream.try_write_vectored(bufs) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 r => return Poll::Ready(r),
             }
@@ -101,16 +99,16 @@ impl AsyncWrite for SharedTcp {
         // Producers were detached before the task shuts down, so the stream is ours alone;
         // if it somehow is not, dropping it closes the socket all the same.
         match Arc::get_mut(&mut self.0) {
-            Some(stream) => Pin::new(stream).poll_shutdown(cx),
+            Some(socket) => Pin::new(&mut socket.stream).poll_shutdown(cx),
             None => Poll::Ready(Ok(())),
         }
     }
 }
 
-/// A producer's handle on a shared socket: writes one message as one final frame.
+/// A shared socket; producers write one message as one final frame through it.
 #[derive(Debug)]
 pub(crate) struct DirectFrames {
-    stream: Arc<TcpStream>,
+    stream: TcpStream,
     opcode: u8,
 }
 

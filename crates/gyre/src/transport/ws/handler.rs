@@ -125,7 +125,11 @@ pub(crate) async fn serve<F: SessionFactory>(
     // connection state machine: this task (and everything it held) is freed right away.
     match upgraded.downcast::<TokioIo<TcpStream>>() {
         Ok(parts) => {
-            let io = SharedTcp::new(parts.io.into_inner());
+            let opcode = match params.protocol {
+                Protocol::Json => OP_TEXT,
+                Protocol::Protobuf => OP_BINARY,
+            };
+            let io = SharedTcp::new(parts.io.into_inner(), opcode);
             // Producers write single frames: not with compression (the deflate context
             // belongs to the task) nor with a write delay (which asks for batching).
             if config.direct_writes
@@ -133,13 +137,7 @@ pub(crate) async fn serve<F: SessionFactory>(
                 && config.write_delay.is_zero()
                 && let Ok(session) = &session
             {
-                let opcode = match params.protocol {
-                    Protocol::Json => OP_TEXT,
-                    Protocol::Protobuf => OP_BINARY,
-                };
-                session
-                    .outbound()
-                    .attach_direct(Box::new(io.frames(opcode)));
+                session.outbound().attach_direct(io.frames());
             }
             tokio::spawn(conn::run(io, parts.read_buf, session, params, config));
         }
