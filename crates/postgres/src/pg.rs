@@ -156,7 +156,8 @@ async fn listen_once(
     let (client, mut connection) = config.connect(NoTls).await?;
     let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
     // The channel name is a checked identifier (see `check_prefix`).
-    let listen = client.batch_execute(&format!("LISTEN {channel}"));
+    let statement = format!("LISTEN {channel}");
+    let listen = client.batch_execute(&statement);
     tokio::pin!(listen);
     let mut listening = false;
     loop {
@@ -242,8 +243,8 @@ pub(crate) async fn run_ddl(pool: &Pool, lock_name: &str, ddl: &str) -> Result<(
     Ok(())
 }
 
-/// A random suffix-free epoch expression: 8 lowercase letters (upstream epochs are 8
-/// letters; clients only compare them).
+/// An SQL expression making a new epoch: 8 random lowercase letters (upstream epochs are
+/// 8 letters; clients only compare them).
 pub(crate) const NEW_EPOCH_SQL: &str =
     "(SELECT string_agg(chr(97 + floor(random() * 26)::INTEGER), '') FROM generate_series(1, 8))";
 
