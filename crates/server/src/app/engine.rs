@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use gyre::{Broker, Controller, PresenceManager};
 use gyre_nats::{NatsBroker, NatsConfig, RawMode};
+use gyre_postgres::controller::{PgController, PgControllerConfig};
+use gyre_postgres::stream::{PgStreamBroker, PgStreamConfig};
 use gyre_redis::{RedisBroker, RedisConfig};
 
 use crate::config::{self, Config, RedisPrefixed};
@@ -110,6 +112,73 @@ async fn nats_broker(config: &Config) -> anyhow::Result<NatsBroker> {
         .with_context(|| format!("connecting to NATS at {url}"))
 }
 
+fn positive_u32(v: i64, default: u32) -> u32 {
+    u32::try_from(v).ok().filter(|v| *v > 0).unwrap_or(default)
+}
+
+fn positive_u16(v: i64, default: u16) -> u16 {
+    u16::try_from(v).ok().filter(|v| *v > 0).unwrap_or(default)
+}
+
+/// `broker.postgres.*` (experimental, as upstream).
+async fn pg_stream_broker(config: &Config) -> anyhow::Result<PgStreamBroker> {
+    let p = &config.broker.postgres;
+    let mut c = PgStreamConfig::new(p.dsn.clone());
+    c.pool_size = positive_u32(p.pool_size, 16) as usize;
+    c.num_shards = positive_u16(p.num_shards, 8);
+    c.cleanup_interval = std_or(p.cleanup_interval, Duration::from_secs(60));
+    c.idempotent_result_ttl = std_or(p.idempotent_result_ttl, Duration::from_secs(300));
+    c.binary_data = p.binary_data;
+    c.stream_retention = std_or(p.stream_retention, Duration::from_secs(24 * 3600));
+    c.history_meta_ttl = config
+        .channel
+        .history_meta_ttl
+        .to_std()
+        .filter(|d| !d.is_zero());
+    c.use_notify = p.use_notify;
+    c.notify_dsn = (!p.notify_dsn.is_empty()).then(|| p.notify_dsn.clone());
+    c.table_prefix = p.table_prefix.clone();
+    c.skip_schema_init = p.skip_schema_init;
+    c.poll_interval = std_or(p.outbox.poll_interval, Duration::from_millis(100));
+    c.batch_size = if p.outbox.batch_size > 0 {
+        p.outbox.batch_size
+    } else {
+        1000
+    };
+    c.partition_lookahead_days = positive_u32(p.partition_lookahead_days, 2);
+    c.partition_retention_days = u32::try_from(p.partition_retention_days).unwrap_or(7);
+    let broker = PgStreamBroker::connect(c)
+        .await
+        .context("starting the PostgreSQL stream broker (broker.postgres)")?;
+    tracing::warn!(
+        table = broker.stream_table(),
+        "broker.type postgres is experimental (as in Centrifugo)"
+    );
+    Ok(broker)
+}
+
+/// `controller.postgres.*` (experimental, as upstream).
+async fn pg_controller(config: &Config) -> anyhow::Result<PgController> {
+    let p = &config.controller.postgres;
+    let mut c = PgControllerConfig::new(p.dsn.clone());
+    c.pool_size = positive_u32(p.pool_size, 8) as usize;
+    c.num_shards = positive_u16(p.num_shards, 1);
+    c.table_prefix = p.table_prefix.clone();
+    c.poll_interval = std_or(p.poll_interval, Duration::from_millis(50));
+    c.use_notify = p.use_notify;
+    c.notify_dsn = (!p.notify_dsn.is_empty()).then(|| p.notify_dsn.clone());
+    c.partition_retention_days = u32::try_from(p.partition_retention_days).unwrap_or(1);
+    c.partition_lookahead_days = positive_u32(p.partition_lookahead_days, 2);
+    c.partition_cleanup_interval = std_or(p.partition_cleanup_interval, Duration::from_secs(60));
+    c.batch_size = if p.batch_size > 0 { p.batch_size } else { 1000 };
+    c.skip_schema_init = p.skip_schema_init;
+    let controller = PgController::connect(c)
+        .await
+        .context("starting the PostgreSQL controller (controller.postgres)")?;
+    tracing::warn!("controller.type postgres is experimental (as in Centrifugo)");
+    Ok(controller)
+}
+
 /// Connects the configured engines.
 pub(crate) async fn build(config: &Config) -> anyhow::Result<Engines> {
     let mut engines = Engines::default();
@@ -162,8 +231,30 @@ pub(crate) async fn build(config: &Config) -> anyhow::Result<Engines> {
                 engines.controller = Some(broker.clone());
                 engines.broker = Some(broker);
             }
-            other => bail!("broker.type {other:?} is not supported (memory, redis, nats)"),
+            "postgres" => {
+                let broker = Arc::new(pg_stream_broker(config).await?);
+                // Upstream's PostgreSQL broker is no controller: without
+                // `controller.type: postgres` the nodes do not see each other.
+                engines.redis_broker = None;
+                engines.controller = None;
+                engines.broker = Some(broker);
+            }
+            other => {
+                bail!("broker.type {other:?} is not supported (memory, redis, nats, postgres)")
+            }
         }
+    }
+    if config.controller.enabled {
+        // `validate` accepted only `postgres`.
+        engines.controller = Some(Arc::new(pg_controller(config).await?));
+    } else if engines.controller.is_none()
+        && config.broker.enabled
+        && config.broker.r#type == "postgres"
+    {
+        tracing::warn!(
+            "broker.type postgres carries no node-to-node control: enable controller.type \
+             postgres for several nodes to see each other"
+        );
     }
     if config.presence_manager.enabled {
         match config.presence_manager.r#type.as_str() {

@@ -696,7 +696,7 @@ fn validation_errors_name_the_key() {
 #[test]
 fn unsupported_features_warn_once_each() {
     let loaded = load_json(json!({
-        "broker": {"enabled": true, "type": "postgres"},
+        "debug": {"enabled": true},
         "swagger": {"enabled": true},
         "webtransport": {"enabled": true},
         "graphite": {"enabled": true},
@@ -714,7 +714,7 @@ fn unsupported_features_warn_once_each() {
         loaded.warnings
     );
     for f in [
-        "broker.type postgres",
+        "debug (pprof endpoints)",
         "swagger",
         "webtransport",
         "graphite",
@@ -1111,5 +1111,44 @@ fn engine_memory_keys_are_read_and_checked() {
             "data_dir": "/x", "sync_interval": "-1s"
         }}}))),
         "engine.memory.sync_interval"
+    );
+}
+
+#[test]
+fn postgres_broker_and_controller_are_accepted_and_their_tls_refused() {
+    let dsn = "postgres://postgres@127.0.0.1/test";
+    let loaded = load_json(json!({
+        "broker": {"enabled": true, "type": "postgres", "postgres": {"dsn": dsn}},
+        "controller": {"enabled": true, "type": "postgres", "postgres": {"dsn": dsn}},
+    }))
+    .unwrap();
+    assert!(loaded.unsupported.is_empty(), "{:?}", loaded.unsupported);
+    assert_eq!(loaded.config.broker.postgres.num_shards, 8);
+    assert_eq!(loaded.config.controller.postgres.poll_interval.to_std(), Some(std::time::Duration::from_millis(50)));
+    let refused = |config: serde_json::Value, key: &str| {
+        let err = load_json(config).unwrap_err().to_string();
+        assert!(err.contains(key), "{key}: {err}");
+    };
+    refused(
+        json!({"broker": {"enabled": true, "type": "postgres",
+            "postgres": {"dsn": dsn, "tls": {"enabled": true}}}}),
+        "broker.postgres.tls",
+    );
+    refused(
+        json!({"broker": {"enabled": true, "type": "postgres"}}),
+        "broker.postgres.dsn",
+    );
+    refused(
+        json!({"controller": {"enabled": true, "type": "postgres",
+            "postgres": {"dsn": dsn, "tls": {"enabled": true}}}}),
+        "controller.postgres.tls",
+    );
+    refused(
+        json!({"controller": {"enabled": true, "type": "redis"}}),
+        "controller.type",
+    );
+    refused(
+        json!({"controller": {"enabled": true, "type": "postgres"}}),
+        "controller.postgres.dsn",
     );
 }

@@ -45,13 +45,9 @@ impl Unsupported {
 }
 
 const UNSUPPORTED: &[(&str, Check)] = &[
-    ("broker.type postgres", |c| {
-        c.broker.enabled && c.broker.r#type == "postgres"
-    }),
     ("map_broker.type (redis, postgres)", |c| {
         c.map_broker.r#type != "memory"
     }),
-    ("controller", |c| c.controller.enabled),
     (
         "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
         |c| any_channel_options(c, |o| o.subscribe_stream_proxy_enabled),

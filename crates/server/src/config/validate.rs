@@ -75,6 +75,7 @@ pub(crate) fn validate(c: &Config) -> Result<(), ConfigError> {
     one_of("log.level", &c.log.level, LOG_LEVELS)?;
     one_of("engine.type", &c.engine.r#type, &["memory", "redis"])?;
     one_of("broker.type", &c.broker.r#type, KNOWN_BROKERS)?;
+    validate_postgres_engines(c)?;
     one_of(
         "engine.memory.sync",
         &c.engine.memory.sync,
@@ -731,6 +732,36 @@ fn validate_channel_options(
                 &format!("channel.proxy.{}", what.trim_end_matches("_proxy")),
                 default_proxy,
             )?;
+        }
+    }
+    Ok(())
+}
+
+/// The PostgreSQL stream broker and controller (experimental, as upstream): TLS to
+/// PostgreSQL is not implemented, and connecting in the clear instead of refusing would
+/// downgrade what the configuration asks for.
+fn validate_postgres_engines(c: &Config) -> Result<(), ConfigError> {
+    let pg_broker = c.broker.enabled && c.broker.r#type == "postgres";
+    if pg_broker && c.broker.postgres.tls.enabled {
+        return Err(err(
+            "broker.postgres.tls",
+            "TLS to PostgreSQL is not supported by Gyre yet (use a local or tunnelled connection)",
+        ));
+    }
+    if pg_broker && c.broker.postgres.dsn.is_empty() {
+        return Err(err("broker.postgres.dsn", "is required for broker.type postgres"));
+    }
+    if c.controller.enabled {
+        one_of("controller.type", &c.controller.r#type, &["postgres"])?;
+        let p = &c.controller.postgres;
+        if p.tls.enabled {
+            return Err(err(
+                "controller.postgres.tls",
+                "TLS to PostgreSQL is not supported by Gyre yet (use a local or tunnelled connection)",
+            ));
+        }
+        if p.dsn.is_empty() {
+            return Err(err("controller.postgres.dsn", "is required for controller.type postgres"));
         }
     }
     Ok(())
