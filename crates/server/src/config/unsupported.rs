@@ -48,8 +48,8 @@ const UNSUPPORTED: &[(&str, Check)] = &[
     ("broker.type postgres", |c| {
         c.broker.enabled && c.broker.r#type == "postgres"
     }),
-    ("map_broker.type (redis, postgres)", |c| {
-        c.map_broker.r#type != "memory"
+    ("map_broker.type postgres", |c| {
+        c.map_broker.r#type == "postgres"
     }),
     ("controller", |c| c.controller.enabled),
     (
@@ -105,7 +105,7 @@ const ACCESS: &[(&str, &str)] = &[
          refused with error 108 (not available)",
     ),
     (
-        "map_broker.type (redis, postgres)",
+        "map_broker.type postgres",
         "map channels are kept by the in-memory map broker of each node, which nodes do \
          not share",
     ),
@@ -183,6 +183,18 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert!(found[0].key.starts_with("presence, join_leave on map"));
         assert!(found[0].instead.is_none(), "a warning, not a refusal");
+    }
+
+    #[test]
+    fn redis_map_broker_is_served_postgres_is_refused() {
+        let mut c = Config::default();
+        c.map_broker.r#type = "redis".into();
+        assert!(unsupported(&c).is_empty(), "the Redis map broker is served");
+        c.map_broker.r#type = "postgres".into();
+        let found = unsupported(&c);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].key, "map_broker.type postgres");
+        assert!(found[0].instead.is_some(), "a refusal");
     }
 
     #[test]
