@@ -80,17 +80,17 @@ pub(crate) fn ttl_secs(d: Duration) -> u64 {
     s.max(1)
 }
 
-fn unix_millis() -> i64 {
+pub(crate) fn unix_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn new_epoch() -> String {
+pub(crate) fn new_epoch() -> String {
     Alphabetic.sample_string(&mut rand::rng(), EPOCH_LEN)
 }
 
-fn bad_reply(what: &str) -> BrokerError {
+pub(crate) fn bad_reply(what: &str) -> BrokerError {
     EngineError::msg(format!("unexpected Redis reply: {what}")).into()
 }
 
@@ -123,7 +123,7 @@ pub(crate) fn value_bytes(v: Value) -> Option<Bytes> {
 
 /// Decodes XRANGE/XREVRANGE entries: `[[id, [field, value, …]], …]` with id `<offset>-0`
 /// and the publication in field `d`.
-fn decode_stream_entries(entries: Value) -> Result<Vec<Publication>, BrokerError> {
+pub(crate) fn decode_stream_entries(entries: Value) -> Result<Vec<Publication>, BrokerError> {
     let Value::Array(entries) = entries else {
         return Err(bad_reply("stream entries"));
     };

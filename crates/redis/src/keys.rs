@@ -93,6 +93,81 @@ impl Keys {
     }
 }
 
+/// Key names of the map broker (upstream `map_broker_redis.go`): `<p>:meta:<ch>`,
+/// `<p>:stream:<ch>`, `<p>:state:<ch>`, `<p>:state:expire:<ch>`, `<p>:state:order:<ch>`,
+/// `<p>:state:meta:<ch>`, `<p>:cleanup:channels`, `<p>.result.<ch>.<key>` and the PUB/SUB
+/// channel `<p>.client.<ch>`. Its prefix is set apart from the stream broker's
+/// (`map_broker.redis.prefix`). Standalone form only: upstream's cluster form puts a
+/// sharded-PUB/SUB partition tag in every name, which Gyre's map broker refuses for now.
+#[derive(Debug, Clone)]
+pub(crate) struct MapKeys {
+    prefix: String,
+}
+
+impl MapKeys {
+    pub(crate) fn new(prefix: &str) -> Self {
+        MapKeys {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    fn build(&self, infix: &str, channel: &str) -> String {
+        let mut s = String::with_capacity(self.prefix.len() + infix.len() + channel.len());
+        s.push_str(&self.prefix);
+        s.push_str(infix);
+        s.push_str(channel);
+        s
+    }
+
+    /// HASH `e` (epoch), `s` (top offset).
+    pub(crate) fn meta(&self, channel: &str) -> String {
+        self.build(":meta:", channel)
+    }
+
+    /// STREAM of changes, entry id = offset, fields `e` and `d`.
+    pub(crate) fn stream(&self, channel: &str) -> String {
+        self.build(":stream:", channel)
+    }
+
+    /// HASH key → `<offset>:<epoch>:<protobuf Publication>`.
+    pub(crate) fn state(&self, channel: &str) -> String {
+        self.build(":state:", channel)
+    }
+
+    /// ZSET key → expire-at (unix ms).
+    pub(crate) fn state_expire(&self, channel: &str) -> String {
+        self.build(":state:expire:", channel)
+    }
+
+    /// ZSET key → score (ordered maps only).
+    pub(crate) fn state_order(&self, channel: &str) -> String {
+        self.build(":state:order:", channel)
+    }
+
+    /// HASH `epoch`, `updated_at`, `v:<key>`, `ve:<key>`.
+    pub(crate) fn state_meta(&self, channel: &str) -> String {
+        self.build(":state:meta:", channel)
+    }
+
+    /// ZSET channel → earliest key expiry (unix ms), shared by every map channel.
+    pub(crate) fn cleanup(&self) -> String {
+        format!("{}:cleanup:channels", self.prefix)
+    }
+
+    /// HASH `e`, `s` of an idempotent result.
+    pub(crate) fn result(&self, channel: &str, idempotency_key: &str) -> String {
+        let mut s = self.build(".result.", channel);
+        s.push('.');
+        s.push_str(idempotency_key);
+        s
+    }
+
+    /// The stream broker's names (`<p>.client.<ch>` PUB/SUB channels) for this prefix.
+    pub(crate) fn pubsub(&self) -> Keys {
+        Keys::new(&self.prefix, false)
+    }
+}
+
 /// 64-bit FNV-1a, the hash upstream feeds into jump hashing.
 fn fnv1a64(data: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -153,6 +228,20 @@ mod tests {
         assert_eq!(k.node("n1"), "centrifugo.node.n1");
         assert_eq!(k.channel_of("centrifugo.client.a:b"), Some("a:b"));
         assert_eq!(k.channel_of("centrifugo.control"), None);
+    }
+
+    #[test]
+    fn map_names() {
+        let k = MapKeys::new("centrifugo");
+        assert_eq!(k.meta("m:a"), "centrifugo:meta:m:a");
+        assert_eq!(k.stream("m:a"), "centrifugo:stream:m:a");
+        assert_eq!(k.state("m:a"), "centrifugo:state:m:a");
+        assert_eq!(k.state_expire("m:a"), "centrifugo:state:expire:m:a");
+        assert_eq!(k.state_order("m:a"), "centrifugo:state:order:m:a");
+        assert_eq!(k.state_meta("m:a"), "centrifugo:state:meta:m:a");
+        assert_eq!(k.cleanup(), "centrifugo:cleanup:channels");
+        assert_eq!(k.result("m:a", "i1"), "centrifugo.result.m:a.i1");
+        assert_eq!(k.pubsub().client_channel("m:a"), "centrifugo.client.m:a");
     }
 
     #[test]

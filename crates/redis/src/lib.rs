@@ -1,5 +1,6 @@
-//! Redis engine for Gyre: [`RedisBroker`] (a [`gyre::Broker`] and [`gyre::Controller`])
-//! and [`RedisPresenceManager`] (a [`gyre::PresenceManager`]).
+//! Redis engine for Gyre: [`RedisBroker`] (a [`gyre::Broker`] and [`gyre::Controller`]),
+//! [`RedisPresenceManager`] (a [`gyre::PresenceManager`]) and [`RedisMapBroker`] (a
+//! [`gyre::MapBroker`]).
 //!
 //! Many Gyre nodes sharing one Redis behave as one node, and a Gyre node can share a
 //! Redis with Centrifugo v6 / centrifuge nodes: key names, stream layout, PUB/SUB
@@ -22,6 +23,7 @@
 mod broker;
 mod config;
 mod keys;
+mod map_broker;
 mod payload;
 mod presence;
 mod pubsub;
@@ -31,6 +33,7 @@ mod stats;
 
 pub use broker::RedisBroker;
 pub use config::{RedisConfig, RedisEngineError};
+pub use map_broker::{MapChannelResolver, RedisMapBroker, RedisMapOptions};
 pub use presence::RedisPresenceManager;
 
 /// Entry points for the fuzz targets; not part of the API.

@@ -184,7 +184,63 @@ pub(crate) fn publication_from_proto(p: proto::Publication) -> Publication {
     publication.info = p.info.map(info_from_proto);
     publication.tags = p.tags;
     publication.time = p.time;
+    publication.key = p.key;
+    publication.removed = p.removed;
     publication
+}
+
+/// Splits a map state value or map PUB/SUB message `<offset>:<epoch>:<rest>`.
+pub(crate) fn split_positioned(data: &[u8]) -> Option<(u64, String, &[u8])> {
+    let (offset, rest) = take_number(data)?;
+    let (epoch, rest) = take_epoch(rest)?;
+    Some((offset, epoch, rest))
+}
+
+/// Decodes a map state hash value `<offset>:<epoch>:<protobuf Publication>` into the
+/// entry's publication (offset set from the prefix).
+pub(crate) fn parse_map_state_value(data: &[u8]) -> Result<Publication, PayloadError> {
+    let (offset, _, body) = split_positioned(data).ok_or(PayloadError::Header)?;
+    let mut p = publication_from_proto(proto::Publication::decode(body)?);
+    p.offset = offset;
+    Ok(p)
+}
+
+/// Parses a PUB/SUB message of a map channel, as upstream's map broker sends them:
+///
+/// * `<offset>:<epoch>:<protobuf Publication>` (offset 0 and an empty epoch for a keyless
+///   ephemeral broadcast);
+/// * `d:<offset>:<epoch>:<prev_len>:<prev state value>:<len>:<protobuf Publication>`, a
+///   delta publish carrying the key's previous state value (`<off>:<epoch>:<proto>`).
+///
+/// The publication's offset is the header's when the protobuf has none.
+pub(crate) fn parse_map(data: &Bytes) -> Result<Push, PayloadError> {
+    let (offset, epoch, body, use_delta, prev) = if let Some(rest) = data.strip_prefix(b"d:") {
+        let (offset, rest) = take_number(rest).ok_or(PayloadError::Header)?;
+        let (epoch, rest) = take_epoch(rest).ok_or(PayloadError::Header)?;
+        let (prev, rest) = take_sized(rest).ok_or(PayloadError::Header)?;
+        let rest = rest.strip_prefix(b":").ok_or(PayloadError::Header)?;
+        let (body, _) = take_sized(rest).ok_or(PayloadError::Header)?;
+        // A previous value that does not parse only costs the delta base.
+        let prev = (!prev.is_empty())
+            .then(|| parse_map_state_value(prev).ok())
+            .flatten();
+        (offset, epoch, body, true, prev)
+    } else {
+        let (offset, epoch, body) = split_positioned(data).ok_or(PayloadError::Header)?;
+        (offset, epoch, body, false, None)
+    };
+    let mut p = proto::Publication::decode(body)?;
+    if p.offset == 0 {
+        p.offset = offset;
+    }
+    // Upstream sends the delta flag inside a keyless broadcast.
+    let use_delta = use_delta || std::mem::take(&mut p.delta);
+    Ok(Push::Publication {
+        publication: publication_from_proto(p),
+        position: StreamPosition::new(offset, epoch),
+        use_delta,
+        prev,
+    })
 }
 
 #[cfg(test)]
@@ -288,6 +344,52 @@ mod tests {
         let leave = encode_join_leave(false, &info);
         assert!(leave.starts_with(b"__l__"));
         assert_eq!(parse(&Bytes::from(leave)).unwrap(), Push::Leave(info));
+    }
+
+    #[test]
+    fn map_payloads() {
+        let mut body = sample();
+        body.key = "k".into();
+        let raw = body.encode_to_vec();
+        let mut plain = b"7:abc:".to_vec();
+        plain.extend_from_slice(&raw);
+        let Push::Publication {
+            publication,
+            position,
+            use_delta,
+            prev,
+        } = parse_map(&Bytes::from(plain)).unwrap()
+        else {
+            panic!("a publication")
+        };
+        assert_eq!(position, StreamPosition::new(7, "abc"));
+        assert_eq!((publication.offset, publication.key.as_str()), (7, "k"));
+        assert!(!use_delta && prev.is_none());
+
+        let mut prev_value = b"6:abc:".to_vec();
+        prev_value.extend_from_slice(&sample().encode_to_vec());
+        let mut delta = format!("d:7:abc:{}:", prev_value.len()).into_bytes();
+        delta.extend_from_slice(&prev_value);
+        delta.extend_from_slice(format!(":{}:", raw.len()).as_bytes());
+        delta.extend_from_slice(&raw);
+        let Push::Publication {
+            use_delta, prev, ..
+        } = parse_map(&Bytes::from(delta)).unwrap()
+        else {
+            panic!("a publication")
+        };
+        assert!(use_delta);
+        let prev = prev.expect("previous value");
+        assert_eq!((prev.offset, prev.data), (6, sample().data));
+
+        let mut broadcast = b"0::".to_vec();
+        broadcast.extend_from_slice(&raw);
+        let Push::Publication { position, .. } = parse_map(&Bytes::from(broadcast)).unwrap() else {
+            panic!("a publication")
+        };
+        assert_eq!(position, StreamPosition::default());
+        assert!(parse_map(&Bytes::from_static(b"nonsense")).is_err());
+        assert!(parse_map(&Bytes::from_static(b"d:1:e:99:x")).is_err());
     }
 
     #[test]

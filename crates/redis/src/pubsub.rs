@@ -37,6 +37,8 @@ struct ControlTarget {
 /// Routes PUB/SUB messages to the broker or control handler.
 pub(crate) struct Dispatcher {
     keys: Keys,
+    /// Map channels: payloads in the map broker's format ([`payload::parse_map`]).
+    map: bool,
     control_channel: String,
     pub(crate) broker: OnceLock<Arc<dyn BrokerEventHandler>>,
     control: OnceLock<ControlTarget>,
@@ -49,8 +51,17 @@ impl Dispatcher {
             stats,
             control_channel: keys.control(),
             keys,
+            map: false,
             broker: OnceLock::new(),
             control: OnceLock::new(),
+        }
+    }
+
+    /// A dispatcher for the map broker's PUB/SUB channels (no control messages).
+    pub(crate) fn for_map(keys: Keys, stats: Arc<PubSubStats>) -> Self {
+        Dispatcher {
+            map: true,
+            ..Self::new(keys, stats)
         }
     }
 
@@ -78,7 +89,12 @@ impl Dispatcher {
         let (Some(name), Some(handler)) = (self.keys.channel_of(channel), self.broker.get()) else {
             return;
         };
-        match payload::parse(&payload) {
+        let parsed = if self.map {
+            payload::parse_map(&payload)
+        } else {
+            payload::parse(&payload)
+        };
+        match parsed {
             Ok(Push::Publication {
                 publication,
                 position,

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use gyre::{Broker, Controller, PresenceManager};
+use gyre::{Broker, Controller, MapBroker, PresenceManager};
 use gyre_nats::{NatsBroker, NatsConfig, RawMode};
 use gyre_postgres::controller::{PgController, PgControllerConfig};
 use gyre_postgres::stream::{PgStreamBroker, PgStreamConfig};
-use gyre_redis::{RedisBroker, RedisConfig};
+use gyre_redis::{RedisBroker, RedisConfig, RedisMapBroker, RedisMapOptions};
 
 use crate::config::{self, Config, RedisPrefixed};
 
@@ -21,6 +21,8 @@ pub(crate) struct Engines {
     pub(crate) controller: Option<Arc<dyn Controller>>,
     /// The broker when it is Redis, for its PUB/SUB families in `/metrics`.
     pub(crate) redis_broker: Option<Arc<RedisBroker>>,
+    /// The map broker (`map_broker.type`).
+    pub(crate) map_broker: Option<Arc<dyn MapBroker>>,
 }
 
 fn std_or(d: config::Duration, default: Duration) -> Duration {
@@ -81,6 +83,44 @@ fn normalize_redis_url(address: &str) -> String {
     } else {
         format!("redis://{address}")
     }
+}
+
+/// The Redis map broker of `map_broker.redis` (its own prefix, default `centrifugo`).
+/// The cleanup task resolves a channel's map options from the namespaces of the
+/// configuration the node started with.
+async fn redis_map_broker(config: &Config) -> anyhow::Result<RedisMapBroker> {
+    let m = &config.map_broker.redis;
+    let rc = redis_config(
+        &m.redis_prefixed,
+        false,
+        config::Duration::default(),
+        config.channel.history_meta_ttl,
+    );
+    let common = &m.redis_map_broker_common;
+    let mut options = RedisMapOptions::default();
+    // Upstream: zero means the default (1s), negative turns the cleanup off.
+    options.cleanup_interval = match common.cleanup_interval.as_nanos() {
+        n if n < 0 => None,
+        0 => Some(Duration::from_secs(1)),
+        _ => common.cleanup_interval.to_std(),
+    };
+    if common.cleanup_batch_size > 0 {
+        options.cleanup_batch_size = usize::try_from(common.cleanup_batch_size).unwrap_or(100);
+    }
+    options.idempotent_result_ttl =
+        std_or(common.idempotent_result_ttl, Duration::from_secs(5 * 60));
+    options.skip_pubsub = common.skip_pub_sub;
+    let snapshot = Arc::new(config.clone());
+    let options = options.channel_options(move |channel| {
+        let (_, ns) = snapshot.channel_options(channel).ok()?;
+        if !crate::config::channels::is_map_type(&ns.subscription_type) {
+            return None;
+        }
+        crate::config::channels::map_options(ns).ok()
+    });
+    RedisMapBroker::new(rc, options)
+        .await
+        .context("connecting the map broker to Redis")
 }
 
 async fn nats_broker(config: &Config) -> anyhow::Result<NatsBroker> {
@@ -274,6 +314,12 @@ pub(crate) async fn build(config: &Config) -> anyhow::Result<Engines> {
             }
             other => bail!("presence_manager.type {other:?} is not supported (memory, redis)"),
         }
+    }
+    match config.map_broker.r#type.as_str() {
+        "" | "memory" => {}
+        "redis" => engines.map_broker = Some(Arc::new(redis_map_broker(config).await?)),
+        // Refused at start by `config::unsupported` until the PostgreSQL map broker lands.
+        other => bail!("map_broker.type {other:?} is not supported (memory, redis)"),
     }
     let disk = &config.engine.memory;
     if !disk.data_dir.is_empty() {

@@ -45,8 +45,8 @@ impl Unsupported {
 }
 
 const UNSUPPORTED: &[(&str, Check)] = &[
-    ("map_broker.type (redis, postgres)", |c| {
-        c.map_broker.r#type != "memory"
+    ("map_broker.type postgres", |c| {
+        c.map_broker.r#type == "postgres"
     }),
     (
         "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
@@ -101,7 +101,7 @@ const ACCESS: &[(&str, &str)] = &[
          refused with error 108 (not available)",
     ),
     (
-        "map_broker.type (redis, postgres)",
+        "map_broker.type postgres",
         "map channels are kept by the in-memory map broker of each node, which nodes do \
          not share",
     ),
@@ -179,6 +179,18 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert!(found[0].key.starts_with("presence, join_leave on map"));
         assert!(found[0].instead.is_none(), "a warning, not a refusal");
+    }
+
+    #[test]
+    fn redis_map_broker_is_served_postgres_is_refused() {
+        let mut c = Config::default();
+        c.map_broker.r#type = "redis".into();
+        assert!(unsupported(&c).is_empty(), "the Redis map broker is served");
+        c.map_broker.r#type = "postgres".into();
+        let found = unsupported(&c);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].key, "map_broker.type postgres");
+        assert!(found[0].instead.is_some(), "a refusal");
     }
 
     #[test]
