@@ -15,6 +15,7 @@
 //! where they take no time.
 
 pub mod broker;
+pub mod map;
 pub mod presence;
 
 use std::future::Future;
