@@ -43,17 +43,21 @@ fn stream(since: Option<StreamPosition>, limit: i32, reverse: bool) -> MapReadSt
     o
 }
 
-async fn running(db: &TestDb) -> (PgMapBroker, Arc<Recorder>) {
+/// A running broker subscribed to `channels` (only their changes are delivered).
+async fn running(db: &TestDb, channels: &[&str]) -> (PgMapBroker, Arc<Recorder>) {
     let broker = db.broker().await;
     let rec = Recorder::new();
     broker.run(rec.clone()).await.unwrap();
+    for ch in channels {
+        broker.subscribe(ch).await.unwrap();
+    }
     (broker, rec)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_pages_follow_key_order_and_cursor() {
     let db = TestDb::new().await;
-    let (broker, rec) = running(&db).await;
+    let (broker, rec) = running(&db, &["m", "e", "p", "board", "ch:1"]).await;
     for k in ["c", "a", "e", "b", "d"] {
         broker
             .publish("m", k, Bytes::from(format!("\"{k}\"")), persistent())
@@ -103,7 +107,7 @@ async fn state_pages_follow_key_order_and_cursor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revision_filters_newer_entries_and_checks_epoch() {
     let db = TestDb::new().await;
-    let (broker, _) = running(&db).await;
+    let (broker, _) = running(&db, &["m", "e", "p", "board", "ch:1"]).await;
     let o = opts(MapMode::Recoverable, Duration::from_secs(60));
     broker.publish("m", "a", "1".into(), o.clone()).await.unwrap();
     broker.publish("m", "b", "1".into(), o.clone()).await.unwrap();
@@ -142,7 +146,7 @@ async fn revision_filters_newer_entries_and_checks_epoch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_reads_forward_reverse_and_position() {
     let db = TestDb::new().await;
-    let (broker, _) = running(&db).await;
+    let (broker, _) = running(&db, &["m", "e", "p", "board", "ch:1"]).await;
     for i in 0..5 {
         broker
             .publish("m", &format!("k{i}"), Bytes::from(format!("{i}")), persistent())
@@ -194,7 +198,7 @@ async fn stream_reads_forward_reverse_and_position() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removal_and_suppression_rules() {
     let db = TestDb::new().await;
-    let (broker, rec) = running(&db).await;
+    let (broker, rec) = running(&db, &["m", "e", "p", "board", "ch:1"]).await;
     let o = persistent();
     let r = broker.remove("m", "x", o.clone()).await.unwrap();
     assert_eq!(r.suppressed, Some(SuppressReason::KeyNotFound));
@@ -260,7 +264,7 @@ async fn removal_and_suppression_rules() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ephemeral_and_keyless_publishes() {
     let db = TestDb::new().await;
-    let (broker, rec) = running(&db).await;
+    let (broker, rec) = running(&db, &["m", "e", "p", "board", "ch:1"]).await;
     let e = opts(MapMode::Ephemeral, Duration::from_secs(10));
     let r = broker.publish("e", "k", "1".into(), e.clone()).await.unwrap();
     assert_eq!(r.position.offset, 0);
@@ -307,8 +311,8 @@ async fn ephemeral_and_keyless_publishes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_reach_every_node_in_offset_order_with_info_and_tags() {
     let db = TestDb::new().await;
-    let (a, rec_a) = running(&db).await;
-    let (b, rec_b) = running(&db).await;
+    let (a, rec_a) = running(&db, &["m", "e", "p", "board", "ch:1"]).await;
+    let (b, rec_b) = running(&db, &["m", "e", "p", "board", "ch:1"]).await;
     let mut o = opts(MapMode::Recoverable, Duration::from_secs(60));
     o.tags = HashMap::from([("color".to_owned(), "red".to_owned())]);
     let mut info = ClientInfo::new("u1", "c1");
@@ -360,7 +364,7 @@ async fn changes_reach_every_node_in_offset_order_with_info_and_tags() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expiry_emits_a_removal_at_a_new_offset() {
     let db = TestDb::new().await;
-    let (broker, rec) = running(&db).await;
+    let (broker, rec) = running(&db, &["m", "e", "p", "board", "ch:1"]).await;
     let mut o = opts(MapMode::Recoverable, Duration::from_secs(1));
     o.tags = HashMap::from([("t".to_owned(), "1".to_owned())]);
     broker.publish("m", "k", "1".into(), o.clone()).await.unwrap();
@@ -381,7 +385,7 @@ async fn expiry_emits_a_removal_at_a_new_offset() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn if_new_with_refresh_keeps_a_key_alive() {
     let db = TestDb::new().await;
-    let (broker, rec) = running(&db).await;
+    let (broker, rec) = running(&db, &["m", "e", "p", "board", "ch:1"]).await;
     let o = opts(MapMode::Ephemeral, Duration::from_secs(1));
     broker.publish("p", "c1", Bytes::new(), o.clone()).await.unwrap();
     let mut keepalive = o.clone();
@@ -425,6 +429,7 @@ async fn binary_data_variant_keeps_any_bytes() {
     let broker = PgMapBroker::connect(config).await.unwrap();
     let rec = Recorder::new();
     broker.run(rec.clone()).await.unwrap();
+    broker.subscribe("m").await.unwrap();
     let data = Bytes::from_static(b"\x00\xffbinary");
     broker.publish("m", "k", data.clone(), persistent()).await.unwrap();
     let state = broker.read_state("m", read("", -1, None)).await.unwrap();
@@ -444,7 +449,7 @@ async fn binary_data_variant_keeps_any_bytes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn centrifugo_layout_is_kept() {
     let db = TestDb::new().await;
-    let (broker, rec) = running(&db).await;
+    let (broker, rec) = running(&db, &["m", "e", "p", "board", "ch:1"]).await;
     let mut o = opts(MapMode::Recoverable, Duration::from_secs(60));
     o.idempotency_key = Some("idem-1".into());
     o.version = 7;

@@ -21,6 +21,7 @@ mod rows;
 mod setup;
 mod sql;
 
+use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -29,6 +30,7 @@ use gyre::{
     MapPublishOptions, MapPublishResult, MapReadStateOptions, MapReadStreamOptions,
     MapStateResult, Publication, StreamPosition, SuppressReason,
 };
+use parking_lot::RwLock;
 use tokio::sync::Notify;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -82,6 +84,8 @@ pub(crate) struct Shared {
     pool: Pool,
     notify_config: tokio_postgres::Config,
     handler: OnceLock<Arc<dyn BrokerEventHandler>>,
+    /// Channels this node subscribed to: the only ones whose changes it delivers.
+    subscribed: RwLock<HashSet<String>>,
     /// One per shard: wakes its poller early.
     wake: Vec<Notify>,
 }
@@ -149,6 +153,7 @@ impl PgMapBroker {
             pool,
             notify_config,
             handler: OnceLock::new(),
+            subscribed: RwLock::new(HashSet::new()),
         });
         Ok(PgMapBroker {
             inner: Arc::new(Inner { shared, stop }),
@@ -383,8 +388,9 @@ impl PgMapBroker {
                 return Ok((position, rows));
             }
             let ttl = interval(meta_ttl);
-            self.query(&self.shared().statements.create_meta, &[&channel, &ttl])
-                .await?;
+            let statements = &self.shared().statements;
+            self.query(&statements.drop_dead_meta, &[&channel]).await?;
+            self.query(&statements.create_meta, &[&channel, &ttl]).await?;
         }
         Err(PgError::Schema("the channel's meta vanished while it was read".into()).into())
     }
@@ -565,12 +571,14 @@ impl MapBroker for PgMapBroker {
         })
     }
 
-    fn subscribe(&self, _channel: &str) -> BoxFuture<'_, Result<(), BrokerError>> {
-        // Every node reads every shard's changes; the hub drops channels nobody here wants.
+    fn subscribe(&self, channel: &str) -> BoxFuture<'_, Result<(), BrokerError>> {
+        // Every node reads every shard's rows and keeps those of its channels.
+        self.shared().subscribed.write().insert(channel.to_owned());
         Box::pin(async { Ok(()) })
     }
 
-    fn unsubscribe(&self, _channel: &str) -> BoxFuture<'_, Result<(), BrokerError>> {
+    fn unsubscribe(&self, channel: &str) -> BoxFuture<'_, Result<(), BrokerError>> {
+        self.shared().subscribed.write().remove(channel);
         Box::pin(async { Ok(()) })
     }
 

@@ -73,6 +73,9 @@ async fn poll_once(shared: &Shared, shard: u16, cursor: i64) -> Result<(usize, i
     for row in &rows {
         last = col(row, 0)?;
         let channel: String = col(row, 1)?;
+        if !shared.subscribed.read().contains(&channel) {
+            continue;
+        }
         let epoch: String = col(row, 2)?;
         let Some(publication) = stream_entry(shared.codec, row, 3)? else {
             continue;

@@ -151,10 +151,7 @@ DECLARE
     base_data @T@;
     row_id BIGINT;
 BEGIN
-    IF p_meta_ttl IS NOT NULL AND p_key_ttl IS NULL THEN
-        RAISE EXCEPTION 'map meta_ttl needs a key_ttl (keys that never expire keep their channel forever)';
-    END IF;
-    IF p_meta_ttl IS NOT NULL AND p_meta_ttl < p_key_ttl THEN
+    IF p_meta_ttl IS NOT NULL AND p_key_ttl IS NOT NULL AND p_meta_ttl < p_key_ttl THEN
         RAISE EXCEPTION 'map meta_ttl must not be shorter than key_ttl';
     END IF;
     shards := COALESCE(p_num_shards, (SELECT count(*)::INTEGER FROM @P@shard_lock));
@@ -165,6 +162,8 @@ BEGIN
     -- Lock order everywhere: shard, then meta, then state.
     PERFORM 1 FROM @P@shard_lock l WHERE l.shard_id = shard_no FOR UPDATE;
 
+    -- A channel past its meta TTL is over, whether or not the cleanup came by yet.
+    DELETE FROM @P@meta m WHERE m.channel = p_channel AND m.expires_at <= now();
     -- The channel's meta row, created with a fresh epoch when missing. The no-op update
     -- on conflict locks the row in the same statement.
     INSERT INTO @P@meta AS m (channel, top_offset, epoch, updated_at)
@@ -172,8 +171,10 @@ BEGIN
     ON CONFLICT (channel) DO UPDATE SET updated_at = m.updated_at
     RETURNING m.top_offset, m.epoch, (m.xmax = 0) INTO top, chan_epoch, meta_is_new;
     IF meta_is_new THEN
-        -- Keys left from the channel's previous epoch are not part of the new one.
+        -- Keys and results left from the channel's previous epoch are not part of the
+        -- new one.
         DELETE FROM @P@state s WHERE s.channel = p_channel;
+        DELETE FROM @P@idempotency i WHERE i.channel = p_channel;
     END IF;
 
     IF p_idempotency_key IS NOT NULL THEN
@@ -418,6 +419,7 @@ BEGIN
     shard_no := abs(hashtext(p_channel)::BIGINT) % shards;
     PERFORM 1 FROM @P@shard_lock l WHERE l.shard_id = shard_no FOR UPDATE;
 
+    DELETE FROM @P@meta m WHERE m.channel = p_channel AND m.expires_at <= now();
     -- Locked, so that the meta cleanup cannot delete it before the offset moves.
     SELECT m.top_offset, m.epoch INTO top, chan_epoch
       FROM @P@meta m WHERE m.channel = p_channel FOR UPDATE;
@@ -586,6 +588,7 @@ BEGIN
         EXIT WHEN budget <= 0;
         shard_no := abs(hashtext(chan)::BIGINT) % shards;
         PERFORM 1 FROM @P@shard_lock l WHERE l.shard_id = shard_no FOR UPDATE;
+        DELETE FROM @P@meta m WHERE m.channel = chan AND m.expires_at <= now();
         SELECT m.top_offset, m.epoch INTO top, chan_epoch
           FROM @P@meta m WHERE m.channel = chan FOR UPDATE;
         IF NOT FOUND THEN

@@ -53,6 +53,7 @@ pub(crate) struct Statements {
     pub(crate) remove: String,
     pub(crate) broadcast: String,
     pub(crate) position: String,
+    pub(crate) drop_dead_meta: String,
     pub(crate) create_meta: String,
     pub(crate) state_page: String,
     pub(crate) state_key: String,
@@ -102,6 +103,8 @@ impl Statements {
         let stream_columns = columns(STREAM_COLUMNS);
         let (p, stream, state, meta, idem) =
             (&n.prefix, &n.stream, &n.state, &n.meta, &n.idempotency);
+        // A channel past its meta TTL reads as missing (the cleanup deletes it later).
+        let live = "(m.expires_at IS NULL OR m.expires_at > now())";
         let result_columns = format!(
             "result_id, channel_offset, epoch, suppressed, suppress_reason, {}, current_offset",
             column("current_data")
@@ -136,14 +139,20 @@ impl Statements {
                 d8 = param(8),
                 notify = n.notify_channel,
             ),
-            position: format!("SELECT top_offset, epoch FROM {meta} WHERE channel = $1::text"),
+            position: format!(
+                "SELECT top_offset, epoch FROM {meta} m WHERE m.channel = $1::text AND {live}"
+            ),
+            drop_dead_meta: format!(
+                "DELETE FROM {meta} WHERE channel = $1::text AND expires_at <= now()"
+            ),
             // Reading a channel that has no meta starts it, as writing would: a new epoch,
             // and no keys left from an earlier one.
             create_meta: format!(
                 "WITH created AS (INSERT INTO {meta} (channel, top_offset, epoch, updated_at, expires_at) \
                    VALUES ($1::text, 0, left(md5(random()::text || clock_timestamp()::text), 8), now(), \
                            now() + $2::text::interval) \
-                   ON CONFLICT (channel) DO NOTHING RETURNING channel) \
+                   ON CONFLICT (channel) DO NOTHING RETURNING channel), \
+                 wiped AS (DELETE FROM {idem} i USING created c WHERE i.channel = c.channel) \
                  DELETE FROM {state} s USING created c WHERE s.channel = c.channel"
             ),
             // One statement, so the position and the page come from one snapshot.
@@ -151,12 +160,12 @@ impl Statements {
                 "SELECT m.top_offset, m.epoch, {state_columns} FROM {meta} m \
                  LEFT JOIN LATERAL (SELECT * FROM {state} x WHERE x.channel = m.channel \
                    AND x.key > $2::text ORDER BY x.key LIMIT $3::bigint) s ON TRUE \
-                 WHERE m.channel = $1::text ORDER BY s.key"
+                 WHERE m.channel = $1::text AND {live} ORDER BY s.key"
             ),
             state_key: format!(
                 "SELECT m.top_offset, m.epoch, {state_columns} FROM {meta} m \
                  LEFT JOIN {state} s ON s.channel = m.channel AND s.key = $2::text \
-                 WHERE m.channel = $1::text"
+                 WHERE m.channel = $1::text AND {live}"
             ),
             // Rows of earlier epochs stay until their partition is dropped: skipped.
             stream_forward: format!(
@@ -164,14 +173,14 @@ impl Statements {
                  LEFT JOIN LATERAL (SELECT * FROM {stream} x WHERE x.channel = m.channel \
                    AND x.epoch = m.epoch AND x.channel_offset > $2::bigint \
                    ORDER BY x.channel_offset LIMIT $3::bigint) s ON TRUE \
-                 WHERE m.channel = $1::text ORDER BY s.channel_offset"
+                 WHERE m.channel = $1::text AND {live} ORDER BY s.channel_offset"
             ),
             stream_reverse: format!(
                 "SELECT m.top_offset, m.epoch, {stream_columns} FROM {meta} m \
                  LEFT JOIN LATERAL (SELECT * FROM {stream} x WHERE x.channel = m.channel \
                    AND x.epoch = m.epoch AND x.channel_offset < $2::bigint \
                    ORDER BY x.channel_offset DESC LIMIT $3::bigint) s ON TRUE \
-                 WHERE m.channel = $1::text ORDER BY s.channel_offset DESC"
+                 WHERE m.channel = $1::text AND {live} ORDER BY s.channel_offset DESC"
             ),
             stats: format!("SELECT count(*) FROM {state} WHERE channel = $1::text"),
             clear: [stream, state, meta, idem]

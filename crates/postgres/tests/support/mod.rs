@@ -29,7 +29,27 @@ impl TestDb {
             .batch_execute(&format!("CREATE SCHEMA {schema}"))
             .await
             .expect("create test schema");
-        TestDb { schema }
+        let db = TestDb { schema };
+        db.install_foreign_schema().await;
+        db
+    }
+
+    /// With `GYRE_PGMAP_SCHEMA_TEMPLATE` naming another implementation's schema template
+    /// (placeholders `__PREFIX__` and `__DATA_TYPE__`, e.g. Centrifugo's), installs it
+    /// before any broker connects: the broker then finds a complete schema and uses that
+    /// implementation's functions, so the suite checks both agree.
+    async fn install_foreign_schema(&self) {
+        let Ok(path) = std::env::var("GYRE_PGMAP_SCHEMA_TEMPLATE") else {
+            return;
+        };
+        let template = std::fs::read_to_string(&path).expect("schema template");
+        let client = self.client().await;
+        for (prefix, data_type) in [("cf_map_", "JSONB"), ("cf_binary_map_", "BYTEA")] {
+            let sql = template
+                .replace("__PREFIX__", prefix)
+                .replace("__DATA_TYPE__", data_type);
+            client.batch_execute(&sql).await.expect("foreign schema");
+        }
     }
 
     /// A DSN whose connections use only this schema.
