@@ -72,8 +72,11 @@ pub(crate) async fn run_locked(
         attempt += 1;
         let outcome = async {
             let tx = client.transaction().await?;
-            tx.execute("SELECT pg_advisory_xact_lock(hashtext($1::text))", &[&lock_name])
-                .await?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1::text))",
+                &[&lock_name],
+            )
+            .await?;
             for step in steps {
                 tx.batch_execute(step).await?;
             }

@@ -69,7 +69,10 @@ async fn state_pages_follow_key_order_and_cursor() {
     let mut cursor = String::new();
     let mut pages = 0;
     loop {
-        let page = broker.read_state("m", read(&cursor, 2, None)).await.unwrap();
+        let page = broker
+            .read_state("m", read(&cursor, 2, None))
+            .await
+            .unwrap();
         pages += 1;
         assert_eq!(page.position.offset, 5);
         for e in &page.entries {
@@ -109,13 +112,22 @@ async fn revision_filters_newer_entries_and_checks_epoch() {
     let db = TestDb::new().await;
     let (broker, _) = running(&db, &["m", "e", "p", "board", "ch:1"]).await;
     let o = opts(MapMode::Recoverable, Duration::from_secs(60));
-    broker.publish("m", "a", "1".into(), o.clone()).await.unwrap();
-    broker.publish("m", "b", "1".into(), o.clone()).await.unwrap();
+    broker
+        .publish("m", "a", "1".into(), o.clone())
+        .await
+        .unwrap();
+    broker
+        .publish("m", "b", "1".into(), o.clone())
+        .await
+        .unwrap();
     let first = broker.read_state("m", read("", 1, None)).await.unwrap();
     let frozen = first.position.clone();
     assert_eq!(frozen.offset, 2);
     assert_eq!(first.cursor, "a");
-    broker.publish("m", "b", "2".into(), o.clone()).await.unwrap();
+    broker
+        .publish("m", "b", "2".into(), o.clone())
+        .await
+        .unwrap();
     let next = broker
         .read_state("m", read(&first.cursor, 1, Some(frozen.clone())))
         .await
@@ -149,12 +161,20 @@ async fn stream_reads_forward_reverse_and_position() {
     let (broker, _) = running(&db, &["m", "e", "p", "board", "ch:1"]).await;
     for i in 0..5 {
         broker
-            .publish("m", &format!("k{i}"), Bytes::from(format!("{i}")), persistent())
+            .publish(
+                "m",
+                &format!("k{i}"),
+                Bytes::from(format!("{i}")),
+                persistent(),
+            )
             .await
             .unwrap();
     }
     broker.remove("m", "k1", persistent()).await.unwrap();
-    let all = broker.read_stream("m", stream(None, -1, false)).await.unwrap();
+    let all = broker
+        .read_stream("m", stream(None, -1, false))
+        .await
+        .unwrap();
     let offsets: Vec<u64> = all.publications.iter().map(|p| p.offset).collect();
     assert_eq!(offsets, [1, 2, 3, 4, 5, 6]);
     let removal = &all.publications[5];
@@ -164,34 +184,63 @@ async fn stream_reads_forward_reverse_and_position() {
     assert!(all.publications[0].time > 0);
     let epoch = all.position.epoch.clone();
     let two = broker
-        .read_stream("m", stream(Some(StreamPosition::new(2, epoch.clone())), 2, false))
+        .read_stream(
+            "m",
+            stream(Some(StreamPosition::new(2, epoch.clone())), 2, false),
+        )
         .await
         .unwrap();
     assert_eq!(
-        two.publications.iter().map(|p| p.offset).collect::<Vec<_>>(),
+        two.publications
+            .iter()
+            .map(|p| p.offset)
+            .collect::<Vec<_>>(),
         [3, 4]
     );
-    let newest = broker.read_stream("m", stream(None, 2, true)).await.unwrap();
+    let newest = broker
+        .read_stream("m", stream(None, 2, true))
+        .await
+        .unwrap();
     assert_eq!(
-        newest.publications.iter().map(|p| p.offset).collect::<Vec<_>>(),
+        newest
+            .publications
+            .iter()
+            .map(|p| p.offset)
+            .collect::<Vec<_>>(),
         [6, 5]
     );
     let before = broker
-        .read_stream("m", stream(Some(StreamPosition::new(3, epoch.clone())), 10, true))
+        .read_stream(
+            "m",
+            stream(Some(StreamPosition::new(3, epoch.clone())), 10, true),
+        )
         .await
         .unwrap();
     assert_eq!(
-        before.publications.iter().map(|p| p.offset).collect::<Vec<_>>(),
+        before
+            .publications
+            .iter()
+            .map(|p| p.offset)
+            .collect::<Vec<_>>(),
         [2, 1]
     );
-    let top = broker.read_stream("m", stream(None, 0, false)).await.unwrap();
+    let top = broker
+        .read_stream("m", stream(None, 0, false))
+        .await
+        .unwrap();
     assert!(top.publications.is_empty());
     assert_eq!(top.position, StreamPosition::new(6, epoch));
     // A channel nobody wrote starts at offset 0 with an epoch, which then stays.
-    let fresh = broker.read_stream("new", stream(None, 0, false)).await.unwrap();
+    let fresh = broker
+        .read_stream("new", stream(None, 0, false))
+        .await
+        .unwrap();
     assert_eq!(fresh.position.offset, 0);
     assert_eq!(fresh.position.epoch.len(), 8);
-    let r = broker.publish("new", "k", "1".into(), persistent()).await.unwrap();
+    let r = broker
+        .publish("new", "k", "1".into(), persistent())
+        .await
+        .unwrap();
     assert_eq!(r.position, StreamPosition::new(1, fresh.position.epoch));
 }
 
@@ -202,7 +251,10 @@ async fn removal_and_suppression_rules() {
     let o = persistent();
     let r = broker.remove("m", "x", o.clone()).await.unwrap();
     assert_eq!(r.suppressed, Some(SuppressReason::KeyNotFound));
-    broker.publish("m", "x", "1".into(), o.clone()).await.unwrap();
+    broker
+        .publish("m", "x", "1".into(), o.clone())
+        .await
+        .unwrap();
     let r = broker.remove("m", "nothing", o.clone()).await.unwrap();
     assert_eq!(r.suppressed, Some(SuppressReason::KeyNotFound));
     assert_eq!(r.position.offset, 1);
@@ -212,19 +264,31 @@ async fn removal_and_suppression_rules() {
     assert_eq!(r.suppressed, Some(SuppressReason::KeyExists));
     let mut if_exists = o.clone();
     if_exists.key_mode = KeyMode::IfExists;
-    let r = broker.publish("m", "y", "2".into(), if_exists).await.unwrap();
+    let r = broker
+        .publish("m", "y", "2".into(), if_exists)
+        .await
+        .unwrap();
     assert_eq!(r.suppressed, Some(SuppressReason::KeyNotFound));
     let mut idem = o.clone();
     idem.idempotency_key = Some("once".into());
-    let first = broker.publish("m", "z", "1".into(), idem.clone()).await.unwrap();
+    let first = broker
+        .publish("m", "z", "1".into(), idem.clone())
+        .await
+        .unwrap();
     assert_eq!(first.suppressed, None);
     let again = broker.publish("m", "z", "1".into(), idem).await.unwrap();
     assert_eq!(again.suppressed, Some(SuppressReason::Idempotency));
     assert_eq!(again.position, first.position);
     let mut v = o.clone();
     v.version = 5;
-    broker.publish("m", "v", "1".into(), v.clone()).await.unwrap();
-    let r = broker.publish("m", "v", "0".into(), v.clone()).await.unwrap();
+    broker
+        .publish("m", "v", "1".into(), v.clone())
+        .await
+        .unwrap();
+    let r = broker
+        .publish("m", "v", "0".into(), v.clone())
+        .await
+        .unwrap();
     assert_eq!(r.suppressed, Some(SuppressReason::Version));
     // Another version epoch is compared afresh.
     v.version_epoch = "e2".into();
@@ -266,7 +330,10 @@ async fn ephemeral_and_keyless_publishes() {
     let db = TestDb::new().await;
     let (broker, rec) = running(&db, &["m", "e", "p", "board", "ch:1"]).await;
     let e = opts(MapMode::Ephemeral, Duration::from_secs(10));
-    let r = broker.publish("e", "k", "1".into(), e.clone()).await.unwrap();
+    let r = broker
+        .publish("e", "k", "1".into(), e.clone())
+        .await
+        .unwrap();
     assert_eq!(r.position.offset, 0);
     assert_eq!(broker.stats("e").await.unwrap(), 1);
     let mut versioned = e.clone();
@@ -276,7 +343,10 @@ async fn ephemeral_and_keyless_publishes() {
         Err(BrokerError::BadRequest(_))
     ));
     // Keyless: fanned out, not kept.
-    let r = broker.publish("e", "", "\"hello\"".into(), e.clone()).await.unwrap();
+    let r = broker
+        .publish("e", "", "\"hello\"".into(), e.clone())
+        .await
+        .unwrap();
     assert_eq!(r.position, StreamPosition::default());
     assert!(
         eventually(WAIT, || rec
@@ -303,7 +373,9 @@ async fn ephemeral_and_keyless_publishes() {
     ));
     // Not JSON in a JSONB broker: refused as bad input.
     assert!(matches!(
-        broker.publish("p", "k", "not json".into(), persistent()).await,
+        broker
+            .publish("p", "k", "not json".into(), persistent())
+            .await,
         Err(BrokerError::BadRequest(_))
     ));
 }
@@ -367,8 +439,14 @@ async fn expiry_emits_a_removal_at_a_new_offset() {
     let (broker, rec) = running(&db, &["m", "e", "p", "board", "ch:1"]).await;
     let mut o = opts(MapMode::Recoverable, Duration::from_secs(1));
     o.tags = HashMap::from([("t".to_owned(), "1".to_owned())]);
-    broker.publish("m", "k", "1".into(), o.clone()).await.unwrap();
-    broker.publish("m", "keep", "1".into(), persistent()).await.unwrap();
+    broker
+        .publish("m", "k", "1".into(), o.clone())
+        .await
+        .unwrap();
+    broker
+        .publish("m", "keep", "1".into(), persistent())
+        .await
+        .unwrap();
     assert_eq!(broker.stats("m").await.unwrap(), 2);
     // The background worker (every 200ms here) removes it after about a second.
     assert!(eventually(WAIT, || rec.offsets("m") == [1, 2, 3]).await);
@@ -378,7 +456,10 @@ async fn expiry_emits_a_removal_at_a_new_offset() {
     assert_eq!(removal.publication.tags["t"], "1");
     assert_eq!(removal.position.offset, 3);
     assert_eq!(broker.stats("m").await.unwrap(), 1);
-    let top = broker.read_stream("m", stream(None, 0, false)).await.unwrap();
+    let top = broker
+        .read_stream("m", stream(None, 0, false))
+        .await
+        .unwrap();
     assert_eq!(top.position.offset, 3);
 }
 
@@ -387,13 +468,19 @@ async fn if_new_with_refresh_keeps_a_key_alive() {
     let db = TestDb::new().await;
     let (broker, rec) = running(&db, &["m", "e", "p", "board", "ch:1"]).await;
     let o = opts(MapMode::Ephemeral, Duration::from_secs(1));
-    broker.publish("p", "c1", Bytes::new(), o.clone()).await.unwrap();
+    broker
+        .publish("p", "c1", Bytes::new(), o.clone())
+        .await
+        .unwrap();
     let mut keepalive = o.clone();
     keepalive.key_mode = KeyMode::IfNew;
     keepalive.refresh_ttl_on_suppress = true;
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let r = broker.publish("p", "c1", Bytes::new(), keepalive.clone()).await.unwrap();
+        let r = broker
+            .publish("p", "c1", Bytes::new(), keepalive.clone())
+            .await
+            .unwrap();
         assert_eq!(r.suppressed, Some(SuppressReason::KeyExists));
     }
     assert_eq!(broker.stats("p").await.unwrap(), 1);
@@ -410,7 +497,10 @@ async fn expired_meta_starts_a_new_epoch_without_old_keys() {
     channel.stream_ttl = Duration::from_secs(1);
     channel.meta_ttl = Duration::from_secs(1);
     let o = MapPublishOptions::new(channel.resolve().unwrap());
-    let first = broker.publish("m", "k", "1".into(), o.clone()).await.unwrap();
+    let first = broker
+        .publish("m", "k", "1".into(), o.clone())
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1200)).await;
     broker.cleanup().await.unwrap();
     let after = broker.read_state("m", read("", -1, None)).await.unwrap();
@@ -431,13 +521,19 @@ async fn binary_data_variant_keeps_any_bytes() {
     broker.run(rec.clone()).await.unwrap();
     broker.subscribe("m").await.unwrap();
     let data = Bytes::from_static(b"\x00\xffbinary");
-    broker.publish("m", "k", data.clone(), persistent()).await.unwrap();
+    broker
+        .publish("m", "k", data.clone(), persistent())
+        .await
+        .unwrap();
     let state = broker.read_state("m", read("", -1, None)).await.unwrap();
     assert_eq!(state.entries[0].data, data);
     assert!(eventually(WAIT, || rec.datas("m") == [data.clone()]).await);
     let client = db.client().await;
     let n: i64 = client
-        .query_one("SELECT count(*) FROM cf_binary_map_state WHERE channel = 'm'", &[])
+        .query_one(
+            "SELECT count(*) FROM cf_binary_map_state WHERE channel = 'm'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -454,46 +550,72 @@ async fn centrifugo_layout_is_kept() {
     o.idempotency_key = Some("idem-1".into());
     o.version = 7;
     o.client_info = Some(ClientInfo::new("user-1", "client-1"));
-    let r = broker.publish("ch:1", "key-1", r#"{"v":1}"#.into(), o).await.unwrap();
+    let r = broker
+        .publish("ch:1", "key-1", r#"{"v":1}"#.into(), o)
+        .await
+        .unwrap();
     let client = db.client().await;
 
     let q = |sql: &'static str| {
         let client = &client;
         async move { client.query(sql, &[]).await.unwrap() }
     };
-    let meta = q("SELECT channel, top_offset, epoch, expires_at IS NOT NULL FROM cf_map_meta").await;
+    let meta =
+        q("SELECT channel, top_offset, epoch, expires_at IS NOT NULL FROM cf_map_meta").await;
     assert_eq!(meta.len(), 1);
     assert_eq!(meta[0].get::<_, String>(0), "ch:1");
     assert_eq!(meta[0].get::<_, i64>(1), 1);
     assert_eq!(meta[0].get::<_, String>(2), r.position.epoch);
-    assert!(meta[0].get::<_, bool>(3), "recoverable channels have a meta TTL");
-    let state = q("SELECT channel, key, data::text, key_offset, key_version, client_id, user_id, \
-                   expires_at > now() FROM cf_map_state")
-        .await;
+    assert!(
+        meta[0].get::<_, bool>(3),
+        "recoverable channels have a meta TTL"
+    );
+    let state = q(
+        "SELECT channel, key, data::text, key_offset, key_version, client_id, user_id, \
+                   expires_at > now() FROM cf_map_state",
+    )
+    .await;
     assert_eq!(state.len(), 1);
     let s = &state[0];
     assert_eq!(
-        (s.get::<_, String>(0), s.get::<_, String>(1), s.get::<_, String>(2)),
+        (
+            s.get::<_, String>(0),
+            s.get::<_, String>(1),
+            s.get::<_, String>(2)
+        ),
         ("ch:1".into(), "key-1".into(), r#"{"v": 1}"#.into())
     );
     assert_eq!((s.get::<_, i64>(3), s.get::<_, i64>(4)), (1, 7));
     assert_eq!(s.get::<_, String>(5), "client-1");
     assert_eq!(s.get::<_, String>(6), "user-1");
     assert!(s.get::<_, bool>(7));
-    let rows = q("SELECT channel, channel_offset, epoch, key, removed, shard_id, \
-                  shard_id = abs(hashtext(channel)::bigint) % 2 FROM cf_map_stream")
-        .await;
+    let rows = q(
+        "SELECT channel, channel_offset, epoch, key, removed, shard_id, \
+                  shard_id = abs(hashtext(channel)::bigint) % 2 FROM cf_map_stream",
+    )
+    .await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].get::<_, i64>(1), 1);
     assert_eq!(rows[0].get::<_, String>(2), r.position.epoch);
     assert!(!rows[0].get::<_, bool>(4));
-    assert!(rows[0].get::<_, bool>(6), "shard = abs(hashtext(channel)) % num_shards");
-    let idem = q("SELECT channel, idempotency_key, result_offset, result_epoch FROM cf_map_idempotency").await;
+    assert!(
+        rows[0].get::<_, bool>(6),
+        "shard = abs(hashtext(channel)) % num_shards"
+    );
+    let idem =
+        q("SELECT channel, idempotency_key, result_offset, result_epoch FROM cf_map_idempotency")
+            .await;
     assert_eq!(idem.len(), 1);
     assert_eq!(idem[0].get::<_, String>(1), "idem-1");
     assert_eq!(idem[0].get::<_, i64>(2), 1);
     let shards = q("SELECT shard_id FROM cf_map_shard_lock ORDER BY shard_id").await;
-    assert_eq!(shards.iter().map(|r| r.get::<_, i16>(0)).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(
+        shards
+            .iter()
+            .map(|r| r.get::<_, i16>(0))
+            .collect::<Vec<_>>(),
+        [0, 1]
+    );
     let version = q("SELECT schema_version FROM cf_map_schema_version WHERE id = 1").await;
     assert_eq!(version[0].get::<_, i32>(0), 1);
     for table in [
@@ -514,7 +636,7 @@ async fn centrifugo_layout_is_kept() {
     let functions = q("SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n \
                        ON n.oid = p.pronamespace WHERE n.nspname = current_schema() \
                        AND p.proname LIKE 'cf\\_map\\_%' ORDER BY 1")
-        .await;
+    .await;
     let functions: Vec<String> = functions.iter().map(|r| r.get(0)).collect();
     assert_eq!(
         functions,
@@ -532,7 +654,7 @@ async fn centrifugo_layout_is_kept() {
                         JOIN pg_class p ON p.oid = i.inhparent \
                         JOIN pg_namespace n ON n.oid = p.relnamespace \
                         WHERE p.relname = 'cf_map_stream' AND n.nspname = current_schema()")
-        .await;
+    .await;
     assert_eq!(partitions.len(), 3, "today and two days ahead");
     assert!(partitions.iter().any(|r| r.get::<_, bool>(1)));
 
@@ -554,7 +676,11 @@ async fn centrifugo_layout_is_kept() {
     assert_eq!(rec.datas("ch:1")[1], Bytes::from(r#"{"v": 2}"#));
     let state = broker.read_state("ch:1", read("", -1, None)).await.unwrap();
     assert_eq!(
-        state.entries.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+        state
+            .entries
+            .iter()
+            .map(|e| e.key.as_str())
+            .collect::<Vec<_>>(),
         ["key-1", "key-2"]
     );
     // The strict variant raises instead of suppressing.

@@ -40,7 +40,10 @@ where
 
 /// The key expiry worker.
 pub(crate) async fn expire_keys_loop(shared: Arc<Shared>, stop: CancellationToken) {
-    let period = shared.config.ttl_check_interval.max(Duration::from_millis(10));
+    let period = shared
+        .config
+        .ttl_check_interval
+        .max(Duration::from_millis(10));
     every("key expiry", period, stop, || expire_keys(&shared)).await;
 }
 
@@ -70,7 +73,10 @@ pub(crate) async fn expire_keys(shared: &Shared) -> Result<(), PgError> {
 
 /// The cleanup worker.
 pub(crate) async fn cleanup_loop(shared: Arc<Shared>, stop: CancellationToken) {
-    let period = shared.config.cleanup_interval.max(Duration::from_millis(10));
+    let period = shared
+        .config
+        .cleanup_interval
+        .max(Duration::from_millis(10));
     every("cleanup", period, stop, || cleanup(&shared)).await;
 }
 

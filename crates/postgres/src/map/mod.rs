@@ -27,8 +27,8 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use gyre::{
     BoxFuture, BrokerError, BrokerEventHandler, HistoryResult, KeyMode, MapBroker,
-    MapPublishOptions, MapPublishResult, MapReadStateOptions, MapReadStreamOptions,
-    MapStateResult, Publication, StreamPosition, SuppressReason,
+    MapPublishOptions, MapPublishResult, MapReadStateOptions, MapReadStreamOptions, MapStateResult,
+    Publication, StreamPosition, SuppressReason,
 };
 use parking_lot::RwLock;
 use tokio::sync::Notify;
@@ -139,8 +139,12 @@ impl PgMapBroker {
             if !config.skip_schema_init {
                 setup::ensure_schema(&mut conn, &names, config.num_shards).await?;
             }
-            partition::ensure_daily(conn.client(), &names.stream, config.partition_lookahead_days)
-                .await?;
+            partition::ensure_daily(
+                conn.client(),
+                &names.stream,
+                config.partition_lookahead_days,
+            )
+            .await?;
         }
         let shared = Arc::new(Shared {
             codec: DataCodec {
@@ -381,16 +385,15 @@ impl PgMapBroker {
         for _ in 0..2 {
             let rows = self.query(sql, params).await?;
             if let Some(first) = rows.first() {
-                let position = StreamPosition::new(
-                    offset(col(first, 0)?),
-                    col::<String>(first, 1)?,
-                );
+                let position =
+                    StreamPosition::new(offset(col(first, 0)?), col::<String>(first, 1)?);
                 return Ok((position, rows));
             }
             let ttl = interval(meta_ttl);
             let statements = &self.shared().statements;
             self.query(&statements.drop_dead_meta, &[&channel]).await?;
-            self.query(&statements.create_meta, &[&channel, &ttl]).await?;
+            self.query(&statements.create_meta, &[&channel, &ttl])
+                .await?;
         }
         Err(PgError::Schema("the channel's meta vanished while it was read".into()).into())
     }
@@ -418,8 +421,13 @@ impl PgMapBroker {
                 .await?
             }
             None if options.limit == 0 => {
-                self.read_channel(channel, &s.statements.position, &[&channel], options.meta_ttl)
-                    .await?
+                self.read_channel(
+                    channel,
+                    &s.statements.position,
+                    &[&channel],
+                    options.meta_ttl,
+                )
+                .await?
             }
             None => {
                 self.read_channel(
@@ -484,8 +492,13 @@ impl PgMapBroker {
             n => Some(i64::from(n)),
         };
         let (position, rows) = if options.limit == 0 {
-            self.read_channel(channel, &s.statements.position, &[&channel], options.meta_ttl)
-                .await?
+            self.read_channel(
+                channel,
+                &s.statements.position,
+                &[&channel],
+                options.meta_ttl,
+            )
+            .await?
         } else if options.reverse {
             let before = match &options.since {
                 Some(since) => to_i64(since.offset, "since offset")?,

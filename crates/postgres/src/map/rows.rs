@@ -85,7 +85,10 @@ fn info(
     let Some(client) = col::<Option<String>>(row, client)? else {
         return Ok(None);
     };
-    let mut info = ClientInfo::new(col::<Option<String>>(row, user)?.unwrap_or_default(), client);
+    let mut info = ClientInfo::new(
+        col::<Option<String>>(row, user)?.unwrap_or_default(),
+        client,
+    );
     info.conn_info = codec.get(row, conn)?;
     info.chan_info = codec.get(row, chan)?;
     Ok(Some(info))
