@@ -1,17 +1,54 @@
 'use strict';
 // Map subscriptions with the real centrifuge JS SDK (JSON and Protobuf builds) against the
-// `gyre` binary on the memory map broker: the initial state read in pages (counted on the
-// wire), live updates and removals from another client and from the server API, key TTL
-// expiry, recovery after a cut connection, and the protocol's errors for bad requests.
+// `gyre` binary on each map broker (memory, and PostgreSQL in a schema of its own): the
+// initial state read in pages (counted on the wire), live updates and removals from another
+// client and from the server API, key TTL expiry, recovery after a cut connection, and the
+// protocol's errors for bad requests. GYRE_E2E_MAP_BROKERS picks the brokers
+// (comma-separated; default memory,postgres).
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const WebSocket = require('ws');
+const { execFileSync } = require('node:child_process');
+const crypto = require('node:crypto');
 
 const { FLAVOURS, collect, eventually, once, unique } = require('../lib/harness');
 const { token, startGyre } = require('../lib/emulation_server');
 
 const T = { timeout: 60000 };
+
+const BROKERS = (process.env.GYRE_E2E_MAP_BROKERS || 'memory,postgres').split(',').filter(Boolean);
+const PG_DSN = process.env.GYRE_TEST_POSTGRES || 'postgresql://postgres:postgres@127.0.0.1:5432/test';
+
+function psql(sql) {
+  execFileSync('psql', [PG_DSN, '-Atqc', sql], { stdio: 'pipe' });
+}
+
+/**
+ * The `map_broker` section for a broker type, and a cleanup for what it created: the
+ * PostgreSQL broker gets a schema of its own (dropped at the end) on the shared database.
+ */
+function mapBroker(type) {
+  if (type === 'memory') return { config: { type: 'memory' }, cleanup: () => {} };
+  if (type !== 'postgres') throw new Error(`unknown map broker ${type}`);
+  const schema = `gyre_e2e_map_${crypto.randomBytes(6).toString('hex')}`;
+  psql(`CREATE SCHEMA ${schema}`);
+  const sep = PG_DSN.includes('?') ? '&' : '?';
+  return {
+    config: {
+      type: 'postgres',
+      postgres: {
+        dsn: `${PG_DSN}${sep}options=-csearch_path%3D${schema}`,
+        num_shards: 2,
+        pool_size: 8,
+        use_notify: true,
+        ttl_check_interval: '200ms',
+        outbox: { poll_interval: '50ms' },
+      },
+    },
+    cleanup: () => psql(`DROP SCHEMA IF EXISTS ${schema} CASCADE`),
+  };
+}
 
 const NAMESPACES = [
   {
@@ -117,9 +154,10 @@ async function rawConnection(gyre) {
   return { call, close: () => ws.close() };
 }
 
-for (const flavour of FLAVOURS) {
-  describe(`map subscriptions, ${flavour.name} SDK`, () => {
+for (const brokerType of BROKERS) for (const flavour of FLAVOURS) {
+  describe(`map subscriptions, ${flavour.name} SDK, ${brokerType} map broker`, () => {
     let gyre;
+    let broker;
     const clients = [];
     const newClient = () => {
       const c = client(flavour, gyre);
@@ -127,11 +165,16 @@ for (const flavour of FLAVOURS) {
       return c;
     };
     before(async () => {
-      gyre = await startGyre('http://127.0.0.1:9/rpc', { channel: { namespaces: NAMESPACES } });
+      broker = mapBroker(brokerType);
+      gyre = await startGyre('http://127.0.0.1:9/rpc', {
+        channel: { namespaces: NAMESPACES },
+        map_broker: broker.config,
+      });
     });
     after(async () => {
       for (const c of clients) c.disconnect();
       if (gyre) await gyre.stop();
+      if (broker) broker.cleanup();
     });
 
     it('reads the initial state in pages and gets live updates and removals', T, async () => {
@@ -289,13 +332,19 @@ for (const flavour of FLAVOURS) {
   });
 }
 
-describe('map subscriptions, bad input', () => {
+for (const brokerType of BROKERS) describe(`map subscriptions, bad input, ${brokerType} map broker`, () => {
   let gyre;
+  let broker;
   before(async () => {
-    gyre = await startGyre('http://127.0.0.1:9/rpc', { channel: { namespaces: NAMESPACES } });
+    broker = mapBroker(brokerType);
+    gyre = await startGyre('http://127.0.0.1:9/rpc', {
+      channel: { namespaces: NAMESPACES },
+      map_broker: broker.config,
+    });
   });
   after(async () => {
     if (gyre) await gyre.stop();
+    if (broker) broker.cleanup();
   });
 
   it('answers with the protocol codes', T, async () => {

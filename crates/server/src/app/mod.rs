@@ -70,6 +70,9 @@ impl App {
         if let Some(controller) = engines.controller {
             builder = builder.controller_arc(controller);
         }
+        if let Some(map_broker) = engines.map_broker {
+            builder = builder.map_broker_arc(map_broker);
+        }
         let node = builder.build();
         let connect_tokens = TokenVerifier::new(VerifierConfig::for_connections(&config.client))?;
         let subscribe_tokens =

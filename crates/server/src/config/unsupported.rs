@@ -48,9 +48,7 @@ const UNSUPPORTED: &[(&str, Check)] = &[
     ("broker.type postgres", |c| {
         c.broker.enabled && c.broker.r#type == "postgres"
     }),
-    ("map_broker.type (redis, postgres)", |c| {
-        c.map_broker.r#type != "memory"
-    }),
+    ("map_broker.type redis", |c| c.map_broker.r#type == "redis"),
     ("controller", |c| c.controller.enabled),
     (
         "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
@@ -105,7 +103,7 @@ const ACCESS: &[(&str, &str)] = &[
          refused with error 108 (not available)",
     ),
     (
-        "map_broker.type (redis, postgres)",
+        "map_broker.type redis",
         "map channels are kept by the in-memory map broker of each node, which nodes do \
          not share",
     ),
