@@ -19,7 +19,7 @@ use crate::pool::Pool;
 pub(crate) async fn start_cursor(shared: &Shared) -> Result<i64, PgError> {
     let mut conn = shared.pool.get().await?;
     let statement = conn.prepared(&shared.statements.max_id).await?;
-    Ok(col(&conn.client().query_one(&statement, &[]).await?, 0)?)
+    col(&conn.client().query_one(&statement, &[]).await?, 0)
 }
 
 /// Polls `shard` from `cursor` until `stop`.
