@@ -1,6 +1,7 @@
 'use strict';
 // Map subscriptions with the real centrifuge JS SDK (JSON and Protobuf builds) against the
-// `gyre` binary, once per map broker in MAP_BROKERS (memory, Redis on 127.0.0.1:6379): the
+// `gyre` binary, once per map broker in MAP_BROKERS (memory, Redis on 127.0.0.1:6379,
+// PostgreSQL on 127.0.0.1:5432 in a schema of its own; GYRE_E2E_MAP_BROKERS picks some): the
 // initial state read in pages (counted on the wire), live updates and removals from
 // another client and from the server API, key TTL expiry, recovery after a cut
 // connection, and the protocol's errors for bad requests.
@@ -8,6 +9,7 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { execFileSync } = require('node:child_process');
+const crypto = require('node:crypto');
 const WebSocket = require('ws');
 
 const { FLAVOURS, collect, eventually, once, unique } = require('../lib/harness');
@@ -57,7 +59,14 @@ const NAMESPACES = [
 ];
 
 /** Every map broker the suite runs on; adding one is adding its name here. */
-const MAP_BROKERS = ['memory', 'redis'];
+const MAP_BROKERS = (process.env.GYRE_E2E_MAP_BROKERS || 'memory,redis,postgres')
+  .split(',')
+  .filter(Boolean);
+const PG_DSN = process.env.GYRE_TEST_POSTGRES || 'postgresql://postgres:postgres@127.0.0.1:5432/test';
+
+function psql(sql) {
+  execFileSync('psql', [PG_DSN, '-Atqc', sql], { stdio: 'pipe' });
+}
 
 /** The `map_broker` section for `broker`, with a key prefix of its own. */
 function mapBrokerConfig(broker) {
@@ -67,11 +76,32 @@ function mapBrokerConfig(broker) {
       redis: { address: ['redis://127.0.0.1:6379'], prefix: unique('gyre-e2e-map'), cleanup_interval: '200ms' },
     };
   }
+  if (broker === 'postgres') {
+    const schema = `gyre_e2e_map_${crypto.randomBytes(6).toString('hex')}`;
+    psql(`CREATE SCHEMA ${schema}`);
+    const sep = PG_DSN.includes('?') ? '&' : '?';
+    return {
+      type: 'postgres',
+      postgres: {
+        dsn: `${PG_DSN}${sep}options=-csearch_path%3D${schema}`,
+        num_shards: 2,
+        pool_size: 8,
+        use_notify: true,
+        ttl_check_interval: '200ms',
+        outbox: { poll_interval: '50ms' },
+      },
+      schema,
+    };
+  }
   return { type: broker };
 }
 
-/** Deletes what a run left in the map broker (Redis keys under its prefix). */
+/** Deletes what a run left in the map broker (Redis keys under its prefix, the schema). */
 function cleanupMapBroker(config) {
+  if (config.type === 'postgres') {
+    psql(`DROP SCHEMA IF EXISTS ${config.schema} CASCADE`);
+    return;
+  }
   if (config.type !== 'redis') return;
   const prefix = config.redis.prefix;
   const keys = execFileSync('redis-cli', ['--scan', '--pattern', `${prefix}*`]).toString().split('\n');
@@ -83,7 +113,8 @@ async function startMapGyre(broker) {
   const mapBroker = mapBrokerConfig(broker);
   const gyre = await startGyre('http://127.0.0.1:9/rpc', {
     channel: { namespaces: NAMESPACES },
-    map_broker: mapBroker,
+    // `schema` is the suite's own bookkeeping, not a configuration key.
+    map_broker: { ...mapBroker, schema: undefined },
   });
   const stop = gyre.stop.bind(gyre);
   gyre.stop = async () => {

@@ -2,6 +2,7 @@
 //! included), a message for one node reaches only it, across shards; a second `run` is
 //! refused. Runs on the real PostgreSQL, each test in its own schema.
 
+#[path = "stream_support/mod.rs"]
 mod support;
 
 use std::time::Duration;

@@ -2,6 +2,7 @@
 //! own: upstream's table and function names, JSONB payloads, shared tables between
 //! variants. Runs on the real PostgreSQL, each test in its own schema.
 
+#[path = "stream_support/mod.rs"]
 mod support;
 
 use std::sync::Arc;

@@ -1,5 +1,6 @@
-//! Which engines carry publications, presence and node-to-node control, from
-//! `engine.*`, `broker.*` and `presence_manager.*` as Centrifugo reads them.
+//! Which engines carry publications, presence, map channels and node-to-node control,
+//! from `engine.*`, `broker.*`, `presence_manager.*` and `map_broker.*` as Centrifugo
+//! reads them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +20,10 @@ pub(crate) struct Engines {
     pub(crate) broker: Option<Arc<dyn Broker>>,
     pub(crate) presence: Option<Arc<dyn PresenceManager>>,
     pub(crate) controller: Option<Arc<dyn Controller>>,
-    /// The broker when it is Redis, for its PUB/SUB families in `/metrics`.
-    pub(crate) redis_broker: Option<Arc<RedisBroker>>,
     /// The map broker (`map_broker.type`).
     pub(crate) map_broker: Option<Arc<dyn MapBroker>>,
+    /// The broker when it is Redis, for its PUB/SUB families in `/metrics`.
+    pub(crate) redis_broker: Option<Arc<RedisBroker>>,
 }
 
 fn std_or(d: config::Duration, default: Duration) -> Duration {
@@ -315,12 +316,7 @@ pub(crate) async fn build(config: &Config) -> anyhow::Result<Engines> {
             other => bail!("presence_manager.type {other:?} is not supported (memory, redis)"),
         }
     }
-    match config.map_broker.r#type.as_str() {
-        "" | "memory" => {}
-        "redis" => engines.map_broker = Some(Arc::new(redis_map_broker(config).await?)),
-        // Refused at start by `config::unsupported` until the PostgreSQL map broker lands.
-        other => bail!("map_broker.type {other:?} is not supported (memory, redis)"),
-    }
+    engines.map_broker = map_broker(config).await?;
     let disk = &config.engine.memory;
     if !disk.data_dir.is_empty() {
         if engines.broker.is_some() {
@@ -333,6 +329,57 @@ pub(crate) async fn build(config: &Config) -> anyhow::Result<Engines> {
         }
     }
     Ok(engines)
+}
+
+/// The map broker of `map_broker.type`; `None` = the library's memory map broker.
+async fn map_broker(config: &Config) -> anyhow::Result<Option<Arc<dyn MapBroker>>> {
+    match config.map_broker.r#type.as_str() {
+        "" | "memory" => Ok(None),
+        "redis" => Ok(Some(Arc::new(redis_map_broker(config).await?))),
+        "postgres" => {
+            let p = &config.map_broker.postgres;
+            if p.tls.enabled {
+                // The PostgreSQL connections of Gyre have no TLS yet: refusing beats
+                // talking in clear to a server the operator wanted encrypted.
+                bail!("map_broker.postgres.tls is not supported by Gyre yet");
+            }
+            if p.dsn.is_empty() {
+                bail!("map_broker.postgres.dsn is required with map_broker.type postgres");
+            }
+            let mut c = gyre_postgres::map::PgMapBrokerConfig::new(p.dsn.clone());
+            c.notify_dsn = Some(p.notify_dsn.clone()).filter(|d| !d.is_empty());
+            c.pool_size = positive(p.pool_size, 16);
+            c.num_shards = u16::try_from(positive(p.num_shards, 8))
+                .context("map_broker.postgres.num_shards is too large")?;
+            c.ttl_check_interval = std_or(p.ttl_check_interval, Duration::from_secs(1));
+            c.cleanup_interval = std_or(p.cleanup_interval, Duration::from_secs(60));
+            c.idempotent_result_ttl = std_or(p.idempotent_result_ttl, Duration::from_secs(300));
+            c.binary_data = p.binary_data;
+            c.use_notify = p.use_notify;
+            c.table_prefix = p.table_prefix.clone();
+            c.skip_schema_init = p.skip_schema_init;
+            c.poll_interval = std_or(p.outbox.poll_interval, Duration::from_millis(100));
+            c.batch_size = positive(p.outbox.batch_size, 1000);
+            c.partition_lookahead_days =
+                u32::try_from(positive(p.partition_lookahead_days, 2)).unwrap_or(u32::MAX);
+            // 0 keeps every partition (upstream); negative is treated the same.
+            c.partition_retention_days =
+                u32::try_from(p.partition_retention_days.max(0)).unwrap_or(u32::MAX);
+            let broker = gyre_postgres::map::PgMapBroker::connect(c)
+                .await
+                .context("map_broker.postgres: connecting and preparing the schema")?;
+            Ok(Some(Arc::new(broker)))
+        }
+        other => bail!("map_broker.type {other:?} is not supported (memory, redis, postgres)"),
+    }
+}
+
+/// A count from the configuration, or `default` when it is not positive.
+fn positive(v: i64, default: usize) -> usize {
+    usize::try_from(v)
+        .ok()
+        .filter(|v| *v > 0)
+        .unwrap_or(default)
 }
 
 /// The memory broker on its on-disk store (`engine.memory.*`, a Gyre extension).

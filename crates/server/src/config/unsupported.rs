@@ -45,9 +45,6 @@ impl Unsupported {
 }
 
 const UNSUPPORTED: &[(&str, Check)] = &[
-    ("map_broker.type postgres", |c| {
-        c.map_broker.r#type == "postgres"
-    }),
     (
         "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
         |c| any_channel_options(c, |o| o.subscribe_stream_proxy_enabled),
@@ -99,11 +96,6 @@ const ACCESS: &[(&str, &str)] = &[
         "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
         "subscribe requests without a subscription token and client publications are \
          refused with error 108 (not available)",
-    ),
-    (
-        "map_broker.type postgres",
-        "map channels are kept by the in-memory map broker of each node, which nodes do \
-         not share",
     ),
     (
         "shared_poll subscription type (channel subscription_type)",
@@ -182,15 +174,17 @@ mod tests {
     }
 
     #[test]
-    fn redis_map_broker_is_served_postgres_is_refused() {
+    fn every_map_broker_and_the_postgres_engines_are_served() {
         let mut c = Config::default();
-        c.map_broker.r#type = "redis".into();
-        assert!(unsupported(&c).is_empty(), "the Redis map broker is served");
-        c.map_broker.r#type = "postgres".into();
-        let found = unsupported(&c);
-        assert_eq!(found.len(), 1);
-        assert_eq!(found[0].key, "map_broker.type postgres");
-        assert!(found[0].instead.is_some(), "a refusal");
+        for map_broker in ["redis", "postgres"] {
+            c.map_broker.r#type = map_broker.into();
+            assert!(unsupported(&c).is_empty(), "map_broker.type {map_broker}");
+        }
+        c.broker.enabled = true;
+        c.broker.r#type = "postgres".into();
+        c.controller.enabled = true;
+        c.controller.r#type = "postgres".into();
+        assert!(unsupported(&c).is_empty());
     }
 
     #[test]
