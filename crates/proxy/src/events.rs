@@ -253,7 +253,12 @@ fn is_json_text(data: &[u8]) -> bool {
 }
 
 /// `b64x` decoded when set, else the raw `x`.
-pub(crate) fn pick(b64: &str, raw: Bytes, what: &str, caller: &Caller) -> Result<Bytes, HandlerError> {
+pub(crate) fn pick(
+    b64: &str,
+    raw: Bytes,
+    what: &str,
+    caller: &Caller,
+) -> Result<Bytes, HandlerError> {
     if b64.is_empty() {
         return Ok(raw);
     }

@@ -191,8 +191,10 @@ mod tests {
         }))
         .unwrap();
         let answer = map_publish_answer(response, &caller()).unwrap();
-        let mut reply =
-            MapPublishReply::new("client-key", MapPublishOptions::new(MapChannelOptions::default()));
+        let mut reply = MapPublishReply::new(
+            "client-key",
+            MapPublishOptions::new(MapChannelOptions::default()),
+        );
         answer.apply(&mut reply);
         assert_eq!(reply.key, "renamed");
         assert_eq!(reply.data.as_deref(), Some(&br#"{"x":1}"#[..]));
@@ -210,10 +212,8 @@ mod tests {
         for body in [serde_json::json!({}), serde_json::json!({"result": {}})] {
             let response: proto::MapPublishResponse = serde_json::from_value(body).unwrap();
             let answer = map_publish_answer(response, &caller()).unwrap();
-            let mut reply = MapPublishReply::new(
-                "k",
-                MapPublishOptions::new(MapChannelOptions::default()),
-            );
+            let mut reply =
+                MapPublishReply::new("k", MapPublishOptions::new(MapChannelOptions::default()));
             answer.apply(&mut reply);
             assert_eq!(reply.key, "k");
             assert!(reply.data.is_none());

@@ -620,23 +620,35 @@ async fn map_changes_are_decided_by_the_backend(flavour: Flavour) {
     let mut ws = Ws::open(&url, &[]).await;
     ws.connect(json!({})).await;
     let reply = ws
-        .command(2, json!({"subscribe": {"channel": "m", "type": 1, "phase": 0}}))
+        .command(
+            2,
+            json!({"subscribe": {"channel": "m", "type": 1, "phase": 0}}),
+        )
         .await;
     assert!(reply.get("error").is_none(), "{reply}");
 
     let reply = ws
-        .command(3, json!({"publish": {"channel": "m", "type": 1, "key": "bad", "data": {}}}))
+        .command(
+            3,
+            json!({"publish": {"channel": "m", "type": 1, "key": "bad", "data": {}}}),
+        )
         .await;
     assert_eq!(reply["error"], json!({"code": 1001, "message": "rejected"}));
     let reply = ws
-        .command(4, json!({"publish": {"channel": "m", "type": 1, "key": "k", "data": {"v": 1}}}))
+        .command(
+            4,
+            json!({"publish": {"channel": "m", "type": 1, "key": "k", "data": {"v": 1}}}),
+        )
         .await;
     assert_eq!(reply["publish"], json!({}), "{reply}");
     let push = ws.push().await;
     assert_eq!(push["pub"]["key"], "k-renamed", "{push}");
     assert_eq!(push["pub"]["data"], json!({"wrapped": {"v": 1}}));
     let reply = ws
-        .command(5, json!({"publish": {"channel": "m", "type": 1, "key": "k", "removed": true}}))
+        .command(
+            5,
+            json!({"publish": {"channel": "m", "type": 1, "key": "k", "removed": true}}),
+        )
         .await;
     assert_eq!(reply["publish"], json!({}), "{reply}");
     let push = ws.push().await;

@@ -25,7 +25,9 @@ struct Backend {
 
 impl Backend {
     /// Starts the backend; returns it and its base URL.
-    async fn start(script: impl Fn(&str, &Value) -> Value + Send + Sync + 'static) -> (Self, String) {
+    async fn start(
+        script: impl Fn(&str, &Value) -> Value + Send + Sync + 'static,
+    ) -> (Self, String) {
         let backend = Backend {
             script: Arc::new(script),
             requests: Arc::default(),
@@ -179,7 +181,11 @@ async fn map_proxies_allow_rewrite_and_refuse_client_changes() {
     // `key_mode: if_new` from the backend: the second write of the key changes nothing.
     change(&mut writer, ch, "once", Some(json!({"n": 1}))).await;
     let second = change(&mut writer, ch, "once", Some(json!({"n": 2}))).await;
-    assert_eq!(second["publish"], json!({}), "suppressed is not an error: {second}");
+    assert_eq!(
+        second["publish"],
+        json!({}),
+        "suppressed is not an error: {second}"
+    );
     assert_eq!(
         next_change(&mut watcher, ch).await,
         ("once".into(), false, json!({"n": 1}))
@@ -243,19 +249,28 @@ async fn only_the_enabled_map_proxy_is_asked() {
     let reply = change(&mut ws, "onlypub:1", "unnamed", Some(json!({"x": 1}))).await;
     assert_eq!(reply["publish"], json!({}), "{reply}");
     let state = server
-        .result("map_read_state", json!({"channel": "onlypub:1", "limit": -1}))
+        .result(
+            "map_read_state",
+            json!({"channel": "onlypub:1", "limit": -1}),
+        )
         .await;
-    assert_eq!(keys(&state), ["named"], "the backend named the key: {state}");
+    assert_eq!(
+        keys(&state),
+        ["named"],
+        "the backend named the key: {state}"
+    );
     // Removals there go by the namespace's permissions (`client.insecure` here).
     let reply = change(&mut ws, "onlypub:1", "named", None).await;
     assert_eq!(reply["publish"], json!({}), "{reply}");
     let state = server
-        .result("map_read_state", json!({"channel": "onlypub:1", "limit": -1}))
+        .result(
+            "map_read_state",
+            json!({"channel": "onlypub:1", "limit": -1}),
+        )
         .await;
     assert!(keys(&state).is_empty(), "{state}");
     assert!(backend.requests("/map_remove").is_empty());
     assert_eq!(backend.requests("/map_publish").len(), 1);
-
 }
 
 #[tokio::test]
@@ -276,18 +291,27 @@ async fn the_client_key_goes_when_its_subscription_ends() {
     );
     // Presence works on a map namespace too.
     let presence = watcher.call(json!({"presence": {"channel": ch}})).await;
-    let clients = presence["presence"]["presence"].as_object().cloned().unwrap_or_default();
+    let clients = presence["presence"]["presence"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     assert!(clients.contains_key(&id), "{presence}");
 
     let reply = mover.call(json!({"unsubscribe": {"channel": ch}})).await;
     assert!(reply.get("error").is_none(), "{reply}");
-    assert_eq!(next_change(&mut watcher, ch).await, (id.clone(), true, Value::Null));
+    assert_eq!(
+        next_change(&mut watcher, ch).await,
+        (id.clone(), true, Value::Null)
+    );
     let state = server
         .result("map_read_state", json!({"channel": ch, "limit": -1}))
         .await;
     assert!(keys(&state).is_empty(), "{state}");
     let presence = watcher.call(json!({"presence": {"channel": ch}})).await;
-    let clients = presence["presence"]["presence"].as_object().cloned().unwrap_or_default();
+    let clients = presence["presence"]["presence"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     assert!(!clients.contains_key(&id), "{presence}");
 
     // Subscribed again, the connection then closes: the key goes as well.
@@ -304,9 +328,14 @@ async fn the_client_key_goes_when_its_subscription_ends() {
     let mut stayer = server.connect().await;
     subscribe(&mut stayer, "keep:doc").await;
     change(&mut stayer, "keep:doc", "k", Some(json!(1))).await;
-    stayer.call(json!({"unsubscribe": {"channel": "keep:doc"}})).await;
+    stayer
+        .call(json!({"unsubscribe": {"channel": "keep:doc"}}))
+        .await;
     let state = server
-        .result("map_read_state", json!({"channel": "keep:doc", "limit": -1}))
+        .result(
+            "map_read_state",
+            json!({"channel": "keep:doc", "limit": -1}),
+        )
         .await;
     assert_eq!(keys(&state), [stayer.client.clone()], "{state}");
 }

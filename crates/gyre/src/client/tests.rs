@@ -1534,7 +1534,11 @@ mod map {
             .await
             .unwrap();
         let replies = other.replies();
-        assert_eq!(replies[0].error.as_ref().map(|e| e.code), Some(107), "{replies:?}");
+        assert_eq!(
+            replies[0].error.as_ref().map(|e| e.code),
+            Some(107),
+            "{replies:?}"
+        );
     }
 
     #[tokio::test]

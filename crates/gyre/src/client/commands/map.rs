@@ -393,7 +393,12 @@ impl ClientInner {
         };
         self.node.metrics.action(Action::AddPresence);
         let info = self.client_info(chan_info);
-        if let Err(e) = self.node.presence.add_presence(channel, &self.id, info).await {
+        if let Err(e) = self
+            .node
+            .presence
+            .add_presence(channel, &self.id, info)
+            .await
+        {
             tracing::warn!(channel = %channel, error = %e, "presence add failed");
         }
     }
