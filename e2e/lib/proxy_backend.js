@@ -21,6 +21,8 @@ const METHODS = {
   Publish: 'publish',
   RPC: 'rpc',
   SubRefresh: 'sub_refresh',
+  MapPublish: 'map_publish',
+  MapRemove: 'map_remove',
 };
 
 // Payload fields that are `bytes` in proxy.proto (JSON values over HTTP).

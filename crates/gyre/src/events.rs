@@ -204,6 +204,10 @@ pub struct SubscribeOptions {
     /// A map channel listing the subscribed users (key: user id, anonymous users left
     /// out); entries expire by the channel's key TTL.
     pub map_users_presence: Option<MapPresence>,
+    /// Map subscriptions: when the subscription ends (unsubscribe or disconnect), the
+    /// key named by the client's id is removed from the channel, with a removal event
+    /// (upstream's `MapRemoveClientOnUnsubscribe`, for per-client state like cursors).
+    pub map_remove_client_on_unsubscribe: bool,
 }
 
 /// How a recovering subscription catches up with its channel.

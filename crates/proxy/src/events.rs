@@ -221,18 +221,18 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn encoding(binary: bool) -> String {
+pub(crate) fn encoding(binary: bool) -> String {
     if binary { "binary" } else { "json" }.to_owned()
 }
 
-fn protocol(protobuf: bool) -> String {
+pub(crate) fn protocol(protobuf: bool) -> String {
     if protobuf { "protobuf" } else { "json" }.to_owned()
 }
 
 /// `data` (raw JSON) or `b64data`, as the proxy's encoding says, and the request's
 /// `encoding`. Data that is not JSON (from a Protobuf connection) cannot travel as raw
 /// JSON: it goes as `b64data` with `encoding: "binary"` rather than failing the call.
-fn data_fields(binary: bool, data: &Bytes) -> (Bytes, String, String) {
+pub(crate) fn data_fields(binary: bool, data: &Bytes) -> (Bytes, String, String) {
     let as_base64 = binary || (!data.is_empty() && !is_json_text(data));
     if as_base64 {
         (
@@ -253,7 +253,12 @@ fn is_json_text(data: &[u8]) -> bool {
 }
 
 /// `b64x` decoded when set, else the raw `x`.
-fn pick(b64: &str, raw: Bytes, what: &str, caller: &Caller) -> Result<Bytes, HandlerError> {
+pub(crate) fn pick(
+    b64: &str,
+    raw: Bytes,
+    what: &str,
+    caller: &Caller,
+) -> Result<Bytes, HandlerError> {
     if b64.is_empty() {
         return Ok(raw);
     }
@@ -266,7 +271,7 @@ fn pick(b64: &str, raw: Bytes, what: &str, caller: &Caller) -> Result<Bytes, Han
         })
 }
 
-fn refusal(
+pub(crate) fn refusal(
     error: Option<proto::Error>,
     disconnect: Option<proto::Disconnect>,
 ) -> Option<HandlerError> {
@@ -285,7 +290,7 @@ fn refusal(
 impl Proxy {
     /// Sends one call; a failure is logged and becomes the configured status transform,
     /// or else error 100 (internal), as in Centrifugo.
-    async fn exchange<E: Exchange>(
+    pub(crate) async fn exchange<E: Exchange>(
         &self,
         request: &E,
         caller: &Caller,
@@ -328,7 +333,7 @@ impl Proxy {
         Error::INTERNAL.into()
     }
 
-    fn meta(&self, context: &CallContext) -> Bytes {
+    pub(crate) fn meta(&self, context: &CallContext) -> Bytes {
         if self.config().include_connection_meta {
             context.meta.clone()
         } else {
@@ -668,6 +673,12 @@ pub(crate) fn fuzz_answers(body: &[u8], json: bool) {
     }
     if let Some(r) = decode(body, json) {
         let _ = sub_refresh_reply(r, &caller, "channel");
+    }
+    if let Some(r) = decode(body, json) {
+        let _ = crate::map_events::map_publish_answer(r, &caller);
+    }
+    if let Some(r) = decode(body, json) {
+        let _ = crate::map_events::map_remove_answer(r);
     }
 }
 

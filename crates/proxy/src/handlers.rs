@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use gyre::{
-    ClientHandlers, ConnectReply, Node, PublishOptions, PublishReply, SubscribeOptions,
-    SubscribeReply,
+    ClientHandlers, ConnectReply, MapChannelOptions, MapPublishOptions, MapPublishReply, Node,
+    PublishOptions, PublishReply, SubscribeOptions, SubscribeReply,
 };
 
 use crate::context::{CallContext, Contexts};
@@ -41,8 +41,11 @@ pub struct ProxyHandlers {
     publish: Option<Proxy>,
     sub_refresh: Option<Proxy>,
     rpc: Option<Proxy>,
+    map_publish: Option<Proxy>,
+    map_remove: Option<Proxy>,
     subscribe_options: SubscribeOptions,
     publish_options: PublishOptions,
+    map_options: MapChannelOptions,
 }
 
 impl ProxyHandlers {
@@ -87,6 +90,25 @@ impl ProxyHandlers {
         self
     }
 
+    /// Client map publications (`publish` with `type` 1) are decided by this proxy.
+    pub fn map_publish(mut self, proxy: Proxy) -> Self {
+        self.map_publish = Some(proxy);
+        self
+    }
+
+    /// Client map removals are decided by this proxy. With only one of the two map
+    /// proxies, the other change is refused with 108 (not available).
+    pub fn map_remove(mut self, proxy: Proxy) -> Self {
+        self.map_remove = Some(proxy);
+        self
+    }
+
+    /// The map options of the channels clients change through the map proxies.
+    pub fn map_options(mut self, options: MapChannelOptions) -> Self {
+        self.map_options = options;
+        self
+    }
+
     /// Options every granted subscription starts from.
     pub fn subscribe_options(mut self, options: SubscribeOptions) -> Self {
         self.subscribe_options = options;
@@ -107,6 +129,8 @@ impl ProxyHandlers {
             &self.publish,
             &self.sub_refresh,
             &self.rpc,
+            &self.map_publish,
+            &self.map_remove,
         ]
         .into_iter()
         .flatten()
@@ -183,6 +207,32 @@ impl ProxyHandlers {
                         .publish(&Caller::from(&client), &event, &c.get(client.id()))
                         .await?;
                     let mut reply = PublishReply::new(h.publish_options.clone());
+                    answer.apply(&mut reply);
+                    Ok(reply)
+                }
+            });
+        }
+        if self.map_publish.is_some() || self.map_remove.is_some() {
+            let (h, c) = (self.clone(), contexts.clone());
+            handlers = handlers.on_map_publish(move |client, event| {
+                let (h, c) = (h.clone(), c.clone());
+                async move {
+                    let proxy = if event.removed {
+                        &h.map_remove
+                    } else {
+                        &h.map_publish
+                    };
+                    let Some(proxy) = proxy else {
+                        return Err(gyre::Error::NOT_AVAILABLE.into());
+                    };
+                    let (caller, context) = (Caller::from(&client), c.get(client.id()));
+                    let answer = if event.removed {
+                        proxy.map_remove(&caller, &event, &context).await?
+                    } else {
+                        proxy.map_publish(&caller, &event, &context).await?
+                    };
+                    let options = MapPublishOptions::new(h.map_options.clone());
+                    let mut reply = MapPublishReply::new(event.key.clone(), options);
                     answer.apply(&mut reply);
                     Ok(reply)
                 }

@@ -35,6 +35,7 @@ mod context;
 mod error;
 mod events;
 mod handlers;
+mod map_events;
 mod proto;
 mod stats;
 mod transport;
@@ -44,6 +45,7 @@ pub use context::{CallContext, Contexts};
 pub use error::ProxyError;
 pub use events::{Caller, ConnectAnswer, Grant, Overrides, PublishAnswer, RefreshAnswer};
 pub use handlers::ProxyHandlers;
+pub use map_events::MapChangeAnswer;
 pub use stats::{EventStats, ProxyStats};
 pub use transport::Proxy;
 

@@ -3,13 +3,15 @@
 use gyre::metrics::{Counter, DEFAULT_BUCKETS, Gauge, Histogram};
 
 /// The events a proxy is called for, in the order of [`ProxyStats::events`].
-pub(crate) const EVENTS: [&str; 6] = [
+pub(crate) const EVENTS: [&str; 8] = [
     "connect",
     "refresh",
     "subscribe",
     "publish",
     "rpc",
     "sub_refresh",
+    "map_publish",
+    "map_remove",
 ];
 
 /// The measures of one event's calls.
@@ -55,7 +57,7 @@ impl Default for EventStats {
 /// The measures of one proxy, per event (see [`Proxy::stats`](crate::Proxy::stats)).
 #[derive(Debug, Default)]
 pub struct ProxyStats {
-    events: [EventStats; 6],
+    events: [EventStats; EVENTS.len()],
 }
 
 impl ProxyStats {
@@ -64,7 +66,8 @@ impl ProxyStats {
     }
 
     /// Each event's name (`connect`, `refresh`, `subscribe`, `publish`, `rpc`,
-    /// `sub_refresh`, the `type` label of the metrics) with its measures.
+    /// `sub_refresh`, `map_publish`, `map_remove`, the `type` label of the metrics) with
+    /// its measures.
     pub fn events(&self) -> impl Iterator<Item = (&'static str, &EventStats)> {
         EVENTS.iter().copied().zip(self.events.iter())
     }

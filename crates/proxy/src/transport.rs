@@ -44,6 +44,8 @@ exchanges! {
     PublishRequest => PublishResponse, "Publish", "publish", 3;
     RpcRequest => RpcResponse, "RPC", "rpc", 4;
     SubRefreshRequest => SubRefreshResponse, "SubRefresh", "sub_refresh", 5;
+    MapPublishRequest => MapPublishResponse, "MapPublish", "map_publish", 6;
+    MapRemoveRequest => MapRemoveResponse, "MapRemove", "map_remove", 7;
 }
 
 #[derive(Debug)]

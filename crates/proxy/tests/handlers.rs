@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use gyre::PublishOptions;
+use gyre::{MapChannelOptions, MapMode, PublishOptions, SubscribeOptions};
 use gyre_proxy::{ProxyHandlers, TlsOptions};
 use serde_json::{Value, json};
 use support::{Answer, Backend, Call, Flavour, Ws, closed_port, serve, unix_now};
@@ -42,6 +42,7 @@ both_flavours!(
     connection_meta_is_included_when_asked,
     backend_behind_tls_is_reached_with_its_ca,
     far_expiry_from_the_backend_keeps_the_connection,
+    map_changes_are_decided_by_the_backend,
 );
 
 const INTERNAL: &str = r#"{"code":100,"message":"internal server error","temporary":true}"#;
@@ -581,4 +582,89 @@ async fn far_expiry_from_the_backend_keeps_the_connection(flavour: Flavour) {
         .unwrap();
     assert_eq!(ws.push().await["pub"]["data"], json!({"n": 1}));
     assert_eq!(backend.count("refresh") + backend.count("sub_refresh"), 0);
+}
+
+async fn map_changes_are_decided_by_the_backend(flavour: Flavour) {
+    let backend = Backend::start(flavour, |call| match call.event.as_str() {
+        "connect" => alice(),
+        "subscribe" => Answer::json(json!({"result": {}})),
+        _ if call.body["key"] == "bad" => {
+            Answer::json(json!({"error": {"code": 1001, "message": "rejected"}}))
+        }
+        _ if call.body["key"] == "kick" => {
+            Answer::json(json!({"disconnect": {"code": 4501, "reason": "kicked"}}))
+        }
+        "map_publish" => Answer::json(json!({"result": {
+            "key": format!("{}-renamed", call.body["key"].as_str().unwrap()),
+            "data": {"wrapped": call.body["data"]},
+        }})),
+        "map_remove" => Answer::json(json!({"result": {"key": "k-renamed"}})),
+        _ => no_call(call),
+    })
+    .await;
+    let map = MapChannelOptions::new(MapMode::Recoverable, Duration::from_secs(60))
+        .resolve()
+        .unwrap();
+    let mut subscribe_options = SubscribeOptions::new();
+    subscribe_options.map = Some(map.clone());
+    let (_node, url) = serve(
+        ProxyHandlers::new()
+            .connect(backend.proxy("connect"))
+            .subscribe(backend.proxy("subscribe"))
+            .map_publish(backend.proxy("map_publish"))
+            .map_remove(backend.proxy("map_remove"))
+            .subscribe_options(subscribe_options)
+            .map_options(map),
+    )
+    .await;
+    let mut ws = Ws::open(&url, &[]).await;
+    ws.connect(json!({})).await;
+    let reply = ws
+        .command(
+            2,
+            json!({"subscribe": {"channel": "m", "type": 1, "phase": 0}}),
+        )
+        .await;
+    assert!(reply.get("error").is_none(), "{reply}");
+
+    let reply = ws
+        .command(
+            3,
+            json!({"publish": {"channel": "m", "type": 1, "key": "bad", "data": {}}}),
+        )
+        .await;
+    assert_eq!(reply["error"], json!({"code": 1001, "message": "rejected"}));
+    let reply = ws
+        .command(
+            4,
+            json!({"publish": {"channel": "m", "type": 1, "key": "k", "data": {"v": 1}}}),
+        )
+        .await;
+    assert_eq!(reply["publish"], json!({}), "{reply}");
+    let push = ws.push().await;
+    assert_eq!(push["pub"]["key"], "k-renamed", "{push}");
+    assert_eq!(push["pub"]["data"], json!({"wrapped": {"v": 1}}));
+    let reply = ws
+        .command(
+            5,
+            json!({"publish": {"channel": "m", "type": 1, "key": "k", "removed": true}}),
+        )
+        .await;
+    assert_eq!(reply["publish"], json!({}), "{reply}");
+    let push = ws.push().await;
+    assert_eq!(push["pub"]["key"], "k-renamed", "{push}");
+    assert_eq!(push["pub"]["removed"], true, "{push}");
+
+    let call = backend.call("map_publish", 1).await;
+    assert_eq!(call.body["channel"], "m");
+    assert_eq!(call.body["key"], "k");
+    assert_eq!(call.body["user"], "alice");
+    assert_eq!(call.body["data"], json!({"v": 1}));
+    let call = backend.call("map_remove", 0).await;
+    assert_eq!(call.body["key"], "k");
+    assert!(call.body.get("data").is_none(), "{}", call.body);
+
+    ws.send(json!({"id": 6, "publish": {"channel": "m", "type": 1, "key": "kick", "data": {}}}))
+        .await;
+    assert_eq!(ws.closed().await, (4501, "kicked".to_owned()));
 }

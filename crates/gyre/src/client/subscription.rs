@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::timers::deadline_of;
 use super::{ClientInner, Status, get_handler, unix_now};
 use crate::broker::{BrokerError, HistoryOptions, Publication, StreamPosition};
-use crate::broker::{KeyMode, MapPublishOptions};
+use crate::broker::{KeyMode, MapChannelOptions, MapPublishOptions};
 use crate::events::{
     DeltaType, HandlerError, MapPresence, RecoveryMode, SubscribeOptions, UnsubscribeEvent,
 };
@@ -49,6 +49,9 @@ pub(crate) struct SubState {
     pub(crate) map: bool,
     /// Map channels listing this subscription's client and user.
     pub(crate) map_presence: Option<Box<(Option<MapPresence>, Option<MapPresence>)>>,
+    /// The map options of this map channel when the client's key (its id) is removed
+    /// from it at the end of the subscription (`map.remove_client_on_unsubscribe`).
+    pub(crate) map_cleanup: Option<Box<MapChannelOptions>>,
 }
 
 /// How a subscription should start.
@@ -231,6 +234,7 @@ impl ClientInner {
                     client_side_refresh: opts.client_side_refresh,
                     map: false,
                     map_presence: map_presence_of(opts),
+                    map_cleanup: None,
                 },
             );
         }
@@ -584,6 +588,16 @@ impl ClientInner {
             let options = MapPublishOptions::new(p.options.clone());
             if let Err(e) = node.map_broker.remove(&p.channel, &self.id, options).await {
                 tracing::warn!(channel = %p.channel, error = %e, "map client presence remove failed");
+            }
+        }
+        // The key this client wrote under its own id (a cursor, say) goes with it; a
+        // subscription that never went live wrote nothing.
+        if let Some(map) = sub.map_cleanup.as_deref()
+            && active
+        {
+            let options = MapPublishOptions::new(map.clone());
+            if let Err(e) = node.map_broker.remove(channel, &self.id, options).await {
+                tracing::warn!(channel = %channel, error = %e, "map key remove on unsubscribe failed");
             }
         }
         if sub.emit_presence {

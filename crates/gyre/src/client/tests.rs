@@ -1441,7 +1441,7 @@ mod map {
             code(r#"{"id":6,"subscribe":{"channel":"m","type":9}}"#).await,
             Some(107)
         );
-        // A tags filter is not applied to map subscriptions, so it is refused.
+        // A tags filter needs the channel's `allow_tags_filter` (off here).
         assert_eq!(
             code(
                 r#"{"id":7,"subscribe":{"channel":"m","type":1,"tf":{"key":"a","cmp":"eq","val":"b"}}}"#
@@ -1449,6 +1449,144 @@ mod map {
             .await,
             Some(107)
         );
+    }
+
+    /// A node whose map subscriptions allow tags filters and remove the client's key
+    /// when they end.
+    fn filtering_node() -> Node {
+        let node = Node::builder().build();
+        node.on_connecting(
+            |event| async move { Ok(ConnectReply::new(Credentials::new(event.token))) },
+        );
+        node.on_connect(|client| {
+            client.on_subscribe(|_| async {
+                let mut options = SubscribeOptions::new();
+                options.map = Some(channel_options());
+                options.allow_tags_filter = true;
+                options.map_remove_client_on_unsubscribe = true;
+                Ok(SubscribeReply::new(options))
+            });
+            client.on_map_publish(|e| async move {
+                Ok(MapPublishReply::new(
+                    e.key,
+                    MapPublishOptions::new(channel_options()),
+                ))
+            });
+        });
+        node
+    }
+
+    async fn put_tagged(node: &Node, key: &str, color: &str) {
+        let mut o = MapPublishOptions::new(channel_options());
+        o.tags.insert("color".into(), color.into());
+        node.map_publish("m", key, "1", o).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_tags_filter_applies_to_state_stream_and_live_changes() {
+        let node = filtering_node();
+        node.run().await.unwrap();
+        for (k, color) in [("a", "red"), ("b", "blue"), ("c", "red"), ("d", "blue")] {
+            put_tagged(&node, k, color).await;
+        }
+        let conn = Conn::connect(&node, "u").await;
+        let tf = r#""tf":{"key":"color","cmp":"eq","val":"red"}"#;
+        conn.send(&format!(
+            r#"{{"id":2,"subscribe":{{"channel":"m","type":1,"phase":2,"limit":2,{tf}}}}}"#
+        ))
+        .await
+        .unwrap();
+        let first = result(&conn.replies());
+        assert_eq!((first.phase, first.cursor.as_str()), (2, "b"));
+        assert_eq!(keys(&first.state), ["a"]);
+        let epoch = first.epoch.clone();
+        // Changes after the frozen position come with the live reply, filtered too.
+        put_tagged(&node, "e", "blue").await;
+        put_tagged(&node, "f", "red").await;
+        conn.send(&format!(
+            r#"{{"id":3,"subscribe":{{"channel":"m","type":1,"phase":2,"limit":2,"cursor":"b","offset":4,"epoch":"{epoch}"}}}}"#
+        ))
+        .await
+        .unwrap();
+        let second = result(&conn.replies());
+        assert_eq!((second.phase, second.cursor.as_str()), (2, "d"));
+        assert_eq!(keys(&second.state), ["c"]);
+        conn.send(&format!(
+            r#"{{"id":4,"subscribe":{{"channel":"m","type":1,"phase":2,"limit":2,"cursor":"d","offset":4,"epoch":"{epoch}"}}}}"#
+        ))
+        .await
+        .unwrap();
+        let live = result(&conn.replies());
+        assert_eq!(live.phase, 0, "{live:?}");
+        assert!(live.state.is_empty(), "{live:?}");
+        assert_eq!(keys(&live.publications), ["f"]);
+        assert_eq!(live.offset, 6);
+        put_tagged(&node, "g", "blue").await;
+        put_tagged(&node, "h", "red").await;
+        let pubs = conn.publications("m");
+        assert_eq!(keys(&pubs), ["h"]);
+        assert_eq!(pubs[0].offset, 8);
+
+        // A malformed filter is the client's error.
+        let other = Conn::connect(&node, "v").await;
+        other
+            .send(r#"{"id":2,"subscribe":{"channel":"m","type":1,"phase":2,"tf":{"key":"color","cmp":"zz","val":"x"}}}"#)
+            .await
+            .unwrap();
+        let replies = other.replies();
+        assert_eq!(
+            replies[0].error.as_ref().map(|e| e.code),
+            Some(107),
+            "{replies:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_client_key_is_removed_when_the_subscription_ends() {
+        let node = filtering_node();
+        node.run().await.unwrap();
+        let watcher = Conn::connect(&node, "w").await;
+        watcher
+            .send(r#"{"id":2,"subscribe":{"channel":"m","type":1,"phase":0}}"#)
+            .await
+            .unwrap();
+        assert_eq!(result(&watcher.replies()).phase, 0);
+        let mover = Conn::connect(&node, "u").await;
+        mover
+            .send(r#"{"id":2,"subscribe":{"channel":"m","type":1,"phase":0}}"#)
+            .await
+            .unwrap();
+        mover.replies();
+        let id = mover.session.0.id.clone();
+        // Its cursor, under its own id (what `client_key: client_id` chooses).
+        mover
+            .send(&format!(
+                r#"{{"id":3,"publish":{{"channel":"m","type":1,"key":"{id}","data":1}}}}"#
+            ))
+            .await
+            .unwrap();
+        // A key of its own choosing stays.
+        mover
+            .send(r#"{"id":4,"publish":{"channel":"m","type":1,"key":"other","data":2}}"#)
+            .await
+            .unwrap();
+        mover
+            .send(r#"{"id":5,"unsubscribe":{"channel":"m"}}"#)
+            .await
+            .unwrap();
+        let pubs = watcher.publications("m");
+        let seen: Vec<_> = pubs.iter().map(|p| (p.key.clone(), p.removed)).collect();
+        assert_eq!(
+            seen,
+            [(id.clone(), false), ("other".into(), false), (id, true)]
+        );
+        let all = MapReadStateOptions {
+            limit: -1,
+            ..Default::default()
+        };
+        let state = node.map_read_state("m", all).await.unwrap();
+        let left: Vec<_> = state.entries.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(left, ["other"]);
     }
 
     #[tokio::test]

@@ -628,3 +628,177 @@ pub struct SubRefreshResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disconnect: ::core::option::Option<Disconnect>,
 }
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MapPublishRequest {
+    #[prost(string, tag = "1")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub client: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub transport: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub protocol: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub encoding: ::prost::alloc::string::String,
+    #[prost(string, tag = "10")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub user: ::prost::alloc::string::String,
+    #[prost(string, tag = "11")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub channel: ::prost::alloc::string::String,
+    #[prost(string, tag = "12")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key: ::prost::alloc::string::String,
+    #[prost(bytes = "bytes", tag = "13")]
+    #[serde(
+        with = "crate::proto::raw_json",
+        skip_serializing_if = "bytes::Bytes::is_empty"
+    )]
+    pub data: ::prost::bytes::Bytes,
+    #[prost(string, tag = "14")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub b64data: ::prost::alloc::string::String,
+    #[prost(bytes = "bytes", tag = "15")]
+    #[serde(
+        with = "crate::proto::raw_json",
+        skip_serializing_if = "bytes::Bytes::is_empty"
+    )]
+    pub meta: ::prost::bytes::Bytes,
+    #[prost(map = "string, string", tag = "16")]
+    #[serde(skip_serializing_if = "::std::collections::HashMap::is_empty")]
+    pub labels:
+        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+}
+/// What the backend changes in a client's map publication. Gyre, like Centrifugo, does not
+/// use `score` and `stream_data`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MapPublishResult {
+    #[prost(string, tag = "1")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key: ::prost::alloc::string::String,
+    #[prost(bytes = "bytes", tag = "2")]
+    #[serde(
+        with = "crate::proto::raw_json",
+        skip_serializing_if = "bytes::Bytes::is_empty"
+    )]
+    pub data: ::prost::bytes::Bytes,
+    #[prost(string, tag = "3")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub b64data: ::prost::alloc::string::String,
+    #[prost(map = "string, string", tag = "4")]
+    #[serde(skip_serializing_if = "::std::collections::HashMap::is_empty")]
+    pub tags:
+        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+    #[prost(int64, tag = "5")]
+    #[serde(skip_serializing_if = "crate::proto::is_zero")]
+    pub score: i64,
+    #[prost(string, tag = "6")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key_mode: ::prost::alloc::string::String,
+    #[prost(bytes = "bytes", tag = "7")]
+    #[serde(
+        with = "crate::proto::raw_json",
+        skip_serializing_if = "bytes::Bytes::is_empty"
+    )]
+    pub stream_data: ::prost::bytes::Bytes,
+    #[prost(string, tag = "8")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub b64stream_data: ::prost::alloc::string::String,
+    #[prost(string, tag = "9")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub idempotency_key: ::prost::alloc::string::String,
+    #[prost(bool, tag = "10")]
+    #[serde(skip_serializing_if = "crate::proto::is_false")]
+    pub delta: bool,
+    #[prost(uint64, tag = "11")]
+    #[serde(skip_serializing_if = "crate::proto::is_zero")]
+    pub version: u64,
+    #[prost(string, tag = "12")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub version_epoch: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MapPublishResponse {
+    #[prost(message, optional, tag = "1")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: ::core::option::Option<MapPublishResult>,
+    #[prost(message, optional, tag = "2")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: ::core::option::Option<Error>,
+    #[prost(message, optional, tag = "3")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disconnect: ::core::option::Option<Disconnect>,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MapRemoveRequest {
+    #[prost(string, tag = "1")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub client: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub transport: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub protocol: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub encoding: ::prost::alloc::string::String,
+    #[prost(string, tag = "10")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub user: ::prost::alloc::string::String,
+    #[prost(string, tag = "11")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub channel: ::prost::alloc::string::String,
+    #[prost(string, tag = "12")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key: ::prost::alloc::string::String,
+    #[prost(bytes = "bytes", tag = "13")]
+    #[serde(
+        with = "crate::proto::raw_json",
+        skip_serializing_if = "bytes::Bytes::is_empty"
+    )]
+    pub meta: ::prost::bytes::Bytes,
+    #[prost(map = "string, string", tag = "14")]
+    #[serde(skip_serializing_if = "::std::collections::HashMap::is_empty")]
+    pub labels:
+        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MapRemoveResult {
+    #[prost(string, tag = "1")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key: ::prost::alloc::string::String,
+    #[prost(map = "string, string", tag = "2")]
+    #[serde(skip_serializing_if = "::std::collections::HashMap::is_empty")]
+    pub tags:
+        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+    #[prost(string, tag = "3")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub idempotency_key: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MapRemoveResponse {
+    #[prost(message, optional, tag = "1")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: ::core::option::Option<MapRemoveResult>,
+    #[prost(message, optional, tag = "2")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: ::core::option::Option<Error>,
+    #[prost(message, optional, tag = "3")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disconnect: ::core::option::Option<Disconnect>,
+}

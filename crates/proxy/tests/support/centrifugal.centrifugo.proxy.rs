@@ -628,6 +628,180 @@ pub struct SubRefreshResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disconnect: ::core::option::Option<Disconnect>,
 }
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MapPublishRequest {
+    #[prost(string, tag = "1")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub client: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub transport: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub protocol: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub encoding: ::prost::alloc::string::String,
+    #[prost(string, tag = "10")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub user: ::prost::alloc::string::String,
+    #[prost(string, tag = "11")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub channel: ::prost::alloc::string::String,
+    #[prost(string, tag = "12")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key: ::prost::alloc::string::String,
+    #[prost(bytes = "bytes", tag = "13")]
+    #[serde(
+        with = "super::raw_json",
+        skip_serializing_if = "bytes::Bytes::is_empty"
+    )]
+    pub data: ::prost::bytes::Bytes,
+    #[prost(string, tag = "14")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub b64data: ::prost::alloc::string::String,
+    #[prost(bytes = "bytes", tag = "15")]
+    #[serde(
+        with = "super::raw_json",
+        skip_serializing_if = "bytes::Bytes::is_empty"
+    )]
+    pub meta: ::prost::bytes::Bytes,
+    #[prost(map = "string, string", tag = "16")]
+    #[serde(skip_serializing_if = "::std::collections::HashMap::is_empty")]
+    pub labels:
+        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+}
+/// What the backend changes in a client's map publication. Gyre, like Centrifugo, does not
+/// use `score` and `stream_data`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MapPublishResult {
+    #[prost(string, tag = "1")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key: ::prost::alloc::string::String,
+    #[prost(bytes = "bytes", tag = "2")]
+    #[serde(
+        with = "super::raw_json",
+        skip_serializing_if = "bytes::Bytes::is_empty"
+    )]
+    pub data: ::prost::bytes::Bytes,
+    #[prost(string, tag = "3")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub b64data: ::prost::alloc::string::String,
+    #[prost(map = "string, string", tag = "4")]
+    #[serde(skip_serializing_if = "::std::collections::HashMap::is_empty")]
+    pub tags:
+        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+    #[prost(int64, tag = "5")]
+    #[serde(skip_serializing_if = "super::is_zero")]
+    pub score: i64,
+    #[prost(string, tag = "6")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key_mode: ::prost::alloc::string::String,
+    #[prost(bytes = "bytes", tag = "7")]
+    #[serde(
+        with = "super::raw_json",
+        skip_serializing_if = "bytes::Bytes::is_empty"
+    )]
+    pub stream_data: ::prost::bytes::Bytes,
+    #[prost(string, tag = "8")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub b64stream_data: ::prost::alloc::string::String,
+    #[prost(string, tag = "9")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub idempotency_key: ::prost::alloc::string::String,
+    #[prost(bool, tag = "10")]
+    #[serde(skip_serializing_if = "super::is_false")]
+    pub delta: bool,
+    #[prost(uint64, tag = "11")]
+    #[serde(skip_serializing_if = "super::is_zero")]
+    pub version: u64,
+    #[prost(string, tag = "12")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub version_epoch: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MapPublishResponse {
+    #[prost(message, optional, tag = "1")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: ::core::option::Option<MapPublishResult>,
+    #[prost(message, optional, tag = "2")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: ::core::option::Option<Error>,
+    #[prost(message, optional, tag = "3")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disconnect: ::core::option::Option<Disconnect>,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MapRemoveRequest {
+    #[prost(string, tag = "1")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub client: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub transport: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub protocol: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub encoding: ::prost::alloc::string::String,
+    #[prost(string, tag = "10")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub user: ::prost::alloc::string::String,
+    #[prost(string, tag = "11")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub channel: ::prost::alloc::string::String,
+    #[prost(string, tag = "12")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key: ::prost::alloc::string::String,
+    #[prost(bytes = "bytes", tag = "13")]
+    #[serde(
+        with = "super::raw_json",
+        skip_serializing_if = "bytes::Bytes::is_empty"
+    )]
+    pub meta: ::prost::bytes::Bytes,
+    #[prost(map = "string, string", tag = "14")]
+    #[serde(skip_serializing_if = "::std::collections::HashMap::is_empty")]
+    pub labels:
+        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MapRemoveResult {
+    #[prost(string, tag = "1")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key: ::prost::alloc::string::String,
+    #[prost(map = "string, string", tag = "2")]
+    #[serde(skip_serializing_if = "::std::collections::HashMap::is_empty")]
+    pub tags:
+        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+    #[prost(string, tag = "3")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub idempotency_key: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MapRemoveResponse {
+    #[prost(message, optional, tag = "1")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: ::core::option::Option<MapRemoveResult>,
+    #[prost(message, optional, tag = "2")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: ::core::option::Option<Error>,
+    #[prost(message, optional, tag = "3")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disconnect: ::core::option::Option<Disconnect>,
+}
 /// Generated server implementations.
 pub mod centrifugo_proxy_server {
     #![allow(
@@ -671,6 +845,16 @@ pub mod centrifugo_proxy_server {
             &self,
             request: tonic::Request<super::SubRefreshRequest>,
         ) -> std::result::Result<tonic::Response<super::SubRefreshResponse>, tonic::Status>;
+        /// A client sets a key of a map channel whose namespace has `map.publish_proxy_enabled`.
+        async fn map_publish(
+            &self,
+            request: tonic::Request<super::MapPublishRequest>,
+        ) -> std::result::Result<tonic::Response<super::MapPublishResponse>, tonic::Status>;
+        /// A client removes a key of a map channel whose namespace has `map.remove_proxy_enabled`.
+        async fn map_remove(
+            &self,
+            request: tonic::Request<super::MapRemoveRequest>,
+        ) -> std::result::Result<tonic::Response<super::MapRemoveResponse>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct CentrifugoProxyServer<T> {
@@ -965,6 +1149,86 @@ pub mod centrifugo_proxy_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = SubRefreshSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/centrifugal.centrifugo.proxy.CentrifugoProxy/MapPublish" => {
+                    #[allow(non_camel_case_types)]
+                    struct MapPublishSvc<T: CentrifugoProxy>(pub Arc<T>);
+                    impl<T: CentrifugoProxy> tonic::server::UnaryService<super::MapPublishRequest>
+                        for MapPublishSvc<T>
+                    {
+                        type Response = super::MapPublishResponse;
+                        type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::MapPublishRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CentrifugoProxy>::map_publish(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = MapPublishSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/centrifugal.centrifugo.proxy.CentrifugoProxy/MapRemove" => {
+                    #[allow(non_camel_case_types)]
+                    struct MapRemoveSvc<T: CentrifugoProxy>(pub Arc<T>);
+                    impl<T: CentrifugoProxy> tonic::server::UnaryService<super::MapRemoveRequest> for MapRemoveSvc<T> {
+                        type Response = super::MapRemoveResponse;
+                        type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::MapRemoveRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CentrifugoProxy>::map_remove(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = MapRemoveSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -343,6 +343,8 @@ grpc_methods! {
     publish: PublishRequest => PublishResponse, "publish";
     rpc: RpcRequest => RpcResponse, "rpc";
     sub_refresh: SubRefreshRequest => SubRefreshResponse, "sub_refresh";
+    map_publish: MapPublishRequest => MapPublishResponse, "map_publish";
+    map_remove: MapRemoveRequest => MapRemoveResponse, "map_remove";
 }
 
 fn serve_grpc(listener: TcpListener, shared: Arc<Shared>, tls: bool) {

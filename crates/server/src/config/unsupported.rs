@@ -53,25 +53,6 @@ const UNSUPPORTED: &[(&str, Check)] = &[
         "shared_poll subscription type (channel subscription_type)",
         |c| any_channel_options(c, |o| o.subscription_type == "shared_poll"),
     ),
-    (
-        "map proxies (map.publish_proxy_enabled, map.remove_proxy_enabled)",
-        |c| {
-            any_channel_options(c, |o| {
-                o.map.publish_proxy_enabled || o.map.remove_proxy_enabled
-            })
-        },
-    ),
-    (
-        "presence, join_leave on map namespaces (subscription_type map, map_clients, map_users)",
-        |c| {
-            any_channel_options(c, |o| {
-                o.subscription_type.starts_with("map") && (o.presence || o.join_leave)
-            })
-        },
-    ),
-    ("map.remove_client_on_unsubscribe", |c| {
-        any_channel_options(c, |o| o.map.remove_client_on_unsubscribe)
-    }),
     ("webtransport", |c| c.webtransport.enabled),
     ("http_server.http3", |c| c.http_server.http3.enabled),
     ("http_server.tls_autocert", |c| {
@@ -100,11 +81,6 @@ const ACCESS: &[(&str, &str)] = &[
     (
         "shared_poll subscription type (channel subscription_type)",
         "subscriptions in these namespaces are refused with error 103 (permission denied)",
-    ),
-    (
-        "map proxies (map.publish_proxy_enabled, map.remove_proxy_enabled)",
-        "client map publications and removals in these namespaces are refused with error \
-         108 (not available)",
     ),
 ];
 
@@ -162,15 +138,16 @@ mod tests {
     }
 
     #[test]
-    fn presence_on_a_map_namespace_is_warned_about() {
+    fn map_features_that_work_are_not_reported() {
         let mut c = Config::default();
-        c.channel.without_namespace.subscription_type = "map".into();
-        assert!(unsupported(&c).is_empty());
-        c.channel.without_namespace.presence = true;
-        let found = unsupported(&c);
-        assert_eq!(found.len(), 1);
-        assert!(found[0].key.starts_with("presence, join_leave on map"));
-        assert!(found[0].instead.is_none(), "a warning, not a refusal");
+        let o = &mut c.channel.without_namespace;
+        o.subscription_type = "map".into();
+        o.presence = true;
+        o.join_leave = true;
+        o.map.remove_client_on_unsubscribe = true;
+        o.map.publish_proxy_enabled = true;
+        o.map.remove_proxy_enabled = true;
+        assert!(unsupported(&c).is_empty(), "{:?}", unsupported(&c));
     }
 
     #[test]

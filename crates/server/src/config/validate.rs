@@ -578,6 +578,18 @@ fn validate_channel_options(
             "sub_refresh",
             &c.channel.proxy.sub_refresh,
         ),
+        (
+            o.map.publish_proxy_enabled,
+            &o.map.publish_proxy_name,
+            "map_publish",
+            &c.channel.proxy.map_publish,
+        ),
+        (
+            o.map.remove_proxy_enabled,
+            &o.map.remove_proxy_name,
+            "map_remove",
+            &c.channel.proxy.map_remove,
+        ),
     ];
     for (enabled, name, event, proxy) in proxied {
         if enabled && (name.is_empty() || name == DEFAULT_PROXY_NAME) {
@@ -720,6 +732,18 @@ fn validate_channel_options(
             &o.subscribe_stream_proxy_name,
             &proxies.subscribe_stream,
         ),
+        (
+            "map.publish_proxy",
+            o.map.publish_proxy_enabled,
+            &o.map.publish_proxy_name,
+            &proxies.map_publish,
+        ),
+        (
+            "map.remove_proxy",
+            o.map.remove_proxy_enabled,
+            &o.map.remove_proxy_name,
+            &proxies.map_remove,
+        ),
     ] {
         if !name.is_empty() && !proxy_names.contains(&name.as_str()) {
             return Err(err(
@@ -729,7 +753,11 @@ fn validate_channel_options(
         }
         if enabled && name == DEFAULT_PROXY_NAME {
             validate_proxy(
-                &format!("channel.proxy.{}", what.trim_end_matches("_proxy")),
+                // `map.publish_proxy` uses `channel.proxy.map_publish`.
+                &format!(
+                    "channel.proxy.{}",
+                    what.trim_end_matches("_proxy").replace('.', "_")
+                ),
                 default_proxy,
             )?;
         }

@@ -65,20 +65,66 @@ pub(super) async fn map_publish(
             Error::BAD_REQUEST,
         ));
     }
-    let proxied = if event.removed {
-        o.map.remove_proxy_enabled
+    let format = if o.publication_data_format.is_empty() {
+        &config.channel.publication_data_format
     } else {
-        o.map.publish_proxy_enabled
+        &o.publication_data_format
     };
-    if proxied {
-        // Map proxies are not implemented (refused loudly at start).
-        return Err(deny(
+    let format_ok = event.removed || channel::data_format_ok(&event.data, format);
+    let bad_format = || {
+        deny(
             &client,
             command,
             ch,
-            "map proxy not supported",
-            Error::NOT_AVAILABLE,
-        ));
+            "publication data format",
+            Error::BAD_REQUEST,
+        )
+    };
+    let map = crate::config::channels::map_options(o)
+        .map_err(|reason| deny(&client, command, ch, &reason, Error::INTERNAL))?;
+    let proxied = if event.removed {
+        o.map
+            .remove_proxy_enabled
+            .then_some((Event::MapRemove, &o.map.remove_proxy_name))
+    } else {
+        o.map
+            .publish_proxy_enabled
+            .then_some((Event::MapPublish, &o.map.publish_proxy_name))
+    };
+    if let Some((proxy_event, name)) = proxied {
+        // The backend decides instead of the namespace's permissions and `client_key`; it
+        // may rename the key and replace the data.
+        let proxies = &policy.app.proxies;
+        let Some(proxy) = proxies.get(proxy_event, name) else {
+            return Err(deny(
+                &client,
+                command,
+                ch,
+                "map proxy not configured",
+                Error::NOT_AVAILABLE,
+            ));
+        };
+        if !format_ok {
+            return Err(bad_format());
+        }
+        let context = proxies.contexts.get(client.id());
+        let caller = Caller::from(&client);
+        let answer = if event.removed {
+            proxy.map_remove(&caller, &event, &context).await
+        } else {
+            proxy.map_publish(&caller, &event, &context).await
+        }
+        .inspect_err(|_| {
+            tracing::debug!(client = %client.id(), channel = ch, command, "refused by map proxy");
+        })?;
+        let mut reply = MapPublishReply::new(event.key.clone(), MapPublishOptions::new(map));
+        answer.apply(&mut reply);
+        // Centrifugo v6.9.1 changes the map and then answers 107, because its proxy
+        // handler returns no key to the library; Gyre answers the change with success.
+        if reply.key.is_empty() {
+            return Err(deny(&client, command, ch, "empty key", Error::BAD_REQUEST));
+        }
+        return Ok(reply);
     }
     let user = client.user_id();
     if !Grant::map_change(o, event.removed).allows(&config, &user, event.subscribed) {
@@ -107,24 +153,9 @@ pub(super) async fn map_publish(
     if key.is_empty() {
         return Err(deny(&client, command, ch, "empty key", Error::BAD_REQUEST));
     }
-    if !event.removed {
-        let format = if o.publication_data_format.is_empty() {
-            &config.channel.publication_data_format
-        } else {
-            &o.publication_data_format
-        };
-        if !channel::data_format_ok(&event.data, format) {
-            return Err(deny(
-                &client,
-                command,
-                ch,
-                "publication data format",
-                Error::BAD_REQUEST,
-            ));
-        }
+    if !format_ok {
+        return Err(bad_format());
     }
-    let map = crate::config::channels::map_options(o)
-        .map_err(|reason| deny(&client, command, ch, &reason, Error::INTERNAL))?;
     Ok(MapPublishReply::new(key, MapPublishOptions::new(map)))
 }
 

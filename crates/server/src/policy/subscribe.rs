@@ -179,6 +179,7 @@ pub(super) async fn subscribe(
         let map = crate::config::channels::map_options(o)
             .map_err(|reason| deny(&client, ch, &reason, Error::INTERNAL))?;
         options.map = Some(map);
+        options.map_remove_client_on_unsubscribe = o.map.remove_client_on_unsubscribe;
     }
     options.map_clients_presence =
         map_presence(&config, &o.map_clients_presence_channel_prefix, ch)

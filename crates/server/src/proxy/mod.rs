@@ -1,5 +1,6 @@
 //! The event proxies of the configuration, built once at start: `client.proxy.connect`,
-//! `client.proxy.refresh`, `channel.proxy.{subscribe,publish,sub_refresh}`, `rpc.proxy`
+//! `client.proxy.refresh`, `channel.proxy.{subscribe,publish,sub_refresh}`,
+//! `channel.proxy.{map_publish,map_remove}`, `rpc.proxy`
 //! (each the proxy named `default` for its event) and the named `proxies` that
 //! namespaces pick with `*_proxy_name`. The calls themselves are the `gyre-proxy` crate's.
 
@@ -22,6 +23,8 @@ pub(crate) struct Proxies {
     publish: Option<Proxy>,
     sub_refresh: Option<Proxy>,
     rpc: Option<Proxy>,
+    map_publish: Option<Proxy>,
+    map_remove: Option<Proxy>,
     named: HashMap<String, Proxy>,
     /// Request headers some proxy forwards (lowercase): the only ones a connection keeps.
     pub(crate) forwarded_headers: Vec<String>,
@@ -40,6 +43,8 @@ pub(crate) enum Event {
     Publish,
     SubRefresh,
     Rpc,
+    MapPublish,
+    MapRemove,
 }
 
 impl Proxies {
@@ -59,6 +64,8 @@ impl Proxies {
         p.publish = optional("channel.proxy.publish", &channel.publish)?;
         p.sub_refresh = optional("channel.proxy.sub_refresh", &channel.sub_refresh)?;
         p.rpc = optional("rpc.proxy", &c.rpc.proxy)?;
+        p.map_publish = optional("channel.proxy.map_publish", &channel.map_publish)?;
+        p.map_remove = optional("channel.proxy.map_remove", &channel.map_remove)?;
         for (i, named) in c.proxies.iter().enumerate() {
             let proxy = build(&format!("proxies.[{i}] ({})", named.name), &named.proxy)?;
             p.named.insert(named.name.clone(), proxy);
@@ -91,6 +98,16 @@ impl Proxies {
                     o.sub_refresh_proxy_enabled,
                     &o.sub_refresh_proxy_name,
                     Event::SubRefresh,
+                ),
+                (
+                    o.map.publish_proxy_enabled,
+                    &o.map.publish_proxy_name,
+                    Event::MapPublish,
+                ),
+                (
+                    o.map.remove_proxy_enabled,
+                    &o.map.remove_proxy_name,
+                    Event::MapRemove,
                 ),
             ];
             for (enabled, name, event) in wanted {
@@ -126,6 +143,8 @@ impl Proxies {
             &p.publish,
             &p.sub_refresh,
             &p.rpc,
+            &p.map_publish,
+            &p.map_remove,
         ]
         .into_iter()
         .flatten()
@@ -156,6 +175,8 @@ impl Proxies {
             &self.publish,
             &self.sub_refresh,
             &self.rpc,
+            &self.map_publish,
+            &self.map_remove,
         ];
         let mut all: Vec<(&str, &Proxy)> = sections
             .into_iter()
@@ -177,6 +198,8 @@ impl Proxies {
                 Event::Publish => self.publish.as_ref(),
                 Event::SubRefresh => self.sub_refresh.as_ref(),
                 Event::Rpc => self.rpc.as_ref(),
+                Event::MapPublish => self.map_publish.as_ref(),
+                Event::MapRemove => self.map_remove.as_ref(),
             };
         }
         self.named.get(name)
@@ -190,6 +213,8 @@ impl Event {
             Event::Publish => "publish",
             Event::SubRefresh => "sub_refresh",
             Event::Rpc => "rpc",
+            Event::MapPublish => "map_publish",
+            Event::MapRemove => "map_remove",
         }
     }
 }

@@ -162,6 +162,14 @@ impl Ws {
         reply
     }
 
+    /// Sends a command as it is, without waiting for a reply.
+    pub async fn send(&mut self, command: Value) {
+        self.stream
+            .send(Message::text(command.to_string()))
+            .await
+            .unwrap();
+    }
+
     /// The next message (reply or push); answers server pings. Panics on close/timeout.
     pub async fn next(&mut self) -> Value {
         if !self.pending.is_empty() {

@@ -23,6 +23,7 @@ use crate::client::{ClientInner, Status, get_handler, unix_now};
 use crate::events::{
     HandlerError, MapPublishEvent, SubscribeEvent, SubscribeOptions, SubscriptionType,
 };
+use crate::filter::TagsFilter;
 use crate::hub::SubShared;
 use crate::metrics::{Action, ClientMethod, Message};
 use crate::wire::publication_to_proto;
@@ -48,6 +49,9 @@ pub(crate) struct MapFlow {
     pub(crate) started: Instant,
     /// A page is being computed (concurrent pagination is refused with 113).
     pub(crate) busy: bool,
+    /// The client's tags filter (`tf` of the first request): state entries, stream and
+    /// live changes it excludes are not sent.
+    tags_filter: Option<TagsFilter>,
 }
 
 impl MapFlow {
@@ -126,6 +130,8 @@ impl ClientInner {
                 };
                 let channels = [channel];
                 self.activate(&reply, &channels)?;
+                // Presence follows the reply, as upstream's map flow does.
+                self.add_map_channel_presence(&channels[0]).await;
                 self.announce_joins(&channels).await;
                 Ok(())
             }
@@ -207,6 +213,18 @@ impl ClientInner {
         if options.expire_at > 0 && options.expire_at <= unix_now() {
             return Err(Error::EXPIRED.into());
         }
+        // As for streams: a filter needs the channel's opt-in, a malformed one is 107.
+        let tags_filter = match &req.tf {
+            None => None,
+            Some(_) if !options.allow_tags_filter => {
+                tracing::info!(channel = %req.channel, client = %self.id, "tags filter not allowed");
+                return Err(Error::BAD_REQUEST.into());
+            }
+            Some(tf) => Some(TagsFilter::compile(tf).map_err(|e| {
+                tracing::info!(channel = %req.channel, client = %self.id, error = %e, "invalid tags filter");
+                Error::BAD_REQUEST
+            })?),
+        };
         let mut state = self.state.lock();
         if state.map_flows.contains_key(&req.channel) {
             return Err(Error::CONCURRENT_PAGINATION.into());
@@ -221,6 +239,7 @@ impl ClientInner {
                 recovering: req.recover && req.phase != PHASE_STATE,
                 started: Instant::now(),
                 busy: true,
+                tags_filter,
             },
         );
         Ok(())
@@ -231,7 +250,7 @@ impl ClientInner {
         req: &proto::SubscribeRequest,
     ) -> Result<Step, HandlerError> {
         let channel = req.channel.as_str();
-        let (map, position, stream_start, recovering) = {
+        let (map, position, stream_start, recovering, tags_filter) = {
             let state = self.state.lock();
             let Some(flow) = state.map_flows.get(channel) else {
                 return Err(Error::PERMISSION_DENIED.into());
@@ -241,8 +260,10 @@ impl ClientInner {
                 flow.position.clone(),
                 flow.stream_start,
                 flow.recovering,
+                flow.tags_filter.clone(),
             )
         };
+        let passes = |p: &Publication| tags_filter.as_ref().is_none_or(|f| f.matches(&p.tags));
         let broker = &self.node.map_broker;
         let limit = map.page_size(req.limit);
         let has_stream = map.mode.has_stream();
@@ -264,7 +285,9 @@ impl ClientInner {
                     .map_err(broker_error)?;
                 let frozen = position.unwrap_or_else(|| page.position.clone());
                 self.set_flow(channel, |f| f.position = Some(frozen.clone()));
-                let state = to_proto(&page.entries);
+                let entries: Vec<Publication> =
+                    page.entries.into_iter().filter(|p| passes(p)).collect();
+                let state = to_proto(&entries);
                 let page_result = |cursor: String, state| proto::SubscribeResult {
                     r#type: RESULT_TYPE_MAP,
                     phase: PHASE_STATE,
@@ -340,7 +363,12 @@ impl ClientInner {
                     phase: PHASE_STREAM,
                     epoch: read.position.epoch,
                     offset: last,
-                    publications: to_proto(&read.publications),
+                    publications: read
+                        .publications
+                        .iter()
+                        .filter(|p| passes(p))
+                        .map(publication_to_proto)
+                        .collect(),
                     ..Default::default()
                 }))
             }
@@ -350,6 +378,28 @@ impl ClientInner {
                 let recovering = since.is_some();
                 self.map_go_live(req, Vec::new(), since, recovering).await
             }
+        }
+    }
+
+    /// Adds a live map subscription to the channel's presence (`presence` on the
+    /// namespace); the periodic refresh and the removal are the common ones.
+    async fn add_map_channel_presence(&self, channel: &str) {
+        let chan_info = {
+            let state = self.state.lock();
+            match state.subs.get(channel) {
+                Some(sub) if sub.emit_presence => sub.chan_info.clone(),
+                _ => return,
+            }
+        };
+        self.node.metrics.action(Action::AddPresence);
+        let info = self.client_info(chan_info);
+        if let Err(e) = self
+            .node
+            .presence
+            .add_presence(channel, &self.id, info)
+            .await
+        {
+            tracing::warn!(channel = %channel, error = %e, "presence add failed");
         }
     }
 
@@ -389,7 +439,7 @@ impl ClientInner {
     ) -> Result<Step, HandlerError> {
         let channel = req.channel.as_str();
         let node = &self.node;
-        let (options, map) = {
+        let (options, map, tags_filter) = {
             let mut state = self.state.lock();
             let Some(flow) = state.map_flows.remove(channel) else {
                 return Err(Error::PERMISSION_DENIED.into());
@@ -404,10 +454,10 @@ impl ClientInner {
             if limit > 0 && state.subs.len() >= limit {
                 return Err(Error::LIMIT_EXCEEDED.into());
             }
-            (flow.options, flow.map)
+            (flow.options, flow.map, flow.tags_filter)
         };
         let positioned = map.mode.has_stream();
-        let shared = SubShared::new(positioned, false, false, None);
+        let shared = SubShared::new(positioned, options.push_join_leave, false, tags_filter);
         {
             let mut state = self.state.lock();
             state.subs.insert(
@@ -415,8 +465,8 @@ impl ClientInner {
                 SubState {
                     shared: shared.clone(),
                     server_side: false,
-                    emit_presence: false,
-                    emit_join_leave: false,
+                    emit_presence: options.emit_presence,
+                    emit_join_leave: options.emit_join_leave,
                     chan_info: options.channel_info.clone(),
                     position: StreamPosition::default(),
                     buffer: Some(Vec::new()),
@@ -433,6 +483,9 @@ impl ClientInner {
                     client_side_refresh: options.client_side_refresh,
                     map: true,
                     map_presence: crate::client::subscription::map_presence_of(&options),
+                    map_cleanup: options
+                        .map_remove_client_on_unsubscribe
+                        .then(|| Box::new(map.clone())),
                 },
             );
         }
@@ -520,7 +573,11 @@ impl ClientInner {
             if pubs.len() > max || !contiguous {
                 return Err(Error::UNRECOVERABLE_POSITION.into());
             }
-            result.publications = to_proto(pubs);
+            result.publications = pubs
+                .iter()
+                .filter(|p| !shared.filters_out(p))
+                .map(publication_to_proto)
+                .collect();
         }
         if recovering {
             node.metrics.recovered(true, result.publications.len());

@@ -34,10 +34,6 @@ impl ClientInner {
             return self.write_error(id, ClientMethod::Subscribe, &e);
         }
         if req.r#type != 0 {
-            if req.tf.is_some() {
-                // Map subscriptions do not filter by tags yet: refused, never ignored.
-                return self.write_error(id, ClientMethod::Subscribe, &Error::BAD_REQUEST);
-            }
             return self.handle_map_subscribe(id, req).await;
         }
         let Some(h) = get_handler!(self, subscribe) else {
