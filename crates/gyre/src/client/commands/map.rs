@@ -432,6 +432,7 @@ impl ClientInner {
                     }),
                     client_side_refresh: options.client_side_refresh,
                     map: true,
+                    shared_poll: false,
                     map_presence: crate::client::subscription::map_presence_of(&options),
                 },
             );
