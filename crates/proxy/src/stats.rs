@@ -3,13 +3,14 @@
 use gyre::metrics::{Counter, DEFAULT_BUCKETS, Gauge, Histogram};
 
 /// The events a proxy is called for, in the order of [`ProxyStats::events`].
-pub(crate) const EVENTS: [&str; 6] = [
+pub(crate) const EVENTS: [&str; 7] = [
     "connect",
     "refresh",
     "subscribe",
     "publish",
     "rpc",
     "sub_refresh",
+    "shared_poll_refresh",
 ];
 
 /// The measures of one event's calls.
@@ -55,7 +56,7 @@ impl Default for EventStats {
 /// The measures of one proxy, per event (see [`Proxy::stats`](crate::Proxy::stats)).
 #[derive(Debug, Default)]
 pub struct ProxyStats {
-    events: [EventStats; 6],
+    events: [EventStats; 7],
 }
 
 impl ProxyStats {
@@ -64,7 +65,7 @@ impl ProxyStats {
     }
 
     /// Each event's name (`connect`, `refresh`, `subscribe`, `publish`, `rpc`,
-    /// `sub_refresh`, the `type` label of the metrics) with its measures.
+    /// `sub_refresh`, `shared_poll_refresh`, the `type` label of the metrics) with its measures.
     pub fn events(&self) -> impl Iterator<Item = (&'static str, &EventStats)> {
         EVENTS.iter().copied().zip(self.events.iter())
     }

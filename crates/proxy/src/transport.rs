@@ -44,6 +44,7 @@ exchanges! {
     PublishRequest => PublishResponse, "Publish", "publish", 3;
     RpcRequest => RpcResponse, "RPC", "rpc", 4;
     SubRefreshRequest => SubRefreshResponse, "SubRefresh", "sub_refresh", 5;
+    SharedPollRefreshRequest => SharedPollRefreshResponse, "SharedPollRefresh", "shared_poll_refresh", 6;
 }
 
 #[derive(Debug)]
