@@ -57,10 +57,6 @@ const UNSUPPORTED: &[(&str, Check)] = &[
         |c| any_channel_options(c, |o| o.subscribe_stream_proxy_enabled),
     ),
     (
-        "shared_poll subscription type (channel subscription_type)",
-        |c| any_channel_options(c, |o| o.subscription_type == "shared_poll"),
-    ),
-    (
         "map proxies (map.publish_proxy_enabled, map.remove_proxy_enabled)",
         |c| {
             any_channel_options(c, |o| {
@@ -108,10 +104,6 @@ const ACCESS: &[(&str, &str)] = &[
         "map_broker.type (redis, postgres)",
         "map channels are kept by the in-memory map broker of each node, which nodes do \
          not share",
-    ),
-    (
-        "shared_poll subscription type (channel subscription_type)",
-        "subscriptions in these namespaces are refused with error 103 (permission denied)",
     ),
     (
         "map proxies (map.publish_proxy_enabled, map.remove_proxy_enabled)",

@@ -1,5 +1,5 @@
 //! The event proxies of the configuration, built once at start: `client.proxy.connect`,
-//! `client.proxy.refresh`, `channel.proxy.{subscribe,publish,sub_refresh}`, `rpc.proxy`
+//! `client.proxy.refresh`, `channel.proxy.{subscribe,publish,sub_refresh,shared_poll_refresh}`, `rpc.proxy`
 //! (each the proxy named `default` for its event) and the named `proxies` that
 //! namespaces pick with `*_proxy_name`. The calls themselves are the `gyre-proxy` crate's.
 
@@ -22,6 +22,7 @@ pub(crate) struct Proxies {
     publish: Option<Proxy>,
     sub_refresh: Option<Proxy>,
     rpc: Option<Proxy>,
+    shared_poll_refresh: Option<Proxy>,
     named: HashMap<String, Proxy>,
     /// Request headers some proxy forwards (lowercase): the only ones a connection keeps.
     pub(crate) forwarded_headers: Vec<String>,
@@ -40,6 +41,7 @@ pub(crate) enum Event {
     Publish,
     SubRefresh,
     Rpc,
+    SharedPollRefresh,
 }
 
 impl Proxies {
@@ -59,6 +61,10 @@ impl Proxies {
         p.publish = optional("channel.proxy.publish", &channel.publish)?;
         p.sub_refresh = optional("channel.proxy.sub_refresh", &channel.sub_refresh)?;
         p.rpc = optional("rpc.proxy", &c.rpc.proxy)?;
+        p.shared_poll_refresh = optional(
+            "channel.proxy.shared_poll_refresh",
+            &channel.shared_poll_refresh,
+        )?;
         for (i, named) in c.proxies.iter().enumerate() {
             let proxy = build(&format!("proxies.[{i}] ({})", named.name), &named.proxy)?;
             p.named.insert(named.name.clone(), proxy);
@@ -93,6 +99,11 @@ impl Proxies {
                     Event::SubRefresh,
                 ),
             ];
+            let wanted = wanted.into_iter().chain(std::iter::once((
+                o.subscription_type == "shared_poll",
+                &o.shared_poll.proxy_name,
+                Event::SharedPollRefresh,
+            )));
             for (enabled, name, event) in wanted {
                 if enabled && p.get(event, name).is_none() {
                     bail!(
@@ -126,6 +137,7 @@ impl Proxies {
             &p.publish,
             &p.sub_refresh,
             &p.rpc,
+            &p.shared_poll_refresh,
         ]
         .into_iter()
         .flatten()
@@ -156,6 +168,7 @@ impl Proxies {
             &self.publish,
             &self.sub_refresh,
             &self.rpc,
+            &self.shared_poll_refresh,
         ];
         let mut all: Vec<(&str, &Proxy)> = sections
             .into_iter()
@@ -177,6 +190,7 @@ impl Proxies {
                 Event::Publish => self.publish.as_ref(),
                 Event::SubRefresh => self.sub_refresh.as_ref(),
                 Event::Rpc => self.rpc.as_ref(),
+                Event::SharedPollRefresh => self.shared_poll_refresh.as_ref(),
             };
         }
         self.named.get(name)
@@ -190,6 +204,7 @@ impl Event {
             Event::Publish => "publish",
             Event::SubRefresh => "sub_refresh",
             Event::Rpc => "rpc",
+            Event::SharedPollRefresh => "shared_poll_refresh",
         }
     }
 }
