@@ -21,6 +21,8 @@ const METHODS = {
   Publish: 'publish',
   RPC: 'rpc',
   SubRefresh: 'sub_refresh',
+  // Shared poll.
+  SharedPollRefresh: 'shared_poll_refresh',
 };
 
 // Payload fields that are `bytes` in proxy.proto (JSON values over HTTP).
