@@ -273,8 +273,7 @@ for (const flavour of FLAVOURS) {
         // 2500, resubscribes, sees the new epoch and tracks again from 0.
         data.channel(channel).epoch = 'e2';
         data.set(channel, 'k', { v: 10 }, 1);
-        const resubscribed = await unsubscribes.until(1, REFRESH_MS * 6);
-        assert.equal(resubscribed[0].code, 2500, JSON.stringify(resubscribed[0]));
+        await eventually(() => unsubscribes.some((u) => u.code === 2500), REFRESH_MS * 8, 'unsubscribe 2500');
         await eventually(() => sub.updates.some((u) => u.version === 1), 10000, 'update of the new epoch');
         const last = sub.updates.find((u) => u.version === 1);
         assert.deepEqual(value(last), { v: 10 });
@@ -290,7 +289,7 @@ for (const flavour of FLAVOURS) {
         const errors = await sub.errors.until(1);
         assert.equal(errors[0].type, 'track');
         assert.equal(errors[0].error.code, 106);
-        assert.equal(sub.trackedKeys().size, 0);
+        await eventually(() => sub.trackedKeys().size === 0, 2000, 'keys untracked after 106');
         sub.track(['a', 'b']);
         await sub.updates.until(2);
       });
