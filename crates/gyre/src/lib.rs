@@ -83,8 +83,8 @@ pub use events::{
     SubscriptionType, TrackBatch, TrackBatchReply, TrackEvent, TrackItem, TrackReply,
     UnsubscribeEvent,
 };
-pub use shared_poll::{
-    SharedPollChannelOptions, SharedPollItem, SharedPollKey, SharedPollMode, SharedPollRefreshEvent,
-    SharedPollRefreshReply,
-};
 pub use node::{ClientFilter, Config, Node, NodeBuilder, NodeInfo};
+pub use shared_poll::{
+    SharedPollChannelOptions, SharedPollItem, SharedPollKey, SharedPollMode,
+    SharedPollRefreshEvent, SharedPollRefreshReply,
+};

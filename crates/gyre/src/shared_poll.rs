@@ -193,8 +193,11 @@ impl SharedPollRefreshReply {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// The application's backend call of a refresh.
-pub(crate) type RefreshHandler =
-    Arc<dyn Fn(SharedPollRefreshEvent) -> BoxFuture<Result<SharedPollRefreshReply, Error>> + Send + Sync>;
+pub(crate) type RefreshHandler = Arc<
+    dyn Fn(SharedPollRefreshEvent) -> BoxFuture<Result<SharedPollRefreshReply, Error>>
+        + Send
+        + Sync,
+>;
 /// Which channels are shared-poll channels, with their options.
 pub(crate) type ChannelResolver =
     Arc<dyn Fn(&str) -> Option<SharedPollChannelOptions> + Send + Sync>;
@@ -377,7 +380,10 @@ impl ChannelInner {
                 continue;
             };
             if let Some(bytes) = push.bytes(tracker.conn.protocol()) {
-                tracker.conn.outbound().push(bytes, FrameType::PushPublication);
+                tracker
+                    .conn
+                    .outbound()
+                    .push(bytes, FrameType::PushPublication);
                 *held = entry.version;
             }
         }
@@ -402,7 +408,10 @@ impl ChannelInner {
             };
             tracker.keys.remove(key);
             if let Some(bytes) = push.bytes(tracker.conn.protocol()) {
-                tracker.conn.outbound().push(bytes, FrameType::PushPublication);
+                tracker
+                    .conn
+                    .outbound()
+                    .push(bytes, FrameType::PushPublication);
             }
         }
     }
@@ -504,7 +513,11 @@ impl ChannelState {
 
 impl Core {
     /// The state of `channel`, made (with its worker) if needed.
-    fn channel(self: &Arc<Self>, channel: &str, options: &SharedPollChannelOptions) -> Arc<ChannelState> {
+    fn channel(
+        self: &Arc<Self>,
+        channel: &str,
+        options: &SharedPollChannelOptions,
+    ) -> Arc<ChannelState> {
         let mut channels = self.channels.lock();
         if let Some(state) = channels.get(channel) {
             return state.clone();

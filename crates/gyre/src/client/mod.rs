@@ -31,8 +31,8 @@ use crate::broker::{ClientInfo, Publication, StreamPosition};
 use crate::events::{
     DisconnectEvent, HandlerError, HistoryEvent, MapPublishEvent, MapPublishReply, MessageEvent,
     PresenceEvent, PublishEvent, PublishReply, RefreshEvent, RefreshReply, RpcEvent, RpcReply,
-    SubRefreshEvent, SubRefreshReply, SubscribeEvent, SubscribeOptions, SubscribeReply,
-    TrackEvent, TrackReply, UnsubscribeEvent,
+    SubRefreshEvent, SubRefreshReply, SubscribeEvent, SubscribeOptions, SubscribeReply, TrackEvent,
+    TrackReply, UnsubscribeEvent,
 };
 use crate::hub::{Connection, Frames};
 use crate::metrics::{Action, ClientMethod, ConnectionStats, FrameType, TransportCounters};

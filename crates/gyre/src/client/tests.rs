@@ -1618,7 +1618,10 @@ mod shared_poll {
         .await
         .unwrap();
         let replies = conn.replies();
-        let result = replies[0].subscribe.clone().unwrap_or_else(|| panic!("{replies:?}"));
+        let result = replies[0]
+            .subscribe
+            .clone()
+            .unwrap_or_else(|| panic!("{replies:?}"));
         (conn, result)
     }
 
@@ -1698,7 +1701,12 @@ mod shared_poll {
         // none gets the cached data in the reply.
         let (other, _) = subscribed(&node, "sp:p").await;
         other
-            .send(&track_frame(3, "sp:p", "ok", &[("a", changed[0].version), ("b", 0)]))
+            .send(&track_frame(
+                3,
+                "sp:p",
+                "ok",
+                &[("a", changed[0].version), ("b", 0)],
+            ))
             .await
             .unwrap();
         let items = other.replies()[0].sub_refresh.clone().unwrap().items;
@@ -1708,17 +1716,31 @@ mod shared_poll {
         backend.remove("b");
         settle().await;
         let removed = conn.publications("sp:p");
-        assert!(removed.iter().any(|p| p.key == "b" && p.removed), "{removed:?}");
-        assert_eq!(node.inner.shared.shared_poll.tracked("sp:p", conn.session.0.seq), ["a"]);
+        assert!(
+            removed.iter().any(|p| p.key == "b" && p.removed),
+            "{removed:?}"
+        );
+        assert_eq!(
+            node.inner
+                .shared
+                .shared_poll
+                .tracked("sp:p", conn.session.0.seq),
+            ["a"]
+        );
     }
 
     #[tokio::test]
     async fn limits_and_signatures() {
         let (node, _) = poll_node(SharedPollMode::Versionless, 2);
         let (conn, _) = subscribed(&node, "sp:l").await;
-        conn.send(&track_frame(3, "sp:l", "ok", &[("a", 0), ("b", 0), ("c", 0)]))
-            .await
-            .unwrap();
+        conn.send(&track_frame(
+            3,
+            "sp:l",
+            "ok",
+            &[("a", 0), ("b", 0), ("c", 0)],
+        ))
+        .await
+        .unwrap();
         assert_eq!(conn.replies()[0].error.as_ref().unwrap().code, 106);
         conn.send(&track_frame(4, "sp:l", "bad", &[("a", 0)]))
             .await
@@ -1740,7 +1762,10 @@ mod shared_poll {
         .unwrap();
         assert!(conn.replies()[0].sub_refresh.is_some());
         let seq = conn.session.0.seq;
-        assert_eq!(node.inner.shared.shared_poll.tracked("sp:l", seq), ["b", "c"]);
+        assert_eq!(
+            node.inner.shared.shared_poll.tracked("sp:l", seq),
+            ["b", "c"]
+        );
         conn.send(r#"{"id":8,"sub_refresh":{"channel":"sp:l","type":2,"untrack":["b"]}}"#)
             .await
             .unwrap();
@@ -1758,7 +1783,13 @@ mod shared_poll {
         conn.send(r#"{"id":11,"unsubscribe":{"channel":"sp:l"}}"#)
             .await
             .unwrap();
-        assert!(node.inner.shared.shared_poll.tracked("sp:l", seq).is_empty());
+        assert!(
+            node.inner
+                .shared
+                .shared_poll
+                .tracked("sp:l", seq)
+                .is_empty()
+        );
     }
 
     #[tokio::test]
@@ -1777,7 +1808,14 @@ mod shared_poll {
         assert_eq!((first.len(), first[0].version), (1, 5), "{first:?}");
         // The worker asks with the version it holds.
         settle().await;
-        assert!(backend.asked.lock().iter().flatten().any(|(k, v)| k == "k" && *v == 5));
+        assert!(
+            backend
+                .asked
+                .lock()
+                .iter()
+                .flatten()
+                .any(|(k, v)| k == "k" && *v == 5)
+        );
         // A publish with a newer version is delivered; an older one is not.
         node.shared_poll_publish("sp:v", "k", Bytes::from_static(br#"{"v":2}"#), 7, "e1")
             .unwrap();
@@ -1785,7 +1823,10 @@ mod shared_poll {
             .unwrap();
         let published = conn.publications("sp:v");
         assert_eq!(published.len(), 1, "{published:?}");
-        assert_eq!((published[0].version, &published[0].data[..]), (7, &br#"{"v":2}"#[..]));
+        assert_eq!(
+            (published[0].version, &published[0].data[..]),
+            (7, &br#"{"v":2}"#[..])
+        );
         assert_eq!(
             node.shared_poll_publish("sp:v", "k", Bytes::new(), 0, "e1"),
             Err(Error::BAD_REQUEST)
@@ -1824,8 +1865,17 @@ mod shared_poll {
         settle().await;
         let seq = conn.session.0.seq;
         assert_eq!(node.inner.shared.shared_poll.tracked("sp:d", seq), ["a"]);
-        conn.session.clone().finish(Disconnect::CONNECTION_CLOSED).await;
-        assert!(node.inner.shared.shared_poll.tracked("sp:d", seq).is_empty());
+        conn.session
+            .clone()
+            .finish(Disconnect::CONNECTION_CLOSED)
+            .await;
+        assert!(
+            node.inner
+                .shared
+                .shared_poll
+                .tracked("sp:d", seq)
+                .is_empty()
+        );
         // Nobody tracks anything: the worker stops polling.
         tokio::time::sleep(Duration::from_millis(1300)).await;
         let calls = backend.calls.load(Ordering::SeqCst);

@@ -30,11 +30,11 @@ use crate::hub::Hub;
 use crate::metrics::{Action, Exposition, Kind, Message, NodeMetrics};
 use crate::presence::{MemoryPresenceManager, PresenceError, PresenceManager, PresenceStats};
 use crate::session::{SessionFactory, TransportInfo};
+use crate::shared::NodeShared;
 use crate::shared_poll::{
     SharedPollChannelOptions, SharedPollItem, SharedPollManager, SharedPollMode,
     SharedPollRefreshEvent, SharedPollRefreshReply,
 };
-use crate::shared::NodeShared;
 use crate::{Disconnect, Error, Unsubscribe};
 
 pub(crate) struct NodeInner {

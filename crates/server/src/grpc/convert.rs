@@ -13,8 +13,8 @@ use crate::api::proto::{
     MapPublishResult, MapReadStateRequest, MapReadStateResult, MapReadStreamRequest,
     MapReadStreamResult, MapRemoveRequest, MapStatsResult, NodeResult, PresenceResult,
     PresenceStatsResult, Publication, PublishRequest, PublishResult, Raw, RefreshRequest, Response,
-    RpcRequest, SharedPollPublishRequest, StreamPosition, SubscribeOptionOverride, SubscribeRequest,
-    UnsubscribeRequest,
+    RpcRequest, SharedPollPublishRequest, StreamPosition, SubscribeOptionOverride,
+    SubscribeRequest, UnsubscribeRequest,
 };
 
 /// A protobuf `bytes` field: empty means absent, as in Go's generated structs.

@@ -117,7 +117,13 @@ fn payload(iat: &str, exp: &str, user: &str, channel: &str, keys: &[&str]) -> Ve
 
 /// Whether `signature` signs `keys` of `channel` for `user` under `secret`
 /// (constant-time comparison).
-pub(crate) fn verify(secret: &str, channel: &str, signature: &str, keys: &[&str], user: &str) -> bool {
+pub(crate) fn verify(
+    secret: &str,
+    channel: &str,
+    signature: &str,
+    keys: &[&str],
+    user: &str,
+) -> bool {
     let Some((iat, exp, mac)) = split(signature) else {
         return false;
     };
@@ -132,8 +138,16 @@ pub(crate) fn verify(secret: &str, channel: &str, signature: &str, keys: &[&str]
             == 0
 }
 
-/// Makes a signature (tests and tools): `exp` 0 = never expires.
-pub(crate) fn sign(secret: &str, channel: &str, user: &str, keys: &[&str], iat: i64, exp: i64) -> String {
+/// Makes a signature (tests): `exp` 0 = never expires.
+#[cfg(test)]
+pub(crate) fn sign(
+    secret: &str,
+    channel: &str,
+    user: &str,
+    keys: &[&str],
+    iat: i64,
+    exp: i64,
+) -> String {
     let (iat, exp) = (iat.to_string(), exp.to_string());
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
     let mac = hex(hmac::sign(&key, &payload(&iat, &exp, user, channel, keys)).as_ref());
@@ -163,11 +177,17 @@ pub(super) async fn track(
         return Err(refuse("unknown channel", Error::UNKNOWN_CHANNEL));
     };
     if o.subscription_type != "shared_poll" {
-        return Err(refuse("not a shared_poll channel", Error::PERMISSION_DENIED));
+        return Err(refuse(
+            "not a shared_poll channel",
+            Error::PERMISSION_DENIED,
+        ));
     }
     let sp = &config.shared_poll;
     if sp.hmac_secret_key.is_empty() {
-        tracing::error!(channel = ch, "shared_poll.hmac_secret_key is not configured");
+        tracing::error!(
+            channel = ch,
+            "shared_poll.hmac_secret_key is not configured"
+        );
         return Err(Error::INTERNAL.into());
     }
     let user = client.user_id();
@@ -214,17 +234,59 @@ mod tests {
         let sig = sign("secret", "sp:prices", "alice", &["AAPL", "MSFT"], 100, 200);
         assert!(sig.starts_with("100:200:"));
         assert_eq!(sig.len(), "100:200:".len() + 64);
-        assert!(verify("secret", "sp:prices", &sig, &["AAPL", "MSFT"], "alice"));
+        assert!(verify(
+            "secret",
+            "sp:prices",
+            &sig,
+            &["AAPL", "MSFT"],
+            "alice"
+        ));
         // Key order, keys, user, channel and secret are all bound.
-        assert!(!verify("secret", "sp:prices", &sig, &["MSFT", "AAPL"], "alice"));
+        assert!(!verify(
+            "secret",
+            "sp:prices",
+            &sig,
+            &["MSFT", "AAPL"],
+            "alice"
+        ));
         assert!(!verify("secret", "sp:prices", &sig, &["AAPL"], "alice"));
-        assert!(!verify("secret", "sp:prices", &sig, &["AAPL", "MSFT"], "bob"));
-        assert!(!verify("secret", "sp:other", &sig, &["AAPL", "MSFT"], "alice"));
-        assert!(!verify("other", "sp:prices", &sig, &["AAPL", "MSFT"], "alice"));
+        assert!(!verify(
+            "secret",
+            "sp:prices",
+            &sig,
+            &["AAPL", "MSFT"],
+            "bob"
+        ));
+        assert!(!verify(
+            "secret",
+            "sp:other",
+            &sig,
+            &["AAPL", "MSFT"],
+            "alice"
+        ));
+        assert!(!verify(
+            "other",
+            "sp:prices",
+            &sig,
+            &["AAPL", "MSFT"],
+            "alice"
+        ));
         // The timestamps are signed as written.
         let forged = sig.replacen("200", "900", 1);
-        assert!(!verify("secret", "sp:prices", &forged, &["AAPL", "MSFT"], "alice"));
-        assert!(!verify("secret", "sp:prices", "garbage", &["AAPL"], "alice"));
+        assert!(!verify(
+            "secret",
+            "sp:prices",
+            &forged,
+            &["AAPL", "MSFT"],
+            "alice"
+        ));
+        assert!(!verify(
+            "secret",
+            "sp:prices",
+            "garbage",
+            &["AAPL"],
+            "alice"
+        ));
     }
 
     #[test]
