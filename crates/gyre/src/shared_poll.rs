@@ -694,6 +694,10 @@ impl SharedPollManager {
     /// Registers `items` for the connection `seq`, queues its reply (built by `reply`
     /// from the cached publications newer than the client's versions) under the channel's
     /// lock, untracks `untrack`, then polls the keys nobody had data for.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site; a struct would only repeat the names"
+    )]
     pub(crate) fn track(
         &self,
         channel: &str,
