@@ -23,6 +23,8 @@ const METHODS = {
   SubRefresh: 'sub_refresh',
   MapPublish: 'map_publish',
   MapRemove: 'map_remove',
+  // Shared poll.
+  SharedPollRefresh: 'shared_poll_refresh',
 };
 
 // Payload fields that are `bytes` in proxy.proto (JSON values over HTTP).

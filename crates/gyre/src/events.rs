@@ -445,6 +445,68 @@ impl SubscribeReply {
     }
 }
 
+/// One key of a track request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TrackItem {
+    /// The key.
+    pub key: String,
+    /// The version the client holds (0 = none).
+    pub version: u64,
+}
+
+/// One signed batch of a track request (`TrackBatch`).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct TrackBatch {
+    /// The signature over the batch's keys (opaque to the library).
+    pub signature: String,
+    /// The keys, in the order the client sent them.
+    pub items: Vec<TrackItem>,
+}
+
+/// A client tracks keys of a shared-poll channel (`sub_refresh` with `type` 1); the
+/// handler checks every batch's signature (upstream `OnTrack`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TrackEvent {
+    /// Channel.
+    pub channel: String,
+    /// The signed batches.
+    pub batches: Vec<TrackBatch>,
+}
+
+/// How to accept one batch of a track request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TrackBatchReply {
+    /// Unix seconds when the batch's signature expires (0 = never): its keys are
+    /// dropped after this plus the channel's `track_expired_extra_delay`.
+    pub expire_at: i64,
+}
+
+impl TrackBatchReply {
+    /// A batch valid until `expire_at` (0 = never).
+    pub fn new(expire_at: i64) -> Self {
+        TrackBatchReply { expire_at }
+    }
+}
+
+/// How to accept a track request: one reply per batch, or none for "no expiry".
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct TrackReply {
+    /// Per batch, in the request's order (empty: no batch expires).
+    pub batches: Vec<TrackBatchReply>,
+}
+
+impl TrackReply {
+    /// Accept with these per-batch replies.
+    pub fn new(batches: Vec<TrackBatchReply>) -> Self {
+        TrackReply { batches }
+    }
+}
+
 /// A client sets or removes a key of a map channel (`publish` with `type` 1).
 #[derive(Debug, Clone)]
 #[non_exhaustive]

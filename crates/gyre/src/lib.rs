@@ -17,6 +17,7 @@ mod queue;
 mod recovery;
 mod session;
 mod shared;
+mod shared_poll;
 mod transport;
 mod wire;
 
@@ -79,6 +80,11 @@ pub use events::{
     HistoryEvent, MapPresence, MapPublishEvent, MapPublishReply, MessageEvent, PresenceEvent,
     PublishEvent, PublishReply, RecoveryMode, RefreshEvent, RefreshReply, RpcEvent, RpcReply,
     SubRefreshEvent, SubRefreshReply, SubscribeEvent, SubscribeOptions, SubscribeReply,
-    SubscriptionType, UnsubscribeEvent,
+    SubscriptionType, TrackBatch, TrackBatchReply, TrackEvent, TrackItem, TrackReply,
+    UnsubscribeEvent,
 };
 pub use node::{ClientFilter, Config, Node, NodeBuilder, NodeInfo};
+pub use shared_poll::{
+    SharedPollChannelOptions, SharedPollItem, SharedPollKey, SharedPollMode,
+    SharedPollRefreshEvent, SharedPollRefreshReply,
+};

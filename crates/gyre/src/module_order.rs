@@ -22,6 +22,7 @@ const ORDER: &[&str] = &[
     "wire",
     "queue",
     "hub",
+    "shared_poll",
     "shared",
     "session",
     "client",

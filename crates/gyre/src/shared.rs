@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::metrics::NodeMetrics;
 use crate::presence::PresenceManager;
+use crate::shared_poll::SharedPollManager;
 
 /// The state of a node that its connections use.
 pub(crate) struct NodeShared<C, H> {
@@ -26,6 +27,8 @@ pub(crate) struct NodeShared<C, H> {
     pub(crate) broker: Arc<dyn Broker>,
     pub(crate) map_broker: Arc<dyn MapBroker>,
     pub(crate) presence: Arc<dyn PresenceManager>,
+    /// Shared-poll channels of this node.
+    pub(crate) shared_poll: SharedPollManager,
     pub(crate) metrics: NodeMetrics,
     /// The application's handlers that run when a connection authenticates.
     pub(crate) hooks: H,

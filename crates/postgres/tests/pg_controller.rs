@@ -83,7 +83,11 @@ async fn broadcast_and_direct(num_shards: u16, use_notify: bool) {
             (0..50u8).map(|i| Bytes::from(vec![i])).collect::<Vec<_>>()
         );
     }
-    assert!(eventually(WAIT, || ra.control().len() == 52 && rb.control().len() == 52).await);
+    assert!(
+        eventually(WAIT, || ra.control().len() == 52
+            && rb.control().len() == 52)
+        .await
+    );
     for ctl in [&a, &b, &c] {
         ctl.close();
     }
@@ -102,7 +106,9 @@ async fn pg_control_sharded_with_notify() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_control_uses_upstream_table_and_function() {
     let schema = Schema::create("control_names").await;
-    let a = PgController::connect(config(&schema, 1, false)).await.unwrap();
+    let a = PgController::connect(config(&schema, 1, false))
+        .await
+        .unwrap();
     let ra = Recorder::new();
     a.run("node-a", ra.clone()).await.unwrap();
     // A message written by another implementation through the shared function.

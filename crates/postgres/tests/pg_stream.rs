@@ -48,7 +48,11 @@ async fn pg(test: &str) -> Pg {
 async fn start(config: PgStreamConfig) -> Arc<TestNode> {
     let broker = PgStreamBroker::connect(config).await.expect("connect");
     let closer = broker.clone();
-    Arc::new(TestNode::start(Arc::new(broker)).await.on_drop(move || closer.close()))
+    Arc::new(
+        TestNode::start(Arc::new(broker))
+            .await
+            .on_drop(move || closer.close()),
+    )
 }
 
 impl BrokerEngine for Pg {
@@ -81,7 +85,13 @@ async fn tables_and_functions_carry_upstream_names() {
         .map(|r| r.get(0))
         .collect();
     for variant in ["cf_stream", "cf_binary_stream"] {
-        for suffix in ["", "_meta", "_idempotency", "_shard_lock", "_schema_version"] {
+        for suffix in [
+            "",
+            "_meta",
+            "_idempotency",
+            "_shard_lock",
+            "_schema_version",
+        ] {
             let name = format!("{variant}{suffix}");
             assert!(tables.contains(&name), "{name} missing from {tables:?}");
         }
@@ -173,16 +183,12 @@ async fn jsonb_variant_keeps_json_and_refuses_other_payloads() {
         .publish("ch", Bytes::from_static(b"not json"), opts.clone())
         .await;
     assert!(matches!(bad, Err(BrokerError::BadRequest(_))), "{bad:?}");
-    let h = broker
-        .history("ch", HistoryOptions::new(-1))
-        .await
-        .unwrap();
+    let h = broker.history("ch", HistoryOptions::new(-1)).await.unwrap();
     assert_eq!(h.position.offset, 1, "the refused publish took no offset");
     let value: serde_json::Value = serde_json::from_slice(&h.publications[0].data).unwrap();
     assert_eq!(value, serde_json::json!({"a": [1, 2]}));
     assert!(eventually(WAIT, || rec.offsets("ch") == vec![1]).await);
-    let delivered: serde_json::Value =
-        serde_json::from_slice(&rec.datas("ch")[0]).unwrap();
+    let delivered: serde_json::Value = serde_json::from_slice(&rec.datas("ch")[0]).unwrap();
     assert_eq!(delivered, value);
     broker.close();
 }

@@ -8,7 +8,8 @@ use base64::Engine;
 use bytes::Bytes;
 use gyre::{
     ConnectEvent, Credentials, Error, HandlerError, PublishEvent, PublishReply, RefreshReply,
-    RpcEvent, RpcReply, SubRefreshEvent, SubRefreshReply, SubscribeEvent, SubscribeOptions,
+    RpcEvent, RpcReply, SharedPollItem, SharedPollMode, SharedPollRefreshEvent,
+    SharedPollRefreshReply, SubRefreshEvent, SubRefreshReply, SubscribeEvent, SubscribeOptions,
 };
 
 use crate::context::CallContext;
@@ -483,6 +484,36 @@ impl Proxy {
             Err(_) => Ok(SubRefreshReply::new(unix_now() + RETRY_AFTER_SECONDS)),
         }
     }
+
+    /// Asks the backend for the current data of tracked shared-poll keys (no client is
+    /// involved: the node's refresh worker calls). An `error` answer or a failed call is
+    /// an error: the worker skips the cycle.
+    pub async fn shared_poll_refresh(
+        &self,
+        event: &SharedPollRefreshEvent,
+    ) -> Result<SharedPollRefreshReply, Error> {
+        let versioned = event.mode == SharedPollMode::Versioned;
+        let request = proto::SharedPollRefreshRequest {
+            channel: event.channel.clone(),
+            items: event
+                .items
+                .iter()
+                .map(|i| proto::SharedPollRefreshItem {
+                    key: i.key.clone(),
+                    version: if versioned { i.version } else { 0 },
+                })
+                .collect(),
+        };
+        let caller = Caller::default();
+        match self
+            .exchange(&request, &caller, &CallContext::default())
+            .await
+        {
+            Ok(response) => shared_poll_refresh_reply(response),
+            Err(HandlerError::Error(e)) => Err(e),
+            Err(HandlerError::Disconnect(_)) => Err(Error::INTERNAL),
+        }
+    }
 }
 
 // What an answer means for the client: pure, so the decoding of everything a backend can
@@ -642,6 +673,30 @@ fn sub_refresh_reply(
     Ok(reply)
 }
 
+fn shared_poll_refresh_reply(
+    response: proto::SharedPollRefreshResponse,
+) -> Result<SharedPollRefreshReply, Error> {
+    if let Some(e) = response.error {
+        return Err(Error::new(e.code, e.message));
+    }
+    let Some(result) = response.result else {
+        return Ok(SharedPollRefreshReply::default());
+    };
+    let items = result
+        .items
+        .into_iter()
+        .filter(|i| !i.key.is_empty())
+        .map(|i| {
+            if i.removed {
+                SharedPollItem::removed(i.key)
+            } else {
+                SharedPollItem::new(i.key, i.data).with_version(i.version)
+            }
+        })
+        .collect();
+    Ok(SharedPollRefreshReply::new(items).with_epoch(result.epoch))
+}
+
 /// Decodes `body` as every event's answer (JSON when `json`, else Protobuf) and maps
 /// what decodes to the client's outcome, for the fuzz target: it must never panic.
 pub(crate) fn fuzz_answers(body: &[u8], json: bool) {
@@ -679,6 +734,9 @@ pub(crate) fn fuzz_answers(body: &[u8], json: bool) {
     }
     if let Some(r) = decode(body, json) {
         let _ = crate::map_events::map_remove_answer(r);
+    }
+    if let Some(r) = decode(body, json) {
+        let _ = shared_poll_refresh_reply(r);
     }
 }
 

@@ -3,7 +3,7 @@
 use gyre::metrics::{Counter, DEFAULT_BUCKETS, Gauge, Histogram};
 
 /// The events a proxy is called for, in the order of [`ProxyStats::events`].
-pub(crate) const EVENTS: [&str; 8] = [
+pub(crate) const EVENTS: [&str; 9] = [
     "connect",
     "refresh",
     "subscribe",
@@ -12,6 +12,7 @@ pub(crate) const EVENTS: [&str; 8] = [
     "sub_refresh",
     "map_publish",
     "map_remove",
+    "shared_poll_refresh",
 ];
 
 /// The measures of one event's calls.
@@ -66,8 +67,8 @@ impl ProxyStats {
     }
 
     /// Each event's name (`connect`, `refresh`, `subscribe`, `publish`, `rpc`,
-    /// `sub_refresh`, `map_publish`, `map_remove`, the `type` label of the metrics) with
-    /// its measures.
+    /// `sub_refresh`, `map_publish`, `map_remove`, `shared_poll_refresh`, the `type` label
+    /// of the metrics) with its measures.
     pub fn events(&self) -> impl Iterator<Item = (&'static str, &EventStats)> {
         EVENTS.iter().copied().zip(self.events.iter())
     }

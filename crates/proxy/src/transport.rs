@@ -46,6 +46,7 @@ exchanges! {
     SubRefreshRequest => SubRefreshResponse, "SubRefresh", "sub_refresh", 5;
     MapPublishRequest => MapPublishResponse, "MapPublish", "map_publish", 6;
     MapRemoveRequest => MapRemoveResponse, "MapRemove", "map_remove", 7;
+    SharedPollRefreshRequest => SharedPollRefreshResponse, "SharedPollRefresh", "shared_poll_refresh", 8;
 }
 
 #[derive(Debug)]

@@ -11,7 +11,7 @@ use crate::events::{
     ConnectEvent, ConnectReply, DisconnectEvent, HandlerError, HistoryEvent, MapPublishEvent,
     MapPublishReply, MessageEvent, PresenceEvent, PublishEvent, PublishReply, RefreshEvent,
     RefreshReply, RpcEvent, RpcReply, SubRefreshEvent, SubRefreshReply, SubscribeEvent,
-    SubscribeReply, UnsubscribeEvent,
+    SubscribeReply, TrackEvent, TrackReply, UnsubscribeEvent,
 };
 
 /// A set of handlers that many connections share.
@@ -48,6 +48,7 @@ pub struct ClientHandlers {
     pub(crate) history: Option<Handler<HistoryEvent, ()>>,
     pub(crate) refresh: Option<Handler<RefreshEvent, RefreshReply>>,
     pub(crate) sub_refresh: Option<Handler<SubRefreshEvent, SubRefreshReply>>,
+    pub(crate) track: Option<Handler<TrackEvent, TrackReply>>,
     pub(crate) unsubscribe: Option<Observer<UnsubscribeEvent>>,
     pub(crate) disconnect: Option<Observer<DisconnectEvent>>,
 }
@@ -65,6 +66,7 @@ impl std::fmt::Debug for ClientHandlers {
             .field("history", &self.history.is_some())
             .field("refresh", &self.refresh.is_some())
             .field("sub_refresh", &self.sub_refresh.is_some())
+            .field("track", &self.track.is_some())
             .field("unsubscribe", &self.unsubscribe.is_some())
             .field("disconnect", &self.disconnect.is_some())
             .finish()
@@ -122,6 +124,9 @@ impl ClientHandlers {
     shared!(
         /// Refreshes expiring subscriptions, as [`Client::on_sub_refresh`].
         on_sub_refresh, sub_refresh, SubRefreshEvent, SubRefreshReply);
+    shared!(
+        /// Checks the signatures of shared-poll track requests, as [`Client::on_track`].
+        on_track, track, TrackEvent, TrackReply);
 
     /// Observes subscriptions ending, as [`Client::on_unsubscribe`].
     #[must_use]

@@ -31,8 +31,8 @@ use crate::broker::{ClientInfo, Publication, StreamPosition};
 use crate::events::{
     DisconnectEvent, HandlerError, HistoryEvent, MapPublishEvent, MapPublishReply, MessageEvent,
     PresenceEvent, PublishEvent, PublishReply, RefreshEvent, RefreshReply, RpcEvent, RpcReply,
-    SubRefreshEvent, SubRefreshReply, SubscribeEvent, SubscribeOptions, SubscribeReply,
-    UnsubscribeEvent,
+    SubRefreshEvent, SubRefreshReply, SubscribeEvent, SubscribeOptions, SubscribeReply, TrackEvent,
+    TrackReply, UnsubscribeEvent,
 };
 use crate::hub::{Connection, Frames};
 use crate::metrics::{Action, ClientMethod, ConnectionStats, FrameType, TransportCounters};
@@ -387,6 +387,9 @@ impl ClientInner {
                 ..Default::default()
             })
         } else if let Some(req) = command.sub_refresh {
+            if req.r#type == commands::TYPE_TRACK && self.is_shared_poll(&req.channel) {
+                return self.handle_track(id, req).await;
+            }
             self.handle_sub_refresh(req).await.map(|r| proto::Reply {
                 sub_refresh: Some(r),
                 ..Default::default()
@@ -632,6 +635,10 @@ impl Client {
     register!(
         /// Refreshes an expiring subscription (`sub_refresh` command or on expiry).
         on_sub_refresh, sub_refresh, SubRefreshEvent, SubRefreshReply);
+    register!(
+        /// Checks the signatures of a shared-poll track request (`sub_refresh` with
+        /// `type` 1). Without it tracking answers 108.
+        on_track, track, TrackEvent, TrackReply);
 
     /// Observes subscriptions ending.
     pub fn on_unsubscribe(&self, f: impl Fn(UnsubscribeEvent) + Send + Sync + 'static) {

@@ -47,6 +47,8 @@ pub(crate) struct SubState {
     pub(crate) client_side_refresh: bool,
     /// A map subscription: its changes come from the map broker.
     pub(crate) map: bool,
+    /// A shared-poll subscription: its keys are delivered by the shared-poll manager.
+    pub(crate) shared_poll: bool,
     /// Map channels listing this subscription's client and user.
     pub(crate) map_presence: Option<Box<(Option<MapPresence>, Option<MapPresence>)>>,
     /// The map options of this map channel when the client's key (its id) is removed
@@ -233,6 +235,7 @@ impl ClientInner {
                     }),
                     client_side_refresh: opts.client_side_refresh,
                     map: false,
+                    shared_poll: false,
                     map_presence: map_presence_of(opts),
                     map_cleanup: None,
                 },
@@ -568,6 +571,9 @@ impl ClientInner {
             .subscriptions(self.named_client())
             .inflight
             .add(-1);
+        if sub.shared_poll {
+            node.shared_poll.remove_connection(channel, self.seq);
+        }
         if node.hub.remove_subscriber(channel, self.seq) {
             node.metrics.action(Action::BrokerUnsubscribe);
             let unsubscribed = if sub.map {

@@ -1650,3 +1650,374 @@ mod map {
         assert_eq!((err.code, err.temporary), (113, true));
     }
 }
+
+/// Shared poll: subscribe with `type` 4, track and untrack with `sub_refresh`, updates
+/// from the refresh handler and from `Node::shared_poll_publish`.
+mod shared_poll {
+    use std::collections::HashMap;
+
+    use parking_lot::Mutex;
+
+    use super::*;
+    use crate::{
+        SharedPollChannelOptions, SharedPollItem, SharedPollMode, SharedPollRefreshReply,
+        TrackBatchReply, TrackReply,
+    };
+
+    /// What the test backend answers: per key its data and version (none = removed),
+    /// and the epoch.
+    #[derive(Default)]
+    struct Backend {
+        keys: Mutex<HashMap<String, Option<(String, u64)>>>,
+        epoch: Mutex<String>,
+        calls: AtomicUsize,
+        asked: Mutex<Vec<Vec<(String, u64)>>>,
+    }
+
+    impl Backend {
+        fn set(&self, key: &str, data: &str, version: u64) {
+            self.keys
+                .lock()
+                .insert(key.to_owned(), Some((data.to_owned(), version)));
+        }
+
+        fn remove(&self, key: &str) {
+            self.keys.lock().insert(key.to_owned(), None);
+        }
+    }
+
+    const INTERVAL: Duration = Duration::from_millis(60);
+
+    fn poll_node(mode: SharedPollMode, max_keys: usize) -> (Node, Arc<Backend>) {
+        let node = Node::builder().build();
+        node.on_connecting(|event| async move {
+            Ok(ConnectReply::new(Credentials::new(event.token)).data(Bytes::new()))
+        });
+        node.on_connect(|client| {
+            client.on_subscribe(|_| async { Ok(SubscribeReply::new(SubscribeOptions::new())) });
+            client.on_track(|e| async move {
+                let mut replies = Vec::new();
+                for b in &e.batches {
+                    match b.signature.as_str() {
+                        "ok" => replies.push(TrackBatchReply::new(0)),
+                        "expired" => return Err(Error::TOKEN_EXPIRED.into()),
+                        _ => return Err(Error::PERMISSION_DENIED.into()),
+                    }
+                }
+                Ok(TrackReply::new(replies))
+            });
+        });
+        node.on_shared_poll_channel(move |channel| {
+            channel.starts_with("sp:").then(|| {
+                let mut o = SharedPollChannelOptions::new();
+                o.refresh_interval = INTERVAL;
+                o.max_keys_per_connection = max_keys;
+                o.mode = mode;
+                o
+            })
+        });
+        let backend = Arc::new(Backend::default());
+        let b = backend.clone();
+        node.on_shared_poll_refresh(move |event| {
+            let b = b.clone();
+            async move {
+                b.calls.fetch_add(1, Ordering::SeqCst);
+                b.asked.lock().push(
+                    event
+                        .items
+                        .iter()
+                        .map(|i| (i.key.clone(), i.version))
+                        .collect(),
+                );
+                let keys = b.keys.lock();
+                let items = event
+                    .items
+                    .iter()
+                    .filter_map(|i| match keys.get(&i.key) {
+                        Some(Some((data, version))) => Some(
+                            SharedPollItem::new(i.key.clone(), Bytes::from(data.clone()))
+                                .with_version(*version),
+                        ),
+                        Some(None) => Some(SharedPollItem::removed(i.key.clone())),
+                        None => None,
+                    })
+                    .collect();
+                Ok(SharedPollRefreshReply::new(items).with_epoch(b.epoch.lock().clone()))
+            }
+        });
+        (node, backend)
+    }
+
+    async fn subscribed(node: &Node, channel: &str) -> (Conn, proto::SubscribeResult) {
+        let conn = Conn::connect(node, "alice").await;
+        conn.send(&format!(
+            r#"{{"id":2,"subscribe":{{"channel":"{channel}","type":4}}}}"#
+        ))
+        .await
+        .unwrap();
+        let replies = conn.replies();
+        let result = replies[0]
+            .subscribe
+            .clone()
+            .unwrap_or_else(|| panic!("{replies:?}"));
+        (conn, result)
+    }
+
+    fn track_frame(id: u32, channel: &str, signature: &str, items: &[(&str, u64)]) -> String {
+        let items: Vec<String> = items
+            .iter()
+            .map(|(k, v)| format!(r#"{{"key":"{k}","version":{v}}}"#))
+            .collect();
+        format!(
+            r#"{{"id":{id},"sub_refresh":{{"channel":"{channel}","type":1,"track":[{{"signature":"{signature}","items":[{}]}}]}}}}"#,
+            items.join(",")
+        )
+    }
+
+    async fn settle() {
+        tokio::time::sleep(INTERVAL * 3).await;
+    }
+
+    #[tokio::test]
+    async fn type_must_match_the_channel() {
+        let (node, _) = poll_node(SharedPollMode::Versionless, 10);
+        let conn = Conn::connect(&node, "alice").await;
+        conn.send(r#"{"id":2,"subscribe":{"channel":"news","type":4}}"#)
+            .await
+            .unwrap();
+        assert_eq!(conn.replies()[0].error.as_ref().unwrap().code, 108);
+        conn.send(r#"{"id":3,"subscribe":{"channel":"sp:x"}}"#)
+            .await
+            .unwrap();
+        assert_eq!(conn.replies()[0].error.as_ref().unwrap().code, 107);
+        conn.send(r#"{"id":4,"subscribe":{"channel":"sp:x","type":1}}"#)
+            .await
+            .unwrap();
+        assert_eq!(conn.replies()[0].error.as_ref().unwrap().code, 107);
+        conn.send(r#"{"id":5,"subscribe":{"channel":"sp:x","type":4}}"#)
+            .await
+            .unwrap();
+        let result = conn.replies()[0].subscribe.clone().unwrap();
+        assert_eq!(result.r#type, 4);
+        assert!(!result.epoch.is_empty(), "versionless epoch is the node's");
+        conn.send(r#"{"id":6,"subscribe":{"channel":"sp:x","type":4}}"#)
+            .await
+            .unwrap();
+        assert_eq!(conn.replies()[0].error.as_ref().unwrap().code, 105);
+    }
+
+    #[tokio::test]
+    async fn versionless_updates_changes_and_removal() {
+        let (node, backend) = poll_node(SharedPollMode::Versionless, 10);
+        backend.set("a", r#"{"p":1}"#, 0);
+        backend.set("b", r#"{"p":2}"#, 0);
+        let (conn, _) = subscribed(&node, "sp:p").await;
+        conn.send(&track_frame(3, "sp:p", "ok", &[("a", 0), ("b", 0)]))
+            .await
+            .unwrap();
+        let reply = conn.replies();
+        assert!(reply[0].sub_refresh.is_some(), "{reply:?}");
+        // The cold keys are polled at once.
+        tokio::time::sleep(INTERVAL / 3).await;
+        let mut first = conn.publications("sp:p");
+        first.sort_by(|x, y| x.key.cmp(&y.key));
+        assert_eq!(first.len(), 2, "{first:?}");
+        assert_eq!(first[0].key, "a");
+        assert_eq!(&first[0].data[..], br#"{"p":1}"#);
+        assert!(first[0].version > 0);
+        // Unchanged data: nothing more.
+        settle().await;
+        assert!(conn.publications("sp:p").is_empty());
+        // Changed data: a new version within the refresh interval.
+        backend.set("a", r#"{"p":3}"#, 0);
+        settle().await;
+        let changed = conn.publications("sp:p");
+        assert_eq!(changed.len(), 1, "{changed:?}");
+        assert_eq!(&changed[0].data[..], br#"{"p":3}"#);
+        assert!(changed[0].version > first[0].version);
+        // A second connection holding the current version gets nothing; one holding
+        // none gets the cached data in the reply.
+        let (other, _) = subscribed(&node, "sp:p").await;
+        other
+            .send(&track_frame(
+                3,
+                "sp:p",
+                "ok",
+                &[("a", changed[0].version), ("b", 0)],
+            ))
+            .await
+            .unwrap();
+        let items = other.replies()[0].sub_refresh.clone().unwrap().items;
+        assert_eq!(items.len(), 1, "{items:?}");
+        assert_eq!(items[0].key, "b");
+        // Removal: pushed, then the key is no longer tracked.
+        backend.remove("b");
+        settle().await;
+        let removed = conn.publications("sp:p");
+        assert!(
+            removed.iter().any(|p| p.key == "b" && p.removed),
+            "{removed:?}"
+        );
+        assert_eq!(
+            node.inner
+                .shared
+                .shared_poll
+                .tracked("sp:p", conn.session.0.seq),
+            ["a"]
+        );
+    }
+
+    #[tokio::test]
+    async fn limits_and_signatures() {
+        let (node, _) = poll_node(SharedPollMode::Versionless, 2);
+        let (conn, _) = subscribed(&node, "sp:l").await;
+        conn.send(&track_frame(
+            3,
+            "sp:l",
+            "ok",
+            &[("a", 0), ("b", 0), ("c", 0)],
+        ))
+        .await
+        .unwrap();
+        assert_eq!(conn.replies()[0].error.as_ref().unwrap().code, 106);
+        conn.send(&track_frame(4, "sp:l", "bad", &[("a", 0)]))
+            .await
+            .unwrap();
+        assert_eq!(conn.replies()[0].error.as_ref().unwrap().code, 103);
+        conn.send(&track_frame(5, "sp:l", "expired", &[("a", 0)]))
+            .await
+            .unwrap();
+        assert_eq!(conn.replies()[0].error.as_ref().unwrap().code, 109);
+        conn.send(&track_frame(6, "sp:l", "ok", &[("a", 0), ("b", 0)]))
+            .await
+            .unwrap();
+        assert!(conn.replies()[0].sub_refresh.is_some());
+        // Inline untrack frees a slot.
+        conn.send(
+            r#"{"id":7,"sub_refresh":{"channel":"sp:l","type":1,"track":[{"signature":"ok","items":[{"key":"c"}]}],"untrack":["a"]}}"#,
+        )
+        .await
+        .unwrap();
+        assert!(conn.replies()[0].sub_refresh.is_some());
+        let seq = conn.session.0.seq;
+        assert_eq!(
+            node.inner.shared.shared_poll.tracked("sp:l", seq),
+            ["b", "c"]
+        );
+        conn.send(r#"{"id":8,"sub_refresh":{"channel":"sp:l","type":2,"untrack":["b"]}}"#)
+            .await
+            .unwrap();
+        assert!(conn.replies()[0].sub_refresh.is_some());
+        conn.send(r#"{"id":9,"sub_refresh":{"channel":"sp:l","type":2}}"#)
+            .await
+            .unwrap();
+        assert_eq!(conn.replies()[0].error.as_ref().unwrap().code, 107);
+        conn.send(r#"{"id":10,"sub_refresh":{"channel":"sp:l","type":1,"track":[]}}"#)
+            .await
+            .unwrap();
+        assert_eq!(conn.replies()[0].error.as_ref().unwrap().code, 107);
+        assert_eq!(node.inner.shared.shared_poll.tracked("sp:l", seq), ["c"]);
+        // Unsubscribing forgets every key of the connection.
+        conn.send(r#"{"id":11,"unsubscribe":{"channel":"sp:l"}}"#)
+            .await
+            .unwrap();
+        assert!(
+            node.inner
+                .shared
+                .shared_poll
+                .tracked("sp:l", seq)
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn versioned_publish_and_epoch_change() {
+        let (node, backend) = poll_node(SharedPollMode::Versioned, 10);
+        *backend.epoch.lock() = "e1".to_owned();
+        backend.set("k", r#"{"v":1}"#, 5);
+        let (conn, result) = subscribed(&node, "sp:v").await;
+        assert_eq!(result.epoch, "", "unknown until the first answer");
+        conn.send(&track_frame(3, "sp:v", "ok", &[("k", 0)]))
+            .await
+            .unwrap();
+        let _ = conn.replies();
+        tokio::time::sleep(INTERVAL / 3).await;
+        let first = conn.publications("sp:v");
+        assert_eq!((first.len(), first[0].version), (1, 5), "{first:?}");
+        // The worker asks with the version it holds.
+        settle().await;
+        assert!(
+            backend
+                .asked
+                .lock()
+                .iter()
+                .flatten()
+                .any(|(k, v)| k == "k" && *v == 5)
+        );
+        // A publish with a newer version is delivered; an older one is not.
+        node.shared_poll_publish("sp:v", "k", Bytes::from_static(br#"{"v":2}"#), 7, "e1")
+            .unwrap();
+        node.shared_poll_publish("sp:v", "k", Bytes::from_static(br#"{"v":0}"#), 6, "e1")
+            .unwrap();
+        let published = conn.publications("sp:v");
+        assert_eq!(published.len(), 1, "{published:?}");
+        assert_eq!(
+            (published[0].version, &published[0].data[..]),
+            (7, &br#"{"v":2}"#[..])
+        );
+        assert_eq!(
+            node.shared_poll_publish("sp:v", "k", Bytes::new(), 0, "e1"),
+            Err(Error::BAD_REQUEST)
+        );
+        assert_eq!(
+            node.shared_poll_publish("other", "k", Bytes::new(), 1, "e1"),
+            Err(Error::BAD_REQUEST)
+        );
+        // A new epoch resets the channel: the tracker is unsubscribed with 2500.
+        *backend.epoch.lock() = "e2".to_owned();
+        backend.set("k", r#"{"v":9}"#, 1);
+        settle().await;
+        let unsubscribe = conn
+            .replies()
+            .into_iter()
+            .filter_map(|r| r.push)
+            .find_map(|p| p.unsubscribe)
+            .expect("unsubscribed");
+        assert_eq!(unsubscribe.code, 2500);
+        assert!(!conn.session.0.is_shared_poll("sp:v"));
+        // Subscribing again tells the new epoch.
+        conn.send(r#"{"id":9,"subscribe":{"channel":"sp:v","type":4}}"#)
+            .await
+            .unwrap();
+        assert_eq!(conn.replies()[0].subscribe.as_ref().unwrap().epoch, "e2");
+    }
+
+    #[tokio::test]
+    async fn disconnect_forgets_the_connection_and_idle_channels_stop() {
+        let (node, backend) = poll_node(SharedPollMode::Versionless, 10);
+        backend.set("a", "1", 0);
+        let (conn, _) = subscribed(&node, "sp:d").await;
+        conn.send(&track_frame(3, "sp:d", "ok", &[("a", 0)]))
+            .await
+            .unwrap();
+        settle().await;
+        let seq = conn.session.0.seq;
+        assert_eq!(node.inner.shared.shared_poll.tracked("sp:d", seq), ["a"]);
+        conn.session
+            .clone()
+            .finish(Disconnect::CONNECTION_CLOSED)
+            .await;
+        assert!(
+            node.inner
+                .shared
+                .shared_poll
+                .tracked("sp:d", seq)
+                .is_empty()
+        );
+        // Nobody tracks anything: the worker stops polling.
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        let calls = backend.calls.load(Ordering::SeqCst);
+        settle().await;
+        assert_eq!(backend.calls.load(Ordering::SeqCst), calls);
+    }
+}

@@ -31,6 +31,10 @@ use crate::metrics::{Action, Exposition, Kind, Message, NodeMetrics};
 use crate::presence::{MemoryPresenceManager, PresenceError, PresenceManager, PresenceStats};
 use crate::session::{SessionFactory, TransportInfo};
 use crate::shared::NodeShared;
+use crate::shared_poll::{
+    SharedPollChannelOptions, SharedPollItem, SharedPollManager, SharedPollMode,
+    SharedPollRefreshEvent, SharedPollRefreshReply,
+};
 use crate::{Disconnect, Error, Unsubscribe};
 
 pub(crate) struct NodeInner {
@@ -152,6 +156,7 @@ impl NodeBuilder {
                     presence: self
                         .presence
                         .unwrap_or_else(|| Arc::new(MemoryPresenceManager::new())),
+                    shared_poll: SharedPollManager::default(),
                     hooks: ConnectHooks::default(),
                 }),
                 controller: self.controller,
@@ -306,6 +311,62 @@ impl Node {
         F: Fn(Client) + Send + Sync + 'static,
     {
         *self.inner.shared.hooks.on_connect.write() = Some(Arc::new(f));
+    }
+
+    /// Declares which channels are shared-poll channels, with their options (upstream
+    /// `SharedPoll.GetSharedPollChannelOptions`). A `subscribe` with `type` 4 on any
+    /// other channel answers 108; any other type on one of these answers 107.
+    pub fn on_shared_poll_channel<F>(&self, f: F)
+    where
+        F: Fn(&str) -> Option<SharedPollChannelOptions> + Send + Sync + 'static,
+    {
+        self.inner.shared.shared_poll.set_resolver(Arc::new(f));
+    }
+
+    /// Asks the application's backend for the current data of tracked keys (the refresh
+    /// of a shared-poll channel). An error skips the cycle: clients see nothing.
+    pub fn on_shared_poll_refresh<F, Fut>(&self, f: F)
+    where
+        F: Fn(SharedPollRefreshEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<SharedPollRefreshReply, Error>> + Send + 'static,
+    {
+        self.inner
+            .shared
+            .shared_poll
+            .set_refresh_handler(Arc::new(move |e| Box::pin(f(e))));
+    }
+
+    /// Bounds the shared-poll backend calls in flight across channels (0 = unbounded).
+    pub fn set_shared_poll_concurrency_limit(&self, limit: usize) {
+        self.inner.shared.shared_poll.set_concurrency_limit(limit);
+    }
+
+    /// Sets a key of a versioned shared-poll channel on this node, as if the backend had
+    /// answered it (upstream `SharedPollPublish`): connections tracking the key with an
+    /// older version get it; a new `epoch` resets the channel (its trackers get
+    /// unsubscribe 2500). The key is skipped by the channel's next poll. A channel that
+    /// is not shared-poll, not versioned, an empty key or version 0 answer 107.
+    pub fn shared_poll_publish(
+        &self,
+        channel: &str,
+        key: &str,
+        data: Bytes,
+        version: u64,
+        epoch: &str,
+    ) -> Result<(), Error> {
+        let manager = &self.inner.shared.shared_poll;
+        let Some(options) = manager.options(channel) else {
+            return Err(Error::BAD_REQUEST);
+        };
+        if options.mode != SharedPollMode::Versioned || key.is_empty() || version == 0 {
+            return Err(Error::BAD_REQUEST);
+        }
+        manager.publish(
+            channel,
+            SharedPollItem::new(key, data).with_version(version),
+            epoch,
+        );
+        Ok(())
     }
 
     /// Starts the broker. Call once before serving connections.

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gyre::{
-    BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, HistoryOptions,
-    HistoryResult, Publication, PublishOptions, PublishResult, StreamPosition,
+    BoxFuture, Broker, BrokerError, BrokerEventHandler, ClientInfo, HistoryOptions, HistoryResult,
+    Publication, PublishOptions, PublishResult, StreamPosition,
 };
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -478,7 +478,10 @@ impl PgStreamBroker {
         let (start, end) = if filter.reverse {
             (window_start, since.map_or(top, |s| (s - 1).min(top)))
         } else {
-            (window_start.max(since.map_or(1, |s| s.saturating_add(1))), top)
+            (
+                window_start.max(since.map_or(1, |s| s.saturating_add(1))),
+                top,
+            )
         };
         let mut limit = if filter.limit < 0 {
             i64::MAX

@@ -19,7 +19,13 @@ impl Schema {
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         let test: String = test
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
             .take(30)
             .collect();
         let name = format!("gyre_{test}_{}", &suffix[..10]);

@@ -802,3 +802,75 @@ pub struct MapRemoveResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disconnect: ::core::option::Option<Disconnect>,
 }
+/// Shared poll refresh (Centrifugo v6.8): the keys a node tracks in a channel, with the
+/// version it holds of each (versioned mode; 0 = none, or always 0 in versionless mode).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct SharedPollRefreshRequest {
+    #[prost(string, tag = "1")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub channel: ::prost::alloc::string::String,
+    #[prost(message, repeated, tag = "2")]
+    #[serde(skip_serializing_if = "::std::vec::Vec::is_empty")]
+    pub items: ::prost::alloc::vec::Vec<SharedPollRefreshItem>,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SharedPollRefreshItem {
+    #[prost(string, tag = "1")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "2")]
+    #[serde(skip_serializing_if = "crate::proto::is_zero")]
+    pub version: u64,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct SharedPollRefreshResult {
+    #[prost(message, repeated, tag = "1")]
+    #[serde(skip_serializing_if = "::std::vec::Vec::is_empty")]
+    pub items: ::prost::alloc::vec::Vec<SharedPollRefreshResultItem>,
+    #[prost(string, tag = "2")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub epoch: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SharedPollRefreshResultItem {
+    #[prost(string, tag = "1")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key: ::prost::alloc::string::String,
+    #[prost(bytes = "bytes", tag = "2")]
+    #[serde(
+        with = "crate::proto::raw_json",
+        skip_serializing_if = "bytes::Bytes::is_empty"
+    )]
+    pub data: ::prost::bytes::Bytes,
+    #[prost(uint64, tag = "3")]
+    #[serde(skip_serializing_if = "crate::proto::is_zero")]
+    pub version: u64,
+    #[prost(bool, tag = "4")]
+    #[serde(skip_serializing_if = "crate::proto::is_false")]
+    pub removed: bool,
+    #[prost(bytes = "bytes", tag = "5")]
+    #[serde(
+        with = "crate::proto::raw_json",
+        skip_serializing_if = "bytes::Bytes::is_empty"
+    )]
+    pub prev_data: ::prost::bytes::Bytes,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct SharedPollRefreshResponse {
+    #[prost(message, optional, tag = "1")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: ::core::option::Option<SharedPollRefreshResult>,
+    #[prost(message, optional, tag = "2")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: ::core::option::Option<Error>,
+}

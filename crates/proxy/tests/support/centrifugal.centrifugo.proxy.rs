@@ -802,6 +802,78 @@ pub struct MapRemoveResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disconnect: ::core::option::Option<Disconnect>,
 }
+/// Shared poll refresh (Centrifugo v6.8): the keys a node tracks in a channel, with the
+/// version it holds of each (versioned mode; 0 = none, or always 0 in versionless mode).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct SharedPollRefreshRequest {
+    #[prost(string, tag = "1")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub channel: ::prost::alloc::string::String,
+    #[prost(message, repeated, tag = "2")]
+    #[serde(skip_serializing_if = "::std::vec::Vec::is_empty")]
+    pub items: ::prost::alloc::vec::Vec<SharedPollRefreshItem>,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SharedPollRefreshItem {
+    #[prost(string, tag = "1")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "2")]
+    #[serde(skip_serializing_if = "super::is_zero")]
+    pub version: u64,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct SharedPollRefreshResult {
+    #[prost(message, repeated, tag = "1")]
+    #[serde(skip_serializing_if = "::std::vec::Vec::is_empty")]
+    pub items: ::prost::alloc::vec::Vec<SharedPollRefreshResultItem>,
+    #[prost(string, tag = "2")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub epoch: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SharedPollRefreshResultItem {
+    #[prost(string, tag = "1")]
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key: ::prost::alloc::string::String,
+    #[prost(bytes = "bytes", tag = "2")]
+    #[serde(
+        with = "super::raw_json",
+        skip_serializing_if = "bytes::Bytes::is_empty"
+    )]
+    pub data: ::prost::bytes::Bytes,
+    #[prost(uint64, tag = "3")]
+    #[serde(skip_serializing_if = "super::is_zero")]
+    pub version: u64,
+    #[prost(bool, tag = "4")]
+    #[serde(skip_serializing_if = "super::is_false")]
+    pub removed: bool,
+    #[prost(bytes = "bytes", tag = "5")]
+    #[serde(
+        with = "super::raw_json",
+        skip_serializing_if = "bytes::Bytes::is_empty"
+    )]
+    pub prev_data: ::prost::bytes::Bytes,
+}
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct SharedPollRefreshResponse {
+    #[prost(message, optional, tag = "1")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: ::core::option::Option<SharedPollRefreshResult>,
+    #[prost(message, optional, tag = "2")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: ::core::option::Option<Error>,
+}
 /// Generated server implementations.
 pub mod centrifugo_proxy_server {
     #![allow(
@@ -855,6 +927,11 @@ pub mod centrifugo_proxy_server {
             &self,
             request: tonic::Request<super::MapRemoveRequest>,
         ) -> std::result::Result<tonic::Response<super::MapRemoveResponse>, tonic::Status>;
+        /// Shared poll: the node asks for the current data of tracked keys of a channel.
+        async fn shared_poll_refresh(
+            &self,
+            request: tonic::Request<super::SharedPollRefreshRequest>,
+        ) -> std::result::Result<tonic::Response<super::SharedPollRefreshResponse>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct CentrifugoProxyServer<T> {
@@ -1229,6 +1306,48 @@ pub mod centrifugo_proxy_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = MapRemoveSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/centrifugal.centrifugo.proxy.CentrifugoProxy/SharedPollRefresh" => {
+                    #[allow(non_camel_case_types)]
+                    struct SharedPollRefreshSvc<T: CentrifugoProxy>(pub Arc<T>);
+                    impl<T: CentrifugoProxy>
+                        tonic::server::UnaryService<super::SharedPollRefreshRequest>
+                        for SharedPollRefreshSvc<T>
+                    {
+                        type Response = super::SharedPollRefreshResponse;
+                        type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::SharedPollRefreshRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CentrifugoProxy>::shared_poll_refresh(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = SharedPollRefreshSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

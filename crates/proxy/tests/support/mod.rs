@@ -345,6 +345,7 @@ grpc_methods! {
     sub_refresh: SubRefreshRequest => SubRefreshResponse, "sub_refresh";
     map_publish: MapPublishRequest => MapPublishResponse, "map_publish";
     map_remove: MapRemoveRequest => MapRemoveResponse, "map_remove";
+    shared_poll_refresh: SharedPollRefreshRequest => SharedPollRefreshResponse, "shared_poll_refresh";
 }
 
 fn serve_grpc(listener: TcpListener, shared: Arc<Shared>, tls: bool) {

@@ -22,7 +22,7 @@ use super::proto::{
     MapPublishResult, MapReadStateRequest, MapReadStateResult, MapReadStreamRequest,
     MapReadStreamResult, MapRemoveRequest, MapStatsResult, NodeResult, PresenceResult,
     PresenceStatsResult, Publication, PublishRequest, PublishResult, Raw, RawOut, RefreshRequest,
-    Reply, RpcRequest, SubscribeRequest, UnsubscribeRequest,
+    Reply, RpcRequest, SharedPollPublishRequest, SubscribeRequest, UnsubscribeRequest,
 };
 use crate::app::App;
 use crate::config::{ChannelOptions, Config};
@@ -591,6 +591,36 @@ pub(crate) async fn map_clear(app: &App, r: ChannelRequest) -> ApiResult<Empty> 
         .map_clear(&r.channel)
         .await
         .map_err(map_broker_error)?;
+    Ok(Empty {})
+}
+
+/// Sets a key of a versioned shared-poll channel (Centrifugo `SharedPollPublish`):
+/// 107 for an empty channel or key, version 0 or a namespace that is not shared_poll,
+/// 102 for an unknown namespace, 108 without `shared_poll.publish_enabled`. Applied on
+/// this node.
+pub(crate) async fn shared_poll_publish(
+    app: &App,
+    r: SharedPollPublishRequest,
+) -> ApiResult<Empty> {
+    if r.channel.is_empty() || r.key.is_empty() || r.version == 0 {
+        return Err(ApiError::BAD_REQUEST);
+    }
+    let config = app.config();
+    let ns = channel_options(&config, &r.channel)?;
+    if ns.subscription_type != "shared_poll" {
+        return Err(ApiError::BAD_REQUEST);
+    }
+    if !ns.shared_poll.publish_enabled {
+        tracing::warn!(channel = %r.channel, "shared_poll publish_enabled is off for the channel");
+        return Err(ApiError::NOT_AVAILABLE);
+    }
+    let data = payload(&r.data, &r.b64data)?;
+    app.node
+        .shared_poll_publish(&r.channel, &r.key, data, r.version, &r.epoch)
+        .map_err(|e| {
+            tracing::error!(channel = %r.channel, code = e.code, "shared poll publish");
+            ApiError::INTERNAL
+        })?;
     Ok(Empty {})
 }
 

@@ -39,7 +39,6 @@ const NOT_SERVED: &[(&str, i64)] = &[
     ("SEND_PUSH_NOTIFICATION", 30),
     ("UPDATE_PUSH_STATUS", 31),
     ("CANCEL_PUSH", 32),
-    ("SHARED_POLL_PUBLISH", 39),
 ];
 
 /// The number of a method name, any case: a served method's, else a [`NOT_SERVED`] one's.

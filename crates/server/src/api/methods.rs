@@ -81,6 +81,7 @@ macro_rules! api_methods {
             map_read_stream: MapReadStream = 36, MapReadStreamRequest => MapReadStreamResult;
             map_stats:       MapStats      = 37, ChannelRequest       => MapStatsResult;
             map_clear:       MapClear      = 38, ChannelRequest       => Empty;
+            shared_poll_publish: SharedPollPublish = 39, SharedPollPublishRequest => Empty;
         }
     };
 }
@@ -262,6 +263,7 @@ mod tests {
         ("map_read_stream", 36),
         ("map_stats", 37),
         ("map_clear", 38),
+        ("shared_poll_publish", 39),
     ];
 
     #[test]

@@ -531,6 +531,22 @@ pub(crate) struct MapPublishRequest {
 
 #[derive(Debug, Default, DeriveDeserialize)]
 #[serde(default)]
+pub(crate) struct SharedPollPublishRequest {
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) channel: String,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) key: String,
+    pub(crate) data: Raw,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) b64data: String,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) version: u64,
+    #[serde(deserialize_with = "nullable")]
+    pub(crate) epoch: String,
+}
+
+#[derive(Debug, Default, DeriveDeserialize)]
+#[serde(default)]
 pub(crate) struct MapRemoveRequest {
     #[serde(deserialize_with = "nullable")]
     pub(crate) channel: String,

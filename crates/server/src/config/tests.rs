@@ -785,7 +785,6 @@ fn unsupported_access_features_are_refused_unless_opted_in() {
                 {"name": "pp", "publish_proxy_enabled": true},
                 {"name": "rp", "sub_refresh_proxy_enabled": true},
                 {"name": "tp", "subscribe_stream_proxy_enabled": true},
-                {"name": "mp", "subscription_type": "shared_poll"},
             ],
         },
         "rpc": {"proxy": proxy("rpc"), "without_namespace": {"proxy_enabled": true}},
@@ -801,10 +800,7 @@ fn unsupported_access_features_are_refused_unless_opted_in() {
         .collect();
     assert_eq!(
         access,
-        [
-            "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
-            "shared_poll subscription type (channel subscription_type)",
-        ]
+        ["channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)"]
     );
     assert_eq!(loaded.access_errors().len(), access.len());
     // Access features are errors, never plain warnings; the rest stay warnings.
@@ -824,10 +820,8 @@ fn unsupported_access_features_are_refused_unless_opted_in() {
         .expect("refused without the opt-in")
         .to_string();
     assert!(
-        refusal.contains(
-            "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled), \
-             shared_poll subscription type"
-        ) && refusal.contains("gyre.allow_unsupported")
+        refusal.contains("channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)")
+            && refusal.contains("gyre.allow_unsupported")
             && refusal.contains("--allow-unsupported"),
         "{refusal}"
     );
@@ -1124,7 +1118,10 @@ fn postgres_broker_and_controller_are_accepted_and_their_tls_refused() {
     .unwrap();
     assert!(loaded.unsupported.is_empty(), "{:?}", loaded.unsupported);
     assert_eq!(loaded.config.broker.postgres.num_shards, 8);
-    assert_eq!(loaded.config.controller.postgres.poll_interval.to_std(), Some(std::time::Duration::from_millis(50)));
+    assert_eq!(
+        loaded.config.controller.postgres.poll_interval.to_std(),
+        Some(std::time::Duration::from_millis(50))
+    );
     let refused = |config: serde_json::Value, key: &str| {
         let err = load_json(config).unwrap_err().to_string();
         assert!(err.contains(key), "{key}: {err}");

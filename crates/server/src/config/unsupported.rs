@@ -49,10 +49,6 @@ const UNSUPPORTED: &[(&str, Check)] = &[
         "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
         |c| any_channel_options(c, |o| o.subscribe_stream_proxy_enabled),
     ),
-    (
-        "shared_poll subscription type (channel subscription_type)",
-        |c| any_channel_options(c, |o| o.subscription_type == "shared_poll"),
-    ),
     ("webtransport", |c| c.webtransport.enabled),
     ("http_server.http3", |c| c.http_server.http3.enabled),
     ("http_server.tls_autocert", |c| {
@@ -72,17 +68,11 @@ const UNSUPPORTED: &[(&str, Check)] = &[
 ];
 
 /// The rows of [`UNSUPPORTED`] that decide access, by key, with what Gyre does instead.
-const ACCESS: &[(&str, &str)] = &[
-    (
-        "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
-        "subscribe requests without a subscription token and client publications are \
+const ACCESS: &[(&str, &str)] = &[(
+    "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
+    "subscribe requests without a subscription token and client publications are \
          refused with error 108 (not available)",
-    ),
-    (
-        "shared_poll subscription type (channel subscription_type)",
-        "subscriptions in these namespaces are refused with error 103 (permission denied)",
-    ),
-];
+)];
 
 /// Every configured feature that Gyre does not implement, in [`UNSUPPORTED`] order.
 pub(crate) fn unsupported(config: &Config) -> Vec<Unsupported> {

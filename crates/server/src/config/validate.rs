@@ -697,6 +697,39 @@ fn validate_channel_options(
             ));
         }
     }
+    if o.subscription_type == "shared_poll" {
+        if c.shared_poll.hmac_secret_key.is_empty() {
+            return Err(err(
+                "shared_poll.hmac_secret_key",
+                "required when subscription_type is \"shared_poll\"",
+            ));
+        }
+        let name = &o.shared_poll.proxy_name;
+        if !name.is_empty() && name != DEFAULT_PROXY_NAME {
+            if !proxy_names.contains(&name.as_str()) {
+                return Err(err(
+                    k("shared_poll.proxy_name"),
+                    format!("shared poll proxy with name {name:?} not found"),
+                ));
+            }
+        } else {
+            validate_proxy(
+                "channel.proxy.shared_poll_refresh",
+                &c.channel.proxy.shared_poll_refresh,
+            )?;
+        }
+        one_of(
+            &k("shared_poll.mode"),
+            &o.shared_poll.mode,
+            &["", "versionless", "versioned"],
+        )?;
+        if o.shared_poll.publish_enabled && o.shared_poll.mode != "versioned" {
+            return Err(err(
+                k("shared_poll.publish_enabled"),
+                "is incompatible with versionless mode (requires mode versioned)",
+            ));
+        }
+    }
     if super::channels::is_map_type(&o.subscription_type) {
         super::channels::map_options(o).map_err(|m| err(k("map"), m))?;
     } else if o.map.remove_client_on_unsubscribe {
@@ -777,7 +810,10 @@ fn validate_postgres_engines(c: &Config) -> Result<(), ConfigError> {
         ));
     }
     if pg_broker && c.broker.postgres.dsn.is_empty() {
-        return Err(err("broker.postgres.dsn", "is required for broker.type postgres"));
+        return Err(err(
+            "broker.postgres.dsn",
+            "is required for broker.type postgres",
+        ));
     }
     if c.controller.enabled {
         one_of("controller.type", &c.controller.r#type, &["postgres"])?;
@@ -789,7 +825,10 @@ fn validate_postgres_engines(c: &Config) -> Result<(), ConfigError> {
             ));
         }
         if p.dsn.is_empty() {
-            return Err(err("controller.postgres.dsn", "is required for controller.type postgres"));
+            return Err(err(
+                "controller.postgres.dsn",
+                "is required for controller.type postgres",
+            ));
         }
     }
     Ok(())

@@ -13,7 +13,8 @@ use crate::api::proto::{
     MapPublishResult, MapReadStateRequest, MapReadStateResult, MapReadStreamRequest,
     MapReadStreamResult, MapRemoveRequest, MapStatsResult, NodeResult, PresenceResult,
     PresenceStatsResult, Publication, PublishRequest, PublishResult, Raw, RefreshRequest, Response,
-    RpcRequest, StreamPosition, SubscribeOptionOverride, SubscribeRequest, UnsubscribeRequest,
+    RpcRequest, SharedPollPublishRequest, StreamPosition, SubscribeOptionOverride,
+    SubscribeRequest, UnsubscribeRequest,
 };
 
 /// A protobuf `bytes` field: empty means absent, as in Go's generated structs.
@@ -235,7 +236,8 @@ from_empty!(
     HistoryRemoveResult,
     RpcResult,
     RefreshResult,
-    MapClearResult
+    MapClearResult,
+    SharedPollPublishResult
 );
 
 impl From<ClientInfo> for pb::ClientInfo {
@@ -388,6 +390,19 @@ impl From<pb::MapStatsRequest> for ChannelRequest {
 impl From<pb::MapClearRequest> for ChannelRequest {
     fn from(r: pb::MapClearRequest) -> Self {
         ChannelRequest { channel: r.channel }
+    }
+}
+
+impl From<pb::SharedPollPublishRequest> for SharedPollPublishRequest {
+    fn from(r: pb::SharedPollPublishRequest) -> Self {
+        SharedPollPublishRequest {
+            channel: r.channel,
+            key: r.key,
+            data: raw(r.data),
+            b64data: r.b64data,
+            version: r.version,
+            epoch: r.epoch,
+        }
     }
 }
 

@@ -104,6 +104,7 @@ wire! {
     map_read_stream: MapReadStreamRequest => MapReadStreamResponse(MapReadStreamResult);
     map_stats:       MapStatsRequest      => MapStatsResponse(MapStatsResult);
     map_clear:       MapClearRequest      => MapClearResponse(MapClearResult);
+    shared_poll_publish: SharedPollPublishRequest => SharedPollPublishResponse(SharedPollPublishResult);
 }
 
 /// The reply of one call: the API error or the converted result.

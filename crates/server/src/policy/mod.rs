@@ -9,6 +9,7 @@
 mod channel;
 mod commands;
 mod connect;
+pub(crate) mod shared_poll;
 mod subscribe;
 
 use std::collections::{HashMap, HashSet};
@@ -32,6 +33,7 @@ pub(crate) fn install(app: &App) {
         app: app.clone(),
         shared: Arc::new(Shared::default()),
     };
+    shared_poll::install(app);
     let p = policy.clone();
     app.node
         .on_connecting(move |event| connect::connecting(p.clone(), event));
@@ -113,6 +115,7 @@ impl Policy {
         gyre::ClientHandlers::new()
             .on_subscribe(shared!(subscribe::subscribe))
             .on_sub_refresh(shared!(subscribe::sub_refresh))
+            .on_track(shared!(shared_poll::track))
             .on_publish(shared!(commands::publish))
             .on_map_publish(shared!(commands::map_publish))
             .on_presence(shared!(commands::presence))

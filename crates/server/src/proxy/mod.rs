@@ -1,6 +1,6 @@
 //! The event proxies of the configuration, built once at start: `client.proxy.connect`,
 //! `client.proxy.refresh`, `channel.proxy.{subscribe,publish,sub_refresh}`,
-//! `channel.proxy.{map_publish,map_remove}`, `rpc.proxy`
+//! `channel.proxy.{map_publish,map_remove,shared_poll_refresh}`, `rpc.proxy`
 //! (each the proxy named `default` for its event) and the named `proxies` that
 //! namespaces pick with `*_proxy_name`. The calls themselves are the `gyre-proxy` crate's.
 
@@ -25,6 +25,7 @@ pub(crate) struct Proxies {
     rpc: Option<Proxy>,
     map_publish: Option<Proxy>,
     map_remove: Option<Proxy>,
+    shared_poll_refresh: Option<Proxy>,
     named: HashMap<String, Proxy>,
     /// Request headers some proxy forwards (lowercase): the only ones a connection keeps.
     pub(crate) forwarded_headers: Vec<String>,
@@ -45,6 +46,7 @@ pub(crate) enum Event {
     Rpc,
     MapPublish,
     MapRemove,
+    SharedPollRefresh,
 }
 
 impl Proxies {
@@ -66,6 +68,10 @@ impl Proxies {
         p.rpc = optional("rpc.proxy", &c.rpc.proxy)?;
         p.map_publish = optional("channel.proxy.map_publish", &channel.map_publish)?;
         p.map_remove = optional("channel.proxy.map_remove", &channel.map_remove)?;
+        p.shared_poll_refresh = optional(
+            "channel.proxy.shared_poll_refresh",
+            &channel.shared_poll_refresh,
+        )?;
         for (i, named) in c.proxies.iter().enumerate() {
             let proxy = build(&format!("proxies.[{i}] ({})", named.name), &named.proxy)?;
             p.named.insert(named.name.clone(), proxy);
@@ -110,6 +116,11 @@ impl Proxies {
                     Event::MapRemove,
                 ),
             ];
+            let wanted = wanted.into_iter().chain(std::iter::once((
+                o.subscription_type == "shared_poll",
+                &o.shared_poll.proxy_name,
+                Event::SharedPollRefresh,
+            )));
             for (enabled, name, event) in wanted {
                 if enabled && p.get(event, name).is_none() {
                     bail!(
@@ -145,6 +156,7 @@ impl Proxies {
             &p.rpc,
             &p.map_publish,
             &p.map_remove,
+            &p.shared_poll_refresh,
         ]
         .into_iter()
         .flatten()
@@ -177,6 +189,7 @@ impl Proxies {
             &self.rpc,
             &self.map_publish,
             &self.map_remove,
+            &self.shared_poll_refresh,
         ];
         let mut all: Vec<(&str, &Proxy)> = sections
             .into_iter()
@@ -200,6 +213,7 @@ impl Proxies {
                 Event::Rpc => self.rpc.as_ref(),
                 Event::MapPublish => self.map_publish.as_ref(),
                 Event::MapRemove => self.map_remove.as_ref(),
+                Event::SharedPollRefresh => self.shared_poll_refresh.as_ref(),
             };
         }
         self.named.get(name)
@@ -215,6 +229,7 @@ impl Event {
             Event::Rpc => "rpc",
             Event::MapPublish => "map_publish",
             Event::MapRemove => "map_remove",
+            Event::SharedPollRefresh => "shared_poll_refresh",
         }
     }
 }

@@ -41,6 +41,8 @@ pub struct Command {
     pub map_stats: ::core::option::Option<MapStatsRequest>,
     #[prost(message, optional, tag = "41")]
     pub map_clear: ::core::option::Option<MapClearRequest>,
+    #[prost(message, optional, tag = "42")]
+    pub shared_poll_publish: ::core::option::Option<SharedPollPublishRequest>,
 }
 #[derive(serde::Serialize, Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Error {
@@ -91,6 +93,8 @@ pub struct Reply {
     pub map_stats: ::core::option::Option<MapStatsResult>,
     #[prost(message, optional, tag = "41")]
     pub map_clear: ::core::option::Option<MapClearResult>,
+    #[prost(message, optional, tag = "42")]
+    pub shared_poll_publish: ::core::option::Option<SharedPollPublishResult>,
 }
 #[derive(serde::Serialize, Clone, PartialEq, ::prost::Message)]
 pub struct BatchRequest {
@@ -697,6 +701,30 @@ pub struct MapClearResponse {
     #[prost(message, optional, tag = "2")]
     pub result: ::core::option::Option<MapClearResult>,
 }
+#[derive(serde::Serialize, Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SharedPollPublishRequest {
+    #[prost(string, tag = "1")]
+    pub channel: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub key: ::prost::alloc::string::String,
+    #[prost(bytes = "bytes", tag = "3")]
+    pub data: ::prost::bytes::Bytes,
+    #[prost(string, tag = "4")]
+    pub b64data: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "5")]
+    pub version: u64,
+    #[prost(string, tag = "6")]
+    pub epoch: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize, Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SharedPollPublishResult {}
+#[derive(serde::Serialize, Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SharedPollPublishResponse {
+    #[prost(message, optional, tag = "1")]
+    pub error: ::core::option::Option<Error>,
+    #[prost(message, optional, tag = "2")]
+    pub result: ::core::option::Option<SharedPollPublishResult>,
+}
 /// Generated client implementations.
 pub mod centrifugo_api_client {
     #![allow(
@@ -1151,6 +1179,25 @@ pub mod centrifugo_api_client {
             req.extensions_mut().insert(GrpcMethod::new(
                 "centrifugal.centrifugo.api.CentrifugoApi",
                 "MapClear",
+            ));
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn shared_poll_publish(
+            &mut self,
+            request: impl tonic::IntoRequest<super::SharedPollPublishRequest>,
+        ) -> std::result::Result<tonic::Response<super::SharedPollPublishResponse>, tonic::Status>
+        {
+            self.inner.ready().await.map_err(|e| {
+                tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
+            })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/centrifugal.centrifugo.api.CentrifugoApi/SharedPollPublish",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new(
+                "centrifugal.centrifugo.api.CentrifugoApi",
+                "SharedPollPublish",
             ));
             self.inner.unary(req, path, codec).await
         }

@@ -482,6 +482,7 @@ impl ClientInner {
                     }),
                     client_side_refresh: options.client_side_refresh,
                     map: true,
+                    shared_poll: false,
                     map_presence: crate::client::subscription::map_presence_of(&options),
                     map_cleanup: options
                         .map_remove_client_on_unsubscribe

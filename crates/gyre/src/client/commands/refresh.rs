@@ -2,6 +2,7 @@
 
 use gyre_protocol::proto;
 
+use crate::client::commands::shared_poll::TYPE_UNTRACK;
 use crate::client::timers::deadline_of;
 use crate::client::{ClientInner, get_handler, unix_now};
 use crate::events::{HandlerError, RefreshEvent, SubRefreshEvent};
@@ -55,10 +56,13 @@ impl ClientInner {
         if req.channel.is_empty() {
             return Err(Disconnect::BAD_REQUEST.into());
         }
-        let client_side = match self.state.lock().subs.get(&req.channel) {
+        let (client_side, shared_poll) = match self.state.lock().subs.get(&req.channel) {
             None => return Err(Error::PERMISSION_DENIED.into()),
-            Some(sub) => sub.client_side_refresh,
+            Some(sub) => (sub.client_side_refresh, sub.shared_poll),
         };
+        if shared_poll && req.r#type == TYPE_UNTRACK {
+            return self.handle_untrack(&req);
+        }
         if !client_side {
             return Err(Disconnect::BAD_REQUEST.into());
         }

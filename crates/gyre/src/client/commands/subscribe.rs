@@ -5,6 +5,7 @@ use std::sync::Arc;
 use gyre_protocol::proto;
 
 use crate::broker::StreamPosition;
+use crate::client::commands::shared_poll::TYPE_SHARED_POLL;
 use crate::client::subscription::SubscribeRequest;
 use crate::client::{ClientInner, get_handler};
 use crate::events::{DeltaType, HandlerError, SubscribeEvent, SubscriptionType};
@@ -30,8 +31,24 @@ impl ClientInner {
             // An unknown delta type is a client bug (upstream: bad request disconnect).
             Some(DeltaType::parse(&req.delta).ok_or(Disconnect::BAD_REQUEST)?)
         };
+        // Shared-poll channels take only shared-poll subscriptions and vice versa
+        // (upstream checks this before anything else).
+        let poll = self.node.shared_poll.options(&req.channel);
+        let wants_poll = req.r#type == TYPE_SHARED_POLL;
+        match poll {
+            Some(_) if !wants_poll => {
+                return self.write_error(id, ClientMethod::Subscribe, &Error::BAD_REQUEST);
+            }
+            None if wants_poll => {
+                return self.write_error(id, ClientMethod::Subscribe, &Error::NOT_AVAILABLE);
+            }
+            _ => {}
+        }
         if let Err(e) = self.validate_channel(&req.channel) {
             return self.write_error(id, ClientMethod::Subscribe, &e);
+        }
+        if let Some(poll) = poll {
+            return self.handle_shared_poll_subscribe(id, req, poll).await;
         }
         if req.r#type != 0 {
             return self.handle_map_subscribe(id, req).await;

@@ -41,6 +41,8 @@ pub struct Command {
     pub map_stats: ::core::option::Option<MapStatsRequest>,
     #[prost(message, optional, tag = "41")]
     pub map_clear: ::core::option::Option<MapClearRequest>,
+    #[prost(message, optional, tag = "42")]
+    pub shared_poll_publish: ::core::option::Option<SharedPollPublishRequest>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Error {
@@ -91,6 +93,8 @@ pub struct Reply {
     pub map_stats: ::core::option::Option<MapStatsResult>,
     #[prost(message, optional, tag = "41")]
     pub map_clear: ::core::option::Option<MapClearResult>,
+    #[prost(message, optional, tag = "42")]
+    pub shared_poll_publish: ::core::option::Option<SharedPollPublishResult>,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct BatchRequest {
@@ -687,6 +691,30 @@ pub struct MapClearResponse {
     #[prost(message, optional, tag = "2")]
     pub result: ::core::option::Option<MapClearResult>,
 }
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SharedPollPublishRequest {
+    #[prost(string, tag = "1")]
+    pub channel: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub key: ::prost::alloc::string::String,
+    #[prost(bytes = "bytes", tag = "3")]
+    pub data: ::prost::bytes::Bytes,
+    #[prost(string, tag = "4")]
+    pub b64data: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "5")]
+    pub version: u64,
+    #[prost(string, tag = "6")]
+    pub epoch: ::prost::alloc::string::String,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SharedPollPublishResult {}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SharedPollPublishResponse {
+    #[prost(message, optional, tag = "1")]
+    pub error: ::core::option::Option<Error>,
+    #[prost(message, optional, tag = "2")]
+    pub result: ::core::option::Option<SharedPollPublishResult>,
+}
 /// Generated server implementations.
 pub mod centrifugo_api_server {
     #![allow(
@@ -780,6 +808,10 @@ pub mod centrifugo_api_server {
             &self,
             request: tonic::Request<super::MapClearRequest>,
         ) -> std::result::Result<tonic::Response<super::MapClearResponse>, tonic::Status>;
+        async fn shared_poll_publish(
+            &self,
+            request: tonic::Request<super::SharedPollPublishRequest>,
+        ) -> std::result::Result<tonic::Response<super::SharedPollPublishResponse>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct CentrifugoApiServer<T> {
@@ -1623,6 +1655,48 @@ pub mod centrifugo_api_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = MapClearSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/centrifugal.centrifugo.api.CentrifugoApi/SharedPollPublish" => {
+                    #[allow(non_camel_case_types)]
+                    struct SharedPollPublishSvc<T: CentrifugoApi>(pub Arc<T>);
+                    impl<T: CentrifugoApi>
+                        tonic::server::UnaryService<super::SharedPollPublishRequest>
+                        for SharedPollPublishSvc<T>
+                    {
+                        type Response = super::SharedPollPublishResponse;
+                        type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::SharedPollPublishRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CentrifugoApi>::shared_poll_publish(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = SharedPollPublishSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
