@@ -352,13 +352,13 @@ async fn ephemeral_and_keyless_publishes() {
         eventually(WAIT, || rec
             .publications()
             .iter()
-            .any(|d| d.publication.data == Bytes::from("\"hello\"")))
+            .any(|d| d.publication.data == "\"hello\""))
         .await
     );
     let hello = rec
         .publications()
         .into_iter()
-        .find(|d| d.publication.data == Bytes::from("\"hello\""))
+        .find(|d| d.publication.data == "\"hello\"")
         .unwrap();
     assert_eq!(hello.publication.offset, 0);
     assert!(hello.publication.key.is_empty());

@@ -432,7 +432,7 @@ pub async fn read_stream_since_forward_and_reverse(engine: &impl MapEngine) {
         all.publications
             .iter()
             .all(|p| p.key == format!("k{}", p.offset)
-                && p.data == Bytes::from(p.offset.to_string())
+                && p.data == p.offset.to_string().as_bytes()
                 && !p.removed)
     );
     let since = StreamPosition::new(2, epoch.clone());
