@@ -629,7 +629,9 @@ async fn redis_map_state_pages_with_the_hscan_cursor() {
             .resolve()
             .unwrap(),
     );
-    for i in 0..300 {
+    // More keys than a listpack-encoded hash holds (`hash-max-listpack-entries`, 128 by
+    // default, often raised to 512): HSCAN then pages.
+    for i in 0..1200 {
         b.publish(
             "big",
             &format!("key{i:04}"),
@@ -645,10 +647,10 @@ async fn redis_map_state_pages_with_the_hscan_cursor() {
     loop {
         let mut read = MapReadStateOptions::default();
         read.cursor = cursor.clone();
-        read.limit = 50;
+        read.limit = 200;
         let page = b.read_state("big", read).await.unwrap();
         pages += 1;
-        assert_eq!(page.position.offset, 300);
+        assert_eq!(page.position.offset, 1200);
         seen.extend(page.entries.into_iter().map(|e| e.key));
         if page.cursor.is_empty() {
             break;
@@ -659,8 +661,8 @@ async fn redis_map_state_pages_with_the_hscan_cursor() {
     }
     assert!(pages > 1, "one page only");
     let unique: std::collections::BTreeSet<_> = seen.iter().cloned().collect();
-    assert_eq!(seen.len(), 300, "a key came twice");
-    assert_eq!(unique.len(), 300);
+    assert_eq!(seen.len(), 1200, "a key came twice");
+    assert_eq!(unique.len(), 1200);
     b.close();
     delete_prefix(&prefix).await;
 }

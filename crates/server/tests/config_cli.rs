@@ -436,8 +436,7 @@ fn checkconfig_strict_fails_on_every_unsupported_feature() {
             "channel": {
                 "proxy": {"subscribe_stream": {"endpoint": "grpc://127.0.0.1:9"}},
                 "namespaces": [
-                    {"name": "chat", "subscribe_stream_proxy_enabled": true},
-                    {"name": "keys", "subscription_type": "shared_poll"}
+                    {"name": "chat", "subscribe_stream_proxy_enabled": true}
                 ]
             },
             "graphite": {"enabled": true},
@@ -452,8 +451,7 @@ fn checkconfig_strict_fails_on_every_unsupported_feature() {
     assert!(
         stderr.contains(
             "error: channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled) is configured"
-        ) && stderr.contains("error: shared_poll subscription type")
-            && stderr.contains("warning: graphite is configured"),
+        ) && stderr.contains("warning: graphite is configured"),
         "{stderr}"
     );
 
@@ -469,7 +467,6 @@ fn checkconfig_strict_fails_on_every_unsupported_feature() {
         listed,
         [
             "channel.proxy.subscribe_stream (subscribe_stream_proxy_enabled)",
-            "shared_poll subscription type (channel subscription_type)",
             "webtransport",
             "graphite",
         ]
@@ -478,13 +475,14 @@ fn checkconfig_strict_fails_on_every_unsupported_feature() {
     // Without the opt-in even the lenient check fails, as the server would.
     std::fs::write(
         dir.path().join("refused.json"),
-        r#"{"channel": {"without_namespace": {"subscription_type": "shared_poll"}}}"#,
+        r#"{"channel": {"proxy": {"subscribe_stream": {"endpoint": "grpc://127.0.0.1:9"}},
+            "without_namespace": {"subscribe_stream_proxy_enabled": true}}}"#,
     )
     .unwrap();
     let refused = gyre(dir.path(), &["checkconfig", "-c", "refused.json"], &[]);
     assert_eq!(refused.status.code(), Some(1), "{}", describe(&refused));
     assert!(
-        stdout(&refused).contains("refusing to run: shared_poll subscription type"),
+        stdout(&refused).contains("refusing to run: channel.proxy.subscribe_stream"),
         "{}",
         describe(&refused)
     );
