@@ -112,7 +112,13 @@ impl GyreBinary {
             let deadline = Instant::now() + START_TIMEOUT;
             loop {
                 if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-                    return GyreProcess { child, addr, dir };
+                    // The port may answer for another process that took it between the
+                    // probe and our bind; ours then exits with "in use" right away.
+                    std::thread::sleep(Duration::from_millis(50));
+                    if let Ok(None) = child.try_wait() {
+                        return GyreProcess { child, addr, dir };
+                    }
+                    break;
                 }
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
