@@ -1,23 +1,17 @@
-//! The bench client: a bare tokio-tungstenite connection (or an HTTP-streaming / SSE
-//! stream, [`emulated`](crate::emulated)) speaking just enough of the Centrifugal
-//! protocol (connect, subscribe, publish, pong), one task per connection.
+//! The bench client: a bare WebSocket connection ([`ws`](crate::ws)), or an
+//! HTTP-streaming / SSE stream ([`emulated`](crate::emulated)), speaking just enough of
+//! the Centrifugal protocol (connect, subscribe, publish, pong), one task per connection.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use bytes::{Bytes, BytesMut};
-use futures_util::{SinkExt, StreamExt};
 use gyre_protocol::{Protocol, encode_command, proto};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::emulated::{Kind, StreamWire};
 use crate::frame::{self, Inbound};
+use crate::ws::{self, Event, WsWire};
 
 /// The transport of the bench connections.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -58,7 +52,7 @@ pub struct Dialer {
     pub token: String,
     /// Local addresses to spread connections over (empty = the OS picks).
     pub source_ips: Vec<IpAddr>,
-    /// tungstenite read buffer per connection (allocated up front).
+    /// How much buffer room each socket read asks for (allocated on the first read).
     pub read_buffer: usize,
     /// WebSocket, or a streamed transport on the same address (JSON only).
     pub transport: Transport,
@@ -118,18 +112,8 @@ impl Dialer {
                 next_id: 1,
             });
         }
-        let mut request = self.url.as_str().into_client_request()?;
-        if self.protocol == Protocol::Protobuf {
-            request.headers_mut().insert(
-                "Sec-WebSocket-Protocol",
-                HeaderValue::from_static("centrifuge-protobuf"),
-            );
-        }
-        let config = WebSocketConfig::default()
-            .read_buffer_size(self.read_buffer)
-            .write_buffer_size(0);
-        let (ws, _) =
-            tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
+        let subprotocol = (self.protocol == Protocol::Protobuf).then_some("centrifuge-protobuf");
+        let ws = WsWire::connect(stream, &self.url, subprotocol, self.read_buffer).await?;
         Ok(Conn {
             wire: Wire::Ws(ws),
             protocol: self.protocol,
@@ -175,11 +159,9 @@ pub struct Conn {
     next_id: u32,
 }
 
-// Unboxed WebSocket: the common case keeps the layout it had before streams existed.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Wire {
-    Ws(WebSocketStream<TcpStream>),
+    Ws(WsWire),
     Stream(Box<StreamWire>),
 }
 
@@ -217,12 +199,11 @@ impl Conn {
             Wire::Ws(ws) => ws,
             Wire::Stream(s) => return s.send(&frame).await,
         };
-        let msg = match self.protocol {
-            Protocol::Json => Message::Text(Utf8Bytes::try_from(frame.freeze())?),
-            Protocol::Protobuf => Message::Binary(frame.freeze()),
+        let opcode = match self.protocol {
+            Protocol::Json => ws::OP_TEXT,
+            Protocol::Protobuf => ws::OP_BINARY,
         };
-        ws.send(msg).await?;
-        Ok(())
+        ws.send(opcode, &frame).await
     }
 
     /// Sends `connect` + one `subscribe` per channel in one frame and waits for all replies.
@@ -326,20 +307,9 @@ impl Conn {
             Wire::Ws(ws) => ws,
             Wire::Stream(s) => return s.next_frame().await,
         };
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(t))) => return Ok(Bytes::from(t)),
-                Some(Ok(Message::Binary(b))) => return Ok(b),
-                Some(Ok(Message::Close(frame))) => {
-                    let (code, reason) = frame
-                        .map(|f| (u16::from(f.code), f.reason.to_string()))
-                        .unwrap_or((1005, String::new()));
-                    bail!("closed by server: {code} {reason}")
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(e.into()),
-                None => bail!("connection closed"),
-            }
+        match ws.next().await? {
+            Event::Data(payload) => Ok(payload),
+            Event::Close(code, reason) => bail!("closed by server: {code} {reason}"),
         }
     }
 
@@ -388,9 +358,7 @@ impl Conn {
     /// Closes the connection politely, without waiting long.
     pub async fn close(self) {
         match self.wire {
-            Wire::Ws(mut ws) => {
-                let _ = tokio::time::timeout(Duration::from_millis(200), ws.close(None)).await;
-            }
+            Wire::Ws(ws) => ws.close().await,
             Wire::Stream(s) => s.close().await,
         }
     }

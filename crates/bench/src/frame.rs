@@ -4,6 +4,8 @@
 //! (JSON: objects joined by `\n`; Protobuf: varint-length-delimited records), so every
 //! counter in this tool goes through [`split`] and counts each record exactly once.
 
+use std::sync::LazyLock;
+
 use bytes::Bytes;
 use gyre_protocol::{Protocol, proto};
 use memchr::memmem;
@@ -139,13 +141,18 @@ pub fn payload(seq: u64, send_ns: u64, size: usize) -> Vec<u8> {
 
 const MARKER: &[u8] = b"{\"s\":";
 
+// Built once: building a searcher costs more than one search of a small message.
+static MARKER_FINDER: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(MARKER));
+static PUB_FINDER: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"pub\":{"));
+
 /// Finds a bench payload inside an encoded message and returns `(seq, send_ns)`.
 ///
 /// The payload is JSON and both protocols carry it verbatim (JSON embeds it raw,
 /// Protobuf as the `data` bytes), so one scan serves both.
 pub fn find_payload(msg: &[u8]) -> Option<(u64, u64)> {
-    let finder = memmem::Finder::new(MARKER);
-    let start = finder.find(msg)? + MARKER.len();
+    let start = MARKER_FINDER.find(msg)? + MARKER.len();
     let (seq, used) = parse_u64(&msg[start..])?;
     let rest = msg[start + used..].strip_prefix(b",\"t\":")?;
     let (ts, _) = parse_u64(rest)?;
@@ -201,7 +208,7 @@ pub fn classify(
 ) -> Result<Inbound, gyre_protocol::DecodeError> {
     if protocol == Protocol::Json {
         if record.body.starts_with(b"{\"push\":{\"channel\":")
-            && memmem::find(&record.body, b"\"pub\":{").is_some()
+            && PUB_FINDER.find(&record.body).is_some()
             && let Some((seq, send_ns)) = find_payload(&record.body)
         {
             return Ok(Inbound::Pub { seq, send_ns });

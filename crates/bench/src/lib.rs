@@ -10,7 +10,7 @@
 //! alternately ([`compare`]); `chaos` checks for lost publications under injected
 //! faults on a cluster it starts itself ([`chaos`]).
 //!
-//! The bench clients are bare tokio-tungstenite connections using `gyre-protocol` for
+//! The bench clients are bare WebSocket connections ([`ws`]) using `gyre-protocol` for
 //! encoding, one task per connection ([`client`]); subscribers may use HTTP-streaming or
 //! SSE instead ([`emulated`]). Every inbound frame is split into
 //! its messages ([`frame::split`]) so batched deliveries are counted exactly once.
@@ -30,3 +30,4 @@ pub mod plot;
 pub mod proxy_backend;
 pub mod reference;
 pub mod stats;
+pub mod ws;

@@ -90,7 +90,9 @@ fn micros(at: Instant) -> u32 {
 /// [`Outbound::push_now`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WriteNow {
-    /// The producer's clock, read once per broadcast.
+    /// The producer's clock: read when a broadcast starts and again after each write it
+    /// makes itself, so that a connection late in a long round is judged by the time its
+    /// turn comes.
     pub(crate) now: Instant,
     /// Only a connection that got no frame for this long is written directly: one that
     /// got one recently is likely to get more, and its writer batches them into one write.

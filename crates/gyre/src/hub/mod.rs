@@ -614,6 +614,9 @@ impl<C: Connection> Hub<C> {
                     PushOutcome::Written => {
                         outcome.sent += 1;
                         written += 1;
+                        // The next connection's quiet time is measured from now, not from
+                        // the start of a round that may by now have taken milliseconds.
+                        when.now = Instant::now();
                     }
                     PushOutcome::Overflow => {
                         tracing::debug!(client = %sub.client.id(), "client queue overflow, disconnecting (slow)");
@@ -645,7 +648,10 @@ impl<C: Connection> Hub<C> {
                     &frames,
                     when,
                 );
-                written += u64::from(pushed == PushOutcome::Written);
+                if pushed == PushOutcome::Written {
+                    written += 1;
+                    when.now = Instant::now();
+                }
             }
         }
         // A round that mostly queued says little about the cost of a write.
@@ -708,6 +714,115 @@ impl<C: Connection> Hub<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::{DirectWrite, Drained};
+
+    /// A socket that takes `delay` per frame and counts what it got.
+    #[derive(Debug)]
+    struct SlowSocket {
+        delay: Duration,
+        frames: Mutex<usize>,
+    }
+
+    impl DirectWrite for SlowSocket {
+        fn write_frame(&self, message: &[u8]) -> std::io::Result<(usize, usize)> {
+            std::thread::sleep(self.delay);
+            *self.frames.lock() += 1;
+            Ok((message.len(), message.len()))
+        }
+
+        fn frame_rest(&self, message: &Bytes, written: usize) -> Bytes {
+            message.slice(written..)
+        }
+    }
+
+    struct TestConn {
+        seq: u64,
+        outbound: Outbound,
+        socket: Arc<SlowSocket>,
+    }
+
+    impl TestConn {
+        fn new(seq: u64, delay: Duration) -> Arc<TestConn> {
+            let socket = Arc::new(SlowSocket {
+                delay,
+                frames: Mutex::new(0),
+            });
+            let outbound = Outbound::new(0);
+            outbound.attach_direct(socket.clone());
+            Arc::new(TestConn {
+                seq,
+                outbound,
+                socket,
+            })
+        }
+    }
+
+    impl Connection for TestConn {
+        fn seq(&self) -> u64 {
+            self.seq
+        }
+        fn id(&self) -> &str {
+            "test"
+        }
+        fn protocol(&self) -> Protocol {
+            Protocol::Json
+        }
+        fn outbound(&self) -> &Outbound {
+            &self.outbound
+        }
+        fn deliver_publication(
+            _: &Arc<Self>,
+            _: &str,
+            _: &Publication,
+            _: &StreamPosition,
+            _: &Frames,
+            _: WriteNow,
+        ) -> PushOutcome {
+            unreachable!("the test's subscriptions are not positioned")
+        }
+    }
+
+    #[test]
+    fn a_connection_late_in_a_slow_round_is_judged_by_the_time_its_turn_comes() {
+        let hub: Hub<TestConn> = Hub::default();
+        let slow = TestConn::new(1, Duration::from_millis(3));
+        let fast = TestConn::new(2, Duration::ZERO);
+        for conn in [&slow, &fast] {
+            let shared = SubShared::new(false, false, false, None);
+            shared.set_subscribed();
+            hub.add_subscriber("ch", conn, shared);
+        }
+        let mut out = Vec::new();
+        // The queues' clock starts at its first use, and a frame stamped at its zero
+        // would read as "never": start it well before the frames that count.
+        let warm = TestConn::new(3, Duration::ZERO);
+        warm.outbound
+            .push(Bytes::from_static(b"x"), FrameType::Unknown);
+        warm.outbound.drain(0, &mut out);
+        std::thread::sleep(Duration::from_millis(2));
+        // Both writers park; `fast`'s has just written a frame of its own.
+        assert!(matches!(slow.outbound.drain(0, &mut out), Drained::Empty));
+        fast.outbound
+            .push(Bytes::from_static(b"x"), FrameType::Unknown);
+        assert!(matches!(
+            fast.outbound.drain(0, &mut out),
+            Drained::Messages
+        ));
+        assert!(matches!(fast.outbound.drain(0, &mut out), Drained::Empty));
+
+        let sent = hub.broadcast_publication(
+            "ch",
+            &Publication::new(r#"{"a":1}"#),
+            &StreamPosition::default(),
+            None,
+        );
+        assert_eq!(sent.sent, 2);
+        assert_eq!(*slow.socket.frames.lock(), 1);
+        // When the broadcast started, `fast` had got a frame microseconds before (under
+        // the 1 ms it must be quiet); by its turn, after the slow write, 3 ms had passed.
+        assert_eq!(*fast.socket.frames.lock(), 1, "written by the broadcast");
+        assert!(matches!(fast.outbound.drain(0, &mut out), Drained::Empty));
+    }
 
     #[test]
     fn direct_writes_wait_longer_in_bigger_channels_and_learn_the_write_cost() {
