@@ -333,20 +333,20 @@ impl Conn {
             let len = frame.len();
             let now = now_ns();
             let mut ping = false;
-            for rec in frame::split(self.protocol, frame) {
-                let rec = match rec {
-                    Ok(r) => r,
-                    Err(e) => return Some(e.to_string()),
-                };
-                match frame::classify(self.protocol, &rec) {
-                    Ok(Inbound::Pub { seq, send_ns }) => sink.publication(seq, send_ns, now),
-                    Ok(Inbound::Ping) => ping = true,
-                    Ok(Inbound::Disconnect(code, reason)) => {
-                        return Some(format!("disconnected: {code} {reason}"));
-                    }
-                    Ok(_) => {}
-                    Err(e) => return Some(e.to_string()),
+            let mut disconnect = None;
+            let scanned = frame::scan(self.protocol, &frame, |inbound| match inbound {
+                Inbound::Pub { seq, send_ns } => sink.publication(seq, send_ns, now),
+                Inbound::Ping => ping = true,
+                Inbound::Disconnect(code, reason) if disconnect.is_none() => {
+                    disconnect = Some(format!("disconnected: {code} {reason}"));
                 }
+                _ => {}
+            });
+            if let Err(e) = scanned {
+                return Some(e.to_string());
+            }
+            if disconnect.is_some() {
+                return disconnect;
             }
             sink.frame(len);
             if ping && let Err(e) = self.pong().await {

@@ -195,6 +195,23 @@ impl DirectPace {
     }
 }
 
+/// How many subscribers ahead a broadcast touches a connection's state, and (half as
+/// far ahead) its queue: each subscriber is a chain of pointers (connection, queue) that
+/// misses the cache in a big channel, and walking it one subscriber at a time makes every
+/// miss a stall. A load whose value nobody waits for lets the CPU go on meanwhile.
+const TOUCH_AHEAD: usize = 8;
+
+#[inline(always)]
+fn touch_ahead<C: Connection>(list: &[Subscriber<C>], i: usize) {
+    if let Some(far) = list.get(i + TOUCH_AHEAD) {
+        std::hint::black_box(far.client.protocol());
+        std::hint::black_box(far.shared.positioned);
+    }
+    if let Some(near) = list.get(i + TOUCH_AHEAD / 2) {
+        near.client.outbound().touch();
+    }
+}
+
 #[derive(Debug)]
 struct Subscriber<C> {
     client: Arc<C>,
@@ -585,7 +602,8 @@ impl<C: Connection> Hub<C> {
             quiet: self.direct.quiet(subs.list.len()),
         };
         let mut written = 0u64;
-        for sub in &subs.list {
+        for (i, sub) in subs.list.iter().enumerate() {
+            touch_ahead(&subs.list, i);
             if written == MAX_DIRECT_PER_BROADCAST {
                 // The publisher (and the channel's shard lock) waited long enough.
                 when.quiet = Duration::MAX;
