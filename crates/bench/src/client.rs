@@ -1,4 +1,4 @@
-//! The bench client: a bare WebSocket connection ([`ws`](crate::ws)), or an
+//! The bench client: a bare WebSocket connection ([`ws`]), or an
 //! HTTP-streaming / SSE stream ([`emulated`](crate::emulated)), speaking just enough of
 //! the Centrifugal protocol (connect, subscribe, publish, pong), one task per connection.
 
