@@ -31,3 +31,40 @@ pub mod proxy_backend;
 pub mod reference;
 pub mod stats;
 pub mod ws;
+
+/// Entry points for the fuzz targets (not part of the tool's interface).
+#[doc(hidden)]
+pub mod __fuzz {
+    use bytes::Bytes;
+    use gyre_protocol::Protocol;
+
+    use crate::ws::{Event, FrameReader};
+
+    /// Server bytes as the bench client reads them: cut into WebSocket frames (fed in
+    /// two pieces, split where the first byte says), and every message read as a JSON and
+    /// as a Protobuf frame of replies and pushes.
+    pub fn server_bytes(data: &[u8]) {
+        let split = usize::from(data.first().copied().unwrap_or(0)).min(data.len());
+        let mut reader = FrameReader::default();
+        reader.feed(&data[..split]);
+        let mut fed_all = false;
+        loop {
+            match reader.parse() {
+                Ok(Some(Event::Data(payload))) => scan_both(&payload),
+                Ok(Some(Event::Close(..))) | Err(_) => return,
+                Ok(None) if reader.take_pong().is_some() => {}
+                Ok(None) if !fed_all => {
+                    reader.feed(&data[split..]);
+                    fed_all = true;
+                }
+                Ok(None) => return,
+            }
+        }
+    }
+
+    fn scan_both(payload: &Bytes) {
+        for protocol in [Protocol::Json, Protocol::Protobuf] {
+            let _ = crate::frame::scan(protocol, payload, |_| {});
+        }
+    }
+}

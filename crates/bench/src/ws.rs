@@ -41,14 +41,21 @@ pub enum Event {
 #[derive(Debug)]
 pub struct WsWire {
     tcp: TcpStream,
-    buf: BytesMut,
+    frames: FrameReader,
     /// How much room each read asks for.
     chunk: usize,
+    mask: u32,
+}
+
+/// The reading half: server frames out of the bytes read so far (no I/O, so that it can
+/// be fuzzed on its own).
+#[derive(Debug, Default)]
+pub struct FrameReader {
+    buf: BytesMut,
     /// The payload so far of a fragmented message.
     partial: Option<BytesMut>,
     /// A ping payload to answer before reading on.
     pong: Option<Bytes>,
-    mask: u32,
 }
 
 impl WsWire {
@@ -103,10 +110,11 @@ impl WsWire {
         }
         Ok(WsWire {
             tcp,
-            buf,
+            frames: FrameReader {
+                buf,
+                ..FrameReader::default()
+            },
             chunk: chunk.max(512),
-            partial: None,
-            pong: None,
             mask: rand::random(),
         })
     }
@@ -145,25 +153,47 @@ impl WsWire {
     /// The next message or close frame; answers pings on the way.
     pub async fn next(&mut self) -> anyhow::Result<Event> {
         loop {
-            if let Some(payload) = self.pong.take() {
+            if let Some(payload) = self.frames.pong.take() {
                 self.send(OP_PONG, &payload).await?;
             }
-            if let Some(event) = self.parse()? {
+            if let Some(event) = self.frames.parse()? {
                 return Ok(event);
             }
-            if self.pong.is_some() {
+            if self.frames.pong.is_some() {
                 continue;
             }
-            self.buf.reserve(self.chunk);
-            if self.tcp.read_buf(&mut self.buf).await? == 0 {
+            self.frames.buf.reserve(self.chunk);
+            if self.tcp.read_buf(&mut self.frames.buf).await? == 0 {
                 bail!("connection closed");
             }
         }
     }
 
+    /// Sends a close frame (1000) and waits briefly for the server to close.
+    pub async fn close(mut self) {
+        let polite = async {
+            self.send(OP_CLOSE, &1000u16.to_be_bytes()).await?;
+            while !matches!(self.next().await?, Event::Close(..)) {}
+            anyhow::Ok(())
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), polite).await;
+    }
+}
+
+impl FrameReader {
+    /// Appends bytes read from the socket.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The payload of a ping read by [`parse`](Self::parse), to answer with a pong.
+    pub fn take_pong(&mut self) -> Option<Bytes> {
+        self.pong.take()
+    }
+
     /// Takes whole frames off the buffer until one completes a message, a close frame
     /// arrives, or a ping needs its answer (then `None` with the pong pending).
-    fn parse(&mut self) -> anyhow::Result<Option<Event>> {
+    pub fn parse(&mut self) -> anyhow::Result<Option<Event>> {
         loop {
             let Some((fin, opcode, header, len)) = frame_head(&self.buf)? else {
                 return Ok(None);
@@ -215,16 +245,6 @@ impl WsWire {
                 other => bail!("unknown opcode {other:#x}"),
             }
         }
-    }
-
-    /// Sends a close frame (1000) and waits briefly for the server to close.
-    pub async fn close(mut self) {
-        let polite = async {
-            self.send(OP_CLOSE, &1000u16.to_be_bytes()).await?;
-            while !matches!(self.next().await?, Event::Close(..)) {}
-            anyhow::Ok(())
-        };
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), polite).await;
     }
 }
 
@@ -389,6 +409,29 @@ mod tests {
             sent,
             vec![(OP_PONG, b"p1".to_vec()), (OP_TEXT, vec![7u8; 300])]
         );
+    }
+
+    #[test]
+    fn a_frame_split_across_reads_comes_out_once_whole() {
+        let mut frame = server_frame(true, OP_TEXT, &[b'a'; 300]);
+        frame.extend_from_slice(&server_frame(true, OP_PING, b"p"));
+        let mut reader = FrameReader::default();
+        // Header only, then part of the 2-byte extended length, then the rest.
+        reader.feed(&frame[..1]);
+        assert_eq!(reader.parse().unwrap(), None);
+        reader.feed(&frame[1..3]);
+        assert_eq!(reader.parse().unwrap(), None);
+        reader.feed(&frame[3..200]);
+        assert_eq!(reader.parse().unwrap(), None);
+        reader.feed(&frame[200..]);
+        assert_eq!(
+            reader.parse().unwrap(),
+            Some(Event::Data(Bytes::from(vec![b'a'; 300])))
+        );
+        assert_eq!(reader.parse().unwrap(), None);
+        assert_eq!(reader.take_pong(), Some(Bytes::from_static(b"p")));
+        assert_eq!(reader.parse().unwrap(), None);
+        assert_eq!(reader.take_pong(), None);
     }
 
     #[tokio::test]
