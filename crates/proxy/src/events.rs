@@ -253,6 +253,22 @@ fn is_json_text(data: &[u8]) -> bool {
         .is_ok_and(|text| serde_json::from_str::<&serde_json::value::RawValue>(text).is_ok())
 }
 
+/// The data an answer puts in place of the client's: `data` if set, else `b64data`
+/// decoded; `None` keeps what the client sent.
+pub(crate) fn replacement_data(
+    data: Bytes,
+    b64data: &str,
+    caller: &Caller,
+) -> Result<Option<Bytes>, HandlerError> {
+    if !data.is_empty() {
+        return Ok(Some(data));
+    }
+    if b64data.is_empty() {
+        return Ok(None);
+    }
+    pick(b64data, Bytes::new(), "data", caller).map(Some)
+}
+
 /// `b64x` decoded when set, else the raw `x`.
 pub(crate) fn pick(
     b64: &str,
@@ -615,13 +631,7 @@ fn publish_answer(
     let Some(result) = response.result else {
         return Ok(PublishAnswer::default());
     };
-    let data = if !result.data.is_empty() {
-        Some(result.data)
-    } else if !result.b64data.is_empty() {
-        Some(pick(&result.b64data, Bytes::new(), "data", caller)?)
-    } else {
-        None
-    };
+    let data = replacement_data(result.data, &result.b64data, caller)?;
     Ok(PublishAnswer {
         data,
         skip_history: result.skip_history,

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use gyre::{HandlerError, KeyMode, MapPublishEvent, MapPublishReply};
 
 use crate::context::CallContext;
-use crate::events::{Caller, data_fields, encoding, pick, protocol, refusal};
+use crate::events::{Caller, data_fields, encoding, protocol, refusal, replacement_data};
 use crate::proto;
 use crate::transport::Proxy;
 
@@ -130,13 +130,7 @@ pub(crate) fn map_publish_answer(
     let Some(result) = response.result else {
         return Ok(MapChangeAnswer::default());
     };
-    let data = if !result.data.is_empty() {
-        Some(result.data)
-    } else if !result.b64data.is_empty() {
-        Some(pick(&result.b64data, Bytes::new(), "data", caller)?)
-    } else {
-        None
-    };
+    let data = replacement_data(result.data, &result.b64data, caller)?;
     Ok(MapChangeAnswer {
         key: Some(result.key).filter(|k| !k.is_empty()),
         data,
