@@ -8,6 +8,7 @@
 
 mod emulation;
 mod pump;
+pub(crate) mod turns;
 mod uni;
 mod websocket;
 pub(crate) mod ws;

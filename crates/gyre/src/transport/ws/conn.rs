@@ -557,6 +557,7 @@ where
     fn complete_write(&mut self) {
         let Some(w) = self.cur.take() else { return };
         if matches!(w.kind, WriteKind::Data { .. }) {
+            crate::transport::turns::give_way(self.batch.len());
             self.batch.clear();
         }
         match w.then {

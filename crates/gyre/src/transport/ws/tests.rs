@@ -1131,3 +1131,37 @@ async fn direct_and_queued_writes_never_tear_frames() {
     assert!(written > 0, "no message was written directly");
     assert_eq!((produced, echoed), (PRODUCED, 50));
 }
+
+#[tokio::test]
+async fn writers_offer_the_core_every_turn_of_small_frames_but_not_when_behind() {
+    use crate::transport::turns::{FRAMES_PER_TURN, offered_on_this_thread};
+    // The test's runtime runs the connection's writer on this thread.
+    let factory = TestFactory::with(Behaviour::default());
+    let addr = serve(Arc::clone(&factory)).await;
+    let mut ws = connect(&addr, "/connection/websocket", &[]).await.unwrap();
+    let before = offered_on_this_thread();
+    for i in 0..2 * FRAMES_PER_TURN {
+        ws.send(WsMessage::text(format!("m{i}"))).await.unwrap();
+        assert_eq!(next(&mut ws).await.into_data(), format!("m{i}").as_bytes());
+    }
+    assert_eq!(offered_on_this_thread() - before, 2);
+
+    // One message echoed 200 times leaves as frames of many messages: a writer that far
+    // behind keeps the core.
+    let factory = TestFactory::with(Behaviour {
+        echo_times: 200,
+        ..Behaviour::default()
+    });
+    let addr = serve(Arc::clone(&factory)).await;
+    let mut ws = connect(&addr, "/connection/websocket", &[]).await.unwrap();
+    let before = offered_on_this_thread();
+    for _ in 0..FRAMES_PER_TURN {
+        ws.send(WsMessage::text("x")).await.unwrap();
+        let mut lines = 0;
+        while lines < 200 {
+            let frame = next(&mut ws).await.into_data();
+            lines += frame.split(|&b| b == b'\n').count();
+        }
+    }
+    assert_eq!(offered_on_this_thread(), before);
+}
