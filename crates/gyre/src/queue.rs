@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use gyre_protocol::Disconnect;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 use crate::metrics::{FrameType, TransportCounters};
@@ -153,7 +153,17 @@ impl Outbound {
 
     /// Queues one encoded message of type `frame`. Never blocks.
     pub(crate) fn push(&self, message: Bytes, frame: FrameType) -> PushOutcome {
-        let mut state = self.state.lock();
+        self.push_locked(self.state.lock(), message, frame)
+    }
+
+    /// [`push`](Self::push) with the lock already held: a broadcast that finds the writer
+    /// busy queues without taking the lock a second time.
+    fn push_locked(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        message: Bytes,
+        frame: FrameType,
+    ) -> PushOutcome {
         if state.close.is_some() {
             return PushOutcome::Closed;
         }
@@ -215,8 +225,7 @@ impl Outbound {
                 Err(_) => direct.writer_idle = false,
             }
         }
-        drop(state);
-        self.push(message, frame)
+        self.push_locked(state, message, frame)
     }
 
     /// Lets producers write to the transport's socket while the writer is parked.
@@ -560,5 +569,32 @@ mod tests {
             PushOutcome::Queued
         );
         assert!(wire.lock().is_empty() && wire2.lock().is_empty());
+    }
+
+    #[test]
+    fn a_broadcast_to_a_busy_writer_keeps_the_byte_limit() {
+        let q = Outbound::new(4);
+        q.attach_direct(Arc::new(FakeSocket {
+            wire: Arc::new(Mutex::new(Vec::new())),
+            room: Arc::new(Mutex::new(100)),
+        }));
+        // The writer has not parked: every message goes to the queue, within the limit.
+        let t = Instant::now();
+        let abc = Bytes::from_static(b"abc");
+        assert_eq!(
+            q.push_now(abc.clone(), FrameType::Unknown, at(t)),
+            PushOutcome::Queued
+        );
+        assert_eq!(
+            q.push_now(abc.clone(), FrameType::Unknown, at(t)),
+            PushOutcome::Overflow
+        );
+        assert_eq!(
+            q.push_now(abc, FrameType::Unknown, at(t)),
+            PushOutcome::Closed
+        );
+        let mut out = Vec::new();
+        assert_eq!(q.drain(0, &mut out), Drained::Close(Disconnect::SLOW));
+        assert!(out.is_empty());
     }
 }
