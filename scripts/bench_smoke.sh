@@ -42,5 +42,9 @@ done
 "$bin/gyre-bench" latency -q -s "ws://127.0.0.1:$port/connection/websocket" \
   --api "http://127.0.0.1:$port/api" --api-key bench --server-pid "$pid" \
   -r 20 -d 2 -ns 100 -np 1 --plot "$out/latency.svg" lat
+# The same, timed by the kernel's receive timestamps (a failing recvmsg fails the run).
+"$bin/gyre-bench" latency -q --socket-clock -s "ws://127.0.0.1:$port/connection/websocket" \
+  --api "http://127.0.0.1:$port/api" --api-key bench --server-pid "$pid" \
+  -r 20 -d 2 -ns 100 -np 1 lat
 test -s "$out/many-channels.svg" && test -s "$out/latency.svg"
 echo "bench smoke: plots in $out"

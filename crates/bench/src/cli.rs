@@ -102,6 +102,11 @@ pub struct PubSubArgs {
     /// --server (`/connection/http_stream`, `/connection/sse`, `/emulation`), JSON only.
     #[arg(long, value_enum, default_value_t = Transport::Websocket)]
     pub transport: Transport,
+    /// Time each delivery by when its bytes reached this tool's socket (the kernel's
+    /// receive timestamp) rather than by when the tool got round to reading them, so
+    /// that the tool's own queueing on a busy core is left out. WebSocket only.
+    #[arg(long)]
+    pub socket_clock: bool,
 }
 
 /// `fanout` flags.
@@ -375,6 +380,9 @@ impl PubSubArgs {
         if self.protobuf && self.transport != Transport::Websocket {
             anyhow::bail!("--transport {} is JSON only", self.transport.name());
         }
+        if self.socket_clock && self.transport != Transport::Websocket {
+            anyhow::bail!("--socket-clock works with --transport websocket only");
+        }
         let via = if self.publish_via_clients {
             PublishVia::Clients
         } else {
@@ -407,6 +415,7 @@ impl PubSubArgs {
             quiet: self.quiet,
             server_pid: self.server_pid,
             transport: self.transport,
+            socket_clock: self.socket_clock,
         })
     }
 }

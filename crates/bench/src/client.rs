@@ -56,6 +56,8 @@ pub struct Dialer {
     pub read_buffer: usize,
     /// WebSocket, or a streamed transport on the same address (JSON only).
     pub transport: Transport,
+    /// Subscribers time deliveries by the kernel's receive timestamp (WebSocket only).
+    pub socket_clock: bool,
 }
 
 impl Dialer {
@@ -78,6 +80,7 @@ impl Dialer {
             source_ips: Vec::new(),
             read_buffer: 16 * 1024,
             transport: Transport::Websocket,
+            socket_clock: false,
         })
     }
 
@@ -113,7 +116,10 @@ impl Dialer {
             });
         }
         let subprotocol = (self.protocol == Protocol::Protobuf).then_some("centrifuge-protobuf");
-        let ws = WsWire::connect(stream, &self.url, subprotocol, self.read_buffer).await?;
+        let mut ws = WsWire::connect(stream, &self.url, subprotocol, self.read_buffer).await?;
+        if self.socket_clock {
+            ws.stamp_arrivals()?;
+        }
         Ok(Conn {
             wire: Wire::Ws(ws),
             protocol: self.protocol,
@@ -331,7 +337,11 @@ impl Conn {
                 Err(e) => return Some(e.to_string()),
             };
             let len = frame.len();
-            let now = now_ns();
+            let now = match &self.wire {
+                Wire::Ws(ws) => ws.arrived_ns(),
+                Wire::Stream(_) => None,
+            }
+            .unwrap_or_else(now_ns);
             let mut ping = false;
             let mut disconnect = None;
             let scanned = frame::scan(self.protocol, &frame, |inbound| match inbound {

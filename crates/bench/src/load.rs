@@ -75,6 +75,8 @@ pub struct LoadConfig {
     pub server_pid: Option<u32>,
     /// Transport of the subscribers (client publishers always use WebSocket).
     pub transport: Transport,
+    /// Deliveries are timed by the kernel's receive timestamp of their bytes.
+    pub socket_clock: bool,
 }
 
 impl LoadConfig {
@@ -241,6 +243,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
     dialer.read_buffer = 32 * 1024;
     let pub_dialer = Arc::new(dialer.clone());
     dialer.transport = cfg.transport;
+    dialer.socket_clock = cfg.socket_clock;
     let dialer = Arc::new(dialer);
     let cfg = Arc::new(cfg);
     let shared = Arc::new(Shared {
@@ -642,6 +645,7 @@ fn summarize(
         "size": cfg.size,
         "rate": cfg.rate,
         "window": cfg.window,
+        "clock": if cfg.socket_clock { "socket" } else { "tool" },
         "connect_secs": (connect_secs * 1000.0).round() / 1000.0,
         "pub_msgs_per_sec": pub_rate.round(),
         "pub_mb_per_sec": (mb(pub_rate) * 100.0).round() / 100.0,

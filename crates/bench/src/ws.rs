@@ -6,12 +6,21 @@
 //! read buffer before each read and copies every frame out of it; here a frame's
 //! payload is cut out of the read buffer without a copy, and a read fills only
 //! capacity that tokio never initialises. Server pings are answered as they are read.
+//!
+//! With [`WsWire::stamp_arrivals`] each read also returns when its bytes reached the
+//! socket (the kernel's receive timestamp), so that a delivery can be timed without the
+//! wait for this tool's own turn on a busy core.
+
+use std::cell::RefCell;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 
 use anyhow::{Context, anyhow, bail};
 use base64::Engine;
 use bytes::{Buf, Bytes, BytesMut};
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
 use sha1::{Digest, Sha1};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
 const OP_CONTINUATION: u8 = 0x0;
@@ -45,6 +54,17 @@ pub struct WsWire {
     /// How much room each read asks for.
     chunk: usize,
     mask: u32,
+    /// Reads ask the kernel when their bytes arrived.
+    stamped: bool,
+    /// When the bytes of the latest read reached the socket (Unix ns), if stamped.
+    arrived_ns: Option<u64>,
+}
+
+thread_local! {
+    /// Where stamped reads land before they join a connection's buffer: `recvmsg` wants
+    /// initialised memory, and zeroing a connection's read room before every read is
+    /// what this wire exists to avoid. One per thread, zeroed once.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The reading half: server frames out of the bytes read so far (no I/O, so that it can
@@ -116,7 +136,54 @@ impl WsWire {
             },
             chunk: chunk.max(512),
             mask: rand::random(),
+            stamped: false,
+            arrived_ns: None,
         })
+    }
+
+    /// From now on every read records when its bytes reached the socket
+    /// (`SO_TIMESTAMPNS`); see [`arrived_ns`](Self::arrived_ns).
+    pub fn stamp_arrivals(&mut self) -> anyhow::Result<()> {
+        setsockopt(&self.tcp, sockopt::ReceiveTimestampns, &true)
+            .context("asking for receive timestamps (SO_TIMESTAMPNS)")?;
+        self.stamped = true;
+        Ok(())
+    }
+
+    /// When the bytes that completed the latest message reached the socket (Unix ns):
+    /// the kernel's stamp of the newest segment in the read that brought them, so never
+    /// earlier than the message's own arrival. `None` unless
+    /// [`stamp_arrivals`](Self::stamp_arrivals) was called, and for reads in the first
+    /// moments after the first socket of the machine asked (the kernel turns stamping on
+    /// in the background).
+    pub fn arrived_ns(&self) -> Option<u64> {
+        self.arrived_ns
+    }
+
+    async fn read_stamped(&mut self) -> io::Result<usize> {
+        loop {
+            self.tcp.readable().await?;
+            let fd = self.tcp.as_raw_fd();
+            let (chunk, buf) = (self.chunk, &mut self.frames.buf);
+            let read = self.tcp.try_io(Interest::READABLE, || {
+                SCRATCH.with_borrow_mut(|scratch| {
+                    if scratch.len() < chunk {
+                        scratch.resize(chunk, 0);
+                    }
+                    let (n, stamp) = recv_stamped(fd, &mut scratch[..chunk])?;
+                    buf.extend_from_slice(&scratch[..n]);
+                    Ok((n, stamp))
+                })
+            });
+            match read {
+                Ok((n, stamp)) => {
+                    self.arrived_ns = stamp;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Sends one unfragmented frame with `opcode` (masked, as a client must).
@@ -163,7 +230,12 @@ impl WsWire {
                 continue;
             }
             self.frames.buf.reserve(self.chunk);
-            if self.tcp.read_buf(&mut self.frames.buf).await? == 0 {
+            let n = if self.stamped {
+                self.read_stamped().await?
+            } else {
+                self.tcp.read_buf(&mut self.frames.buf).await?
+            };
+            if n == 0 {
                 bail!("connection closed");
             }
         }
@@ -250,6 +322,21 @@ impl FrameReader {
 
 /// `(fin, opcode, header length, payload length)` of the frame at the start of `buf`,
 /// `None` while its header is incomplete.
+/// One `recvmsg` into `buf`: the bytes read and the receive timestamp of the newest
+/// segment they came from (Unix ns), if the kernel gave one.
+fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    let msg = recvmsg::<()>(fd, &mut iov, Some(&mut space), MsgFlags::empty())?;
+    let mut stamp = None;
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmTimestampns(t) = cmsg {
+            stamp = Some(t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64);
+        }
+    }
+    Ok((msg.bytes, stamp))
+}
+
 fn frame_head(buf: &[u8]) -> anyhow::Result<Option<(bool, u8, usize, usize)>> {
     let [b0, b1, ..] = *buf else {
         return Ok(None);
@@ -303,22 +390,7 @@ mod tests {
             listener.local_addr().unwrap()
         );
         let task = tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut head = Vec::new();
-            while memchr::memmem::find(&head, b"\r\n\r\n").is_none() {
-                let mut b = [0u8; 512];
-                let n = s.read(&mut b).await.unwrap();
-                head.extend_from_slice(&b[..n]);
-            }
-            let text = String::from_utf8(head).unwrap();
-            assert!(text.starts_with("GET /connection/websocket HTTP/1.1\r\n"));
-            let key = header(&text, "sec-websocket-key").unwrap();
-            let mut out = format!(
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Accept: {}\r\n\r\n",
-                accept_key(key)
-            )
-            .into_bytes();
+            let (mut s, mut out) = accept_upgrade(&listener).await;
             // The first frame rides in the same segment as the response head.
             for f in frames {
                 out.extend_from_slice(&f);
@@ -333,6 +405,28 @@ mod tests {
             got
         });
         (url, task)
+    }
+
+    /// Accepts one connection and reads its upgrade request; returns the socket and
+    /// the response head to send.
+    async fn accept_upgrade(listener: &TcpListener) -> (TcpStream, Vec<u8>) {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        while memchr::memmem::find(&head, b"\r\n\r\n").is_none() {
+            let mut b = [0u8; 512];
+            let n = s.read(&mut b).await.unwrap();
+            head.extend_from_slice(&b[..n]);
+        }
+        let text = String::from_utf8(head).unwrap();
+        assert!(text.starts_with("GET /connection/websocket HTTP/1.1\r\n"));
+        let key = header(&text, "sec-websocket-key").unwrap();
+        let out = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Accept: {}\r\n\r\n",
+            accept_key(key)
+        )
+        .into_bytes();
+        (s, out)
     }
 
     fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
@@ -373,6 +467,66 @@ mod tests {
             bytes = &bytes[header + 4 + len..];
         }
         out
+    }
+
+    #[tokio::test]
+    async fn stamped_reads_tell_when_the_bytes_arrived_not_when_they_were_read() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let url = format!("ws://{addr}/connection/websocket");
+        // Each request makes the server send one frame and say when it started to.
+        let (send, mut requests) = tokio::sync::mpsc::channel::<&'static [u8]>(1);
+        let (sent, mut sent_at) = tokio::sync::mpsc::channel::<u64>(1);
+        let server = tokio::spawn(async move {
+            let (mut s, head) = accept_upgrade(&listener).await;
+            s.write_all(&head).await.unwrap();
+            while let Some(payload) = requests.recv().await {
+                let before = crate::client::now_ns();
+                s.write_all(&server_frame(true, OP_TEXT, payload))
+                    .await
+                    .unwrap();
+                sent.send(before).await.unwrap();
+            }
+        });
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let mut ws = WsWire::connect(tcp, &url, None, 1024).await.unwrap();
+        assert_eq!(ws.arrived_ns(), None);
+        ws.stamp_arrivals().unwrap();
+        // The kernel turns stamping on shortly after the first socket asks for it.
+        let mut stamped = false;
+        for _ in 0..200 {
+            send.send(b"warm-up").await.unwrap();
+            sent_at.recv().await.unwrap();
+            assert_eq!(
+                ws.next().await.unwrap(),
+                Event::Data(Bytes::from("warm-up"))
+            );
+            if ws.arrived_ns().is_some() {
+                stamped = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(stamped, "no read was stamped within two seconds");
+
+        send.send(b"late").await.unwrap();
+        let before = sent_at.recv().await.unwrap();
+        // The frame sits in the socket while this tool is busy elsewhere.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(ws.next().await.unwrap(), Event::Data(Bytes::from("late")));
+        let read_at = crate::client::now_ns();
+        let arrived = ws.arrived_ns().unwrap();
+        assert!(
+            arrived >= before,
+            "arrived {arrived} before it was sent {before}"
+        );
+        assert!(
+            read_at - arrived >= 90_000_000,
+            "the stamp is the read time ({} ms before it), not the arrival",
+            (read_at - arrived) / 1_000_000
+        );
+        drop((send, ws));
+        server.await.unwrap();
     }
 
     #[tokio::test]

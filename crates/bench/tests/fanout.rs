@@ -34,6 +34,7 @@ fn config(addr: std::net::SocketAddr, protocol: Protocol, via_api: bool) -> Load
         quiet: true,
         server_pid: Some(std::process::id()),
         transport: Transport::Websocket,
+        socket_clock: false,
     }
 }
 
@@ -66,6 +67,19 @@ async fn fanout_against_reference_counts_every_delivery_once() {
         let report = load::run(config(addr, protocol, via_api)).await.unwrap();
         assert_complete(&report, 20, 200);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_socket_clock_times_every_delivery_and_says_so() {
+    let addr = gyre_bench::reference::spawn("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut cfg = config(addr, Protocol::Json, true);
+    cfg.socket_clock = true;
+    let report = load::run(cfg).await.unwrap();
+    assert_complete(&report, 20, 200);
+    let v: Value = serde_json::from_str(&json_line(&report.json)).unwrap();
+    assert_eq!(v["clock"], "socket");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
