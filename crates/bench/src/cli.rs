@@ -107,6 +107,12 @@ pub struct PubSubArgs {
     /// that the tool's own queueing on a busy core is left out. WebSocket only.
     #[arg(long)]
     pub socket_clock: bool,
+    /// Write a CSV with one line per publication: when it was sent (ms after the first)
+    /// and how long its first and its last delivery took (µs). A stall shows as a run of
+    /// publications whose first delivery was late; a slow cycle over the connections as
+    /// a late last delivery only.
+    #[arg(long)]
+    pub per_publication: Option<PathBuf>,
 }
 
 /// `fanout` flags.
@@ -416,6 +422,7 @@ impl PubSubArgs {
             server_pid: self.server_pid,
             transport: self.transport,
             socket_clock: self.socket_clock,
+            per_publication: self.per_publication.is_some(),
         })
     }
 }
@@ -431,13 +438,13 @@ pub struct Outcome {
 
 /// Runs a scenario subcommand (not `reference`, `gyre-server` or `compare`).
 pub async fn run_scenario(command: &Command, force_quiet: bool) -> anyhow::Result<Outcome> {
-    let (cfg, plot) = match command {
+    let (cfg, plot, spans) = match command {
         Command::Fanout(a) => {
             let mut cfg = a.common.load_config("fanout")?;
             cfg.channel = a.channel.clone();
             (cfg.subs, cfg.pubs, cfg.msgs, cfg.size, cfg.rate) =
                 (a.subs, a.pubs, a.msgs, a.size, a.rate);
-            (cfg, a.common.plot.clone())
+            (cfg, a.common.plot.clone(), a.common.per_publication.clone())
         }
         Command::Latency(a) => {
             let mut cfg = a.common.load_config("latency")?;
@@ -445,7 +452,7 @@ pub async fn run_scenario(command: &Command, force_quiet: bool) -> anyhow::Resul
             let msgs = (a.rate * a.duration).round().max(1.0) as u64;
             (cfg.subs, cfg.pubs, cfg.msgs, cfg.size, cfg.rate) =
                 (a.subs, a.pubs, msgs, a.size, Some(a.rate));
-            (cfg, a.common.plot.clone())
+            (cfg, a.common.plot.clone(), a.common.per_publication.clone())
         }
         Command::ManyChannels(a) => {
             let mut cfg = a.common.load_config("many-channels")?;
@@ -453,7 +460,7 @@ pub async fn run_scenario(command: &Command, force_quiet: bool) -> anyhow::Resul
             cfg.channels = a.channels.unwrap_or(a.subs).max(1);
             (cfg.subs, cfg.pubs, cfg.msgs, cfg.size, cfg.rate) =
                 (a.subs, a.pubs, a.msgs, a.size, a.rate);
-            (cfg, a.common.plot.clone())
+            (cfg, a.common.plot.clone(), a.common.per_publication.clone())
         }
         Command::Idle(a) => {
             let (json, text) = conns::idle(IdleConfig {
@@ -523,6 +530,10 @@ pub async fn run_scenario(command: &Command, force_quiet: bool) -> anyhow::Resul
             crate::plot::svg(&title, &report.latency, &report.timeline),
         )
         .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = spans {
+        std::fs::write(&path, load::per_publication_csv(&report.per_publication))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(Outcome {
         json: report.json,

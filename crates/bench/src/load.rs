@@ -77,6 +77,9 @@ pub struct LoadConfig {
     pub transport: Transport,
     /// Deliveries are timed by the kernel's receive timestamp of their bytes.
     pub socket_clock: bool,
+    /// Keep each publication's first and last delivery time (see
+    /// [`LoadReport::per_publication`]).
+    pub per_publication: bool,
 }
 
 impl LoadConfig {
@@ -120,6 +123,17 @@ pub struct LoadReport {
     pub latency: Histogram<u64>,
     /// Deliveries per sampling bucket: `(seconds since publishing started, deliveries)`.
     pub timeline: Vec<(f64, u64)>,
+    /// With [`LoadConfig::per_publication`]: for each delivered publication, in sequence
+    /// order, `(seq, sent at (Unix ns), first delivery's latency, last delivery's latency)`
+    /// (ns).
+    pub per_publication: Vec<(u64, u64, u64, u64)>,
+}
+
+/// When one publication was sent and the span of its deliveries' latencies.
+struct PubSpan {
+    sent_ns: AtomicU64,
+    first: AtomicU64,
+    last: AtomicU64,
 }
 
 struct Shared {
@@ -130,6 +144,8 @@ struct Shared {
     /// How long each publish call took until its reply (the publisher's view: for the
     /// API, what the server acknowledges after, e.g. a disk sync).
     calls: ShardedHistogram,
+    /// Indexed by sequence number, when per-publication spans are kept.
+    spans: Vec<PubSpan>,
 }
 
 /// A subscriber's counters; also its [`Sink`].
@@ -171,7 +187,13 @@ impl Sink for SubState {
         }
         *w |= bit;
         self.received += 1;
-        self.samples.push(now_ns.saturating_sub(send_ns));
+        let latency = now_ns.saturating_sub(send_ns);
+        self.samples.push(latency);
+        if let Some(span) = self.shared.spans.get(seq as usize) {
+            span.sent_ns.store(send_ns, Ordering::Relaxed);
+            span.first.fetch_min(latency, Ordering::Relaxed);
+            span.last.fetch_max(latency, Ordering::Relaxed);
+        }
     }
 
     fn frame(&mut self, bytes: usize) {
@@ -252,6 +274,17 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
         remaining: AtomicUsize::new(cfg.subs),
         latency: ShardedHistogram::new(histogram_shards()),
         calls: ShardedHistogram::new(histogram_shards()),
+        spans: if cfg.per_publication {
+            (0..cfg.msgs)
+                .map(|_| PubSpan {
+                    sent_ns: AtomicU64::new(0),
+                    first: AtomicU64::new(u64::MAX),
+                    last: AtomicU64::new(0),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
     });
     let stop = CancellationToken::new();
     let mp = progress(cfg.quiet);
@@ -759,12 +792,45 @@ fn summarize(
     for e in json["first_errors"].as_array().into_iter().flatten() {
         let _ = writeln!(text, "Error: {}", e.as_str().unwrap_or_default());
     }
+    let per_publication = shared
+        .spans
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.first.load(Ordering::Relaxed) != u64::MAX)
+        .map(|(seq, s)| {
+            (
+                seq as u64,
+                s.sent_ns.load(Ordering::Relaxed),
+                s.first.load(Ordering::Relaxed),
+                s.last.load(Ordering::Relaxed),
+            )
+        })
+        .collect();
     LoadReport {
         json,
         text,
         latency,
         timeline,
+        per_publication,
     }
+}
+
+/// [`LoadReport::per_publication`] as CSV: sequence number, ms after the first
+/// publication was sent, first and last delivery's latency in µs.
+pub fn per_publication_csv(spans: &[(u64, u64, u64, u64)]) -> String {
+    use std::fmt::Write;
+    let start = spans.iter().map(|s| s.1).min().unwrap_or(0);
+    let mut out = String::from("seq,sent_ms,first_delivery_us,last_delivery_us\n");
+    for &(seq, sent, first, last) in spans {
+        let _ = writeln!(
+            out,
+            "{seq},{:.3},{:.1},{:.1}",
+            (sent - start) as f64 / 1e6,
+            first as f64 / 1e3,
+            last as f64 / 1e3
+        );
+    }
+    out
 }
 
 /// Convenience for tests and `compare`: check a report for loss and errors.

@@ -35,6 +35,7 @@ fn config(addr: std::net::SocketAddr, protocol: Protocol, via_api: bool) -> Load
         server_pid: Some(std::process::id()),
         transport: Transport::Websocket,
         socket_clock: false,
+        per_publication: false,
     }
 }
 
@@ -76,10 +77,23 @@ async fn the_socket_clock_times_every_delivery_and_says_so() {
         .unwrap();
     let mut cfg = config(addr, Protocol::Json, true);
     cfg.socket_clock = true;
+    cfg.per_publication = true;
     let report = load::run(cfg).await.unwrap();
     assert_complete(&report, 20, 200);
     let v: Value = serde_json::from_str(&json_line(&report.json)).unwrap();
     assert_eq!(v["clock"], "socket");
+    // Every publication has its span, in sequence order, first delivery before last.
+    let seqs: Vec<u64> = report.per_publication.iter().map(|s| s.0).collect();
+    assert_eq!(seqs, (0..200).collect::<Vec<u64>>());
+    for &(seq, sent, first, last) in &report.per_publication {
+        assert!(
+            sent > 0 && first <= last,
+            "publication {seq}: {first} > {last}"
+        );
+    }
+    let csv = load::per_publication_csv(&report.per_publication);
+    assert_eq!(csv.lines().count(), 201, "{csv}");
+    assert!(csv.starts_with("seq,sent_ms,first_delivery_us,last_delivery_us\n0,"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
