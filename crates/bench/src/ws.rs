@@ -320,8 +320,6 @@ impl FrameReader {
     }
 }
 
-/// `(fin, opcode, header length, payload length)` of the frame at the start of `buf`,
-/// `None` while its header is incomplete.
 /// One `recvmsg` into `buf`: the bytes read and the receive timestamp of the newest
 /// segment they came from (Unix ns), if the kernel gave one.
 fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
@@ -337,6 +335,8 @@ fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
     Ok((msg.bytes, stamp))
 }
 
+/// `(fin, opcode, header length, payload length)` of the frame at the start of `buf`,
+/// `None` while its header is incomplete.
 fn frame_head(buf: &[u8]) -> anyhow::Result<Option<(bool, u8, usize, usize)>> {
     let [b0, b1, ..] = *buf else {
         return Ok(None);
@@ -422,7 +422,7 @@ mod tests {
         let key = header(&text, "sec-websocket-key").unwrap();
         let out = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Accept: {}\r\n\r\n",
+             Sec-WebSocket-Accept: {}\r\n\r\n",
             accept_key(key)
         )
         .into_bytes();
