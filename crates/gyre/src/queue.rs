@@ -100,6 +100,13 @@ pub(crate) struct WriteNow {
     pub(crate) quiet: Duration,
 }
 
+/// Starts loading the cache line that holds `value` and goes on without waiting for it
+/// (a broadcast walks ahead of its turn through the subscribers' connections and queues).
+#[inline(always)]
+pub(crate) fn prefetch<T>(value: &T) {
+    prefetch_index::prefetch_index(std::slice::from_ref(value), 0);
+}
+
 /// A byte-bounded multi-producer, single-consumer queue of encoded messages.
 #[derive(Debug)]
 pub(crate) struct Outbound {
@@ -145,10 +152,12 @@ impl Outbound {
         }
     }
 
-    /// Loads the queue's lock word ahead of a push (see the hub's broadcast loop).
+    /// Starts loading the queue's lock and wake-up state ahead of a push (see the hub's
+    /// broadcast loop).
     #[inline(always)]
-    pub(crate) fn touch(&self) {
-        std::hint::black_box(self.state.is_locked());
+    pub(crate) fn prefetch(&self) {
+        prefetch(&self.state);
+        prefetch(&self.notify);
     }
 
     /// Queues one encoded message of type `frame`. Never blocks.

@@ -505,6 +505,12 @@ impl Connection for ClientInner {
         &self.outbound
     }
 
+    #[inline(always)]
+    fn prefetch(&self) {
+        crate::queue::prefetch(&self.transport.protocol);
+        crate::queue::prefetch(&self.outbound);
+    }
+
     #[inline]
     fn deliver_publication(
         this: &Arc<Self>,

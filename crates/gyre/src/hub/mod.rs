@@ -95,6 +95,10 @@ pub(crate) trait Connection: Send + Sync + 'static {
     /// Where encoded pushes for this connection are queued.
     fn outbound(&self) -> &Outbound;
 
+    /// Starts loading what a broadcast reads of this connection (its protocol and the
+    /// address of its queue) ahead of its turn.
+    fn prefetch(&self) {}
+
     /// Delivers a publication this connection cannot take on the fast path:
     /// positioned subscriptions and subscriptions still being set up. Called with the
     /// channel's shard lock held. `when` says when the broadcasting thread may write to
@@ -221,20 +225,23 @@ impl DirectPace {
     }
 }
 
-/// How many subscribers ahead a broadcast touches a connection's state, and (half as
-/// far ahead) its queue: each subscriber is a chain of pointers (connection, queue) that
-/// misses the cache in a big channel, and walking it one subscriber at a time makes every
-/// miss a stall. A load whose value nobody waits for lets the CPU go on meanwhile.
+/// How many subscribers ahead a broadcast asks for a connection's state, and (half as
+/// far ahead) for its queue. Each subscriber is a chain of pointers (connection, queue)
+/// that misses the cache in a big channel. Prefetches do not hold anything up, not even
+/// the locked instruction that takes a queue's lock: loads would (every locked
+/// instruction waits for the loads before it), so a touch ahead by loading overlapped at
+/// most one subscriber's misses with another's.
 const TOUCH_AHEAD: usize = 8;
 
 #[inline(always)]
 fn touch_ahead<C: Connection>(list: &[Subscriber<C>], i: usize) {
     if let Some(far) = list.get(i + TOUCH_AHEAD) {
-        std::hint::black_box(far.client.protocol());
-        std::hint::black_box(far.shared.positioned);
+        far.client.prefetch();
+        crate::queue::prefetch(&*far.shared);
     }
     if let Some(near) = list.get(i + TOUCH_AHEAD / 2) {
-        near.client.outbound().touch();
+        // Reads the queue's address from the connection prefetched four subscribers ago.
+        near.client.outbound().prefetch();
     }
 }
 
