@@ -29,6 +29,10 @@ pub(crate) enum PushOutcome {
     Queued,
     /// Written to the socket by the caller (all of it, or the writer finishes the rest).
     Written,
+    /// Queued without waking the writer: the caller has promised to write it soon with
+    /// [`Outbound::flush_deferred`] (or to hand it to the writer with
+    /// [`Outbound::hand_over`]). Until then everything pushed after it waits behind it.
+    Deferred,
     /// The queue is closed (the connection is going away); the message was dropped.
     Closed,
     /// This push overflowed the byte limit: the queue is now closed with `Disconnect::SLOW`.
@@ -75,6 +79,9 @@ struct Direct {
     /// When this connection last got a frame (written by either side), in microseconds
     /// of [`micros`]' clock; 0 = never.
     last_frame: u32,
+    /// A producer queued a message it will write itself a little later (see
+    /// [`PushOutcome::Deferred`]); cleared by that write or when the writer takes over.
+    deferred: bool,
 }
 
 /// A wrapping microsecond clock: differences are right up to 71 minutes apart, and a
@@ -90,14 +97,17 @@ fn micros(at: Instant) -> u32 {
 /// [`Outbound::push_now`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WriteNow {
-    /// The producer's clock: read when a broadcast starts and again after each write it
-    /// makes itself, so that a connection late in a long round is judged by the time its
-    /// turn comes.
+    /// The producer's clock when the message would go out: a broadcast that writes or
+    /// defers to many connections moves it on by what each write before costs, so that a
+    /// connection late in a long round is judged by the time its turn comes.
     pub(crate) now: Instant,
     /// Only a connection that got no frame for this long is written directly: one that
     /// got one recently is likely to get more, and its writer batches them into one write.
     /// `Duration::MAX` = never.
     pub(crate) quiet: Duration,
+    /// Queue the message for a write the producer makes after it has let go of its
+    /// locks and answered its caller ([`PushOutcome::Deferred`]), instead of writing now.
+    pub(crate) defer: bool,
 }
 
 /// Starts loading the cache line that holds `value` and goes on without waiting for it
@@ -211,6 +221,12 @@ impl Outbound {
                 || u128::from(micros(when.now).wrapping_sub(direct.last_frame))
                     >= when.quiet.as_micros())
         {
+            if when.defer {
+                direct.deferred = true;
+                state.bytes += message.len();
+                state.items.push_back((message, frame));
+                return PushOutcome::Deferred;
+            }
             match direct.sink.write_frame(&message) {
                 Ok((written, total)) => {
                     direct.last_frame = micros(when.now);
@@ -244,7 +260,66 @@ impl Outbound {
             writer_idle: false,
             rest: None,
             last_frame: 0,
+            deferred: false,
         });
+    }
+
+    /// Writes the message a producer deferred ([`PushOutcome::Deferred`]). Returns true
+    /// when this call wrote it; otherwise the writer sends whatever is queued: it took
+    /// over meanwhile, more was queued behind the message (the writer puts it all in one
+    /// frame), or the socket is full.
+    pub(crate) fn flush_deferred(&self) -> bool {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        let Some(direct) = state.direct.as_mut() else {
+            return false;
+        };
+        if !std::mem::take(&mut direct.deferred) {
+            return false;
+        }
+        if state.close.is_some() || !direct.writer_idle || state.items.len() != 1 {
+            direct.writer_idle = false;
+            self.notify.notify_one();
+            return false;
+        }
+        let Some((message, frame)) = state.items.pop_front() else {
+            return false;
+        };
+        match direct.sink.write_frame(&message) {
+            Ok((written, total)) => {
+                state.bytes -= message.len();
+                direct.last_frame = micros(Instant::now());
+                if written < total {
+                    direct.rest = Some(Box::new(direct.sink.frame_rest(&message, written)));
+                    direct.writer_idle = false;
+                    self.notify.notify_one();
+                }
+                if let Some(c) = &self.counters {
+                    c.sent(frame, 1, message.len() as u64);
+                }
+                true
+            }
+            Err(_) => {
+                // Full or failed socket: the writer waits for room or meets the error.
+                state.items.push_front((message, frame));
+                direct.writer_idle = false;
+                self.notify.notify_one();
+                false
+            }
+        }
+    }
+
+    /// Gives a deferred message ([`PushOutcome::Deferred`]) to the writer after all: the
+    /// producer will not write it.
+    pub(crate) fn hand_over(&self) {
+        let mut state = self.state.lock();
+        if let Some(direct) = state.direct.as_mut()
+            && std::mem::take(&mut direct.deferred)
+        {
+            direct.writer_idle = false;
+            drop(state);
+            self.notify.notify_one();
+        }
     }
 
     /// Takes the socket away from producers; after this returns nobody else writes to it.
@@ -260,6 +335,8 @@ impl Outbound {
         let mut state = self.state.lock();
         let direct = state.direct.as_mut()?;
         direct.writer_idle = false;
+        // The writer drains everything queued, a deferred message included.
+        direct.deferred = false;
         direct.rest.take().map(|rest| *rest)
     }
 
@@ -482,6 +559,7 @@ mod tests {
         WriteNow {
             now,
             quiet: Duration::from_millis(1),
+            defer: false,
         }
     }
 
@@ -578,6 +656,112 @@ mod tests {
             PushOutcome::Queued
         );
         assert!(wire.lock().is_empty() && wire2.lock().is_empty());
+    }
+
+    fn deferred(now: Instant) -> WriteNow {
+        WriteNow {
+            defer: true,
+            ..at(now)
+        }
+    }
+
+    #[test]
+    fn a_deferred_message_is_written_by_its_flush_or_else_by_the_writer() {
+        let later = Instant::now() + Duration::from_secs(1);
+        let mut out = Vec::new();
+        // Written by the flush, as its own frame; the writer stays parked.
+        let (q, wire, _) = direct_queue(100);
+        assert_eq!(q.drain(0, &mut out), Drained::Empty);
+        assert_eq!(
+            q.push_now(
+                Bytes::from_static(b"a"),
+                FrameType::Unknown,
+                deferred(later)
+            ),
+            PushOutcome::Deferred
+        );
+        assert!(wire.lock().is_empty(), "nothing goes out before the flush");
+        assert_eq!(q.len_bytes(), 1);
+        assert!(q.flush_deferred());
+        assert_eq!(&wire.lock()[..], b"#a");
+        assert_eq!(q.len_bytes(), 0);
+        assert!(q.writer_parked());
+        assert!(!q.flush_deferred(), "flushed once");
+
+        // Half of it fits: the writer finishes the frame before anything else.
+        let (q, wire, room) = direct_queue(2);
+        assert_eq!(q.drain(0, &mut out), Drained::Empty);
+        assert_eq!(
+            q.push_now(
+                Bytes::from_static(b"abc"),
+                FrameType::Unknown,
+                deferred(later)
+            ),
+            PushOutcome::Deferred
+        );
+        assert!(q.flush_deferred());
+        assert_eq!(&wire.lock()[..], b"#a");
+        *room.lock() = 100;
+        assert_eq!(q.claim(), Some(Bytes::from_static(b"bc")));
+
+        // A full socket: the message stays first in the queue for the writer.
+        let (q, wire, room) = direct_queue(0);
+        assert_eq!(q.drain(0, &mut out), Drained::Empty);
+        assert_eq!(
+            q.push_now(
+                Bytes::from_static(b"a"),
+                FrameType::Unknown,
+                deferred(later)
+            ),
+            PushOutcome::Deferred
+        );
+        assert_eq!(
+            q.push(Bytes::from_static(b"b"), FrameType::Unknown),
+            PushOutcome::Queued
+        );
+        assert!(!q.flush_deferred());
+        *room.lock() = 100;
+        assert!(!q.writer_parked());
+        assert_eq!(q.drain(0, &mut out), Drained::Messages);
+        assert_eq!(out, [Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
+        assert!(wire.lock().is_empty());
+        out.clear();
+
+        // A close requested before the flush: the writer sends the message, then closes.
+        let (q, wire, _) = direct_queue(100);
+        assert_eq!(q.drain(0, &mut out), Drained::Empty);
+        assert_eq!(
+            q.push_now(
+                Bytes::from_static(b"a"),
+                FrameType::Unknown,
+                deferred(later)
+            ),
+            PushOutcome::Deferred
+        );
+        q.close(Disconnect::SHUTDOWN);
+        assert!(!q.flush_deferred());
+        assert_eq!(q.drain(0, &mut out), Drained::Messages);
+        assert_eq!(q.drain(0, &mut out), Drained::Close(Disconnect::SHUTDOWN));
+        assert!(wire.lock().is_empty());
+        out.clear();
+
+        // Handed over instead of flushed: the writer sends it, and a late flush does not.
+        let (q, wire, _) = direct_queue(100);
+        assert_eq!(q.drain(0, &mut out), Drained::Empty);
+        assert_eq!(
+            q.push_now(
+                Bytes::from_static(b"a"),
+                FrameType::Unknown,
+                deferred(later)
+            ),
+            PushOutcome::Deferred
+        );
+        q.hand_over();
+        assert!(!q.writer_parked());
+        assert!(!q.flush_deferred());
+        assert_eq!(q.drain(0, &mut out), Drained::Messages);
+        assert_eq!(out, [Bytes::from_static(b"a")]);
+        assert!(wire.lock().is_empty());
     }
 
     #[test]

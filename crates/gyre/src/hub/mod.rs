@@ -122,6 +122,36 @@ pub(crate) struct Broadcast {
     pub(crate) filtered: u64,
 }
 
+/// Connections a broadcast queued a message for without waking their writers (see
+/// [`Hub::broadcast_publication`]). Dropped without a [`Hub::flush`], it wakes their
+/// writers, so a message is never left waiting for a flush that does not come.
+#[derive(Debug)]
+#[must_use = "the deferred messages go out on flush, or through the writers on drop"]
+pub(crate) struct Deferred<C: Connection> {
+    list: Vec<Arc<C>>,
+}
+
+impl<C: Connection> Default for Deferred<C> {
+    fn default() -> Self {
+        Deferred { list: Vec::new() }
+    }
+}
+
+impl<C: Connection> Deferred<C> {
+    /// Connections waiting for the flush.
+    pub(crate) fn len(&self) -> usize {
+        self.list.len()
+    }
+}
+
+impl<C: Connection> Drop for Deferred<C> {
+    fn drop(&mut self) {
+        for client in self.list.drain(..) {
+            client.outbound().hand_over();
+        }
+    }
+}
+
 /// One publication encoded for one subscriber, as the slow path needs it.
 #[derive(Debug, Clone)]
 pub(crate) struct Frames {
@@ -179,8 +209,8 @@ const PROBE_EVERY: u64 = 64;
 /// Subscribers at the head of a probing broadcast (see [`PROBE_EVERY`]).
 const PROBE_SLICE: usize = 16;
 
-/// Most sockets one broadcast writes itself (about 5 ms of writes on loopback): the
-/// publisher waits for them, and so does anyone who needs the channel shard's write lock.
+/// Most sockets one broadcast leaves to its flush (about 5 ms of writes on loopback):
+/// the flush runs on the publisher's runtime, whose other tasks wait for it.
 const MAX_DIRECT_PER_BROADCAST: u64 = 1024;
 
 /// Never write directly to a connection that got a frame within this (no batching is
@@ -605,17 +635,23 @@ impl<C: Connection> Hub<C> {
 
     /// Delivers a publication to every subscriber of `channel` on this node. `prev` is
     /// the previous publication of the stream when the publisher asked for deltas.
+    ///
+    /// Quiet connections are not written here: their message waits in their queue, and
+    /// the returned [`Deferred`] must be passed to [`flush`](Self::flush) once the caller
+    /// has let go of its locks (dropping it hands the messages to the writers instead).
+    /// The publisher's answer then does not wait for a round of socket writes.
     pub(crate) fn broadcast_publication(
         &self,
         channel: &str,
         publication: &Publication,
         position: &StreamPosition,
         prev: Option<&Publication>,
-    ) -> Broadcast {
+    ) -> (Broadcast, Deferred<C>) {
         let mut outcome = Broadcast::default();
+        let mut deferred = Deferred::default();
         let shard = self.channels[self.shard_of(channel)].read();
         let Some(subs) = shard.get(channel) else {
-            return outcome;
+            return (outcome, deferred);
         };
         let push = proto::Push {
             channel: channel.to_owned(),
@@ -629,32 +665,28 @@ impl<C: Connection> Hub<C> {
             publication.offset > 0 && (p.offset == 0 || p.offset + 1 == publication.offset)
         });
         let mut forms = PublicationForms::new(&push, &publication.data, prev);
-        let now = Instant::now();
+        let start = Instant::now();
+        let per_write = Duration::from_nanos(self.direct.write_ns.load(Ordering::Relaxed));
         let quiet = self.direct.quiet(subs.list.len());
         let probe = self.direct.probing(subs.list.len());
         let mut when = WriteNow {
-            now,
+            now: start,
             quiet: if probe { MIN_QUIET } else { quiet },
+            defer: true,
         };
-        let mut written = 0u64;
         for (i, sub) in subs.list.iter().enumerate() {
             touch_ahead(&subs.list, i);
             if probe && i == PROBE_SLICE {
-                // Half the slice or more went straight out: enough to tell what a write
-                // costs now. Fewer say little (writers were busy, nothing to learn).
-                if written * 2 >= PROBE_SLICE as u64 {
-                    self.direct.observe(now.elapsed(), written);
-                }
                 when.quiet = quiet;
             }
-            if written == MAX_DIRECT_PER_BROADCAST {
-                // The publisher (and the channel's shard lock) waited long enough.
+            if deferred.list.len() as u64 == MAX_DIRECT_PER_BROADCAST {
+                // The flush is long enough: whoever runs it keeps others waiting.
                 when.quiet = Duration::MAX;
             }
             let protocol = sub.client.protocol();
             let filtered = sub.shared.filters_out(publication);
             outcome.filtered += u64::from(filtered);
-            if !sub.shared.positioned && sub.shared.is_subscribed() {
+            let pushed = if !sub.shared.positioned && sub.shared.is_subscribed() {
                 if filtered {
                     continue;
                 }
@@ -666,24 +698,20 @@ impl<C: Connection> Hub<C> {
                         .close(Disconnect::INAPPROPRIATE_PROTOCOL);
                     continue;
                 };
-                match sub
-                    .client
-                    .outbound()
-                    .push_now(bytes, FrameType::PushPublication, when)
-                {
-                    PushOutcome::Queued => outcome.sent += 1,
-                    PushOutcome::Written => {
-                        outcome.sent += 1;
-                        written += 1;
-                        // The next connection's quiet time is measured from now, not from
-                        // the start of a round that may by now have taken milliseconds.
-                        when.now = Instant::now();
-                    }
+                outcome.sent += 1;
+                let pushed =
+                    sub.client
+                        .outbound()
+                        .push_now(bytes, FrameType::PushPublication, when);
+                match pushed {
                     PushOutcome::Overflow => {
+                        outcome.sent -= 1;
                         tracing::debug!(client = %sub.client.id(), "client queue overflow, disconnecting (slow)");
                     }
-                    PushOutcome::Closed => {}
+                    PushOutcome::Closed => outcome.sent -= 1,
+                    _ => {}
                 }
+                pushed
             } else if filtered {
                 C::deliver_publication(
                     &sub.client,
@@ -692,7 +720,7 @@ impl<C: Connection> Hub<C> {
                     position,
                     &Frames::filtered(),
                     when,
-                );
+                )
             } else {
                 let Some(frames) = forms.frames(protocol, sub.shared.delta) else {
                     sub.client
@@ -701,25 +729,36 @@ impl<C: Connection> Hub<C> {
                     continue;
                 };
                 outcome.sent += 1;
-                let pushed = C::deliver_publication(
-                    &sub.client,
-                    channel,
-                    publication,
-                    position,
-                    &frames,
-                    when,
-                );
-                if pushed == PushOutcome::Written {
-                    written += 1;
-                    when.now = Instant::now();
-                }
+                C::deliver_publication(&sub.client, channel, publication, position, &frames, when)
+            };
+            if pushed == PushOutcome::Deferred {
+                deferred.list.push(sub.client.clone());
+                // The next connection's quiet time is judged at the time its turn is
+                // expected, after the writes before it: a long round gives every
+                // connection late in it that much longer to have been quiet.
+                when.now = start + per_write * deferred.list.len() as u32;
             }
         }
-        // A round that mostly queued says little about the cost of a write.
-        if written > 0 && written * 2 >= outcome.sent {
-            self.direct.observe(now.elapsed(), written);
+        (outcome, deferred)
+    }
+
+    /// Writes the messages a broadcast deferred, each as a frame of its own, and learns
+    /// from it what a write costs. A connection whose writer woke meanwhile, or that got
+    /// more messages behind the deferred one, is left to its writer (one frame for all).
+    pub(crate) fn flush(&self, mut deferred: Deferred<C>) {
+        let list = std::mem::take(&mut deferred.list);
+        let started = Instant::now();
+        let mut written = 0u64;
+        for (i, client) in list.iter().enumerate() {
+            if let Some(ahead) = list.get(i + TOUCH_AHEAD / 2) {
+                ahead.outbound().prefetch();
+            }
+            written += u64::from(client.outbound().flush_deferred());
         }
-        outcome
+        // A flush that mostly handed over says little about the cost of a write.
+        if written > 0 && written * 2 >= list.len() as u64 {
+            self.direct.observe(started.elapsed(), written);
+        }
     }
 
     /// Pushes a join (or leave) event to subscribers of `channel` that asked for them.
@@ -843,46 +882,83 @@ mod tests {
         }
     }
 
+    fn texts(out: &mut Vec<Bytes>) -> Vec<String> {
+        out.drain(..)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .collect()
+    }
+
     #[test]
-    fn a_connection_late_in_a_slow_round_is_judged_by_the_time_its_turn_comes() {
+    fn quiet_connections_get_their_message_on_flush_and_later_ones_queue_behind_it() {
         let hub: Hub<TestConn> = Hub::default();
-        let slow = TestConn::new(1, Duration::from_millis(3));
-        let fast = TestConn::new(2, Duration::ZERO);
-        for conn in [&slow, &fast] {
+        let a = TestConn::new(1, Duration::ZERO);
+        let b = TestConn::new(2, Duration::ZERO);
+        for conn in [&a, &b] {
             let shared = SubShared::new(false, false, false, None);
             shared.set_subscribed();
             hub.add_subscriber("ch", conn, shared);
         }
         let mut out = Vec::new();
-        // The queues' clock starts at its first use, and a frame stamped at its zero
-        // would read as "never": start it well before the frames that count.
-        let warm = TestConn::new(3, Duration::ZERO);
-        warm.outbound
-            .push(Bytes::from_static(b"x"), FrameType::Unknown);
-        warm.outbound.drain(0, &mut out);
-        std::thread::sleep(Duration::from_millis(2));
-        // Both writers park; `fast`'s has just written a frame of its own.
-        assert!(matches!(slow.outbound.drain(0, &mut out), Drained::Empty));
-        fast.outbound
-            .push(Bytes::from_static(b"x"), FrameType::Unknown);
-        assert!(matches!(
-            fast.outbound.drain(0, &mut out),
-            Drained::Messages
-        ));
-        assert!(matches!(fast.outbound.drain(0, &mut out), Drained::Empty));
+        let park = |out: &mut Vec<Bytes>| {
+            for conn in [&a, &b] {
+                while !matches!(conn.outbound.drain(0, out), Drained::Empty) {}
+            }
+        };
+        let publish = |n: u32| {
+            hub.broadcast_publication(
+                "ch",
+                &Publication::new(format!(r#"{{"n":{n}}}"#)),
+                &StreamPosition::default(),
+                None,
+            )
+        };
+        let frames = |conn: &TestConn| *conn.socket.frames.lock();
+        park(&mut out);
 
-        let sent = hub.broadcast_publication(
-            "ch",
-            &Publication::new(r#"{"a":1}"#),
-            &StreamPosition::default(),
-            None,
-        );
-        assert_eq!(sent.sent, 2);
-        assert_eq!(*slow.socket.frames.lock(), 1);
-        // When the broadcast started, `fast` had got a frame microseconds before (under
-        // the 1 ms it must be quiet); by its turn, after the slow write, 3 ms had passed.
-        assert_eq!(*fast.socket.frames.lock(), 1, "written by the broadcast");
-        assert!(matches!(fast.outbound.drain(0, &mut out), Drained::Empty));
+        // Neither connection ever got a frame: both are quiet, and nothing is written
+        // until the flush.
+        let (sent, first) = publish(1);
+        assert_eq!((sent.sent, first.len()), (2, 2));
+        assert_eq!(frames(&a) + frames(&b), 0);
+        assert!(!a.outbound.writer_parked(), "a message waits in the queue");
+        // Published before the flush: queued behind the deferred message, no writer woken.
+        let (sent, second) = publish(2);
+        assert_eq!((sent.sent, second.len()), (2, 0));
+        drop(second);
+        // `b`'s writer wakes for its own reasons and takes its queue over.
+        assert!(b.outbound.claim().is_none());
+        hub.flush(first);
+        // Two messages for each: the writers put them in one frame, in order.
+        assert_eq!(frames(&a) + frames(&b), 0);
+        for conn in [&a, &b] {
+            assert_eq!(conn.outbound.drain(0, &mut out), Drained::Messages);
+            let got = texts(&mut out);
+            assert_eq!(got.len(), 2);
+            assert!(
+                got[0].contains(r#""n":1"#) && got[1].contains(r#""n":2"#),
+                "{got:?}"
+            );
+        }
+        park(&mut out);
+
+        // Once quiet again, the flush writes each connection's single message itself.
+        std::thread::sleep(MIN_QUIET * 3);
+        let (_, third) = publish(3);
+        assert_eq!(third.len(), 2);
+        hub.flush(third);
+        assert_eq!((frames(&a), frames(&b)), (1, 1));
+        assert!(a.outbound.writer_parked() && b.outbound.writer_parked());
+
+        // A broadcast whose flush never comes leaves its messages to the writers.
+        std::thread::sleep(MIN_QUIET * 3);
+        let (_, fourth) = publish(4);
+        assert_eq!(fourth.len(), 2);
+        drop(fourth);
+        assert_eq!((frames(&a), frames(&b)), (1, 1));
+        for conn in [&a, &b] {
+            assert_eq!(conn.outbound.drain(0, &mut out), Drained::Messages);
+            assert!(texts(&mut out)[0].contains(r#""n":4"#));
+        }
     }
 
     #[test]
@@ -931,12 +1007,14 @@ mod tests {
             std::thread::sleep(MIN_QUIET * 3);
         };
         let publish = || {
-            hub.broadcast_publication(
+            let (sent, deferred) = hub.broadcast_publication(
                 "ch",
                 &Publication::new(r#"{"a":1}"#),
                 &StreamPosition::default(),
                 None,
-            )
+            );
+            hub.flush(deferred);
+            sent
         };
         let frames = |conns: &[Arc<TestConn>]| -> usize {
             conns.iter().map(|c| *c.socket.frames.lock()).sum()

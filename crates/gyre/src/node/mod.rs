@@ -227,6 +227,10 @@ pub struct NodeInfo {
     pub uptime: u64,
 }
 
+/// Up to this many deferred writes of a broadcast are made by the broadcasting call
+/// itself (see [`NodeEvents::handle_publication`]).
+const FLUSH_IN_PLACE: usize = 4;
+
 /// Forwards broker events to the hub without keeping the node alive.
 struct NodeEvents(Weak<Shared>);
 
@@ -244,10 +248,22 @@ impl BrokerEventHandler for NodeEvents {
             node.metrics.pub_sub_delivered(publication.time);
             let prev = prev.as_ref().filter(|_| use_delta);
             let started = std::time::Instant::now();
-            let outcome = node
-                .hub
-                .broadcast_publication(channel, &publication, &position, prev);
+            let (outcome, deferred) =
+                node.hub
+                    .broadcast_publication(channel, &publication, &position, prev);
             node.metrics.broadcast_duration.observe_since(started);
+            // This runs under the broker's lock of the channel and, for a publish through
+            // the server API, before its answer. A few writes cost less than a task; a
+            // round over a big channel goes to a task of its own, which the runtime runs
+            // once the publisher's task has written its answer and yielded.
+            if deferred.len() <= FLUSH_IN_PLACE {
+                node.hub.flush(deferred);
+            } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let flushing = Arc::clone(&node);
+                runtime.spawn(async move { flushing.hub.flush(deferred) });
+            } else {
+                node.hub.flush(deferred);
+            }
             if outcome.filtered > 0 {
                 node.metrics.tags_filter_dropped.add(outcome.filtered);
             }

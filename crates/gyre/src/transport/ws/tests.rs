@@ -1029,6 +1029,7 @@ fn write_now() -> crate::queue::WriteNow {
     crate::queue::WriteNow {
         now: std::time::Instant::now(),
         quiet: Duration::ZERO,
+        defer: false,
     }
 }
 
@@ -1066,6 +1067,23 @@ async fn producers_write_single_frames_to_a_parked_connection() {
         let got = next(&mut ws).await;
         assert_eq!(got.is_binary(), binary, "{path}");
         assert_eq!(got.into_data(), Bytes::from_static(b"direct"));
+        // A deferred message goes out on its flush, in a frame of its own.
+        parked(&session).await;
+        let later = crate::queue::WriteNow {
+            now: std::time::Instant::now() + Duration::from_secs(1),
+            defer: true,
+            ..write_now()
+        };
+        let outcome =
+            session
+                .0
+                .outbound
+                .push_now(Bytes::from_static(b"deferred"), FrameType::Unknown, later);
+        assert_eq!(outcome, PushOutcome::Deferred, "{path}");
+        assert!(session.0.outbound.flush_deferred(), "{path}");
+        let got = next(&mut ws).await;
+        assert_eq!(got.is_binary(), binary, "{path}");
+        assert_eq!(got.into_data(), Bytes::from_static(b"deferred"));
         // The writer still works afterwards.
         ws.send(WsMessage::text("again")).await.unwrap();
         assert_eq!(
