@@ -193,7 +193,7 @@ impl Frames {
 /// deliveries took 16.2 µs each through the writers, 12.3 µs written directly).
 #[derive(Debug)]
 pub(crate) struct DirectPace {
-    /// Smoothed cost of one direct write, in nanoseconds (the broadcast loop included).
+    /// Smoothed cost of one direct write, in nanoseconds (the flush loop included).
     write_ns: AtomicU64,
     /// Broadcasts to channels big enough to probe, counted to pick every
     /// [`PROBE_EVERY`]th.
