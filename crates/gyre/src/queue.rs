@@ -665,21 +665,31 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_deferred_message_is_written_by_its_flush_or_else_by_the_writer() {
+    /// A queue whose writer parked, holding one deferred message (`room` as in
+    /// [`direct_queue`]).
+    fn parked_with_deferred(
+        room: usize,
+        message: &'static [u8],
+    ) -> (Outbound, Wire, Arc<Mutex<usize>>) {
+        let (q, wire, room) = direct_queue(room);
+        assert_eq!(q.drain(0, &mut Vec::new()), Drained::Empty);
         let later = Instant::now() + Duration::from_secs(1);
-        let mut out = Vec::new();
-        // Written by the flush, as its own frame; the writer stays parked.
-        let (q, wire, _) = direct_queue(100);
-        assert_eq!(q.drain(0, &mut out), Drained::Empty);
         assert_eq!(
             q.push_now(
-                Bytes::from_static(b"a"),
+                Bytes::from_static(message),
                 FrameType::Unknown,
                 deferred(later)
             ),
             PushOutcome::Deferred
         );
+        (q, wire, room)
+    }
+
+    #[test]
+    fn a_deferred_message_is_written_by_its_flush_or_else_by_the_writer() {
+        let mut out = Vec::new();
+        // Written by the flush, as its own frame; the writer stays parked.
+        let (q, wire, _) = parked_with_deferred(100, b"a");
         assert!(wire.lock().is_empty(), "nothing goes out before the flush");
         assert_eq!(q.len_bytes(), 1);
         assert!(q.flush_deferred());
@@ -689,32 +699,14 @@ mod tests {
         assert!(!q.flush_deferred(), "flushed once");
 
         // Half of it fits: the writer finishes the frame before anything else.
-        let (q, wire, room) = direct_queue(2);
-        assert_eq!(q.drain(0, &mut out), Drained::Empty);
-        assert_eq!(
-            q.push_now(
-                Bytes::from_static(b"abc"),
-                FrameType::Unknown,
-                deferred(later)
-            ),
-            PushOutcome::Deferred
-        );
+        let (q, wire, room) = parked_with_deferred(2, b"abc");
         assert!(q.flush_deferred());
         assert_eq!(&wire.lock()[..], b"#a");
         *room.lock() = 100;
         assert_eq!(q.claim(), Some(Bytes::from_static(b"bc")));
 
         // A full socket: the message stays first in the queue for the writer.
-        let (q, wire, room) = direct_queue(0);
-        assert_eq!(q.drain(0, &mut out), Drained::Empty);
-        assert_eq!(
-            q.push_now(
-                Bytes::from_static(b"a"),
-                FrameType::Unknown,
-                deferred(later)
-            ),
-            PushOutcome::Deferred
-        );
+        let (q, wire, room) = parked_with_deferred(0, b"a");
         assert_eq!(
             q.push(Bytes::from_static(b"b"), FrameType::Unknown),
             PushOutcome::Queued
@@ -728,16 +720,7 @@ mod tests {
         out.clear();
 
         // A close requested before the flush: the writer sends the message, then closes.
-        let (q, wire, _) = direct_queue(100);
-        assert_eq!(q.drain(0, &mut out), Drained::Empty);
-        assert_eq!(
-            q.push_now(
-                Bytes::from_static(b"a"),
-                FrameType::Unknown,
-                deferred(later)
-            ),
-            PushOutcome::Deferred
-        );
+        let (q, wire, _) = parked_with_deferred(100, b"a");
         q.close(Disconnect::SHUTDOWN);
         assert!(!q.flush_deferred());
         assert_eq!(q.drain(0, &mut out), Drained::Messages);
@@ -746,16 +729,7 @@ mod tests {
         out.clear();
 
         // Handed over instead of flushed: the writer sends it, and a late flush does not.
-        let (q, wire, _) = direct_queue(100);
-        assert_eq!(q.drain(0, &mut out), Drained::Empty);
-        assert_eq!(
-            q.push_now(
-                Bytes::from_static(b"a"),
-                FrameType::Unknown,
-                deferred(later)
-            ),
-            PushOutcome::Deferred
-        );
+        let (q, wire, _) = parked_with_deferred(100, b"a");
         q.hand_over();
         assert!(!q.writer_parked());
         assert!(!q.flush_deferred());
