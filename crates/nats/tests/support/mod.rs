@@ -84,14 +84,21 @@ pub struct NatsServer {
 
 impl NatsServer {
     pub fn start() -> NatsServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = NatsServer { port, child: None };
-        server.restart();
-        server
+        // A spare port can be taken again before nats-server binds it (tests in one
+        // binary start servers concurrently): then the server exits, and another port is
+        // tried.
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut server = NatsServer { port, child: None };
+            if server.spawn_and_wait() {
+                return server;
+            }
+        }
+        panic!("nats-server did not start on any of 5 spare ports");
     }
 
     pub fn url(&self) -> String {
@@ -100,18 +107,38 @@ impl NatsServer {
 
     /// Starts the server (again) on the same port and waits until it accepts.
     pub fn restart(&mut self) {
+        assert!(
+            self.spawn_and_wait(),
+            "nats-server exited: port {} taken",
+            self.port
+        );
+    }
+
+    /// Starts nats-server and waits until it greets on the port. False when it exited
+    /// first (the port is taken).
+    fn spawn_and_wait(&mut self) -> bool {
         assert!(self.child.is_none(), "already running");
         let bin =
             std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "/usr/sbin/nats-server".into());
-        let child = std::process::Command::new(bin)
+        let mut child = std::process::Command::new(bin)
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start nats-server");
-        self.child = Some(child);
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        loop {
+            if child.try_wait().expect("nats-server status").is_some() {
+                return false;
+            }
+            if greets(self.port) {
+                // Still ours: a server that lost the port to another exits right away.
+                if child.try_wait().expect("nats-server status").is_none() {
+                    self.child = Some(child);
+                    return true;
+                }
+                return false;
+            }
             assert!(
                 std::time::Instant::now() < deadline,
                 "nats-server did not start"
@@ -127,6 +154,18 @@ impl NatsServer {
             let _ = child.wait();
         }
     }
+}
+
+/// Whether a NATS server answers on `port` with its `INFO` greeting. A bare TCP connect
+/// is not enough: a probe from an ephemeral port can connect to itself.
+fn greets(port: u16) -> bool {
+    use std::io::Read;
+    let Ok(mut probe) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = probe.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut head = [0u8; 4];
+    probe.read_exact(&mut head).is_ok() && &head == b"INFO"
 }
 
 impl Drop for NatsServer {
